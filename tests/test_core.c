@@ -1,0 +1,161 @@
+/* tests/test_core.c — errors, the arena, determinism, modes, and that the models learn. */
+#include "test.h"
+#include <string.h>
+
+static void fill_uniform(uvae_tensor *t, uvae_rng *r, float lo, float hi) {
+    for (size_t i = 0; i < t->size; i++) t->data[i] = lo + (hi - lo) * uvae_rng_uniform(r);
+}
+
+static void test_errors(void) {
+    uvae_ctx *ctx = uvae_ctx_new(0);
+    uvae_tensor *x = uvae_tensor_new(4, (int[]){1, 3, 4, 4}), *w = uvae_tensor_new(4, (int[]){2, 4, 3, 3});
+    uvae_tensor *idx = uvae_tensor_new(1, (int[]){2}), *tab = uvae_tensor_new(2, (int[]){3, 2});
+    uvae_tensor *t = uvae_tensor_new(3, (int[]){1, 4, 4}), *nanl = uvae_tensor_new_grad(1, (int[]){1}, 1);
+    uvae_ctx_reset(ctx, 1);
+    CHECK(uvae_last_error() != NULL, "uvae_last_error must never be NULL");
+    CHECK(uvae_conv2d(ctx, x, w, NULL, 1, 1) == NULL && strstr(uvae_last_error(), "uvae_conv2d") && strstr(uvae_last_error(), "[2,4,3,3]"),
+          "channel mismatch must fail naming the op and shapes, got: %s", uvae_last_error());
+    CHECK(uvae_relu(ctx, uvae_conv2d(ctx, x, w, NULL, 1, 1)) == NULL && strstr(uvae_last_error(), "uvae_conv2d"),
+          "a NULL input propagates and keeps the first error, got: %s", uvae_last_error());
+    CHECK(uvae_backward(ctx, NULL) != UVAE_OK, "backward of a failed forward fails");
+    idx->data[1] = 3;
+    CHECK(uvae_embedding(ctx, idx, tab) == NULL && strstr(uvae_last_error(), "index 3"), "embedding index out of range: %s", uvae_last_error());
+    idx->data[1] = 0.5f;
+    CHECK(uvae_embedding(ctx, idx, tab) == NULL, "a fractional embedding index is refused");
+    t->data[5] = 3;
+    CHECK(uvae_cross_entropy(ctx, x, t) == NULL && strstr(uvae_last_error(), "not a class"), "class 3 of 3 refused: %s", uvae_last_error());
+    t->data[5] = -1;
+    CHECK(uvae_dice_loss(ctx, x, t, 1) == NULL, "class -1 refused by dice");
+    CHECK(uvae_add(ctx, x, w) == NULL && strstr(uvae_last_error(), "uvae_add"), "add of different shapes refused");
+    CHECK(uvae_reshape(ctx, x, 2, (int[]){5, 5}) == NULL, "reshape to another size refused");
+    CHECK(uvae_dropout(ctx, x, 1.0f) == NULL, "dropout p = 1 refused");
+    CHECK(uvae_max_pool2d(ctx, idx, 2, 2) == NULL, "pooling a 1-D tensor refused");
+    nanl->data[0] = NAN;
+    CHECK(uvae_backward(ctx, nanl) == UVAE_ERR_NUMERIC && strstr(uvae_last_error(), "nan"), "NaN loss refused: %s", uvae_last_error());
+    {
+        uvae_unet net;
+        uvae_unet_config bad = {3, 3, 8, 9, UVAE_DOWN_MAXPOOL, UVAE_UP_TRANSPOSE};
+        CHECK(uvae_unet_init(&net, &bad, 1) == UVAE_ERR_ARG && strstr(uvae_last_error(), "depth 9"), "depth 9 refused: %s", uvae_last_error());
+    }
+    uvae_tensor_free(x); uvae_tensor_free(w); uvae_tensor_free(idx); uvae_tensor_free(tab); uvae_tensor_free(t); uvae_tensor_free(nanl);
+    uvae_ctx_free(ctx);
+}
+
+/* n training steps of a tiny UNet; losses out; returns the arena capacity after each step */
+static void unet_steps(int down, int up, uint64_t seed, int n, float *losses, size_t *cap) {
+    uvae_unet net;
+    uvae_unet_config cfg = {3, 3, 4, 2, down, up};
+    uvae_optim opt;
+    uvae_ctx *ctx = uvae_ctx_new(0);
+    uvae_tensor *x = uvae_tensor_new(4, (int[]){2, 3, 16, 16}), *y = uvae_tensor_new(3, (int[]){2, 16, 16});
+    uvae_rng r;
+    uvae_rng_seed(&r, 5);
+    fill_uniform(x, &r, -1, 1);
+    for (size_t i = 0; i < y->size; i++) y->data[i] = (float)((x->data[i] > 0) + (x->data[i] > 0.5f));  /* learnable from the input */
+    CHECK(uvae_unet_init(&net, &cfg, seed) == UVAE_OK, "unet init: %s", uvae_last_error());
+    uvae_optim_init(&opt, &net.params, UVAE_ADAM, 1e-2f);
+    for (int s = 0; s < n; s++) {
+        uvae_tensor *loss;
+        uvae_ctx_reset(ctx, 1);
+        uvae_params_zero_grad(&net.params);
+        loss = uvae_cross_entropy(ctx, uvae_unet_forward(ctx, &net, x), y);
+        losses[s] = loss ? loss->data[0] : NAN;
+        if (uvae_backward(ctx, loss) != UVAE_OK) { CHECK(0, "backward: %s", uvae_last_error()); break; }
+        uvae_optim_step(&opt, &net.params, -1);
+        if (cap) cap[s] = uvae_ctx_arena_capacity(ctx);
+    }
+    uvae_ctx_reset(ctx, 1);
+    if (cap) cap[n - 1] = uvae_ctx_arena_capacity(ctx);
+    uvae_optim_free(&opt);
+    uvae_unet_free(&net);
+    uvae_tensor_free(x); uvae_tensor_free(y);
+    uvae_ctx_free(ctx);
+}
+
+static void test_training(void) {
+    const char *names[4] = {"MaxPool+Transpose", "MaxPool+Upsample", "Strided+Transpose", "Strided+Upsample"};
+    float a[40], b[40];
+    size_t cap[40];
+    for (int v = 0; v < 4; v++) {
+        unet_steps(v / 2, v % 2, 11, 40, a, v == 0 ? cap : NULL);
+        CHECK(a[39] < 0.4f * a[0], "%s: loss should fall on a learnable task: %.4f -> %.4f", names[v], a[0], a[39]);
+    }
+    /* the arena grows during the first step(s), then stays put */
+    CHECK(cap[1] > 0 && cap[39] == cap[2], "arena capacity stable: step 2 %zu bytes, step 40 %zu", cap[2], cap[39]);
+    /* same seed -> bit-identical losses; another seed -> different ones */
+    unet_steps(0, 0, 11, 5, a, NULL);
+    unet_steps(0, 0, 11, 5, b, NULL);
+    CHECK(memcmp(a, b, 5 * sizeof(float)) == 0, "same seed must give bit-identical losses");
+    unet_steps(0, 0, 12, 5, b, NULL);
+    CHECK(memcmp(a, b, 5 * sizeof(float)) != 0, "another seed gives other losses");
+}
+
+static void test_cvae(void) {
+    uvae_cvae m;
+    uvae_cvae_config cfg = {1, 12, 4, 4, 6, 4};
+    uvae_optim opt;
+    uvae_ctx *ctx = uvae_ctx_new(0);
+    uvae_tensor *x = uvae_tensor_new(4, (int[]){8, 1, 12, 12}), *y = uvae_tensor_new(1, (int[]){8});
+    float first = 0, last = 0;
+    uvae_rng r;
+    uvae_rng_seed(&r, 3);
+    for (int n = 0; n < 8; n++) {                        /* class k: a bright band at row 3k */
+        y->data[n] = (float)(n % 4);
+        for (int i = 0; i < 144; i++) x->data[n * 144 + i] = (i / 12 / 3 == n % 4) ? 0.9f : 0.1f * uvae_rng_uniform(&r);
+    }
+    CHECK(uvae_cvae_init(&m, &cfg, 1) == UVAE_OK, "cvae init: %s", uvae_last_error());
+    uvae_optim_init(&opt, &m.params, UVAE_ADAM, 3e-3f);
+    for (int s = 0; s < 60; s++) {
+        uvae_tensor *loss;
+        uvae_ctx_reset(ctx, 1);
+        uvae_params_zero_grad(&m.params);
+        loss = uvae_cvae_loss(ctx, uvae_cvae_forward(ctx, &m, x, y, NULL), x);
+        if (uvae_backward(ctx, loss) != UVAE_OK) { CHECK(0, "cvae backward: %s", uvae_last_error()); break; }
+        if (s == 0) first = loss->data[0];
+        last = loss->data[0];
+        uvae_optim_step(&opt, &m.params, -1);
+    }
+    CHECK(last < 0.7f * first, "cvae loss should fall: %.2f -> %.2f", first, last);
+    /* eval mode: no tape, so backward is refused with a reason */
+    uvae_ctx_reset(ctx, 0);
+    {
+        uvae_tensor *loss = uvae_cvae_loss(ctx, uvae_cvae_forward(ctx, &m, x, y, NULL), x);
+        CHECK(loss && uvae_backward(ctx, loss) == UVAE_ERR_ARG && strstr(uvae_last_error(), "eval"), "eval-mode backward refused: %s", uvae_last_error());
+    }
+    uvae_optim_free(&opt);
+    uvae_cvae_free(&m);
+    uvae_tensor_free(x); uvae_tensor_free(y);
+    uvae_ctx_free(ctx);
+}
+
+static void test_rng_params(void) {
+    uvae_rng r;
+    double s = 0, ss = 0, mn = 1, mx = 0;
+    uvae_unet net;
+    uvae_unet_config cfg = {3, 2, 8, 2, UVAE_DOWN_MAXPOOL, UVAE_UP_TRANSPOSE};
+    uvae_param *p;
+    uvae_rng_seed(&r, 1);
+    for (int i = 0; i < 100000; i++) {
+        double u = uvae_rng_uniform(&r), g = uvae_rng_normal(&r);
+        if (u < mn) mn = u;
+        if (u > mx) mx = u;
+        s += g; ss += g * g;
+    }
+    CHECK(mn >= 0 && mx < 1 && mn < 1e-3 && mx > 0.999, "uniform in [0,1): min %g max %g", mn, mx);
+    CHECK(fabs(s / 1e5) < 0.02 && fabs(ss / 1e5 - 1) < 0.02, "normal: mean %g var %g", s / 1e5, ss / 1e5);
+    CHECK(uvae_unet_init(&net, &cfg, 1) == UVAE_OK, "unet init");
+    p = uvae_params_find(&net.params, "outc.weight");
+    CHECK(p && p->t.ndim == 4 && p->t.shape[0] == 2 && p->t.shape[1] == 8 && p->trainable, "outc.weight [2,8,1,1]");
+    p = uvae_params_find(&net.params, "down1.conv.bn1.running_var");
+    CHECK(p && !p->trainable && p->t.data[0] == 1.0f && p->t.grad == NULL, "running_var is a buffer initialised to 1");
+    /* 29634 = the same model built from torch.nn layers, counted by PyTorch */
+    CHECK(uvae_params_count(&net.params) == 29634, "trainable parameters: %zu", uvae_params_count(&net.params));
+    uvae_unet_free(&net);
+}
+
+void suite_core(void) {
+    test_errors();
+    test_rng_params();
+    test_training();
+    test_cvae();
+}

@@ -1,0 +1,2870 @@
+/* unetvae.h — train a UNet and a conditional VAE from scratch, in C99, in one header.
+
+   USAGE
+     In exactly one C file:           #define UNETVAE_IMPLEMENTATION
+                                      #include "unetvae.h"
+     Everywhere else just include it. Build:
+       CPU:  cc -O3 -fopenmp -std=c99 app.c -lm -o app
+       GPU:  nvcc -O3 -DUNETVAE_CUDA app.c unetvae_cuda.cu -o app     (GPU kernels: a later issue)
+
+   QUICK START (examples/quickstart.c: train a small UNet for a few steps, then save it)
+     uvae_unet_config cfg = {3, 3, 8, 4, UVAE_DOWN_MAXPOOL, UVAE_UP_TRANSPOSE};
+     uvae_unet net;                                 // in_ch, classes, width, depth, down, up
+     uvae_optim opt;
+     uvae_ctx *ctx = uvae_ctx_new(0);               // 0: the arena sizes itself in step 1
+     if (uvae_unet_init(&net, &cfg, 1234) != UVAE_OK) { puts(uvae_last_error()); return 1; }
+     uvae_optim_init(&opt, &net.params, UVAE_ADAM, 1e-3f);
+     uvae_tensor *x = uvae_tensor_new(4, (int[]){4, 3, 64, 64});   // fill x->data: images
+     uvae_tensor *y = uvae_tensor_new(3, (int[]){4, 64, 64});      // class ids, as floats
+     for (int step = 0; step < 60; step++) {
+         uvae_ctx_reset(ctx, 1);                    // new step: training mode, tape on
+         uvae_params_zero_grad(&net.params);
+         uvae_tensor *loss = uvae_cross_entropy(ctx, uvae_unet_forward(ctx, &net, x), y);
+         if (uvae_backward(ctx, loss) != UVAE_OK) { puts(uvae_last_error()); return 1; }
+         uvae_optim_step(&opt, &net.params, uvae_lr_onecycle(step, 60, 1e-3f));
+     }
+     if (uvae_save("net.safetensors", &net.params, &opt, NULL, 0) != UVAE_OK) puts(uvae_last_error());
+
+   CONVENTIONS
+     - float32 only. Activations are NCHW (or [N, F] for dense layers), row-major.
+       Class labels and embedding indices are stored as floats holding integers.
+     - Every fallible call returns a status (UVAE_OK == 0) or NULL; uvae_last_error() says what and
+       where. Ops given a NULL input return NULL, so a forward pass can be checked once at the end.
+       The library never exits or aborts.
+     - Parameters, gradients and optimizer moments live in slabs allocated once. Per-step
+       activations come from the context's arena; uvae_ctx_reset() frees them all at once. The arena
+       grows during the first step and is then reused: no malloc in a steady training loop.
+     - Autograd: in training mode each op appends a node to the context's tape; uvae_backward()
+       walks it in reverse. A model is written once, as a forward pass.
+     - Same seed, same CPU build, same thread count -> bit-identical losses.
+   CONFIG MACROS (define before the implementation)
+     UVAE_MALLOC / UVAE_REALLOC / UVAE_FREE   all three or none (default: stdlib)
+     UVAE_ASSERT                              programmer errors only (default: assert)
+   LIMITATIONS
+     CPU only until unetvae_cuda.cu lands (tensors carry a device tag for it). No dilation or groups
+     in convolutions. Square kernels; 2-D pooling without padding.
+
+   TABLE OF CONTENTS (search for the tag, e.g. "[ops/conv2d]")
+     [config]      allocator macros, status codes, uvae_last_error
+     [tensor]      uvae_tensor, standalone tensors
+     [rng]         seeded PCG32 generator
+     [ctx]         context: arena, tape, mode
+     [params]      named parameter registry and slabs
+     [ops/...]     gemm, conv2d, conv_transpose2d, max_pool2d, avg_pool2d, upsample, batch_norm2d,
+                   relu, leaky_relu, sigmoid, tanh, exp, linear, embedding, concat, add, mul, scale,
+                   reshape/flatten, sum/mean, dropout — forward and backward side by side
+     [autograd]    uvae_backward
+     [loss/...]    cross_entropy, bce_with_logits, dice, ce_dice, kl_normal, bernoulli_nll,
+                   gaussian_nll
+     [optim]       SGD+momentum, Adam, AdamW, lr schedules, global-norm clipping
+     [layers]      conv, batch norm, linear, embedding layers that own named parameters
+     [models]      UNet, conditional VAE
+     [ckpt]        safetensors reader and writer, uvae_save / uvae_load
+*/
+#ifndef UNETVAE_H
+#define UNETVAE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+   [config] status codes and errors */
+typedef enum uvae_status {
+    UVAE_OK = 0,
+    UVAE_ERR_ARG = -1,     /* bad argument or shape */
+    UVAE_ERR_NOMEM = -2,   /* out of memory */
+    UVAE_ERR_IO = -3,      /* file missing, unreadable, unwritable */
+    UVAE_ERR_FORMAT = -4,  /* file content is corrupt, truncated or unexpected */
+    UVAE_ERR_NUMERIC = -5, /* NaN or Inf where a finite value was needed */
+    UVAE_ERR_CUDA = -6     /* CUDA runtime failure or no device */
+} uvae_status;
+
+/* The reason of the last failure in this thread: "where: what". Never NULL. */
+const char *uvae_last_error(void);
+
+/* ---------------------------------------------------------------------------------------------
+   [tensor] */
+enum { UVAE_CPU = 0, UVAE_CUDA = 1 };
+#define UVAE_MAX_DIMS 4
+
+typedef struct uvae_tensor {
+    float *data;                  /* `size` values, row-major over shape[0..ndim) */
+    float *grad;                  /* same layout, or NULL when no gradient flows here */
+    int ndim;
+    int shape[UVAE_MAX_DIMS];
+    size_t size;                  /* product of shape */
+    int device;                   /* UVAE_CPU (UVAE_CUDA with the GPU build) */
+} uvae_tensor;
+
+/* A standalone tensor owned by the caller (inputs, targets, test tensors); zero-filled.
+   with_grad != 0 also allocates a zeroed gradient. NULL on failure. */
+uvae_tensor *uvae_tensor_new(int ndim, const int *shape);
+uvae_tensor *uvae_tensor_new_grad(int ndim, const int *shape, int with_grad);
+void uvae_tensor_free(uvae_tensor *t);
+int uvae_same_shape(const uvae_tensor *a, const uvae_tensor *b);
+
+/* ---------------------------------------------------------------------------------------------
+   [rng] PCG32 (O'Neill 2014): 64-bit state, 32-bit outputs. Seeded; state can be saved. */
+typedef struct uvae_rng { uint64_t state, inc; } uvae_rng;
+void uvae_rng_seed(uvae_rng *r, uint64_t seed);
+uint32_t uvae_rng_u32(uvae_rng *r);
+float uvae_rng_uniform(uvae_rng *r);          /* [0, 1) */
+float uvae_rng_normal(uvae_rng *r);           /* N(0, 1), Box-Muller */
+
+/* ---------------------------------------------------------------------------------------------
+   [ctx] a context: the activation arena, the autograd tape and the mode. */
+typedef struct uvae_ctx uvae_ctx;
+/* arena_bytes: initial arena size (0: start small and grow during the first step). */
+uvae_ctx *uvae_ctx_new(size_t arena_bytes);
+void uvae_ctx_free(uvae_ctx *ctx);
+/* Forget the previous step's activations and tape. train != 0: batch-norm uses batch statistics,
+   dropout is active, and ops record the tape for uvae_backward. train == 0: evaluation. */
+void uvae_ctx_reset(uvae_ctx *ctx, int train);
+/* Fine control (tests): record the tape independently of the train/eval behaviour. */
+void uvae_ctx_set_record(uvae_ctx *ctx, int record);
+uvae_rng *uvae_ctx_rng(uvae_ctx *ctx);        /* the generator dropout and sampling use */
+size_t uvae_ctx_arena_capacity(const uvae_ctx *ctx);
+/* A tensor from the arena (valid until the next reset), zero-filled; NULL on failure. */
+uvae_tensor *uvae_ctx_tensor(uvae_ctx *ctx, int ndim, const int *shape);
+
+/* ---------------------------------------------------------------------------------------------
+   [params] a registry of named parameters (trainable) and buffers (e.g. batch-norm running
+   statistics). Layers register tensors first; uvae_params_alloc then allocates one slab for all
+   values and one for all gradients, and initialises them from a seed. */
+enum { UVAE_INIT_ZERO, UVAE_INIT_ONE, UVAE_INIT_UNIFORM /* U(-a, a) */, UVAE_INIT_NORMAL /* a*N(0,1) */ };
+#define UVAE_NAME_MAX 96
+typedef struct uvae_param {
+    char name[UVAE_NAME_MAX];     /* e.g. "down1.conv.bn1.weight" */
+    uvae_tensor t;
+    int trainable;                /* 0 for buffers: no gradient, not optimised */
+    int init; float init_arg;
+    size_t offset;                /* into the slabs, in floats */
+} uvae_param;
+
+typedef struct uvae_params {
+    uvae_param **p; int n, cap;
+    float *data, *grad;           /* slabs: all values, all gradients (buffers' grad unused) */
+    size_t total;                 /* floats in each slab */
+    int status;                   /* first registration error, reported by uvae_params_alloc */
+} uvae_params;
+
+void uvae_params_init(uvae_params *P);
+/* Register a tensor; the name is printf-formatted. Returns the tensor (data valid after alloc). */
+uvae_tensor *uvae_params_add(uvae_params *P, int trainable, int init, float init_arg,
+                             int ndim, const int *shape, const char *fmt, ...);
+int uvae_params_alloc(uvae_params *P, uint64_t seed);
+void uvae_params_free(uvae_params *P);
+void uvae_params_zero_grad(uvae_params *P);
+uvae_param *uvae_params_find(const uvae_params *P, const char *name);
+size_t uvae_params_count(const uvae_params *P);  /* trainable scalars */
+
+/* ---------------------------------------------------------------------------------------------
+   [ops] Each returns a new arena tensor (NULL on failure or when an input is NULL). */
+uvae_tensor *uvae_conv2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, uvae_tensor *b,
+                         int stride, int pad);           /* x [N,Ci,H,W] w [Co,Ci,k,k] b [Co]|NULL */
+uvae_tensor *uvae_conv_transpose2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, uvae_tensor *b,
+                                   int stride, int pad); /* w [Ci,Co,k,k]; Ho=(H-1)s-2p+k */
+uvae_tensor *uvae_max_pool2d(uvae_ctx *ctx, uvae_tensor *x, int k, int stride);
+uvae_tensor *uvae_avg_pool2d(uvae_ctx *ctx, uvae_tensor *x, int k, int stride);
+enum { UVAE_NEAREST = 0, UVAE_BILINEAR = 1 };
+uvae_tensor *uvae_upsample(uvae_ctx *ctx, uvae_tensor *x, int scale, int mode);
+uvae_tensor *uvae_batch_norm2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *gamma, uvae_tensor *beta,
+                               uvae_tensor *running_mean, uvae_tensor *running_var,
+                               float momentum, float eps);
+uvae_tensor *uvae_relu(uvae_ctx *ctx, uvae_tensor *x);
+uvae_tensor *uvae_leaky_relu(uvae_ctx *ctx, uvae_tensor *x, float slope);
+uvae_tensor *uvae_sigmoid(uvae_ctx *ctx, uvae_tensor *x);
+uvae_tensor *uvae_tanh(uvae_ctx *ctx, uvae_tensor *x);
+uvae_tensor *uvae_exp(uvae_ctx *ctx, uvae_tensor *x);
+uvae_tensor *uvae_linear(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, uvae_tensor *b); /* x [N,I] w [O,I] */
+uvae_tensor *uvae_embedding(uvae_ctx *ctx, uvae_tensor *idx, uvae_tensor *table); /* idx [N], table [V,D] -> [N,D] */
+uvae_tensor *uvae_concat(uvae_ctx *ctx, uvae_tensor *a, uvae_tensor *b);  /* along dim 1 */
+uvae_tensor *uvae_add(uvae_ctx *ctx, uvae_tensor *a, uvae_tensor *b);
+uvae_tensor *uvae_mul(uvae_ctx *ctx, uvae_tensor *a, uvae_tensor *b);
+uvae_tensor *uvae_scale(uvae_ctx *ctx, uvae_tensor *x, float s);
+uvae_tensor *uvae_reshape(uvae_ctx *ctx, uvae_tensor *x, int ndim, const int *shape); /* a view */
+uvae_tensor *uvae_flatten(uvae_ctx *ctx, uvae_tensor *x);                 /* [N, rest] view */
+uvae_tensor *uvae_sum(uvae_ctx *ctx, uvae_tensor *x);                     /* -> [1] */
+uvae_tensor *uvae_mean(uvae_ctx *ctx, uvae_tensor *x);                    /* -> [1] */
+uvae_tensor *uvae_dropout(uvae_ctx *ctx, uvae_tensor *x, float p);
+
+/* [autograd] d(loss)/d(everything) for a one-element loss recorded on the tape. Gradients are
+   accumulated (+=) into parameter gradients: call uvae_params_zero_grad before each step.
+   Fails with UVAE_ERR_NUMERIC if the loss is not finite. */
+int uvae_backward(uvae_ctx *ctx, uvae_tensor *loss);
+
+/* ---------------------------------------------------------------------------------------------
+   [loss] Each returns a one-element tensor.
+   logits [N,C,H,W] or [N,C]; class targets [N,H,W] or [N] (floats holding 0..C-1). */
+uvae_tensor *uvae_cross_entropy(uvae_ctx *ctx, uvae_tensor *logits, uvae_tensor *target);   /* mean */
+uvae_tensor *uvae_bce_with_logits(uvae_ctx *ctx, uvae_tensor *logits, uvae_tensor *target); /* mean */
+/* Soft Dice, 1 - mean over classes of (2 sum(p t) + s) / (sum p + sum t + s), pooled over the batch.
+   C > 1: p = softmax, t = one-hot of class targets [N,H,W]. C == 1: p = sigmoid, t in {0,1} [N,1,H,W]. */
+uvae_tensor *uvae_dice_loss(uvae_ctx *ctx, uvae_tensor *logits, uvae_tensor *target, float smooth);
+uvae_tensor *uvae_ce_dice_loss(uvae_ctx *ctx, uvae_tensor *logits, uvae_tensor *target, float smooth);
+/* KL(N(mu, exp(logvar)) || N(0, I)): summed over the latent, mean over the batch (nats). */
+uvae_tensor *uvae_kl_normal(uvae_ctx *ctx, uvae_tensor *mu, uvae_tensor *logvar);
+/* Bernoulli NLL of targets in [0,1] under sigmoid(logits): summed per sample, mean over the batch. */
+uvae_tensor *uvae_bernoulli_nll(uvae_ctx *ctx, uvae_tensor *logits, uvae_tensor *target);
+/* Gaussian NLL 0.5*((t-mean)^2/exp(logvar) + logvar + log 2pi): summed per sample, mean over batch.
+   logvar has the shape of mean, or is one element shared by all. */
+uvae_tensor *uvae_gaussian_nll(uvae_ctx *ctx, uvae_tensor *mean, uvae_tensor *logvar, uvae_tensor *target);
+
+/* ---------------------------------------------------------------------------------------------
+   [optim] */
+enum { UVAE_SGD = 0, UVAE_ADAM = 1, UVAE_ADAMW = 2 };
+typedef struct uvae_optim {
+    int kind;
+    float lr, beta1, beta2, eps, weight_decay, momentum;
+    float clip_norm;              /* > 0: clip the global gradient norm before the update */
+    int64_t step;                 /* updates done */
+    float *m, *v;                 /* moment slabs (v unused by SGD), size params->total */
+    size_t total;
+} uvae_optim;
+/* Defaults: Adam/AdamW betas (0.9, 0.999), eps 1e-8, AdamW weight decay 0.01, SGD momentum 0.9. */
+int uvae_optim_init(uvae_optim *o, const uvae_params *P, int kind, float lr);
+void uvae_optim_free(uvae_optim *o);
+/* One update with learning rate lr (< 0: use o->lr). Returns the global grad norm before clipping. */
+float uvae_optim_step(uvae_optim *o, uvae_params *P, float lr);
+float uvae_grad_norm(const uvae_params *P);
+float uvae_clip_grad_norm(uvae_params *P, float max_norm); /* == torch clip_grad_norm_; returns norm */
+/* Schedules: the learning rate for update number `step` (0-based) of `total`. */
+float uvae_lr_cosine(int64_t step, int64_t total, float lr_max, float lr_min);   /* CosineAnnealingLR */
+float uvae_lr_onecycle(int64_t step, int64_t total, float lr_max);               /* OneCycleLR defaults */
+
+/* ---------------------------------------------------------------------------------------------
+   [layers] Layers own named parameters in a registry. */
+typedef struct uvae_conv { uvae_tensor *w, *b; int stride, pad, transposed; } uvae_conv;
+typedef struct uvae_bn { uvae_tensor *gamma, *beta, *mean, *var; float momentum, eps; } uvae_bn;
+typedef struct uvae_dense { uvae_tensor *w, *b; } uvae_dense;
+/* PyTorch's default initialisation (kaiming-uniform weights, uniform biases). */
+void uvae_conv_init(uvae_params *P, uvae_conv *l, const char *name, int in, int out, int k,
+                    int stride, int pad, int bias);
+void uvae_conv_transpose_init(uvae_params *P, uvae_conv *l, const char *name, int in, int out,
+                              int k, int stride, int pad, int bias);
+void uvae_bn_init(uvae_params *P, uvae_bn *l, const char *name, int ch);
+void uvae_dense_init(uvae_params *P, uvae_dense *l, const char *name, int in, int out);
+uvae_tensor *uvae_conv_forward(uvae_ctx *ctx, const uvae_conv *l, uvae_tensor *x);
+uvae_tensor *uvae_bn_forward(uvae_ctx *ctx, const uvae_bn *l, uvae_tensor *x);
+uvae_tensor *uvae_dense_forward(uvae_ctx *ctx, const uvae_dense *l, uvae_tensor *x);
+
+/* ---------------------------------------------------------------------------------------------
+   [models] */
+#define UVAE_UNET_MAX_DEPTH 6
+enum { UVAE_DOWN_MAXPOOL = 0, UVAE_DOWN_STRIDED = 1 };
+enum { UVAE_UP_TRANSPOSE = 0, UVAE_UP_UPSAMPLE = 1 };
+typedef struct uvae_unet_config {
+    int in_ch, n_classes;         /* e.g. 3 and 3 (trimap classes), or n_classes 1 for a sigmoid head */
+    int base_width, depth;        /* widths base * 2^i, i = 0..depth; input side divisible by 2^depth */
+    int down, up;                 /* UVAE_DOWN_*, UVAE_UP_* */
+} uvae_unet_config;
+typedef struct uvae_double_conv { uvae_conv c1, c2; uvae_bn b1, b2; } uvae_double_conv;
+typedef struct uvae_unet {
+    uvae_unet_config cfg;
+    uvae_double_conv inc;
+    uvae_conv down_conv[UVAE_UNET_MAX_DEPTH];   /* strided 3x3 conv (UVAE_DOWN_STRIDED only) */
+    uvae_double_conv down[UVAE_UNET_MAX_DEPTH];
+    uvae_conv up_conv[UVAE_UNET_MAX_DEPTH];     /* 2x2 transposed conv, or 3x3 conv after upsampling */
+    uvae_double_conv up[UVAE_UNET_MAX_DEPTH];
+    uvae_conv outc;
+    uvae_params params;
+} uvae_unet;
+int uvae_unet_init(uvae_unet *m, const uvae_unet_config *cfg, uint64_t seed);
+void uvae_unet_free(uvae_unet *m);
+uvae_tensor *uvae_unet_forward(uvae_ctx *ctx, uvae_unet *m, uvae_tensor *x); /* -> logits [N,classes,H,W] */
+
+typedef struct uvae_cvae_config {
+    int in_ch, size, n_classes;   /* images [N,in_ch,size,size], size divisible by 4 */
+    int latent, width, embed;     /* latent dim, conv width, label embedding dim */
+} uvae_cvae_config;
+typedef struct uvae_cvae {
+    uvae_cvae_config cfg;
+    uvae_tensor *label_plane;     /* [n_classes, size*size]: the label as an extra input channel */
+    uvae_tensor *label_embed;     /* [n_classes, embed] */
+    uvae_conv e1, e2;             /* encoder convs, 4x4 stride 2 */
+    uvae_dense fc_mu, fc_logvar, fc_dec;
+    uvae_conv d1, d2;             /* decoder transposed convs, 4x4 stride 2 */
+    uvae_params params;
+} uvae_cvae;
+typedef struct uvae_cvae_out { uvae_tensor *logits, *mu, *logvar, *z; } uvae_cvae_out;
+int uvae_cvae_init(uvae_cvae *m, const uvae_cvae_config *cfg, uint64_t seed);
+void uvae_cvae_free(uvae_cvae *m);
+/* x [N,in_ch,S,S] in [0,1], labels [N]; eps [N,latent] or NULL to draw it from the ctx rng. */
+uvae_cvae_out uvae_cvae_forward(uvae_ctx *ctx, uvae_cvae *m, uvae_tensor *x, uvae_tensor *labels,
+                                uvae_tensor *eps);
+/* Bernoulli NLL + KL, nats per image. */
+uvae_tensor *uvae_cvae_loss(uvae_ctx *ctx, uvae_cvae_out out, uvae_tensor *x);
+
+/* ---------------------------------------------------------------------------------------------
+   [ckpt] safetensors: 8-byte little-endian header length N, N bytes of JSON
+   {"name": {"dtype": "F32", "shape": [..], "data_offsets": [a, b]}, ..., "__metadata__": {"k": "v"}},
+   then the data. Only F32 tensors are written or read. */
+#define UVAE_META_MAX 32
+typedef struct uvae_st_tensor {
+    char name[UVAE_NAME_MAX];
+    int ndim; int shape[UVAE_MAX_DIMS];
+    size_t size;                  /* elements */
+    const float *data;            /* into the file's buffer (little-endian host assumed) */
+} uvae_st_tensor;
+typedef struct uvae_st_file {
+    uvae_st_tensor *t; int n;
+    char meta_key[UVAE_META_MAX][64]; char meta_val[UVAE_META_MAX][256]; int n_meta;
+    unsigned char *buf; size_t buf_size;
+} uvae_st_file;
+/* Read and validate a whole file. On failure nothing needs freeing. */
+int uvae_st_read(const char *path, uvae_st_file *f);
+void uvae_st_free(uvae_st_file *f);
+const uvae_st_tensor *uvae_st_find(const uvae_st_file *f, const char *name);
+const char *uvae_st_meta(const uvae_st_file *f, const char *key);   /* NULL if absent */
+/* Write tensors and string metadata atomically (temp file, then rename). */
+int uvae_st_write(const char *path, const uvae_st_tensor *t, int n,
+                  const char *const *meta_kv, int n_meta /* pairs */);
+/* Parameters and buffers under their names; with opt, also its moments ("optim.m.<name>",
+   "optim.v.<name>") and step. meta_kv: extra metadata pairs (e.g. the model config). */
+int uvae_save(const char *path, const uvae_params *P, const uvae_optim *opt,
+              const char *const *meta_kv, int n_meta);
+/* Load into an already-built model: every registered tensor must be present with its shape.
+   With opt, the moments and step are restored too (they must be in the file). */
+int uvae_load(const char *path, uvae_params *P, uvae_optim *opt);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UNETVAE_H */
+
+/* ============================================================================================= */
+#ifdef UNETVAE_IMPLEMENTATION
+#ifndef UNETVAE_IMPLEMENTATION_DONE
+#define UNETVAE_IMPLEMENTATION_DONE
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdarg.h>
+#include <math.h>
+#include <errno.h>
+#include <assert.h>
+
+/* ---------------------------------------------------------------------------------------------
+   [config] allocator macros (all or none), assertions for programmer errors, OpenMP pragmas. */
+#if defined(UVAE_MALLOC) && defined(UVAE_FREE) && defined(UVAE_REALLOC)
+#elif !defined(UVAE_MALLOC) && !defined(UVAE_FREE) && !defined(UVAE_REALLOC)
+#define UVAE_MALLOC(sz) malloc(sz)
+#define UVAE_REALLOC(p, sz) realloc(p, sz)
+#define UVAE_FREE(p) free(p)
+#else
+#error "unetvae.h: define all of UVAE_MALLOC, UVAE_REALLOC and UVAE_FREE, or none"
+#endif
+#ifndef UVAE_ASSERT
+#define UVAE_ASSERT(x) assert(x)
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#define UVAE__OMP(x) _Pragma(#x)
+#else
+#define UVAE__OMP(x)
+#endif
+/* parallelise a loop only when it has enough work to pay for the threads */
+#define UVAE__PAR_MIN 32768
+
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L && !defined(__STDC_NO_THREADS__)
+#define UVAE__TLS _Thread_local
+#elif defined(__GNUC__) || defined(__clang__)
+#define UVAE__TLS __thread
+#elif defined(_MSC_VER)
+#define UVAE__TLS __declspec(thread)
+#else
+#define UVAE__TLS
+#endif
+
+static UVAE__TLS char uvae__err[512];
+
+const char *uvae_last_error(void) { return uvae__err[0] ? uvae__err : "no error"; }
+
+/* Record "what went wrong" for uvae_last_error() and return `status` (for `return uvae__fail(..)`). */
+static int uvae__fail(int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(uvae__err, sizeof uvae__err, fmt, ap);
+    va_end(ap);
+    return status;
+}
+/* The same for functions that return a pointer. */
+static void *uvae__failp(int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(uvae__err, sizeof uvae__err, fmt, ap);
+    va_end(ap);
+    (void)status;
+    return NULL;
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [tensor] */
+static size_t uvae__shape_size(int ndim, const int *shape) {
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0 || (shape[i] > 0 && n > (size_t)-1 / 8 / (size_t)shape[i])) return (size_t)-1;
+        n *= (size_t)shape[i];
+    }
+    return n;
+}
+
+static int uvae__set_shape(uvae_tensor *t, int ndim, const int *shape, const char *who) {
+    if (ndim < 1 || ndim > UVAE_MAX_DIMS) return uvae__fail(UVAE_ERR_ARG, "%s: ndim %d not in 1..4", who, ndim);
+    memset(t, 0, sizeof *t);
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->size = uvae__shape_size(ndim, shape);
+    if (t->size == (size_t)-1) return uvae__fail(UVAE_ERR_ARG, "%s: negative or too large shape", who);
+    return UVAE_OK;
+}
+
+uvae_tensor *uvae_tensor_new_grad(int ndim, const int *shape, int with_grad) {
+    uvae_tensor tmp, *t;
+    if (uvae__set_shape(&tmp, ndim, shape, "uvae_tensor_new") != UVAE_OK) return NULL;
+    t = (uvae_tensor *)UVAE_MALLOC(sizeof *t);
+    if (!t) return (uvae_tensor *)uvae__failp(UVAE_ERR_NOMEM, "uvae_tensor_new: out of memory");
+    *t = tmp;
+    t->data = (float *)UVAE_MALLOC((t->size ? t->size : 1) * sizeof(float));
+    t->grad = with_grad ? (float *)UVAE_MALLOC((t->size ? t->size : 1) * sizeof(float)) : NULL;
+    if (!t->data || (with_grad && !t->grad)) {
+        uvae_tensor_free(t);
+        return (uvae_tensor *)uvae__failp(UVAE_ERR_NOMEM, "uvae_tensor_new: out of memory for %zu floats", tmp.size);
+    }
+    memset(t->data, 0, t->size * sizeof(float));
+    if (t->grad) memset(t->grad, 0, t->size * sizeof(float));
+    return t;
+}
+uvae_tensor *uvae_tensor_new(int ndim, const int *shape) { return uvae_tensor_new_grad(ndim, shape, 0); }
+void uvae_tensor_free(uvae_tensor *t) {
+    if (!t) return;
+    UVAE_FREE(t->data);
+    UVAE_FREE(t->grad);
+    UVAE_FREE(t);
+}
+int uvae_same_shape(const uvae_tensor *a, const uvae_tensor *b) {
+    if (a->ndim != b->ndim) return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return 0;
+    return 1;
+}
+/* "[2,3,4,4]" for error messages (rotating static buffers: two per message is fine) */
+static const char *uvae__shape_str(const uvae_tensor *t) {
+    static UVAE__TLS char buf[4][48];
+    static UVAE__TLS int k;
+    char *s = buf[k = (k + 1) & 3];
+    int n = snprintf(s, 48, "[");
+    for (int i = 0; i < t->ndim && n < 40; i++) n += snprintf(s + n, 48 - (size_t)n, i ? ",%d" : "%d", t->shape[i]);
+    snprintf(s + n, 48 - (size_t)n, "]");
+    return s;
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [rng] PCG32: state advances by an LCG, output is a permuted 32-bit word (xorshift + rotate). */
+void uvae_rng_seed(uvae_rng *r, uint64_t seed) {
+    r->state = 0;
+    r->inc = (seed << 1) | 1u;
+    (void)uvae_rng_u32(r);
+    r->state += seed ^ 0x853c49e6748fea9bULL;
+    (void)uvae_rng_u32(r);
+}
+uint32_t uvae_rng_u32(uvae_rng *r) {
+    uint64_t old = r->state;
+    uint32_t x = (uint32_t)(((old >> 18) ^ old) >> 27), rot = (uint32_t)(old >> 59);
+    r->state = old * 6364136223846793005ULL + r->inc;
+    return (x >> rot) | (x << ((32 - rot) & 31));
+}
+float uvae_rng_uniform(uvae_rng *r) { return (float)(uvae_rng_u32(r) >> 8) * (1.0f / 16777216.0f); }
+float uvae_rng_normal(uvae_rng *r) {
+    /* Box-Muller; u1 in (0, 1] so the log is finite */
+    float u1 = ((float)(uvae_rng_u32(r) >> 8) + 1.0f) * (1.0f / 16777216.0f);
+    float u2 = uvae_rng_uniform(r);
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530718f * u2);
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [ctx] The arena is one block used by bumping an offset. If a step needs more, extra blocks are
+   chained; at the next reset they are freed and the main block grows to the step's high-water
+   mark, so from the second step on a training loop allocates nothing.
+   The tape is an array of nodes; each node knows how to push its output's gradient to its inputs. */
+typedef struct uvae__node uvae__node;
+typedef void (*uvae__backward_fn)(uvae__node *n);
+struct uvae__node {
+    uvae__backward_fn backward;
+    uvae_ctx *ctx;
+    uvae_tensor *out, *in[3];
+    int i[6];                     /* integer arguments (stride, pad, ...) */
+    float f[3];                   /* float arguments (slope, momentum, ...) */
+    void *saved;                  /* what the forward kept for the backward (arena memory) */
+};
+
+typedef struct uvae__block { struct uvae__block *next; size_t cap; } uvae__block;
+
+struct uvae_ctx {
+    unsigned char *arena; size_t cap, used;
+    uvae__block *extra; size_t extra_used;   /* overflow blocks of this step */
+    uvae__node *tape; int n_nodes, cap_nodes;
+    float *scratch; size_t scratch_cap;       /* per-op temporary (im2col columns), in floats */
+    int train, record;
+    uvae_rng rng;
+};
+
+#define UVAE__ALIGN 64
+
+uvae_ctx *uvae_ctx_new(size_t arena_bytes) {
+    uvae_ctx *ctx = (uvae_ctx *)UVAE_MALLOC(sizeof *ctx);
+    if (!ctx) return (uvae_ctx *)uvae__failp(UVAE_ERR_NOMEM, "uvae_ctx_new: out of memory");
+    memset(ctx, 0, sizeof *ctx);
+    if (arena_bytes) {
+        ctx->arena = (unsigned char *)UVAE_MALLOC(arena_bytes + UVAE__ALIGN);
+        if (!ctx->arena) {
+            UVAE_FREE(ctx);
+            return (uvae_ctx *)uvae__failp(UVAE_ERR_NOMEM, "uvae_ctx_new: cannot allocate a %zu-byte arena", arena_bytes);
+        }
+        ctx->cap = arena_bytes;
+    }
+    uvae_rng_seed(&ctx->rng, 0);
+    return ctx;
+}
+
+static void uvae__free_extra(uvae_ctx *ctx) {
+    while (ctx->extra) {
+        uvae__block *b = ctx->extra;
+        ctx->extra = b->next;
+        UVAE_FREE(b);
+    }
+    ctx->extra_used = 0;
+}
+
+void uvae_ctx_free(uvae_ctx *ctx) {
+    if (!ctx) return;
+    uvae__free_extra(ctx);
+    UVAE_FREE(ctx->arena);
+    UVAE_FREE(ctx->tape);
+    UVAE_FREE(ctx->scratch);
+    UVAE_FREE(ctx);
+}
+
+void uvae_ctx_reset(uvae_ctx *ctx, int train) {
+    if (ctx->extra) {                         /* grow the main block to last step's high-water mark */
+        size_t need = ctx->used + ctx->extra_used;
+        need += need / 8;
+        uvae__free_extra(ctx);
+        UVAE_FREE(ctx->arena);
+        ctx->arena = (unsigned char *)UVAE_MALLOC(need + UVAE__ALIGN);
+        ctx->cap = ctx->arena ? need : 0;     /* on failure the next step reports it */
+    }
+    ctx->used = 0;
+    ctx->n_nodes = 0;
+    ctx->train = ctx->record = train != 0;
+}
+void uvae_ctx_set_record(uvae_ctx *ctx, int record) { ctx->record = record != 0; }
+uvae_rng *uvae_ctx_rng(uvae_ctx *ctx) { return &ctx->rng; }
+size_t uvae_ctx_arena_capacity(const uvae_ctx *ctx) { return ctx->cap; }
+
+static unsigned char *uvae__align(void *p) {
+    return (unsigned char *)p + ((UVAE__ALIGN - ((uintptr_t)p & (UVAE__ALIGN - 1))) & (UVAE__ALIGN - 1));
+}
+
+/* `bytes` of 64-byte aligned arena memory, not initialised. */
+static void *uvae__arena_alloc(uvae_ctx *ctx, size_t bytes) {
+    size_t a = (bytes + UVAE__ALIGN - 1) & ~(size_t)(UVAE__ALIGN - 1);
+    uvae__block *b;
+    if (ctx->arena && ctx->used + a <= ctx->cap) {
+        void *p = uvae__align(ctx->arena) + ctx->used;
+        ctx->used += a;
+        return p;
+    }
+    /* overflow: a block of its own (freed and folded into the main block at the next reset) */
+    b = (uvae__block *)UVAE_MALLOC(sizeof(uvae__block) + UVAE__ALIGN + a);
+    if (!b) return uvae__failp(UVAE_ERR_NOMEM, "arena: out of memory for %zu bytes of activations", bytes);
+    b->next = ctx->extra;
+    b->cap = a;
+    ctx->extra = b;
+    ctx->extra_used += a;
+    return uvae__align(b + 1);
+}
+
+static float *uvae__arena_floats(uvae_ctx *ctx, size_t n, int zero) {
+    float *p = (float *)uvae__arena_alloc(ctx, (n ? n : 1) * sizeof(float));
+    if (p && zero) memset(p, 0, n * sizeof(float));
+    return p;
+}
+
+/* A scratch buffer for one op at a time (grows, never shrinks). */
+static float *uvae__scratch(uvae_ctx *ctx, size_t n) {
+    if (n > ctx->scratch_cap) {
+        float *p = (float *)UVAE_REALLOC(ctx->scratch, n * sizeof(float));
+        if (!p) return (float *)uvae__failp(UVAE_ERR_NOMEM, "scratch: out of memory for %zu floats", n);
+        ctx->scratch = p;
+        ctx->scratch_cap = n;
+    }
+    return ctx->scratch;
+}
+
+/* An activation: arena tensor struct + zeroed data, and a zeroed gradient when `grad`. */
+static uvae_tensor *uvae__new(uvae_ctx *ctx, int ndim, const int *shape, int grad) {
+    uvae_tensor *t = (uvae_tensor *)uvae__arena_alloc(ctx, sizeof *t);
+    if (!t) return NULL;
+    if (uvae__set_shape(t, ndim, shape, "tensor") != UVAE_OK) return NULL;
+    t->data = uvae__arena_floats(ctx, t->size, 1);
+    if (!t->data) return NULL;
+    if (grad && !(t->grad = uvae__arena_floats(ctx, t->size, 1))) return NULL;
+    return t;
+}
+uvae_tensor *uvae_ctx_tensor(uvae_ctx *ctx, int ndim, const int *shape) { return uvae__new(ctx, ndim, shape, 0); }
+
+static int uvae__needs_grad(uvae_ctx *ctx, uvae_tensor *a, uvae_tensor *b, uvae_tensor *c) {
+    return ctx->record && ((a && a->grad) || (b && b->grad) || (c && c->grad));
+}
+
+/* The output tensor of an op, with a gradient when any input has one and the tape records. */
+static uvae_tensor *uvae__out(uvae_ctx *ctx, int ndim, const int *shape, uvae_tensor *a, uvae_tensor *b, uvae_tensor *c) {
+    return uvae__new(ctx, ndim, shape, uvae__needs_grad(ctx, a, b, c));
+}
+
+/* Append a node for `out` (only when out has a gradient). Returns the node or NULL. */
+static uvae__node *uvae__record(uvae_ctx *ctx, uvae__backward_fn fn, uvae_tensor *out,
+                                uvae_tensor *a, uvae_tensor *b, uvae_tensor *c) {
+    uvae__node *n;
+    if (!out->grad) return NULL;
+    if (ctx->n_nodes == ctx->cap_nodes) {
+        int cap = ctx->cap_nodes ? 2 * ctx->cap_nodes : 256;
+        uvae__node *t = (uvae__node *)UVAE_REALLOC(ctx->tape, (size_t)cap * sizeof *t);
+        if (!t) return (uvae__node *)uvae__failp(UVAE_ERR_NOMEM, "tape: out of memory");
+        ctx->tape = t;
+        ctx->cap_nodes = cap;
+    }
+    n = &ctx->tape[ctx->n_nodes++];
+    memset(n, 0, sizeof *n);
+    n->backward = fn;
+    n->ctx = ctx;
+    n->out = out;
+    n->in[0] = a; n->in[1] = b; n->in[2] = c;
+    return n;
+}
+
+/* [autograd] */
+int uvae_backward(uvae_ctx *ctx, uvae_tensor *loss) {
+    if (!loss) return UVAE_ERR_ARG;           /* the forward already said why */
+    if (loss->size != 1) return uvae__fail(UVAE_ERR_ARG, "uvae_backward: loss has %zu elements, want 1", loss->size);
+    if (!isfinite(loss->data[0])) return uvae__fail(UVAE_ERR_NUMERIC, "uvae_backward: loss is %f", (double)loss->data[0]);
+    if (!loss->grad) return uvae__fail(UVAE_ERR_ARG, "uvae_backward: loss has no gradient (eval mode, or nothing trainable)");
+    loss->grad[0] = 1.0f;
+    for (int i = ctx->n_nodes - 1; i >= 0; i--) ctx->tape[i].backward(&ctx->tape[i]);
+    return UVAE_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [params] */
+void uvae_params_init(uvae_params *P) { memset(P, 0, sizeof *P); }
+
+uvae_tensor *uvae_params_add(uvae_params *P, int trainable, int init, float init_arg,
+                             int ndim, const int *shape, const char *fmt, ...) {
+    uvae_param *p;
+    va_list ap;
+    if (P->status) return NULL;
+    if (P->data) { P->status = uvae__fail(UVAE_ERR_ARG, "uvae_params_add: registry already allocated"); return NULL; }
+    if (P->n == P->cap) {
+        int cap = P->cap ? 2 * P->cap : 64;
+        uvae_param **a = (uvae_param **)UVAE_REALLOC(P->p, (size_t)cap * sizeof *a);
+        if (!a) { P->status = uvae__fail(UVAE_ERR_NOMEM, "uvae_params_add: out of memory"); return NULL; }
+        P->p = a;
+        P->cap = cap;
+    }
+    p = (uvae_param *)UVAE_MALLOC(sizeof *p);
+    if (!p) { P->status = uvae__fail(UVAE_ERR_NOMEM, "uvae_params_add: out of memory"); return NULL; }
+    memset(p, 0, sizeof *p);
+    va_start(ap, fmt);
+    vsnprintf(p->name, sizeof p->name, fmt, ap);
+    va_end(ap);
+    if (uvae__set_shape(&p->t, ndim, shape, p->name) != UVAE_OK) { UVAE_FREE(p); P->status = UVAE_ERR_ARG; return NULL; }
+    p->trainable = trainable;
+    p->init = init;
+    p->init_arg = init_arg;
+    p->offset = P->total;
+    P->total += (p->t.size + 15) & ~(size_t)15;   /* 64-byte aligned slices of the slab */
+    P->p[P->n++] = p;
+    return &p->t;
+}
+
+int uvae_params_alloc(uvae_params *P, uint64_t seed) {
+    uvae_rng rng;
+    if (P->status) return P->status;
+    if (P->data) return uvae__fail(UVAE_ERR_ARG, "uvae_params_alloc: already allocated");
+    P->data = (float *)UVAE_MALLOC((P->total ? P->total : 1) * sizeof(float));
+    P->grad = (float *)UVAE_MALLOC((P->total ? P->total : 1) * sizeof(float));
+    if (!P->data || !P->grad)
+        return uvae__fail(UVAE_ERR_NOMEM, "uvae_params_alloc: out of memory for %zu parameters", P->total);
+    memset(P->data, 0, P->total * sizeof(float));
+    memset(P->grad, 0, P->total * sizeof(float));
+    uvae_rng_seed(&rng, seed);
+    for (int i = 0; i < P->n; i++) {
+        uvae_param *p = P->p[i];
+        p->t.data = P->data + p->offset;
+        p->t.grad = p->trainable ? P->grad + p->offset : NULL;
+        for (size_t j = 0; j < p->t.size; j++) {
+            float v = 0;
+            switch (p->init) {
+            case UVAE_INIT_ONE: v = 1; break;
+            case UVAE_INIT_UNIFORM: v = p->init_arg * (2 * uvae_rng_uniform(&rng) - 1); break;
+            case UVAE_INIT_NORMAL: v = p->init_arg * uvae_rng_normal(&rng); break;
+            default: break;
+            }
+            p->t.data[j] = v;
+        }
+    }
+    return UVAE_OK;
+}
+
+void uvae_params_free(uvae_params *P) {
+    for (int i = 0; i < P->n; i++) UVAE_FREE(P->p[i]);
+    UVAE_FREE(P->p);
+    UVAE_FREE(P->data);
+    UVAE_FREE(P->grad);
+    memset(P, 0, sizeof *P);
+}
+void uvae_params_zero_grad(uvae_params *P) {
+    if (P->grad) memset(P->grad, 0, P->total * sizeof(float));
+}
+uvae_param *uvae_params_find(const uvae_params *P, const char *name) {
+    for (int i = 0; i < P->n; i++)
+        if (strcmp(P->p[i]->name, name) == 0) return P->p[i];
+    return NULL;
+}
+size_t uvae_params_count(const uvae_params *P) {
+    size_t n = 0;
+    for (int i = 0; i < P->n; i++)
+        if (P->p[i]->trainable) n += P->p[i]->t.size;
+    return n;
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [ops/gemm] C[M,N] (+)= op(A)[M,K] @ op(B)[K,N], row-major, op = transpose when ta/tb.
+   Rows of C are split across threads; each element is summed in a fixed order (deterministic).
+   Correctness first: the packed, cache-blocked kernel is the performance issue's work. */
+static void uvae__gemm(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                       const float *B, int ldb, float *C, int ldc, int accumulate) {
+    int i;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)M * N * K > UVAE__PAR_MIN))
+    for (i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        if (!accumulate) memset(c, 0, (size_t)N * sizeof(float));
+        if (!tb) {                                       /* c[j] += a[i,k] * b[k,j]: rows of B */
+            for (int k = 0; k < K; k++) {
+                float a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                const float *b = B + (size_t)k * ldb;
+                for (int j = 0; j < N; j++) c[j] += a * b[j];
+            }
+        } else {                                         /* c[j] += dot(a[i,:], b[j,:]) */
+            for (int j = 0; j < N; j++) {
+                const float *b = B + (size_t)j * ldb;
+                float s = 0;
+                if (!ta) {
+                    const float *a = A + (size_t)i * lda;
+                    for (int k = 0; k < K; k++) s += a[k] * b[k];
+                } else {
+                    for (int k = 0; k < K; k++) s += A[(size_t)k * lda + i] * b[k];
+                }
+                c[j] += s;
+            }
+        }
+    }
+}
+
+/* [ops/im2col] img [C,H,W] -> col [C*k*k, Ho*Wo]: col[(c*k+ki)*k+kj][oh*Wo+ow] =
+   img[c, oh*s-p+ki, ow*s-p+kj] (0 outside). col2im adds the columns back (the adjoint). */
+static void uvae__im2col(const float *img, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *col) {
+    int r;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)C * k * k * Ho * Wo > UVAE__PAR_MIN))
+    for (r = 0; r < C * k * k; r++) {
+        int c = r / (k * k), ki = (r / k) % k, kj = r % k;
+        float *dst = col + (size_t)r * Ho * Wo;
+        for (int oh = 0; oh < Ho; oh++) {
+            int ih = oh * s - p + ki;
+            for (int ow = 0; ow < Wo; ow++) {
+                int iw = ow * s - p + kj;
+                dst[oh * Wo + ow] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? img[((size_t)c * H + ih) * W + iw] : 0.0f;
+            }
+        }
+    }
+}
+static void uvae__col2im(const float *col, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *img) {
+    int c;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)C * k * k * Ho * Wo > UVAE__PAR_MIN))
+    for (c = 0; c < C; c++) {                            /* one channel per thread: no write races */
+        for (int ki = 0; ki < k; ki++)
+            for (int kj = 0; kj < k; kj++) {
+                const float *src = col + ((size_t)(c * k + ki) * k + kj) * Ho * Wo;
+                for (int oh = 0; oh < Ho; oh++) {
+                    int ih = oh * s - p + ki;
+                    if (ih < 0 || ih >= H) continue;
+                    for (int ow = 0; ow < Wo; ow++) {
+                        int iw = ow * s - p + kj;
+                        if (iw >= 0 && iw < W) img[((size_t)c * H + ih) * W + iw] += src[oh * Wo + ow];
+                    }
+                }
+            }
+    }
+}
+
+/* bias: out[n,c,:] += b[c];  bias backward: db[c] += sum over n, hw of dout[n,c,:] */
+static void uvae__bias_add(float *out, const float *b, int N, int C, size_t HW) {
+    int nc;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)N * C * HW > UVAE__PAR_MIN))
+    for (nc = 0; nc < N * C; nc++)
+        for (size_t i = 0; i < HW; i++) out[(size_t)nc * HW + i] += b[nc % C];
+}
+static void uvae__bias_grad(const float *dout, float *db, int N, int C, size_t HW) {
+    int c;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)N * C * HW > UVAE__PAR_MIN))
+    for (c = 0; c < C; c++) {
+        double s = 0;
+        for (int n = 0; n < N; n++)
+            for (size_t i = 0; i < HW; i++) s += dout[((size_t)n * C + c) * HW + i];
+        db[c] += (float)s;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [ops/conv2d] out[n,co,oh,ow] = b[co] + sum_{ci,ki,kj} w[co,ci,ki,kj] * x[n,ci,oh*s-p+ki,ow*s-p+kj]
+   == torch.nn.functional.conv2d(x, w, b, stride=s, padding=p).
+   Per image: out[n] = W[Co, Ci*k*k] @ im2col(x[n]).  Backward per image:
+   dW += dout[n] @ col^T,  dcol = W^T @ dout[n] -> col2im -> dx[n],  db += sum dout. */
+static void uvae__conv2d_backward(uvae__node *nd) {
+    uvae_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *out = nd->out;
+    int s = nd->i[0], p = nd->i[1], N = x->shape[0], Ci = x->shape[1], H = x->shape[2], W = x->shape[3];
+    int Co = w->shape[0], k = w->shape[2], Ho = out->shape[2], Wo = out->shape[3], CK = Ci * k * k, HWo = Ho * Wo;
+    float *col = nd->ctx->scratch;   /* [CK, HWo]; the forward sized it and it never shrinks */
+    for (int n = 0; n < N; n++) {
+        const float *dout = out->grad + (size_t)n * Co * HWo;
+        if (w->grad) {
+            uvae__im2col(x->data + (size_t)n * Ci * H * W, Ci, H, W, k, s, p, Ho, Wo, col);
+            uvae__gemm(0, 1, Co, CK, HWo, dout, HWo, col, HWo, w->grad, CK, 1);
+        }
+        if (x->grad) {
+            uvae__gemm(1, 0, CK, HWo, Co, w->data, CK, dout, HWo, col, HWo, 0);
+            uvae__col2im(col, Ci, H, W, k, s, p, Ho, Wo, x->grad + (size_t)n * Ci * H * W);
+        }
+    }
+    if (b && b->grad) uvae__bias_grad(out->grad, b->grad, N, Co, (size_t)HWo);
+}
+
+uvae_tensor *uvae_conv2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, uvae_tensor *b, int stride, int pad) {
+    uvae_tensor *out;
+    uvae__node *nd;
+    float *col;
+    int N, Ci, H, W, Co, k, Ho, Wo, CK;
+    if (!x || !w) return NULL;
+    if (x->ndim != 4 || w->ndim != 4 || w->shape[1] != x->shape[1] || w->shape[2] != w->shape[3] ||
+        (b && (b->size != (size_t)w->shape[0])) || stride < 1 || pad < 0)
+        return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_conv2d: x %s, w %s, b %s, stride %d, pad %d do not fit",
+                                          uvae__shape_str(x), uvae__shape_str(w), b ? uvae__shape_str(b) : "none", stride, pad);
+    N = x->shape[0]; Ci = x->shape[1]; H = x->shape[2]; W = x->shape[3];
+    Co = w->shape[0]; k = w->shape[2]; CK = Ci * k * k;
+    Ho = (H + 2 * pad - k) / stride + 1; Wo = (W + 2 * pad - k) / stride + 1;
+    if (H + 2 * pad < k || W + 2 * pad < k)
+        return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_conv2d: input %s smaller than kernel %d", uvae__shape_str(x), k);
+    out = uvae__out(ctx, 4, (int[]){N, Co, Ho, Wo}, x, w, b);
+    col = uvae__scratch(ctx, (size_t)CK * Ho * Wo);
+    if (!out || !col) return NULL;
+    for (int n = 0; n < N; n++) {
+        uvae__im2col(x->data + (size_t)n * Ci * H * W, Ci, H, W, k, stride, pad, Ho, Wo, col);
+        uvae__gemm(0, 0, Co, Ho * Wo, CK, w->data, CK, col, Ho * Wo, out->data + (size_t)n * Co * Ho * Wo, Ho * Wo, 0);
+    }
+    if (b) uvae__bias_add(out->data, b->data, N, Co, (size_t)Ho * Wo);
+    if ((nd = uvae__record(ctx, uvae__conv2d_backward, out, x, w, b))) {
+        nd->i[0] = stride; nd->i[1] = pad;
+    } else if (out->grad) return NULL;
+    return out;
+}
+
+/* [ops/conv_transpose2d] the adjoint of conv2d:  out[n] = col2im(W^T @ x[n]) + b, w [Ci,Co,k,k],
+   Ho = (H-1)*s - 2p + k.  == torch.nn.functional.conv_transpose2d(x, w, b, stride=s, padding=p).
+   Backward per image: dcol = im2col(dout[n]);  dx[n] += W @ dcol;  dW += x[n] @ dcol^T. */
+static void uvae__convT_backward(uvae__node *nd) {
+    uvae_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *out = nd->out;
+    int s = nd->i[0], p = nd->i[1], N = x->shape[0], Ci = x->shape[1], HW = x->shape[2] * x->shape[3];
+    int Co = w->shape[1], k = w->shape[2], Ho = out->shape[2], Wo = out->shape[3], CK = Co * k * k;
+    float *col = nd->ctx->scratch;   /* [CK, H*W]; the forward sized it and it never shrinks */
+    for (int n = 0; n < N; n++) {
+        uvae__im2col(out->grad + (size_t)n * Co * Ho * Wo, Co, Ho, Wo, k, s, p, x->shape[2], x->shape[3], col);
+        if (x->grad) uvae__gemm(0, 0, Ci, HW, CK, w->data, CK, col, HW, x->grad + (size_t)n * Ci * HW, HW, 1);
+        if (w->grad) uvae__gemm(0, 1, Ci, CK, HW, x->data + (size_t)n * Ci * HW, HW, col, HW, w->grad, CK, 1);
+    }
+    if (b && b->grad) uvae__bias_grad(out->grad, b->grad, N, Co, (size_t)Ho * Wo);
+}
+
+uvae_tensor *uvae_conv_transpose2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, uvae_tensor *b, int stride, int pad) {
+    uvae_tensor *out;
+    uvae__node *nd;
+    float *col;
+    int N, Ci, H, W, Co, k, Ho, Wo, CK;
+    if (!x || !w) return NULL;
+    if (x->ndim != 4 || w->ndim != 4 || w->shape[0] != x->shape[1] || w->shape[2] != w->shape[3] ||
+        (b && b->size != (size_t)w->shape[1]) || stride < 1 || pad < 0)
+        return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_conv_transpose2d: x %s, w %s, b %s, stride %d, pad %d do not fit",
+                                          uvae__shape_str(x), uvae__shape_str(w), b ? uvae__shape_str(b) : "none", stride, pad);
+    N = x->shape[0]; Ci = x->shape[1]; H = x->shape[2]; W = x->shape[3];
+    Co = w->shape[1]; k = w->shape[2]; CK = Co * k * k;
+    Ho = (H - 1) * stride - 2 * pad + k; Wo = (W - 1) * stride - 2 * pad + k;
+    if (Ho < 1 || Wo < 1) return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_conv_transpose2d: empty output");
+    out = uvae__out(ctx, 4, (int[]){N, Co, Ho, Wo}, x, w, b);
+    col = uvae__scratch(ctx, (size_t)CK * H * W);
+    if (!out || !col) return NULL;
+    for (int n = 0; n < N; n++) {
+        uvae__gemm(1, 0, CK, H * W, Ci, w->data, CK, x->data + (size_t)n * Ci * H * W, H * W, col, H * W, 0);
+        uvae__col2im(col, Co, Ho, Wo, k, stride, pad, H, W, out->data + (size_t)n * Co * Ho * Wo);
+    }
+    if (b) uvae__bias_add(out->data, b->data, N, Co, (size_t)Ho * Wo);
+    if ((nd = uvae__record(ctx, uvae__convT_backward, out, x, w, b))) {
+        nd->i[0] = stride; nd->i[1] = pad;
+    } else if (out->grad) return NULL;
+    return out;
+}
+
+/* Check a 4-D input and compute a pooling window's output side (floor, no padding). */
+static int uvae__pool_shape(const char *who, uvae_tensor *x, int k, int s, int *Ho, int *Wo) {
+    if (x->ndim != 4 || k < 1 || s < 1 || x->shape[2] < k || x->shape[3] < k)
+        return uvae__fail(UVAE_ERR_ARG, "%s: input %s, kernel %d, stride %d do not fit", who, uvae__shape_str(x), k, s);
+    *Ho = (x->shape[2] - k) / s + 1;
+    *Wo = (x->shape[3] - k) / s + 1;
+    return UVAE_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [ops/max_pool2d] out = max over each k x k window (stride s); the gradient goes to the argmax.
+   == torch.nn.functional.max_pool2d(x, k, s). saved: argmax index into the input plane (int). */
+static void uvae__maxpool_backward(uvae__node *nd) {
+    uvae_tensor *x = nd->in[0], *out = nd->out;
+    const int *arg = (const int *)nd->saved;
+    size_t HW = (size_t)x->shape[2] * x->shape[3], oHW = (size_t)out->shape[2] * out->shape[3];
+    int nc;
+    if (!x->grad) return;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)out->size > UVAE__PAR_MIN))
+    for (nc = 0; nc < x->shape[0] * x->shape[1]; nc++)
+        for (size_t o = 0; o < oHW; o++) x->grad[nc * HW + (size_t)arg[nc * oHW + o]] += out->grad[nc * oHW + o];
+}
+uvae_tensor *uvae_max_pool2d(uvae_ctx *ctx, uvae_tensor *x, int k, int s) {
+    uvae_tensor *out;
+    uvae__node *nd;
+    int Ho, Wo, H, W, nc, *arg;
+    if (!x) return NULL;
+    if (uvae__pool_shape("uvae_max_pool2d", x, k, s, &Ho, &Wo) != UVAE_OK) return NULL;
+    H = x->shape[2]; W = x->shape[3];
+    out = uvae__out(ctx, 4, (int[]){x->shape[0], x->shape[1], Ho, Wo}, x, NULL, NULL);
+    if (!out || !(arg = (int *)uvae__arena_alloc(ctx, out->size * sizeof(int)))) return NULL;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)x->size > UVAE__PAR_MIN))
+    for (nc = 0; nc < x->shape[0] * x->shape[1]; nc++) {
+        const float *in = x->data + (size_t)nc * H * W;
+        for (int oh = 0; oh < Ho; oh++)
+            for (int ow = 0; ow < Wo; ow++) {
+                int best = oh * s * W + ow * s;          /* first maximum wins, as in PyTorch */
+                for (int i = 0; i < k; i++)
+                    for (int j = 0; j < k; j++) {
+                        int q = (oh * s + i) * W + ow * s + j;
+                        if (in[q] > in[best] || isnan(in[q])) best = q;
+                    }
+                out->data[((size_t)nc * Ho + oh) * Wo + ow] = in[best];
+                arg[((size_t)nc * Ho + oh) * Wo + ow] = best;
+            }
+    }
+    if ((nd = uvae__record(ctx, uvae__maxpool_backward, out, x, NULL, NULL))) nd->saved = arg;
+    else if (out->grad) return NULL;
+    return out;
+}
+
+/* [ops/avg_pool2d] out = mean of each k x k window; dx gets dout / k^2 in every window cell.
+   == torch.nn.functional.avg_pool2d(x, k, s). */
+static void uvae__avgpool_backward(uvae__node *nd) {
+    uvae_tensor *x = nd->in[0], *out = nd->out;
+    int k = nd->i[0], s = nd->i[1], H = x->shape[2], W = x->shape[3], Ho = out->shape[2], Wo = out->shape[3], nc;
+    float inv = 1.0f / (float)(k * k);
+    if (!x->grad) return;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)x->size > UVAE__PAR_MIN))
+    for (nc = 0; nc < x->shape[0] * x->shape[1]; nc++)
+        for (int oh = 0; oh < Ho; oh++)
+            for (int ow = 0; ow < Wo; ow++) {
+                float g = out->grad[((size_t)nc * Ho + oh) * Wo + ow] * inv;
+                for (int i = 0; i < k; i++)
+                    for (int j = 0; j < k; j++) x->grad[((size_t)nc * H + oh * s + i) * W + ow * s + j] += g;
+            }
+}
+uvae_tensor *uvae_avg_pool2d(uvae_ctx *ctx, uvae_tensor *x, int k, int s) {
+    uvae_tensor *out;
+    uvae__node *nd;
+    int Ho, Wo, H, W, nc;
+    if (!x) return NULL;
+    if (uvae__pool_shape("uvae_avg_pool2d", x, k, s, &Ho, &Wo) != UVAE_OK) return NULL;
+    H = x->shape[2]; W = x->shape[3];
+    out = uvae__out(ctx, 4, (int[]){x->shape[0], x->shape[1], Ho, Wo}, x, NULL, NULL);
+    if (!out) return NULL;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)x->size > UVAE__PAR_MIN))
+    for (nc = 0; nc < x->shape[0] * x->shape[1]; nc++)
+        for (int oh = 0; oh < Ho; oh++)
+            for (int ow = 0; ow < Wo; ow++) {
+                float sum = 0;
+                for (int i = 0; i < k; i++)
+                    for (int j = 0; j < k; j++) sum += x->data[((size_t)nc * H + oh * s + i) * W + ow * s + j];
+                out->data[((size_t)nc * Ho + oh) * Wo + ow] = sum / (float)(k * k);
+            }
+    if ((nd = uvae__record(ctx, uvae__avgpool_backward, out, x, NULL, NULL))) { nd->i[0] = k; nd->i[1] = s; }
+    else if (out->grad) return NULL;
+    return out;
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [ops/upsample] by an integer factor s.  nearest: out[oh,ow] = x[oh/s, ow/s].
+   bilinear (align_corners=False): source coordinate src = max((o + 0.5)/s - 0.5, 0), blend of
+   x[i0] and x[min(i0+1, n-1)] with weight l = src - i0, separably in h and w.
+   == torch.nn.functional.interpolate(x, scale_factor=s, mode='nearest' | 'bilinear').
+   Backward scatters dout with the same weights (the adjoint). */
+static void uvae__bilinear_coord(int o, int s, int n, int *i0, int *i1, float *l) {
+    float src = (1.0f / (float)s) * ((float)o + 0.5f) - 0.5f;
+    if (src < 0) src = 0;
+    *i0 = (int)src;
+    *i1 = *i0 < n - 1 ? *i0 + 1 : *i0;
+    *l = src - (float)*i0;
+}
+/* forward (dir 0: out from x) or backward (dir 1: dx += from dout) over all planes */
+static void uvae__upsample_run(const uvae_tensor *x, const uvae_tensor *out, int s, int mode, int dir) {
+    int H = x->shape[2], W = x->shape[3], Ho = out->shape[2], Wo = out->shape[3], nc;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)out->size > UVAE__PAR_MIN))
+    for (nc = 0; nc < x->shape[0] * x->shape[1]; nc++) {
+        const float *in = x->data + (size_t)nc * H * W;
+        float *din = dir ? x->grad + (size_t)nc * H * W : NULL;
+        float *o = out->data + (size_t)nc * Ho * Wo;
+        const float *dout = dir ? out->grad + (size_t)nc * Ho * Wo : NULL;
+        for (int oh = 0; oh < Ho; oh++) {
+            int h0, h1, w0, w1;
+            float lh, lw;
+            if (mode == UVAE_NEAREST) { h0 = h1 = oh / s; lh = 0; }
+            else uvae__bilinear_coord(oh, s, H, &h0, &h1, &lh);
+            for (int ow = 0; ow < Wo; ow++) {
+                if (mode == UVAE_NEAREST) { w0 = w1 = ow / s; lw = 0; }
+                else uvae__bilinear_coord(ow, s, W, &w0, &w1, &lw);
+                if (!dir) {
+                    o[oh * Wo + ow] = (1 - lh) * ((1 - lw) * in[h0 * W + w0] + lw * in[h0 * W + w1]) +
+                                      lh * ((1 - lw) * in[h1 * W + w0] + lw * in[h1 * W + w1]);
+                } else {
+                    float g = dout[oh * Wo + ow];
+                    din[h0 * W + w0] += (1 - lh) * (1 - lw) * g;
+                    din[h0 * W + w1] += (1 - lh) * lw * g;
+                    din[h1 * W + w0] += lh * (1 - lw) * g;
+                    din[h1 * W + w1] += lh * lw * g;
+                }
+            }
+        }
+    }
+}
+static void uvae__upsample_backward(uvae__node *nd) {
+    if (nd->in[0]->grad) uvae__upsample_run(nd->in[0], nd->out, nd->i[0], nd->i[1], 1);
+}
+uvae_tensor *uvae_upsample(uvae_ctx *ctx, uvae_tensor *x, int s, int mode) {
+    uvae_tensor *out;
+    uvae__node *nd;
+    if (!x) return NULL;
+    if (x->ndim != 4 || s < 1 || (mode != UVAE_NEAREST && mode != UVAE_BILINEAR))
+        return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_upsample: input %s, scale %d, mode %d", uvae__shape_str(x), s, mode);
+    out = uvae__out(ctx, 4, (int[]){x->shape[0], x->shape[1], x->shape[2] * s, x->shape[3] * s}, x, NULL, NULL);
+    if (!out) return NULL;
+    uvae__upsample_run(x, out, s, mode, 0);
+    if ((nd = uvae__record(ctx, uvae__upsample_backward, out, x, NULL, NULL))) { nd->i[0] = s; nd->i[1] = mode; }
+    else if (out->grad) return NULL;
+    return out;
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [ops/batch_norm2d] per channel c, over n, h, w (M values):
+     train: mu = mean(x), var = mean((x-mu)^2); running <- (1-m) running + m (mu, var*M/(M-1))
+     eval:  mu, var = running statistics
+     xhat = (x - mu) / sqrt(var + eps);  y = gamma * xhat + beta
+   == torch.nn.functional.batch_norm(x, running_mean, running_var, gamma, beta, training, m, eps).
+   Backward (train): dx = gamma*istd/M * (M*dy - sum(dy) - xhat*sum(dy*xhat));
+   (eval): dx = gamma*istd*dy.  dgamma = sum(dy*xhat), dbeta = sum(dy).
+   saved: [2, C] = mean and inverse std per channel. */
+static void uvae__bn_backward(uvae__node *nd) {
+    uvae_tensor *x = nd->in[0], *g = nd->in[1], *bt = nd->in[2], *out = nd->out;
+    const float *mean = (const float *)nd->saved;
+    int N = x->shape[0], C = x->shape[1], train = nd->i[0], c;
+    size_t HW = (size_t)x->shape[2] * x->shape[3];
+    double M = (double)N * (double)HW;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)x->size > UVAE__PAR_MIN))
+    for (c = 0; c < C; c++) {
+        double sdy = 0, sdyx = 0;
+        float mu = mean[c], istd = mean[C + c], gm = g ? g->data[c] : 1.0f;
+        for (int n = 0; n < N; n++) {
+            const float *xp = x->data + ((size_t)n * C + c) * HW, *dy = out->grad + ((size_t)n * C + c) * HW;
+            for (size_t i = 0; i < HW; i++) { sdy += dy[i]; sdyx += dy[i] * (xp[i] - mu) * istd; }
+        }
+        if (g && g->grad) g->grad[c] += (float)sdyx;
+        if (bt && bt->grad) bt->grad[c] += (float)sdy;
+        if (!x->grad) continue;
+        for (int n = 0; n < N; n++) {
+            const float *xp = x->data + ((size_t)n * C + c) * HW, *dy = out->grad + ((size_t)n * C + c) * HW;
+            float *dx = x->grad + ((size_t)n * C + c) * HW;
+            if (train) {
+                float a = (float)(gm * istd / M), b1 = (float)sdy, b2 = (float)sdyx;
+                for (size_t i = 0; i < HW; i++) dx[i] += a * ((float)M * dy[i] - b1 - (xp[i] - mu) * istd * b2);
+            } else {
+                for (size_t i = 0; i < HW; i++) dx[i] += gm * istd * dy[i];
+            }
+        }
+    }
+}
+uvae_tensor *uvae_batch_norm2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *gamma, uvae_tensor *beta,
+                               uvae_tensor *rmean, uvae_tensor *rvar, float momentum, float eps) {
+    uvae_tensor *out;
+    uvae__node *nd;
+    float *st;
+    int N, C, c;
+    size_t HW;
+    if (!x) return NULL;
+    if (x->ndim != 4 || (gamma && gamma->size != (size_t)x->shape[1]) || (beta && beta->size != (size_t)x->shape[1]) ||
+        !rmean || !rvar || rmean->size != (size_t)x->shape[1] || rvar->size != (size_t)x->shape[1])
+        return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_batch_norm2d: input %s and per-channel tensors do not fit", uvae__shape_str(x));
+    N = x->shape[0]; C = x->shape[1]; HW = (size_t)x->shape[2] * x->shape[3];
+    if (ctx->train && (double)N * HW < 2)
+        return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_batch_norm2d: training needs more than one value per channel, got %s", uvae__shape_str(x));
+    out = uvae__out(ctx, 4, x->shape, x, gamma, beta);
+    if (!out || !(st = uvae__arena_floats(ctx, 2 * (size_t)C, 0))) return NULL;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)x->size > UVAE__PAR_MIN))
+    for (c = 0; c < C; c++) {
+        double mu, var, M = (double)N * (double)HW;
+        float istd, gm = gamma ? gamma->data[c] : 1.0f, bt = beta ? beta->data[c] : 0.0f;
+        if (ctx->train) {
+            double s = 0, ss = 0;
+            for (int n = 0; n < N; n++) {
+                const float *xp = x->data + ((size_t)n * C + c) * HW;
+                for (size_t i = 0; i < HW; i++) s += xp[i];
+            }
+            mu = s / M;
+            for (int n = 0; n < N; n++) {
+                const float *xp = x->data + ((size_t)n * C + c) * HW;
+                for (size_t i = 0; i < HW; i++) ss += (xp[i] - mu) * (xp[i] - mu);
+            }
+            var = ss / M;
+            rmean->data[c] = (float)((1 - momentum) * rmean->data[c] + momentum * mu);
+            rvar->data[c] = (float)((1 - momentum) * rvar->data[c] + momentum * var * M / (M - 1));
+        } else {
+            mu = rmean->data[c];
+            var = rvar->data[c];
+        }
+        istd = (float)(1.0 / sqrt(var + eps));
+        st[c] = (float)mu;
+        st[C + c] = istd;
+        for (int n = 0; n < N; n++) {
+            const float *xp = x->data + ((size_t)n * C + c) * HW;
+            float *y = out->data + ((size_t)n * C + c) * HW;
+            for (size_t i = 0; i < HW; i++) y[i] = gm * ((xp[i] - (float)mu) * istd) + bt;
+        }
+    }
+    if ((nd = uvae__record(ctx, uvae__bn_backward, out, x, gamma, beta))) { nd->saved = st; nd->i[0] = ctx->train; }
+    else if (out->grad) return NULL;
+    return out;
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [ops/unary] elementwise y = f(x), dy/dx from x or y:
+     relu        y = max(x, 0)               dy/dx = [x > 0]              == F.relu
+     leaky_relu  y = x > 0 ? x : a x         dy/dx = x > 0 ? 1 : a        == F.leaky_relu(x, a)
+     sigmoid     y = 1 / (1 + e^-x)          dy/dx = y (1 - y)            == torch.sigmoid
+     tanh        y = tanh x                  dy/dx = 1 - y^2              == torch.tanh
+     exp         y = e^x                     dy/dx = y                    == torch.exp
+     scale       y = a x                     dy/dx = a                    == x * a          */
+enum { UVAE__RELU, UVAE__LEAKY, UVAE__SIGMOID, UVAE__TANH, UVAE__EXP, UVAE__SCALE };
+static float uvae__sigmoidf(float x) { return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x)); }
+static void uvae__unary_backward(uvae__node *nd) {
+    uvae_tensor *x = nd->in[0], *y = nd->out;
+    int kind = nd->i[0];
+    float a = nd->f[0];
+    ptrdiff_t i, n = (ptrdiff_t)x->size;
+    if (!x->grad) return;
+    UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))
+    for (i = 0; i < n; i++) {
+        float d;
+        switch (kind) {
+        case UVAE__RELU: d = x->data[i] > 0 ? 1.0f : 0.0f; break;
+        case UVAE__LEAKY: d = x->data[i] > 0 ? 1.0f : a; break;
+        case UVAE__SIGMOID: d = y->data[i] * (1 - y->data[i]); break;
+        case UVAE__TANH: d = 1 - y->data[i] * y->data[i]; break;
+        case UVAE__EXP: d = y->data[i]; break;
+        default: d = a; break;
+        }
+        x->grad[i] += d * y->grad[i];
+    }
+}
+static uvae_tensor *uvae__unary(uvae_ctx *ctx, uvae_tensor *x, int kind, float a) {
+    uvae_tensor *y;
+    uvae__node *nd;
+    ptrdiff_t i, n;
+    if (!x) return NULL;
+    if (!(y = uvae__out(ctx, x->ndim, x->shape, x, NULL, NULL))) return NULL;
+    n = (ptrdiff_t)x->size;
+    UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))
+    for (i = 0; i < n; i++) {
+        float v = x->data[i];
+        switch (kind) {
+        case UVAE__RELU: v = v > 0 ? v : 0.0f; break;
+        case UVAE__LEAKY: v = v > 0 ? v : a * v; break;
+        case UVAE__SIGMOID: v = uvae__sigmoidf(v); break;
+        case UVAE__TANH: v = tanhf(v); break;
+        case UVAE__EXP: v = expf(v); break;
+        default: v = a * v; break;
+        }
+        y->data[i] = v;
+    }
+    if ((nd = uvae__record(ctx, uvae__unary_backward, y, x, NULL, NULL))) { nd->i[0] = kind; nd->f[0] = a; }
+    else if (y->grad) return NULL;
+    return y;
+}
+uvae_tensor *uvae_relu(uvae_ctx *ctx, uvae_tensor *x) { return uvae__unary(ctx, x, UVAE__RELU, 0); }
+uvae_tensor *uvae_leaky_relu(uvae_ctx *ctx, uvae_tensor *x, float slope) { return uvae__unary(ctx, x, UVAE__LEAKY, slope); }
+uvae_tensor *uvae_sigmoid(uvae_ctx *ctx, uvae_tensor *x) { return uvae__unary(ctx, x, UVAE__SIGMOID, 0); }
+uvae_tensor *uvae_tanh(uvae_ctx *ctx, uvae_tensor *x) { return uvae__unary(ctx, x, UVAE__TANH, 0); }
+uvae_tensor *uvae_exp(uvae_ctx *ctx, uvae_tensor *x) { return uvae__unary(ctx, x, UVAE__EXP, 0); }
+uvae_tensor *uvae_scale(uvae_ctx *ctx, uvae_tensor *x, float s) { return uvae__unary(ctx, x, UVAE__SCALE, s); }
+
+/* ---------------------------------------------------------------------------------------------
+   [ops/linear] y[N,O] = x[N,I] @ W[O,I]^T + b[O]                  == torch.nn.functional.linear
+   dx += dy @ W;  dW += dy^T @ x;  db += sum over rows of dy. */
+static void uvae__linear_backward(uvae__node *nd) {
+    uvae_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *y = nd->out;
+    int N = x->shape[0], I = x->shape[1], O = w->shape[0];
+    if (x->grad) uvae__gemm(0, 0, N, I, O, y->grad, O, w->data, I, x->grad, I, 1);
+    if (w->grad) uvae__gemm(1, 0, O, I, N, y->grad, O, x->data, I, w->grad, I, 1);
+    if (b && b->grad) uvae__bias_grad(y->grad, b->grad, N, O, 1);
+}
+uvae_tensor *uvae_linear(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, uvae_tensor *b) {
+    uvae_tensor *y;
+    if (!x || !w) return NULL;
+    if (x->ndim != 2 || w->ndim != 2 || w->shape[1] != x->shape[1] || (b && b->size != (size_t)w->shape[0]))
+        return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_linear: x %s, w %s, b %s do not fit",
+                                          uvae__shape_str(x), uvae__shape_str(w), b ? uvae__shape_str(b) : "none");
+    if (!(y = uvae__out(ctx, 2, (int[]){x->shape[0], w->shape[0]}, x, w, b))) return NULL;
+    uvae__gemm(0, 1, x->shape[0], w->shape[0], x->shape[1], x->data, x->shape[1], w->data, w->shape[1], y->data, w->shape[0], 0);
+    if (b) uvae__bias_add(y->data, b->data, x->shape[0], w->shape[0], 1);
+    if (!uvae__record(ctx, uvae__linear_backward, y, x, w, b) && y->grad) return NULL;
+    return y;
+}
+
+/* [ops/embedding] y[n,:] = table[idx[n],:]; dtable[idx[n],:] += dy[n,:]   == F.embedding */
+static void uvae__embedding_backward(uvae__node *nd) {
+    uvae_tensor *idx = nd->in[0], *tab = nd->in[1], *y = nd->out;
+    int D = tab->shape[1];
+    if (!tab->grad) return;
+    for (size_t n = 0; n < idx->size; n++)
+        for (int d = 0; d < D; d++) tab->grad[(size_t)idx->data[n] * D + d] += y->grad[n * D + d];
+}
+uvae_tensor *uvae_embedding(uvae_ctx *ctx, uvae_tensor *idx, uvae_tensor *tab) {
+    uvae_tensor *y;
+    int V, D;
+    if (!idx || !tab) return NULL;
+    if (tab->ndim != 2 || idx->ndim != 1)
+        return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_embedding: indices %s (want [N]), table %s (want [V,D])",
+                                          uvae__shape_str(idx), uvae__shape_str(tab));
+    V = tab->shape[0]; D = tab->shape[1];
+    for (size_t n = 0; n < idx->size; n++) {
+        float v = idx->data[n];
+        if (!(v >= 0 && v < (float)V && v == floorf(v)))
+            return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_embedding: index %g at position %zu is not an integer in 0..%d", (double)v, n, V - 1);
+    }
+    if (!(y = uvae__out(ctx, 2, (int[]){idx->shape[0], D}, tab, NULL, NULL))) return NULL;
+    for (size_t n = 0; n < idx->size; n++) memcpy(y->data + n * D, tab->data + (size_t)idx->data[n] * D, (size_t)D * sizeof(float));
+    if (!uvae__record(ctx, uvae__embedding_backward, y, idx, tab, NULL) && y->grad) return NULL;
+    return y;
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [ops/concat] along dim 1: a [N,Ca,...], b [N,Cb,...] -> [N,Ca+Cb,...]   == torch.cat([a,b], 1)
+   Backward splits the gradient back. Views as [N, C*inner] rows. */
+static void uvae__concat_copy(uvae_tensor *a, uvae_tensor *b, uvae_tensor *y, int dir) {
+    size_t N = (size_t)y->shape[0], ra = a->size / N, rb = b->size / N, ry = ra + rb;
+    for (size_t n = 0; n < N; n++) {
+        if (!dir) {
+            memcpy(y->data + n * ry, a->data + n * ra, ra * sizeof(float));
+            memcpy(y->data + n * ry + ra, b->data + n * rb, rb * sizeof(float));
+        } else {
+            if (a->grad) for (size_t i = 0; i < ra; i++) a->grad[n * ra + i] += y->grad[n * ry + i];
+            if (b->grad) for (size_t i = 0; i < rb; i++) b->grad[n * rb + i] += y->grad[n * ry + ra + i];
+        }
+    }
+}
+static void uvae__concat_backward(uvae__node *nd) { uvae__concat_copy(nd->in[0], nd->in[1], nd->out, 1); }
+uvae_tensor *uvae_concat(uvae_ctx *ctx, uvae_tensor *a, uvae_tensor *b) {
+    uvae_tensor *y;
+    int shape[UVAE_MAX_DIMS], ok;
+    if (!a || !b) return NULL;
+    ok = a->ndim == b->ndim && a->ndim >= 2 && a->shape[0] == b->shape[0];
+    for (int i = 2; ok && i < a->ndim; i++) ok = a->shape[i] == b->shape[i];
+    if (!ok) return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_concat: %s and %s differ outside dim 1", uvae__shape_str(a), uvae__shape_str(b));
+    memcpy(shape, a->shape, sizeof shape);
+    shape[1] = a->shape[1] + b->shape[1];
+    if (!(y = uvae__out(ctx, a->ndim, shape, a, b, NULL))) return NULL;
+    uvae__concat_copy(a, b, y, 0);
+    if (!uvae__record(ctx, uvae__concat_backward, y, a, b, NULL) && y->grad) return NULL;
+    return y;
+}
+
+/* [ops/add, mul] elementwise, same shapes.  add: da += dy, db += dy.  mul: da += dy*b, db += dy*a. */
+static void uvae__binary_backward(uvae__node *nd) {
+    uvae_tensor *a = nd->in[0], *b = nd->in[1], *y = nd->out;
+    int mul = nd->i[0];
+    ptrdiff_t i, n = (ptrdiff_t)y->size;
+    UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))
+    for (i = 0; i < n; i++) {
+        if (a->grad) a->grad[i] += mul ? y->grad[i] * b->data[i] : y->grad[i];
+        if (b->grad) b->grad[i] += mul ? y->grad[i] * a->data[i] : y->grad[i];
+    }
+}
+static uvae_tensor *uvae__binary(uvae_ctx *ctx, uvae_tensor *a, uvae_tensor *b, int mul) {
+    uvae_tensor *y;
+    uvae__node *nd;
+    ptrdiff_t i, n;
+    if (!a || !b) return NULL;
+    if (!uvae_same_shape(a, b))
+        return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_%s: shapes %s and %s differ", mul ? "mul" : "add", uvae__shape_str(a), uvae__shape_str(b));
+    if (!(y = uvae__out(ctx, a->ndim, a->shape, a, b, NULL))) return NULL;
+    n = (ptrdiff_t)y->size;
+    UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))
+    for (i = 0; i < n; i++) y->data[i] = mul ? a->data[i] * b->data[i] : a->data[i] + b->data[i];
+    if ((nd = uvae__record(ctx, uvae__binary_backward, y, a, b, NULL))) nd->i[0] = mul;
+    else if (y->grad) return NULL;
+    return y;
+}
+uvae_tensor *uvae_add(uvae_ctx *ctx, uvae_tensor *a, uvae_tensor *b) { return uvae__binary(ctx, a, b, 0); }
+uvae_tensor *uvae_mul(uvae_ctx *ctx, uvae_tensor *a, uvae_tensor *b) { return uvae__binary(ctx, a, b, 1); }
+
+/* [ops/reshape] a view: same data and the same gradient buffer, so no tape node is needed. */
+uvae_tensor *uvae_reshape(uvae_ctx *ctx, uvae_tensor *x, int ndim, const int *shape) {
+    uvae_tensor *y;
+    if (!x) return NULL;
+    if (!(y = (uvae_tensor *)uvae__arena_alloc(ctx, sizeof *y))) return NULL;
+    if (uvae__set_shape(y, ndim, shape, "uvae_reshape") != UVAE_OK) return NULL;
+    if (y->size != x->size)
+        return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_reshape: %s has %zu values, new shape %s has %zu",
+                                          uvae__shape_str(x), x->size, uvae__shape_str(y), y->size);
+    y->data = x->data;
+    y->grad = x->grad;
+    y->device = x->device;
+    return y;
+}
+uvae_tensor *uvae_flatten(uvae_ctx *ctx, uvae_tensor *x) {
+    if (!x) return NULL;
+    return uvae_reshape(ctx, x, 2, (int[]){x->shape[0], x->shape[0] ? (int)(x->size / (size_t)x->shape[0]) : 0});
+}
+
+/* [ops/sum, mean] -> [1], accumulated in double; dx += dy (sum) or dy/n (mean). */
+static void uvae__reduce_backward(uvae__node *nd) {
+    uvae_tensor *x = nd->in[0];
+    float g = nd->out->grad[0] * nd->f[0];
+    if (x->grad) for (size_t i = 0; i < x->size; i++) x->grad[i] += g;
+}
+static uvae_tensor *uvae__reduce(uvae_ctx *ctx, uvae_tensor *x, int mean) {
+    uvae_tensor *y;
+    uvae__node *nd;
+    double s = 0;
+    if (!x) return NULL;
+    if (!(y = uvae__out(ctx, 1, (int[]){1}, x, NULL, NULL))) return NULL;
+    for (size_t i = 0; i < x->size; i++) s += x->data[i];
+    y->data[0] = (float)(mean ? s / (double)x->size : s);
+    if ((nd = uvae__record(ctx, uvae__reduce_backward, y, x, NULL, NULL))) nd->f[0] = mean ? 1.0f / (float)x->size : 1.0f;
+    else if (y->grad) return NULL;
+    return y;
+}
+uvae_tensor *uvae_sum(uvae_ctx *ctx, uvae_tensor *x) { return uvae__reduce(ctx, x, 0); }
+uvae_tensor *uvae_mean(uvae_ctx *ctx, uvae_tensor *x) { return uvae__reduce(ctx, x, 1); }
+
+/* [ops/dropout] training: y = x * mask, mask = 1/(1-p) with probability 1-p, else 0 (from the
+   ctx rng); eval or p == 0: y = x.  == torch.nn.functional.dropout(x, p, training). */
+static void uvae__dropout_backward(uvae__node *nd) {
+    const float *mask = (const float *)nd->saved;
+    uvae_tensor *x = nd->in[0];
+    if (x->grad) for (size_t i = 0; i < x->size; i++) x->grad[i] += nd->out->grad[i] * mask[i];
+}
+uvae_tensor *uvae_dropout(uvae_ctx *ctx, uvae_tensor *x, float p) {
+    uvae_tensor *y;
+    uvae__node *nd;
+    float *mask, keep;
+    if (!x) return NULL;
+    if (!(p >= 0 && p < 1)) return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_dropout: p = %g not in [0, 1)", (double)p);
+    if (!ctx->train || p == 0) return x;
+    keep = 1.0f / (1.0f - p);
+    if (!(y = uvae__out(ctx, x->ndim, x->shape, x, NULL, NULL)) || !(mask = uvae__arena_floats(ctx, x->size, 0))) return NULL;
+    for (size_t i = 0; i < x->size; i++) {
+        mask[i] = uvae_rng_uniform(&ctx->rng) < p ? 0.0f : keep;
+        y->data[i] = x->data[i] * mask[i];
+    }
+    if ((nd = uvae__record(ctx, uvae__dropout_backward, y, x, NULL, NULL))) nd->saved = mask;
+    else if (y->grad) return NULL;
+    return y;
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [loss] Every loss returns a [1] tensor; its backward scales by the incoming gradient g. */
+
+/* Class targets: an integer-valued float in [0, C) at every position. */
+static int uvae__check_classes(const char *who, uvae_tensor *logits, uvae_tensor *t) {
+    int C = logits->shape[1], ok = logits->ndim >= 2 && t->ndim == logits->ndim - 1 && t->shape[0] == logits->shape[0];
+    for (int i = 2; ok && i < logits->ndim; i++) ok = t->shape[i - 1] == logits->shape[i];
+    if (!ok) return uvae__fail(UVAE_ERR_ARG, "%s: target %s does not fit logits %s (want logits without dim 1)", who, uvae__shape_str(t), uvae__shape_str(logits));
+    for (size_t i = 0; i < t->size; i++)
+        if (!(t->data[i] >= 0 && t->data[i] < (float)C && t->data[i] == floorf(t->data[i])))
+            return uvae__fail(UVAE_ERR_ARG, "%s: target %g at position %zu is not a class in 0..%d", who, (double)t->data[i], i, C - 1);
+    return UVAE_OK;
+}
+
+/* softmax over dim 1 at pixel i of image n: p[c] for logits [N,C,HW] */
+static void uvae__softmax_at(const float *z, int C, size_t HW, float *p) {
+    float m = z[0], s = 0;
+    for (int c = 1; c < C; c++) if (z[c * HW] > m) m = z[c * HW];
+    for (int c = 0; c < C; c++) s += (p[c] = expf(z[c * HW] - m));
+    for (int c = 0; c < C; c++) p[c] /= s;
+}
+
+/* [loss/cross_entropy] mean over positions of logsumexp_c(z) - z[target]
+   == F.cross_entropy(logits, target).   dz = (softmax(z) - onehot(target)) / positions. */
+#define UVAE__MAXC 256
+static void uvae__ce_backward(uvae__node *nd) {
+    uvae_tensor *z = nd->in[0], *t = nd->in[1];
+    int N = z->shape[0], C = z->shape[1], n;
+    size_t HW = z->size / ((size_t)N * C);
+    float g = nd->out->grad[0] / (float)t->size;
+    if (!z->grad) return;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)z->size > UVAE__PAR_MIN))
+    for (n = 0; n < N; n++)
+        for (size_t i = 0; i < HW; i++) {
+            float p[UVAE__MAXC];
+            const float *zp = z->data + (size_t)n * C * HW + i;
+            uvae__softmax_at(zp, C, HW, p);
+            p[(int)t->data[(size_t)n * HW + i]] -= 1;
+            for (int c = 0; c < C; c++) z->grad[(size_t)n * C * HW + c * HW + i] += g * p[c];
+        }
+}
+uvae_tensor *uvae_cross_entropy(uvae_ctx *ctx, uvae_tensor *z, uvae_tensor *t) {
+    uvae_tensor *y;
+    double *part, s = 0;
+    int N, C, n;
+    size_t HW;
+    if (!z || !t) return NULL;
+    if (z->ndim < 2 || z->shape[1] < 1 || z->shape[1] > UVAE__MAXC)
+        return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_cross_entropy: logits %s need 1..%d classes in dim 1", uvae__shape_str(z), UVAE__MAXC);
+    if (uvae__check_classes("uvae_cross_entropy", z, t) != UVAE_OK) return NULL;
+    N = z->shape[0]; C = z->shape[1]; HW = z->size / ((size_t)N * C);
+    if (!(y = uvae__out(ctx, 1, (int[]){1}, z, NULL, NULL)) || !(part = (double *)uvae__arena_alloc(ctx, (size_t)N * sizeof(double)))) return NULL;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)z->size > UVAE__PAR_MIN))
+    for (n = 0; n < N; n++) {
+        double acc = 0;
+        for (size_t i = 0; i < HW; i++) {
+            const float *zp = z->data + (size_t)n * C * HW + i;
+            float m = zp[0];
+            double se = 0;
+            for (int c = 1; c < C; c++) if (zp[c * HW] > m) m = zp[c * HW];
+            for (int c = 0; c < C; c++) se += exp((double)zp[c * HW] - m);
+            acc += m + log(se) - zp[(int)t->data[(size_t)n * HW + i] * HW];
+        }
+        part[n] = acc;
+    }
+    for (n = 0; n < N; n++) s += part[n];
+    y->data[0] = (float)(s / (double)t->size);
+    if (!uvae__record(ctx, uvae__ce_backward, y, z, t, NULL) && y->grad) return NULL;
+    return y;
+}
+
+/* [loss/bce_with_logits, bernoulli_nll] per element max(z,0) - z t + log(1 + e^-|z|) (stable);
+   divided by the element count (bce: mean) or by N (bernoulli: sum per sample, mean over batch).
+   == F.binary_cross_entropy_with_logits(z, t) [, reduction='sum') / N].  dz = (sigmoid(z) - t)/div */
+static void uvae__bce_backward(uvae__node *nd) {
+    uvae_tensor *z = nd->in[0], *t = nd->in[1];
+    float g = nd->out->grad[0] / nd->f[0];
+    ptrdiff_t i, n = (ptrdiff_t)z->size;
+    if (!z->grad) return;
+    UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))
+    for (i = 0; i < n; i++) z->grad[i] += g * (uvae__sigmoidf(z->data[i]) - t->data[i]);
+}
+static uvae_tensor *uvae__bce(uvae_ctx *ctx, uvae_tensor *z, uvae_tensor *t, int per_sample, const char *who) {
+    uvae_tensor *y;
+    uvae__node *nd;
+    double s = 0;
+    if (!z || !t) return NULL;
+    if (!uvae_same_shape(z, t)) return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "%s: logits %s and target %s differ", who, uvae__shape_str(z), uvae__shape_str(t));
+    if (!(y = uvae__out(ctx, 1, (int[]){1}, z, NULL, NULL))) return NULL;
+    for (size_t i = 0; i < z->size; i++) {
+        double v = z->data[i];
+        s += (v > 0 ? v : 0) - v * t->data[i] + log1p(exp(-fabs(v)));
+    }
+    y->data[0] = (float)(s / (per_sample ? (double)z->shape[0] : (double)z->size));
+    if ((nd = uvae__record(ctx, uvae__bce_backward, y, z, t, NULL))) nd->f[0] = per_sample ? (float)z->shape[0] : (float)z->size;
+    else if (y->grad) return NULL;
+    return y;
+}
+uvae_tensor *uvae_bce_with_logits(uvae_ctx *ctx, uvae_tensor *z, uvae_tensor *t) { return uvae__bce(ctx, z, t, 0, "uvae_bce_with_logits"); }
+uvae_tensor *uvae_bernoulli_nll(uvae_ctx *ctx, uvae_tensor *z, uvae_tensor *t) { return uvae__bce(ctx, z, t, 1, "uvae_bernoulli_nll"); }
+
+/* [loss/dice] soft Dice pooled over the batch, per class c:
+     I_c = sum p t,  S_c = sum p + sum t,  d_c = (2 I_c + s) / (S_c + s),  loss = 1 - mean_c d_c
+   C > 1: p = softmax(z) over dim 1, t = onehot(target); C == 1: p = sigmoid(z), t = target (0/1).
+   dL/dp = -(2 t (S_c + s) - (2 I_c + s)) / (C (S_c + s)^2), then through softmax / sigmoid.
+   saved: [2, C] = I_c and S_c. */
+static void uvae__dice_backward(uvae__node *nd) {
+    uvae_tensor *z = nd->in[0], *t = nd->in[1];
+    const double *IS = (const double *)nd->saved;
+    int N = z->shape[0], C = z->shape[1], n;
+    size_t HW = z->size / ((size_t)N * C);
+    float g = nd->out->grad[0], s = nd->f[0];
+    if (!z->grad) return;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)z->size > UVAE__PAR_MIN))
+    for (n = 0; n < N; n++)
+        for (size_t i = 0; i < HW; i++) {
+            float p[UVAE__MAXC], dp[UVAE__MAXC], pdp = 0;
+            const float *zp = z->data + (size_t)n * C * HW + i;
+            if (C == 1) p[0] = uvae__sigmoidf(zp[0]);
+            else uvae__softmax_at(zp, C, HW, p);
+            for (int c = 0; c < C; c++) {
+                float tc = C == 1 ? t->data[(size_t)n * HW + i] : (float)((int)t->data[(size_t)n * HW + i] == c);
+                double den = IS[C + c] + s;
+                dp[c] = (float)(-(2.0 * tc * den - (2.0 * IS[c] + s)) / ((double)C * den * den)) * g;
+                pdp += p[c] * dp[c];
+            }
+            for (int c = 0; c < C; c++) {
+                float d = C == 1 ? dp[0] * p[0] * (1 - p[0]) : p[c] * (dp[c] - pdp);
+                z->grad[(size_t)n * C * HW + c * HW + i] += d;
+            }
+        }
+}
+uvae_tensor *uvae_dice_loss(uvae_ctx *ctx, uvae_tensor *z, uvae_tensor *t, float smooth) {
+    uvae_tensor *y;
+    uvae__node *nd;
+    double *IS, dice = 0;
+    int N, C;
+    size_t HW;
+    if (!z || !t) return NULL;
+    if (z->ndim != 4 || z->shape[1] > UVAE__MAXC)
+        return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_dice_loss: logits %s, want [N,C,H,W] with C <= %d", uvae__shape_str(z), UVAE__MAXC);
+    N = z->shape[0]; C = z->shape[1]; HW = z->size / ((size_t)N * C);
+    if (C == 1) {
+        if (!uvae_same_shape(z, t)) return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_dice_loss: binary target %s must match logits %s", uvae__shape_str(t), uvae__shape_str(z));
+    } else if (uvae__check_classes("uvae_dice_loss", z, t) != UVAE_OK) return NULL;
+    if (!(y = uvae__out(ctx, 1, (int[]){1}, z, NULL, NULL)) || !(IS = (double *)uvae__arena_alloc(ctx, 2 * (size_t)C * sizeof(double)))) return NULL;
+    memset(IS, 0, 2 * (size_t)C * sizeof(double));
+    for (int n = 0; n < N; n++)                         /* sequential: a fixed summation order */
+        for (size_t i = 0; i < HW; i++) {
+            float p[UVAE__MAXC];
+            const float *zp = z->data + (size_t)n * C * HW + i;
+            if (C == 1) p[0] = uvae__sigmoidf(zp[0]);
+            else uvae__softmax_at(zp, C, HW, p);
+            for (int c = 0; c < C; c++) {
+                float tc = C == 1 ? t->data[(size_t)n * HW + i] : (float)((int)t->data[(size_t)n * HW + i] == c);
+                IS[c] += p[c] * tc;
+                IS[C + c] += p[c] + tc;
+            }
+        }
+    for (int c = 0; c < C; c++) dice += (2 * IS[c] + smooth) / (IS[C + c] + smooth);
+    y->data[0] = (float)(1 - dice / C);
+    if ((nd = uvae__record(ctx, uvae__dice_backward, y, z, t, NULL))) { nd->saved = IS; nd->f[0] = smooth; }
+    else if (y->grad) return NULL;
+    return y;
+}
+uvae_tensor *uvae_ce_dice_loss(uvae_ctx *ctx, uvae_tensor *z, uvae_tensor *t, float smooth) {
+    return uvae_add(ctx, uvae_cross_entropy(ctx, z, t), uvae_dice_loss(ctx, z, t, smooth));
+}
+
+/* [loss/kl_normal] KL(N(mu, e^lv) || N(0,1)) = -0.5 sum (1 + lv - mu^2 - e^lv) / N
+   dmu = mu / N,  dlv = -0.5 (1 - e^lv) / N. */
+static void uvae__kl_backward(uvae__node *nd) {
+    uvae_tensor *mu = nd->in[0], *lv = nd->in[1];
+    float g = nd->out->grad[0] / (float)mu->shape[0];
+    for (size_t i = 0; i < mu->size; i++) {
+        if (mu->grad) mu->grad[i] += g * mu->data[i];
+        if (lv->grad) lv->grad[i] += g * -0.5f * (1 - expf(lv->data[i]));
+    }
+}
+uvae_tensor *uvae_kl_normal(uvae_ctx *ctx, uvae_tensor *mu, uvae_tensor *lv) {
+    uvae_tensor *y;
+    double s = 0;
+    if (!mu || !lv) return NULL;
+    if (!uvae_same_shape(mu, lv)) return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_kl_normal: mu %s and logvar %s differ", uvae__shape_str(mu), uvae__shape_str(lv));
+    if (!(y = uvae__out(ctx, 1, (int[]){1}, mu, lv, NULL))) return NULL;
+    for (size_t i = 0; i < mu->size; i++) s += -0.5 * (1 + lv->data[i] - (double)mu->data[i] * mu->data[i] - exp(lv->data[i]));
+    y->data[0] = (float)(s / mu->shape[0]);
+    if (!uvae__record(ctx, uvae__kl_backward, y, mu, lv, NULL) && y->grad) return NULL;
+    return y;
+}
+
+/* [loss/gaussian_nll] sum 0.5 ((t - m)^2 e^-lv + lv + log 2pi) / N, lv per element or shared.
+   dm = -(t - m) e^-lv / N,  dlv = 0.5 (1 - (t - m)^2 e^-lv) / N (summed when shared). */
+static void uvae__gnll_backward(uvae__node *nd) {
+    uvae_tensor *m = nd->in[0], *lv = nd->in[1], *t = nd->in[2];
+    float g = nd->out->grad[0] / (float)m->shape[0];
+    int shared = lv->size == 1 && m->size != 1;
+    double dshared = 0;
+    for (size_t i = 0; i < m->size; i++) {
+        float l = lv->data[shared ? 0 : i], d = t->data[i] - m->data[i], iv = expf(-l);
+        if (m->grad) m->grad[i] += g * -d * iv;
+        if (lv->grad) {
+            float dl = g * 0.5f * (1 - d * d * iv);
+            if (shared) dshared += dl; else lv->grad[i] += dl;
+        }
+    }
+    if (shared && lv->grad) lv->grad[0] += (float)dshared;
+}
+uvae_tensor *uvae_gaussian_nll(uvae_ctx *ctx, uvae_tensor *m, uvae_tensor *lv, uvae_tensor *t) {
+    uvae_tensor *y;
+    double s = 0;
+    int shared;
+    if (!m || !lv || !t) return NULL;
+    if (!uvae_same_shape(m, t) || !(uvae_same_shape(m, lv) || lv->size == 1))
+        return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_gaussian_nll: mean %s, logvar %s, target %s do not fit",
+                                          uvae__shape_str(m), uvae__shape_str(lv), uvae__shape_str(t));
+    shared = lv->size == 1 && m->size != 1;
+    if (!(y = uvae__out(ctx, 1, (int[]){1}, m, lv, NULL))) return NULL;
+    for (size_t i = 0; i < m->size; i++) {
+        double l = lv->data[shared ? 0 : i], d = (double)t->data[i] - m->data[i];
+        s += 0.5 * (d * d * exp(-l) + l + 1.8378770664093453);
+    }
+    y->data[0] = (float)(s / m->shape[0]);
+    if (!uvae__record(ctx, uvae__gnll_backward, y, m, lv, t) && y->grad) return NULL;
+    return y;
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [optim] over the trainable parameters' slices of the slab (buffers are skipped).
+   SGD:   b = mu b + g;  p -= lr b                                   == torch.optim.SGD(momentum)
+   Adam:  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
+          p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)       == torch.optim.Adam
+   AdamW: p *= 1 - lr wd first (decoupled decay), then Adam            == torch.optim.AdamW
+   Adam and SGD with weight_decay > 0 add wd p to the gradient (L2), as PyTorch does. */
+int uvae_optim_init(uvae_optim *o, const uvae_params *P, int kind, float lr) {
+    memset(o, 0, sizeof *o);
+    if (kind != UVAE_SGD && kind != UVAE_ADAM && kind != UVAE_ADAMW) return uvae__fail(UVAE_ERR_ARG, "uvae_optim_init: unknown optimizer %d", kind);
+    if (!P->data) return uvae__fail(UVAE_ERR_ARG, "uvae_optim_init: parameters not allocated");
+    o->kind = kind; o->lr = lr; o->beta1 = 0.9f; o->beta2 = 0.999f; o->eps = 1e-8f;
+    o->weight_decay = kind == UVAE_ADAMW ? 0.01f : 0.0f;
+    o->momentum = 0.9f;
+    o->total = P->total;
+    o->m = (float *)UVAE_MALLOC((P->total ? P->total : 1) * sizeof(float));
+    o->v = kind != UVAE_SGD ? (float *)UVAE_MALLOC((P->total ? P->total : 1) * sizeof(float)) : NULL;
+    if (!o->m || (kind != UVAE_SGD && !o->v)) {
+        uvae_optim_free(o);
+        return uvae__fail(UVAE_ERR_NOMEM, "uvae_optim_init: out of memory for %zu moments", P->total);
+    }
+    memset(o->m, 0, P->total * sizeof(float));
+    if (o->v) memset(o->v, 0, P->total * sizeof(float));
+    return UVAE_OK;
+}
+void uvae_optim_free(uvae_optim *o) {
+    UVAE_FREE(o->m);
+    UVAE_FREE(o->v);
+    o->m = o->v = NULL;
+}
+
+float uvae_grad_norm(const uvae_params *P) {
+    double s = 0;
+    for (int k = 0; k < P->n; k++) {
+        const uvae_param *p = P->p[k];
+        if (p->trainable) for (size_t i = 0; i < p->t.size; i++) s += (double)p->t.grad[i] * p->t.grad[i];
+    }
+    return (float)sqrt(s);
+}
+float uvae_clip_grad_norm(uvae_params *P, float max_norm) {
+    float norm = uvae_grad_norm(P), coef = max_norm / (norm + 1e-6f);
+    if (coef < 1)
+        for (int k = 0; k < P->n; k++)
+            if (P->p[k]->trainable) for (size_t i = 0; i < P->p[k]->t.size; i++) P->p[k]->t.grad[i] *= coef;
+    return norm;
+}
+
+float uvae_optim_step(uvae_optim *o, uvae_params *P, float lr) {
+    float norm = o->clip_norm > 0 ? uvae_clip_grad_norm(P, o->clip_norm) : uvae_grad_norm(P);
+    double bc1, bc2s;
+    float step_size, b1 = o->beta1, b2 = o->beta2, wd = o->weight_decay, eps = o->eps, mu = o->momentum;
+    if (lr < 0) lr = o->lr;
+    o->step++;
+    bc1 = 1 - pow(b1, (double)o->step);
+    bc2s = sqrt(1 - pow(b2, (double)o->step));
+    step_size = (float)(lr / bc1);
+    for (int k = 0; k < P->n; k++) {
+        uvae_param *q = P->p[k];
+        float *p = q->t.data, *g = q->t.grad, *m = o->m + q->offset, *v = o->v ? o->v + q->offset : NULL;
+        ptrdiff_t i, n = (ptrdiff_t)q->t.size;
+        if (!q->trainable) continue;
+        UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))
+        for (i = 0; i < n; i++) {
+            float gi = g[i];
+            if (o->kind == UVAE_SGD) {
+                if (wd > 0) gi += wd * p[i];
+                m[i] = o->step == 1 ? gi : mu * m[i] + gi;
+                p[i] -= lr * m[i];
+            } else {
+                if (o->kind == UVAE_ADAMW) p[i] *= 1 - lr * wd;
+                else if (wd > 0) gi += wd * p[i];
+                m[i] = b1 * m[i] + (1 - b1) * gi;
+                v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+                p[i] -= step_size * (m[i] / (sqrtf(v[i]) / (float)bc2s + eps));
+            }
+        }
+    }
+    return norm;
+}
+
+/* [optim/schedules] */
+static float uvae__cos_anneal(double start, double end, double pct) {
+    return (float)(end + (start - end) / 2.0 * (cos(3.14159265358979323846 * pct) + 1));
+}
+/* == torch.optim.lr_scheduler.CosineAnnealingLR(T_max=total, eta_min=lr_min) */
+float uvae_lr_cosine(int64_t step, int64_t total, float lr_max, float lr_min) {
+    if (total <= 0 || step >= total) return lr_min;
+    return uvae__cos_anneal(lr_max, lr_min, (double)step / (double)total);
+}
+/* == torch.optim.lr_scheduler.OneCycleLR(max_lr, total_steps=total) with its defaults:
+   warm up from max/25 to max over the first 30 % (cosine), then anneal to max/25/1e4. */
+float uvae_lr_onecycle(int64_t step, int64_t total, float lr_max) {
+    double lo = lr_max / 25.0, end = lo / 1e4, e1 = 0.3 * (double)total - 1, e2 = (double)total - 1;
+    if (step < 0) step = 0;
+    if (step >= total) return (float)end;
+    if ((double)step <= e1) return uvae__cos_anneal(lo, lr_max, e1 > 0 ? (double)step / e1 : 1.0);
+    return uvae__cos_anneal(lr_max, end, ((double)step - e1) / (e2 - e1));
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [layers] PyTorch's default initialisation: weights and biases ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+   (kaiming_uniform with a = sqrt(5)); batch norm gamma 1, beta 0, running mean 0, var 1. */
+static void uvae__conv_params(uvae_params *P, uvae_conv *l, const char *name, int wshape[4], int fan_in, int bias) {
+    float bound = 1.0f / sqrtf((float)fan_in);
+    l->w = uvae_params_add(P, 1, UVAE_INIT_UNIFORM, bound, 4, wshape, "%s.weight", name);
+    l->b = bias ? uvae_params_add(P, 1, UVAE_INIT_UNIFORM, bound, 1, (int[]){l->transposed ? wshape[1] : wshape[0]}, "%s.bias", name) : NULL;
+}
+void uvae_conv_init(uvae_params *P, uvae_conv *l, const char *name, int in, int out, int k, int stride, int pad, int bias) {
+    l->stride = stride; l->pad = pad; l->transposed = 0;
+    uvae__conv_params(P, l, name, (int[]){out, in, k, k}, in * k * k, bias);
+}
+void uvae_conv_transpose_init(uvae_params *P, uvae_conv *l, const char *name, int in, int out, int k, int stride, int pad, int bias) {
+    l->stride = stride; l->pad = pad; l->transposed = 1;
+    uvae__conv_params(P, l, name, (int[]){in, out, k, k}, out * k * k, bias);   /* torch's fan_in for [in,out,k,k] */
+}
+void uvae_bn_init(uvae_params *P, uvae_bn *l, const char *name, int ch) {
+    l->gamma = uvae_params_add(P, 1, UVAE_INIT_ONE, 0, 1, &ch, "%s.weight", name);
+    l->beta = uvae_params_add(P, 1, UVAE_INIT_ZERO, 0, 1, &ch, "%s.bias", name);
+    l->mean = uvae_params_add(P, 0, UVAE_INIT_ZERO, 0, 1, &ch, "%s.running_mean", name);
+    l->var = uvae_params_add(P, 0, UVAE_INIT_ONE, 0, 1, &ch, "%s.running_var", name);
+    l->momentum = 0.1f;
+    l->eps = 1e-5f;
+}
+void uvae_dense_init(uvae_params *P, uvae_dense *l, const char *name, int in, int out) {
+    float bound = 1.0f / sqrtf((float)in);
+    l->w = uvae_params_add(P, 1, UVAE_INIT_UNIFORM, bound, 2, (int[]){out, in}, "%s.weight", name);
+    l->b = uvae_params_add(P, 1, UVAE_INIT_UNIFORM, bound, 1, &out, "%s.bias", name);
+}
+uvae_tensor *uvae_conv_forward(uvae_ctx *ctx, const uvae_conv *l, uvae_tensor *x) {
+    return l->transposed ? uvae_conv_transpose2d(ctx, x, l->w, l->b, l->stride, l->pad)
+                         : uvae_conv2d(ctx, x, l->w, l->b, l->stride, l->pad);
+}
+uvae_tensor *uvae_bn_forward(uvae_ctx *ctx, const uvae_bn *l, uvae_tensor *x) {
+    return uvae_batch_norm2d(ctx, x, l->gamma, l->beta, l->mean, l->var, l->momentum, l->eps);
+}
+uvae_tensor *uvae_dense_forward(uvae_ctx *ctx, const uvae_dense *l, uvae_tensor *x) { return uvae_linear(ctx, x, l->w, l->b); }
+
+/* ---------------------------------------------------------------------------------------------
+   [models/unet] The common UNet (as in milesial/Pytorch-UNet), widths c_i = base * 2^i:
+     s0 = inc(x);  s_i = down_i(s_{i-1}), i = 1..depth        (encoder, level i at 1/2^i size)
+       down_i = [maxpool 2 | conv3x3 stride 2 (c_{i-1} -> c_{i-1})] -> DoubleConv(c_{i-1}, c_i)
+     h = s_depth;  h = up_i(h, s_{depth-i}), i = 1..depth     (decoder)
+       up_i = [convT 2x2 stride 2 | bilinear x2 -> conv3x3] (c -> c/2), concat [skip, up], DoubleConv
+     logits = conv1x1(h) -> [N, n_classes, H, W]
+   DoubleConv = (conv3x3 no bias -> BN -> ReLU) x 2. */
+static void uvae__double_conv_init(uvae_params *P, uvae_double_conv *d, const char *name, int in, int out) {
+    char s[UVAE_NAME_MAX];
+    snprintf(s, sizeof s, "%s.conv1", name); uvae_conv_init(P, &d->c1, s, in, out, 3, 1, 1, 0);
+    snprintf(s, sizeof s, "%s.bn1", name);   uvae_bn_init(P, &d->b1, s, out);
+    snprintf(s, sizeof s, "%s.conv2", name); uvae_conv_init(P, &d->c2, s, out, out, 3, 1, 1, 0);
+    snprintf(s, sizeof s, "%s.bn2", name);   uvae_bn_init(P, &d->b2, s, out);
+}
+static uvae_tensor *uvae__double_conv(uvae_ctx *ctx, const uvae_double_conv *d, uvae_tensor *x) {
+    x = uvae_relu(ctx, uvae_bn_forward(ctx, &d->b1, uvae_conv_forward(ctx, &d->c1, x)));
+    return uvae_relu(ctx, uvae_bn_forward(ctx, &d->b2, uvae_conv_forward(ctx, &d->c2, x)));
+}
+
+int uvae_unet_init(uvae_unet *m, const uvae_unet_config *cfg, uint64_t seed) {
+    char s[UVAE_NAME_MAX];
+    int D = cfg->depth, b = cfg->base_width;
+    memset(m, 0, sizeof *m);
+    if (cfg->in_ch < 1 || cfg->n_classes < 1 || b < 1 || D < 1 || D > UVAE_UNET_MAX_DEPTH ||
+        (cfg->down != UVAE_DOWN_MAXPOOL && cfg->down != UVAE_DOWN_STRIDED) || (cfg->up != UVAE_UP_TRANSPOSE && cfg->up != UVAE_UP_UPSAMPLE))
+        return uvae__fail(UVAE_ERR_ARG, "uvae_unet_init: bad config (in_ch %d, classes %d, width %d, depth %d in 1..%d, down %d, up %d)",
+                          cfg->in_ch, cfg->n_classes, b, D, UVAE_UNET_MAX_DEPTH, cfg->down, cfg->up);
+    m->cfg = *cfg;
+    uvae_params_init(&m->params);
+    uvae__double_conv_init(&m->params, &m->inc, "inc", cfg->in_ch, b);
+    for (int i = 1; i <= D; i++) {
+        int cin = b << (i - 1);
+        if (cfg->down == UVAE_DOWN_STRIDED) { snprintf(s, sizeof s, "down%d.pool", i); uvae_conv_init(&m->params, &m->down_conv[i - 1], s, cin, cin, 3, 2, 1, 1); }
+        snprintf(s, sizeof s, "down%d.conv", i);
+        uvae__double_conv_init(&m->params, &m->down[i - 1], s, cin, 2 * cin);
+    }
+    for (int i = 1; i <= D; i++) {
+        int cin = b << (D - i + 1);
+        snprintf(s, sizeof s, "up%d.up", i);
+        if (cfg->up == UVAE_UP_TRANSPOSE) uvae_conv_transpose_init(&m->params, &m->up_conv[i - 1], s, cin, cin / 2, 2, 2, 0, 1);
+        else uvae_conv_init(&m->params, &m->up_conv[i - 1], s, cin, cin / 2, 3, 1, 1, 1);
+        snprintf(s, sizeof s, "up%d.conv", i);
+        uvae__double_conv_init(&m->params, &m->up[i - 1], s, cin, cin / 2);
+    }
+    uvae_conv_init(&m->params, &m->outc, "outc", b, cfg->n_classes, 1, 1, 0, 1);
+    if (uvae_params_alloc(&m->params, seed) != UVAE_OK) {
+        uvae_params_free(&m->params);
+        return m->params.status ? m->params.status : UVAE_ERR_NOMEM;
+    }
+    return UVAE_OK;
+}
+void uvae_unet_free(uvae_unet *m) { uvae_params_free(&m->params); }
+
+uvae_tensor *uvae_unet_forward(uvae_ctx *ctx, uvae_unet *m, uvae_tensor *x) {
+    uvae_tensor *skip[UVAE_UNET_MAX_DEPTH + 1], *h;
+    int D = m->cfg.depth;
+    if (!x) return NULL;
+    if (x->ndim != 4 || x->shape[1] != m->cfg.in_ch || x->shape[2] % (1 << D) || x->shape[3] % (1 << D))
+        return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_unet_forward: input %s, want [N,%d,H,W] with H and W divisible by %d",
+                                          uvae__shape_str(x), m->cfg.in_ch, 1 << D);
+    skip[0] = uvae__double_conv(ctx, &m->inc, x);
+    for (int i = 1; i <= D; i++) {
+        h = m->cfg.down == UVAE_DOWN_MAXPOOL ? uvae_max_pool2d(ctx, skip[i - 1], 2, 2) : uvae_conv_forward(ctx, &m->down_conv[i - 1], skip[i - 1]);
+        skip[i] = uvae__double_conv(ctx, &m->down[i - 1], h);
+    }
+    h = skip[D];
+    for (int i = 1; i <= D; i++) {
+        if (m->cfg.up == UVAE_UP_UPSAMPLE) h = uvae_upsample(ctx, h, 2, UVAE_BILINEAR);
+        h = uvae_conv_forward(ctx, &m->up_conv[i - 1], h);
+        h = uvae__double_conv(ctx, &m->up[i - 1], uvae_concat(ctx, skip[D - i], h));
+    }
+    return uvae_conv_forward(ctx, &m->outc, h);
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [models/cvae] A conditional VAE. The label y enters twice: as an extra input channel (a learned
+   S x S plane per class) and as an embedding e concatenated to the encoder's features and to z.
+     h = [x, plane(y)] -> conv4x4/2 -> lrelu -> conv4x4/2 -> lrelu -> flatten -> [., e]
+     mu = fc_mu(h), logvar = fc_logvar(h), z = mu + exp(logvar / 2) * eps
+     d = relu(fc_dec([z, e])) -> [2w, S/4, S/4] -> convT4x4/2 -> relu -> convT4x4/2 -> logits */
+int uvae_cvae_init(uvae_cvae *m, const uvae_cvae_config *c, uint64_t seed) {
+    int S = c->size, w = c->width, F;
+    memset(m, 0, sizeof *m);
+    if (c->in_ch < 1 || S < 4 || S % 4 || c->n_classes < 1 || c->latent < 1 || w < 1 || c->embed < 1)
+        return uvae__fail(UVAE_ERR_ARG, "uvae_cvae_init: bad config (in_ch %d, size %d divisible by 4, classes %d, latent %d, width %d, embed %d)",
+                          c->in_ch, S, c->n_classes, c->latent, w, c->embed);
+    m->cfg = *c;
+    F = 2 * w * (S / 4) * (S / 4);
+    uvae_params_init(&m->params);
+    m->label_plane = uvae_params_add(&m->params, 1, UVAE_INIT_NORMAL, 1.0f, 2, (int[]){c->n_classes, S * S}, "label_plane.weight");
+    m->label_embed = uvae_params_add(&m->params, 1, UVAE_INIT_NORMAL, 1.0f, 2, (int[]){c->n_classes, c->embed}, "label_embed.weight");
+    uvae_conv_init(&m->params, &m->e1, "enc1", c->in_ch + 1, w, 4, 2, 1, 1);
+    uvae_conv_init(&m->params, &m->e2, "enc2", w, 2 * w, 4, 2, 1, 1);
+    uvae_dense_init(&m->params, &m->fc_mu, "fc_mu", F + c->embed, c->latent);
+    uvae_dense_init(&m->params, &m->fc_logvar, "fc_logvar", F + c->embed, c->latent);
+    uvae_dense_init(&m->params, &m->fc_dec, "fc_dec", c->latent + c->embed, F);
+    uvae_conv_transpose_init(&m->params, &m->d1, "dec1", 2 * w, w, 4, 2, 1, 1);
+    uvae_conv_transpose_init(&m->params, &m->d2, "dec2", w, c->in_ch, 4, 2, 1, 1);
+    if (uvae_params_alloc(&m->params, seed) != UVAE_OK) {
+        int st = m->params.status ? m->params.status : UVAE_ERR_NOMEM;
+        uvae_params_free(&m->params);
+        return st;
+    }
+    return UVAE_OK;
+}
+void uvae_cvae_free(uvae_cvae *m) { uvae_params_free(&m->params); }
+
+uvae_cvae_out uvae_cvae_forward(uvae_ctx *ctx, uvae_cvae *m, uvae_tensor *x, uvae_tensor *y, uvae_tensor *eps) {
+    uvae_cvae_out o;
+    uvae_tensor *h, *e, *d;
+    int N, S = m->cfg.size, w = m->cfg.width;
+    memset(&o, 0, sizeof o);
+    if (!x || !y) return o;
+    N = x->shape[0];
+    if (x->ndim != 4 || x->shape[1] != m->cfg.in_ch || x->shape[2] != S || x->shape[3] != S || y->ndim != 1 || y->shape[0] != N ||
+        (eps && (eps->ndim != 2 || eps->shape[0] != N || eps->shape[1] != m->cfg.latent))) {
+        uvae__fail(UVAE_ERR_ARG, "uvae_cvae_forward: x %s (want [N,%d,%d,%d]), labels %s (want [N]), eps %s (want [N,%d])",
+                   uvae__shape_str(x), m->cfg.in_ch, S, S, uvae__shape_str(y), eps ? uvae__shape_str(eps) : "none", m->cfg.latent);
+        return o;
+    }
+    h = uvae_concat(ctx, x, uvae_reshape(ctx, uvae_embedding(ctx, y, m->label_plane), 4, (int[]){N, 1, S, S}));
+    h = uvae_leaky_relu(ctx, uvae_conv_forward(ctx, &m->e1, h), 0.2f);
+    h = uvae_leaky_relu(ctx, uvae_conv_forward(ctx, &m->e2, h), 0.2f);
+    e = uvae_embedding(ctx, y, m->label_embed);
+    h = uvae_concat(ctx, uvae_flatten(ctx, h), e);
+    o.mu = uvae_dense_forward(ctx, &m->fc_mu, h);
+    o.logvar = uvae_dense_forward(ctx, &m->fc_logvar, h);
+    if (!eps && (eps = uvae_ctx_tensor(ctx, 2, (int[]){N, m->cfg.latent})))
+        for (size_t i = 0; i < eps->size; i++) eps->data[i] = uvae_rng_normal(&ctx->rng);
+    o.z = uvae_add(ctx, o.mu, uvae_mul(ctx, uvae_exp(ctx, uvae_scale(ctx, o.logvar, 0.5f)), eps));
+    d = uvae_relu(ctx, uvae_dense_forward(ctx, &m->fc_dec, uvae_concat(ctx, o.z, e)));
+    d = uvae_reshape(ctx, d, 4, (int[]){N, 2 * w, S / 4, S / 4});
+    d = uvae_relu(ctx, uvae_conv_forward(ctx, &m->d1, d));
+    o.logits = uvae_conv_forward(ctx, &m->d2, d);
+    return o;
+}
+uvae_tensor *uvae_cvae_loss(uvae_ctx *ctx, uvae_cvae_out o, uvae_tensor *x) {
+    return uvae_add(ctx, uvae_bernoulli_nll(ctx, o.logits, x), uvae_kl_normal(ctx, o.mu, o.logvar));
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [ckpt] safetensors checkpoints: a reader, an atomic writer, uvae_save / uvae_load.
+
+   The format (huggingface/safetensors):
+       u64 N, little-endian | N bytes of UTF-8 JSON (the header) | the data section
+   The header is one object mapping each tensor name to
+       {"dtype": "F32", "shape": [d0, d1, ..], "data_offsets": [begin, end]}
+   where the offsets are in bytes from the start of the data section, plus an optional
+   "__metadata__": {"key": "value", ..} of strings. The tensors must tile the data section
+   exactly: sorted by offset, each begins where the previous one ends, the last ends at the end of
+   the file. No overlap, no hole.
+
+   Reader (uvae_st_read): trusts nothing in the file. The size comes from the file itself; the
+   length word is checked against it before anything is allocated; the header is checked to be
+   UTF-8 and parsed by a small strict recursive-descent JSON parser that fills the tensor table
+   directly (no DOM: only objects, arrays, strings and integers exist in the format, anything else
+   is an error, unknown keys too). Then every tensor is checked against its shape and the data
+   section's size, and the data section is read into its own malloc'd buffer so the floats are
+   aligned whatever N is. Every error says which file and what exactly is wrong.
+
+   Writer (uvae_st_write): the header is built in memory with "__metadata__" first, tensors in the
+   caller's order with contiguous offsets, and padded with spaces so the data starts at a multiple
+   of 8 bytes. It is written to "<path>.tmp", then renamed over path: a failed or interrupted
+   write never leaves a half-written checkpoint behind, and an existing file stays untouched.
+
+   Both assume a little-endian host (as every safetensors file is little-endian) and refuse to
+   run on a big-endian one.
+
+   uvae_save / uvae_load store every registered tensor under its registry name, the optimizer's
+   moments as "optim.m.<name>" / "optim.v.<name>" (trainable parameters only), and metadata
+   "format": "unetvae-1", "optim.kind": "sgd"|"adam"|"adamw", "optim.step": "<decimal>". */
+#include <limits.h>
+
+#define UVAE__ST_HEADER_MAX 100000000u   /* the limit the reference implementation enforces */
+#define UVAE__ST_KEY_MAX 64               /* == sizeof uvae_st_file.meta_key[0] */
+#define UVAE__ST_VAL_MAX 256              /* == sizeof uvae_st_file.meta_val[0] */
+
+static int uvae__st_little_endian(void) {
+    uint16_t one = 1;
+    unsigned char b;
+    memcpy(&b, &one, 1);
+    return b == 1;
+}
+
+/* "path: message" with status; message printf-formatted. */
+static int uvae__st_fail(int status, const char *path, const char *fmt, ...) {
+    char msg[448];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return uvae__fail(status, "%s: %s", path, msg);
+}
+
+/* "[2,3,4]" (or "[]" for a scalar) into buf. */
+static const char *uvae__st_shape_str(char *buf, size_t cap, int ndim, const int *shape) {
+    size_t k = 0;
+    buf[0] = 0;
+    k += (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < ndim && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, i ? ",%d" : "%d", shape[i]);
+    if (k < cap) snprintf(buf + k, cap - k, "]");
+    return buf;
+}
+
+/* Elements of a shape, or (size_t)-1 when a dimension is negative or the byte count (4 per
+   element) would not fit in a size_t. */
+static size_t uvae__st_numel(int ndim, const int *shape) {
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] < 0) return (size_t)-1;
+        if (shape[i] > 0 && n > ((size_t)-1 / 4 - 1) / (size_t)shape[i]) return (size_t)-1;
+        n *= (size_t)shape[i];
+    }
+    return n;
+}
+
+/* Offset of the first byte that is not part of valid UTF-8 (no overlong forms, no surrogates,
+   nothing past U+10FFFF), or (size_t)-1 when all of s[0..n) is valid. */
+static size_t uvae__st_utf8_bad(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t len;
+        unsigned long cp, min;
+        if (c < 0x80) { i++; continue; }
+        if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; min = 0x80; }
+        else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; min = 0x800; }
+        else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; min = 0x10000; }
+        else return i;
+        if (n - i < len) return i;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return i;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+        i += len;
+    }
+    return (size_t)-1;
+}
+
+/* ---- a strict JSON parser over the header --------------------------------------------------- */
+typedef struct uvae__json {
+    const char *s; size_t n, i;   /* the header text, its length, the cursor */
+    const char *path;             /* for error messages */
+    const char *in;               /* the tensor being parsed, for error messages (or NULL) */
+} uvae__json;
+
+/* A FORMAT error "path: message", plus "(in tensor 'x')" when the message does not say where. */
+static int uvae__json_err(const uvae__json *J, const char *fmt, ...) {
+    char msg[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (J->in && !strstr(msg, "tensor '"))
+        return uvae__fail(UVAE_ERR_FORMAT, "%s: %s (in tensor '%s')", J->path, msg, J->in);
+    return uvae__fail(UVAE_ERR_FORMAT, "%s: %s", J->path, msg);
+}
+
+static void uvae__json_ws(uvae__json *J) {
+    while (J->i < J->n && (J->s[J->i] == ' ' || J->s[J->i] == '\t' || J->s[J->i] == '\n' || J->s[J->i] == '\r'))
+        J->i++;
+}
+
+/* What is at the cursor, in words, for "expected X, found Y". */
+static const char *uvae__json_found(const uvae__json *J, char *buf, size_t cap) {
+    unsigned char c;
+    if (J->i >= J->n) return "the end of the header";
+    c = (unsigned char)J->s[J->i];
+    switch (c) {
+    case '{': return "an object";
+    case '[': return "an array";
+    case '"': return "a string";
+    case 't': case 'f': return "a boolean or bare word";
+    case 'n': return "null or a bare word";
+    default: break;
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) return "a number";
+    if (c > 0x20 && c < 0x7F) snprintf(buf, cap, "'%c'", c);
+    else snprintf(buf, cap, "byte 0x%02x", c);
+    return buf;
+}
+
+/* "expected <what> at header byte i, found <...>" */
+static int uvae__json_expected(const uvae__json *J, const char *what) {
+    char b[16];
+    return uvae__json_err(J, "malformed header: expected %s at header byte %zu, found %s",
+                          what, J->i, uvae__json_found(J, b, sizeof b));
+}
+
+/* Skip whitespace and consume the character c, or fail saying what was expected. */
+static int uvae__json_char(uvae__json *J, char c, const char *what) {
+    uvae__json_ws(J);
+    if (J->i < J->n && J->s[J->i] == c) { J->i++; return UVAE_OK; }
+    return uvae__json_expected(J, what);
+}
+
+static int uvae__json_hex4(uvae__json *J, unsigned long *cp) {
+    *cp = 0;
+    if (J->n - J->i < 4) return uvae__json_err(J, "malformed header: truncated \\u escape at header byte %zu", J->i);
+    for (int k = 0; k < 4; k++) {
+        char c = J->s[J->i + (size_t)k];
+        unsigned d;
+        if (c >= '0' && c <= '9') d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f') d = (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') d = (unsigned)(c - 'A' + 10);
+        else return uvae__json_err(J, "malformed header: bad \\u escape at header byte %zu", J->i);
+        *cp = *cp * 16 + d;
+    }
+    J->i += 4;
+    return UVAE_OK;
+}
+
+/* A string at the cursor, decoded (escapes resolved, \uXXXX to UTF-8) into out[cap]: at most
+   cap-1 bytes are stored and out is always NUL-terminated; *len gets the full decoded length so
+   the caller can report "too long". \u0000 is refused (it cannot live in a C string). */
+static int uvae__json_string(uvae__json *J, char *out, size_t cap, size_t *len, const char *what) {
+    size_t n = 0;
+    uvae__json_ws(J);
+    if (J->i >= J->n || J->s[J->i] != '"') return uvae__json_expected(J, what);
+    J->i++;
+    for (;;) {
+        unsigned char c, enc[4];
+        int ne = 1;
+        if (J->i >= J->n) return uvae__json_err(J, "malformed header: unterminated string");
+        c = (unsigned char)J->s[J->i++];
+        if (c == '"') break;
+        if (c < 0x20)
+            return uvae__json_err(J, "malformed header: raw control character 0x%02x in a string at header byte %zu", c, J->i - 1);
+        enc[0] = c;
+        if (c == '\\') {
+            if (J->i >= J->n) return uvae__json_err(J, "malformed header: unterminated string");
+            c = (unsigned char)J->s[J->i++];
+            switch (c) {
+            case '"': case '\\': case '/': enc[0] = c; break;
+            case 'b': enc[0] = '\b'; break;
+            case 'f': enc[0] = '\f'; break;
+            case 'n': enc[0] = '\n'; break;
+            case 'r': enc[0] = '\r'; break;
+            case 't': enc[0] = '\t'; break;
+            case 'u': {
+                unsigned long cp, lo;
+                if (uvae__json_hex4(J, &cp) != UVAE_OK) return UVAE_ERR_FORMAT;
+                if (cp >= 0xD800 && cp <= 0xDBFF) {           /* a surrogate pair: \uD83D\uDE00 */
+                    if (J->n - J->i < 2 || J->s[J->i] != '\\' || J->s[J->i + 1] != 'u')
+                        return uvae__json_err(J, "malformed header: unpaired surrogate \\u%04lX at header byte %zu", cp, J->i);
+                    J->i += 2;
+                    if (uvae__json_hex4(J, &lo) != UVAE_OK) return UVAE_ERR_FORMAT;
+                    if (lo < 0xDC00 || lo > 0xDFFF)
+                        return uvae__json_err(J, "malformed header: unpaired surrogate \\u%04lX at header byte %zu", cp, J->i);
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                } else if (cp >= 0xDC00 && cp <= 0xDFFF) {
+                    return uvae__json_err(J, "malformed header: unpaired surrogate \\u%04lX at header byte %zu", cp, J->i);
+                }
+                if (cp == 0) return uvae__json_err(J, "unsupported \\u0000 in a string at header byte %zu", J->i);
+                if (cp < 0x80) { enc[0] = (unsigned char)cp; }
+                else if (cp < 0x800) { enc[0] = (unsigned char)(0xC0 | (cp >> 6)); enc[1] = (unsigned char)(0x80 | (cp & 0x3F)); ne = 2; }
+                else if (cp < 0x10000) {
+                    enc[0] = (unsigned char)(0xE0 | (cp >> 12)); enc[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+                    enc[2] = (unsigned char)(0x80 | (cp & 0x3F)); ne = 3;
+                } else {
+                    enc[0] = (unsigned char)(0xF0 | (cp >> 18)); enc[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+                    enc[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)); enc[3] = (unsigned char)(0x80 | (cp & 0x3F)); ne = 4;
+                }
+                break;
+            }
+            default:
+                return uvae__json_err(J, "malformed header: invalid escape \\%c at header byte %zu",
+                                      c >= 0x20 && c < 0x7F ? (char)c : '?', J->i - 1);
+            }
+        }
+        for (int k = 0; k < ne; k++, n++)
+            if (n + 1 < cap) out[n] = (char)enc[k];
+    }
+    out[n + 1 < cap ? n : cap - 1] = 0;
+    *len = n;
+    return UVAE_OK;
+}
+
+/* An integer at the cursor (JSON syntax: optional '-', no leading zeros). Fractions, exponents
+   and anything else are errors. */
+static int uvae__json_int(uvae__json *J, int64_t *v, const char *what) {
+    int neg = 0;
+    uint64_t x = 0;
+    uvae__json_ws(J);
+    if (J->i < J->n && J->s[J->i] == '-') neg = 1;
+    if (J->i + (size_t)neg >= J->n || J->s[J->i + (size_t)neg] < '0' || J->s[J->i + (size_t)neg] > '9')
+        return uvae__json_expected(J, what);
+    J->i += (size_t)neg;
+    if (J->s[J->i] == '0' && J->i + 1 < J->n && J->s[J->i + 1] >= '0' && J->s[J->i + 1] <= '9')
+        return uvae__json_err(J, "malformed header: number with a leading zero at header byte %zu", J->i);
+    while (J->i < J->n && J->s[J->i] >= '0' && J->s[J->i] <= '9') {
+        unsigned d = (unsigned)(J->s[J->i] - '0');
+        if (x > ((uint64_t)INT64_MAX - d) / 10)
+            return uvae__json_err(J, "number too large at header byte %zu", J->i);
+        x = x * 10 + d;
+        J->i++;
+    }
+    if (J->i < J->n && (J->s[J->i] == '.' || J->s[J->i] == 'e' || J->s[J->i] == 'E'))
+        return uvae__json_err(J, "malformed header: expected %s at header byte %zu, found a fraction or exponent", what, J->i);
+    *v = neg ? -(int64_t)x : (int64_t)x;
+    return UVAE_OK;
+}
+
+/* After an element of an array or object: ',' (returns 1: another follows) or the closer
+   (returns 0); anything else is an error (returns < 0). */
+static int uvae__json_next(uvae__json *J, char closer, const char *where) {
+    char what[64];
+    uvae__json_ws(J);
+    if (J->i < J->n && J->s[J->i] == ',') { J->i++; return 1; }
+    if (J->i < J->n && J->s[J->i] == closer) { J->i++; return 0; }
+    snprintf(what, sizeof what, "',' or '%c' %s", closer, where);
+    return uvae__json_expected(J, what);
+}
+
+/* ---- the header's structure ----------------------------------------------------------------- */
+typedef struct uvae__st_ent {
+    uvae_st_tensor t;
+    uint64_t begin, end;          /* data_offsets */
+} uvae__st_ent;
+
+/* One tensor entry {"dtype":..,"shape":..,"data_offsets":..}, keys in any order. data_size is
+   the size of the data section, to check the offsets against. */
+static int uvae__st_parse_entry(uvae__json *J, uvae__st_ent *e, uint64_t data_size) {
+    char dtype[24] = "", key[40], shp[64];
+    int have_dtype = 0, have_shape = 0, have_off = 0, more, st;
+    size_t len, numel;
+    const char *name = e->t.name;
+    if (uvae__json_char(J, '{', "an object for the tensor") != UVAE_OK) return UVAE_ERR_FORMAT;
+    uvae__json_ws(J);
+    if (J->i < J->n && J->s[J->i] == '}') { J->i++; more = 0; } else more = 1;
+    while (more) {
+        if (uvae__json_string(J, key, sizeof key, &len, "a key (\"dtype\", \"shape\" or \"data_offsets\")") != UVAE_OK) return UVAE_ERR_FORMAT;
+        if (uvae__json_char(J, ':', "':' after a key") != UVAE_OK) return UVAE_ERR_FORMAT;
+        if (strcmp(key, "dtype") == 0 && len == 5) {
+            if (have_dtype) return uvae__json_err(J, "tensor '%s': duplicate key \"dtype\"", name);
+            if (uvae__json_string(J, dtype, sizeof dtype, &len, "a string for \"dtype\"") != UVAE_OK) return UVAE_ERR_FORMAT;
+            have_dtype = 1;
+        } else if (strcmp(key, "shape") == 0 && len == 5) {
+            int nd = 0;
+            if (have_shape) return uvae__json_err(J, "tensor '%s': duplicate key \"shape\"", name);
+            if (uvae__json_char(J, '[', "an array for \"shape\"") != UVAE_OK) return UVAE_ERR_FORMAT;
+            uvae__json_ws(J);
+            if (J->i < J->n && J->s[J->i] == ']') J->i++;
+            else for (;;) {
+                int64_t d;
+                if (uvae__json_int(J, &d, "a dimension (integer)") != UVAE_OK) return UVAE_ERR_FORMAT;
+                if (d < 0) return uvae__json_err(J, "tensor '%s': negative dimension %lld in shape", name, (long long)d);
+                if (d > INT_MAX) return uvae__json_err(J, "tensor '%s': dimension %lld is too large", name, (long long)d);
+                if (nd < UVAE_MAX_DIMS) e->t.shape[nd] = (int)d;
+                nd++;
+                if ((st = uvae__json_next(J, ']', "in \"shape\"")) < 0) return st;
+                if (st == 0) break;
+            }
+            if (nd > UVAE_MAX_DIMS)
+                return uvae__json_err(J, "tensor '%s': shape has %d dimensions, at most %d are supported", name, nd, UVAE_MAX_DIMS);
+            e->t.ndim = nd;
+            have_shape = 1;
+        } else if (strcmp(key, "data_offsets") == 0 && len == 12) {
+            int64_t a, b;
+            if (have_off) return uvae__json_err(J, "tensor '%s': duplicate key \"data_offsets\"", name);
+            if (uvae__json_char(J, '[', "an array for \"data_offsets\"") != UVAE_OK ||
+                uvae__json_int(J, &a, "an offset (integer)") != UVAE_OK ||
+                uvae__json_char(J, ',', "',' between the two data_offsets") != UVAE_OK ||
+                uvae__json_int(J, &b, "an offset (integer)") != UVAE_OK ||
+                uvae__json_char(J, ']', "']' after the two data_offsets") != UVAE_OK)
+                return UVAE_ERR_FORMAT;
+            if (a < 0 || b < 0)
+                return uvae__json_err(J, "tensor '%s': negative data_offsets [%lld,%lld]", name, (long long)a, (long long)b);
+            e->begin = (uint64_t)a;
+            e->end = (uint64_t)b;
+            have_off = 1;
+        } else {
+            return uvae__json_err(J, "tensor '%s': unknown key \"%s%s\" (expected dtype, shape, data_offsets)",
+                                  name, key, len >= sizeof key ? "..." : "");
+        }
+        if ((more = uvae__json_next(J, '}', "in the tensor's object")) < 0) return UVAE_ERR_FORMAT;
+    }
+    if (!have_dtype || !have_shape || !have_off)
+        return uvae__json_err(J, "tensor '%s': missing \"%s\"", name, !have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
+    if (strcmp(dtype, "F32") != 0)
+        return uvae__json_err(J, "unsupported dtype %s for tensor '%s' (only F32 is supported)", dtype, name);
+    numel = uvae__st_numel(e->t.ndim, e->t.shape);
+    uvae__st_shape_str(shp, sizeof shp, e->t.ndim, e->t.shape);
+    if (numel == (size_t)-1) return uvae__json_err(J, "tensor '%s': shape %s is too large", name, shp);
+    e->t.size = numel;
+    if (e->end < e->begin || e->end - e->begin != (uint64_t)numel * 4)
+        return uvae__json_err(J, "tensor '%s': data_offsets [%llu,%llu] do not match shape %s F32 (%llu bytes)", name,
+                              (unsigned long long)e->begin, (unsigned long long)e->end, shp, (unsigned long long)numel * 4);
+    if (e->end > data_size)
+        return uvae__json_err(J, "tensor '%s': data_offsets [%llu,%llu] go past the end of the data section (%llu bytes)", name,
+                              (unsigned long long)e->begin, (unsigned long long)e->end, (unsigned long long)data_size);
+    return UVAE_OK;
+}
+
+/* "__metadata__": {"k": "v", ..} (or null) into f's meta arrays. */
+static int uvae__st_parse_meta(uvae__json *J, uvae_st_file *f) {
+    int more;
+    size_t len;
+    uvae__json_ws(J);
+    if (J->n - J->i >= 4 && memcmp(J->s + J->i, "null", 4) == 0) { J->i += 4; return UVAE_OK; }
+    if (uvae__json_char(J, '{', "an object for \"__metadata__\"") != UVAE_OK) return UVAE_ERR_FORMAT;
+    uvae__json_ws(J);
+    if (J->i < J->n && J->s[J->i] == '}') { J->i++; return UVAE_OK; }
+    do {
+        char key[UVAE__ST_KEY_MAX];
+        int k = f->n_meta;
+        if (uvae__json_string(J, key, sizeof key, &len, "a metadata key (string)") != UVAE_OK) return UVAE_ERR_FORMAT;
+        if (len >= sizeof key)
+            return uvae__json_err(J, "metadata key '%s...' is %zu bytes, at most %d are supported", key, len, UVAE__ST_KEY_MAX - 1);
+        for (int j = 0; j < f->n_meta; j++)
+            if (strcmp(f->meta_key[j], key) == 0) return uvae__json_err(J, "duplicate metadata key '%s'", key);
+        if (k == UVAE_META_MAX) return uvae__json_err(J, "more than %d metadata entries", UVAE_META_MAX);
+        if (uvae__json_char(J, ':', "':' after a metadata key") != UVAE_OK) return UVAE_ERR_FORMAT;
+        uvae__json_ws(J);
+        if (J->i >= J->n || J->s[J->i] != '"') {
+            char b[16];
+            return uvae__json_err(J, "metadata value for '%s' must be a string, found %s at header byte %zu",
+                                  key, uvae__json_found(J, b, sizeof b), J->i);
+        }
+        if (uvae__json_string(J, f->meta_val[k], sizeof f->meta_val[k], &len, "a metadata value (string)") != UVAE_OK) return UVAE_ERR_FORMAT;
+        if (len >= sizeof f->meta_val[k])
+            return uvae__json_err(J, "metadata value for '%s' is %zu bytes, at most %d are supported", key, len, UVAE__ST_VAL_MAX - 1);
+        memcpy(f->meta_key[k], key, sizeof key);
+        f->n_meta++;
+    } while ((more = uvae__json_next(J, '}', "in \"__metadata__\"")) > 0);
+    return more < 0 ? UVAE_ERR_FORMAT : UVAE_OK;
+}
+
+/* qsort comparators: arrays of const uvae_st_tensor * by name (the writer), arrays of
+   uvae__st_ent * by name and by (begin, end) (the reader). */
+static int uvae__st_cmp_name(const void *a, const void *b) {
+    return strcmp((*(const uvae_st_tensor *const *)a)->name, (*(const uvae_st_tensor *const *)b)->name);
+}
+static int uvae__st_cmp_ent_name(const void *a, const void *b) {
+    return strcmp((*(const uvae__st_ent *const *)a)->t.name, (*(const uvae__st_ent *const *)b)->t.name);
+}
+static int uvae__st_cmp_ent_offset(const void *a, const void *b) {
+    const uvae__st_ent *x = *(const uvae__st_ent *const *)a, *y = *(const uvae__st_ent *const *)b;
+    if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+    if (x->end != y->end) return x->end < y->end ? -1 : 1;
+    return 0;
+}
+
+/* The whole header: the top-level object, then the table-wide checks (unique names, tensors
+   tiling the data section). On success *ents / *n hold the entries in file order. */
+static int uvae__st_parse_header(uvae__json *J, uvae_st_file *f, uint64_t data_size, uvae__st_ent **ents, int *n_ents) {
+    uvae__st_ent *e = NULL, **ord = NULL;
+    int n = 0, cap = 0, more, have_meta = 0, st = UVAE_ERR_FORMAT;
+    uint64_t at = 0;
+    *ents = NULL;
+    *n_ents = 0;
+    if (uvae__json_char(J, '{', "'{' (the header must be a JSON object)") != UVAE_OK) return UVAE_ERR_FORMAT;
+    uvae__json_ws(J);
+    if (J->i < J->n && J->s[J->i] == '}') { J->i++; more = 0; } else more = 1;
+    while (more) {
+        char name[UVAE_NAME_MAX];
+        size_t len;
+        if (uvae__json_string(J, name, sizeof name, &len, "a tensor name (string)") != UVAE_OK) goto fail;
+        if (uvae__json_char(J, ':', "':' after a tensor name") != UVAE_OK) goto fail;
+        if (strcmp(name, "__metadata__") == 0) {
+            if (have_meta) { uvae__json_err(J, "duplicate \"__metadata__\""); goto fail; }
+            if (uvae__st_parse_meta(J, f) != UVAE_OK) goto fail;
+            have_meta = 1;
+        } else {
+            if (len == 0) { uvae__json_err(J, "empty tensor name"); goto fail; }
+            if (len >= sizeof name) {
+                uvae__json_err(J, "tensor name '%s...' is %zu bytes, at most %d are supported", name, len, UVAE_NAME_MAX - 1);
+                goto fail;
+            }
+            if (n == cap) {
+                int c2 = cap ? 2 * cap : 16;
+                uvae__st_ent *e2 = (uvae__st_ent *)UVAE_REALLOC(e, (size_t)c2 * sizeof *e2);
+                if (!e2) { st = uvae__fail(UVAE_ERR_NOMEM, "%s: out of memory for %d tensor entries", J->path, c2); goto fail; }
+                e = e2;
+                cap = c2;
+            }
+            memset(&e[n], 0, sizeof e[n]);
+            memcpy(e[n].t.name, name, sizeof name);
+            J->in = e[n].t.name;
+            if (uvae__st_parse_entry(J, &e[n], data_size) != UVAE_OK) goto fail;
+            J->in = NULL;
+            n++;
+        }
+        if ((more = uvae__json_next(J, '}', "in the header object")) < 0) goto fail;
+    }
+    uvae__json_ws(J);
+    if (J->i != J->n) {
+        uvae__json_err(J, "malformed header: unexpected data after the JSON object at header byte %zu", J->i);
+        goto fail;
+    }
+    if (n > 0) {
+        ord = (uvae__st_ent **)UVAE_MALLOC((size_t)n * sizeof *ord);
+        if (!ord) { st = uvae__fail(UVAE_ERR_NOMEM, "%s: out of memory", J->path); goto fail; }
+        /* names unique: sort by name, compare neighbours */
+        for (int i = 0; i < n; i++) ord[i] = &e[i];
+        qsort(ord, (size_t)n, sizeof *ord, uvae__st_cmp_ent_name);
+        for (int i = 1; i < n; i++)
+            if (strcmp(ord[i]->t.name, ord[i - 1]->t.name) == 0) {
+                uvae__json_err(J, "duplicate tensor name '%s'", ord[i]->t.name);
+                goto fail;
+            }
+        /* tiling: sorted by offset, each tensor starts where the previous one ended */
+        qsort(ord, (size_t)n, sizeof *ord, uvae__st_cmp_ent_offset);
+        for (int i = 0; i < n; i++) {
+            const uvae__st_ent *x = ord[i];
+            if (x->begin < at) {
+                const uvae__st_ent *p = ord[i - 1];
+                uvae__json_err(J, "tensors '%s' [%llu,%llu] and '%s' [%llu,%llu] overlap", p->t.name,
+                               (unsigned long long)p->begin, (unsigned long long)p->end, x->t.name,
+                               (unsigned long long)x->begin, (unsigned long long)x->end);
+                goto fail;
+            }
+            if (x->begin > at) {
+                uvae__json_err(J, "hole in the data section: bytes [%llu,%llu) before tensor '%s' belong to no tensor",
+                               (unsigned long long)at, (unsigned long long)x->begin, x->t.name);
+                goto fail;
+            }
+            at = x->end;
+        }
+        UVAE_FREE(ord);
+        ord = NULL;
+    }
+    if (at != data_size) {
+        uvae__json_err(J, "the data section has %llu bytes but its tensors cover only %llu (trailing bytes belong to no tensor)",
+                       (unsigned long long)data_size, (unsigned long long)at);
+        goto fail;
+    }
+    *ents = e;
+    *n_ents = n;
+    return UVAE_OK;
+fail:
+    UVAE_FREE(ord);
+    UVAE_FREE(e);
+    return st;
+}
+
+/* ---- reading -------------------------------------------------------------------------------- */
+#if defined(_WIN32)
+#define UVAE__FSEEK _fseeki64
+#define UVAE__FTELL _ftelli64
+#else
+#define UVAE__FSEEK fseek
+#define UVAE__FTELL ftell
+#endif
+
+/* fread exactly n bytes, or an IO / FORMAT error naming the file and what was being read. */
+static int uvae__st_fread(FILE *fp, void *dst, size_t n, const char *path, const char *what) {
+    size_t got;
+    if (n == 0) return UVAE_OK;
+    errno = 0;
+    got = fread(dst, 1, n, fp);
+    if (got == n) return UVAE_OK;
+    if (ferror(fp))
+        return uvae__st_fail(UVAE_ERR_IO, path, "read error in %s: %s", what, errno ? strerror(errno) : "unknown error");
+    return uvae__st_fail(UVAE_ERR_FORMAT, path, "truncated: %s has %zu of its %zu bytes", what, got, n);
+}
+
+int uvae_st_read(const char *path, uvae_st_file *f) {
+    FILE *fp = NULL;
+    unsigned char len8[8];
+    char *hdr = NULL;
+    uvae__st_ent *e = NULL;
+    int n = 0, st;
+    uint64_t N = 0, fsize, data_size;
+    size_t bad;
+    uvae__json J;
+    if (!f) return uvae__fail(UVAE_ERR_ARG, "uvae_st_read: f is NULL");
+    memset(f, 0, sizeof *f);
+    if (!path) return uvae__fail(UVAE_ERR_ARG, "uvae_st_read: path is NULL");
+    if (!uvae__st_little_endian())
+        return uvae__st_fail(UVAE_ERR_FORMAT, path, "safetensors reading needs a little-endian host");
+    errno = 0;
+    fp = fopen(path, "rb");
+    if (!fp) return uvae__st_fail(UVAE_ERR_IO, path, "cannot open: %s", errno ? strerror(errno) : "unknown error");
+    {   /* the file's size, to check every length and offset against */
+        long long sz = -1;
+        if (UVAE__FSEEK(fp, 0, SEEK_END) == 0) sz = (long long)UVAE__FTELL(fp);
+        if (sz < 0 || UVAE__FSEEK(fp, 0, SEEK_SET) != 0) {
+            st = uvae__st_fail(UVAE_ERR_IO, path, "cannot determine the file size: %s", errno ? strerror(errno) : "unknown error");
+            goto fail;
+        }
+        fsize = (uint64_t)sz;
+    }
+    if (fsize == 0) { st = uvae__st_fail(UVAE_ERR_FORMAT, path, "empty file (not a safetensors file)"); goto fail; }
+    if (fsize < 8) {
+        st = uvae__st_fail(UVAE_ERR_FORMAT, path, "file is only %llu bytes, too small for the 8-byte header length", (unsigned long long)fsize);
+        goto fail;
+    }
+    if ((st = uvae__st_fread(fp, len8, 8, path, "the header length")) != UVAE_OK) goto fail;
+    for (int i = 7; i >= 0; i--) N = (N << 8) | len8[i];
+    if (N > fsize - 8) {
+        st = uvae__st_fail(UVAE_ERR_FORMAT, path, "truncated: header says %llu bytes of JSON but the file has %llu after the length",
+                           (unsigned long long)N, (unsigned long long)(fsize - 8));
+        goto fail;
+    }
+    if (N > UVAE__ST_HEADER_MAX) {
+        st = uvae__st_fail(UVAE_ERR_FORMAT, path, "header of %llu bytes exceeds the limit of %u", (unsigned long long)N, UVAE__ST_HEADER_MAX);
+        goto fail;
+    }
+    data_size = fsize - 8 - N;
+    if (data_size > (uint64_t)((size_t)-1 / 2)) {
+        st = uvae__st_fail(UVAE_ERR_NOMEM, path, "data section of %llu bytes is too large for this platform", (unsigned long long)data_size);
+        goto fail;
+    }
+    hdr = (char *)UVAE_MALLOC((size_t)N + 1);
+    if (!hdr) { st = uvae__st_fail(UVAE_ERR_NOMEM, path, "out of memory for a %llu-byte header", (unsigned long long)N); goto fail; }
+    if ((st = uvae__st_fread(fp, hdr, (size_t)N, path, "the JSON header")) != UVAE_OK) goto fail;
+    hdr[N] = 0;
+    if ((bad = uvae__st_utf8_bad((const unsigned char *)hdr, (size_t)N)) != (size_t)-1) {
+        st = uvae__st_fail(UVAE_ERR_FORMAT, path, "header is not valid UTF-8 (byte 0x%02x at header byte %zu)", (unsigned char)hdr[bad], bad);
+        goto fail;
+    }
+    J.s = hdr; J.n = (size_t)N; J.i = 0; J.path = path; J.in = NULL;
+    if ((st = uvae__st_parse_header(&J, f, data_size, &e, &n)) != UVAE_OK) goto fail;
+    UVAE_FREE(hdr);
+    hdr = NULL;
+
+    /* the data, in a buffer of its own (malloc alignment suits floats whatever N is) */
+    f->buf = (unsigned char *)UVAE_MALLOC(data_size ? (size_t)data_size : 1);
+    if (!f->buf) { st = uvae__st_fail(UVAE_ERR_NOMEM, path, "out of memory for %llu bytes of tensor data", (unsigned long long)data_size); goto fail; }
+    f->buf_size = (size_t)data_size;
+    if ((st = uvae__st_fread(fp, f->buf, (size_t)data_size, path, "the data section")) != UVAE_OK) goto fail;
+    if (n > 0) {
+        f->t = (uvae_st_tensor *)UVAE_MALLOC((size_t)n * sizeof *f->t);
+        if (!f->t) { st = uvae__st_fail(UVAE_ERR_NOMEM, path, "out of memory for %d tensors", n); goto fail; }
+    }
+    for (int i = 0; i < n; i++) {
+        f->t[i] = e[i].t;
+        f->t[i].data = (const float *)(const void *)(f->buf + e[i].begin);   /* begin is a multiple of 4 */
+    }
+    f->n = n;
+    UVAE_FREE(e);
+    fclose(fp);
+    return UVAE_OK;
+fail:
+    if (fp) fclose(fp);
+    UVAE_FREE(hdr);
+    UVAE_FREE(e);
+    UVAE_FREE(f->t);
+    UVAE_FREE(f->buf);
+    memset(f, 0, sizeof *f);
+    return st;
+}
+
+void uvae_st_free(uvae_st_file *f) {
+    if (!f) return;
+    UVAE_FREE(f->t);
+    UVAE_FREE(f->buf);
+    memset(f, 0, sizeof *f);
+}
+
+const uvae_st_tensor *uvae_st_find(const uvae_st_file *f, const char *name) {
+    if (!f || !name) return NULL;
+    for (int i = 0; i < f->n; i++)
+        if (strcmp(f->t[i].name, name) == 0) return &f->t[i];
+    return NULL;
+}
+
+const char *uvae_st_meta(const uvae_st_file *f, const char *key) {
+    if (!f || !key) return NULL;
+    for (int i = 0; i < f->n_meta; i++)
+        if (strcmp(f->meta_key[i], key) == 0) return f->meta_val[i];
+    return NULL;
+}
+
+/* ---- writing -------------------------------------------------------------------------------- */
+/* A growable byte string; oom is sticky so appends need no individual checks. */
+typedef struct uvae__sb { char *s; size_t n, cap; int oom; } uvae__sb;
+
+static void uvae__sb_put(uvae__sb *b, const char *s, size_t n) {
+    if (b->oom) return;
+    if (b->n + n + 1 > b->cap) {
+        size_t c = b->cap ? b->cap : 256;
+        char *s2;
+        while (c < b->n + n + 1) c *= 2;
+        s2 = (char *)UVAE_REALLOC(b->s, c);
+        if (!s2) { b->oom = 1; return; }
+        b->s = s2;
+        b->cap = c;
+    }
+    memcpy(b->s + b->n, s, n);
+    b->n += n;
+    b->s[b->n] = 0;
+}
+static void uvae__sb_puts(uvae__sb *b, const char *s) { uvae__sb_put(b, s, strlen(s)); }
+
+/* s as a JSON string literal: quotes, backslashes and control characters escaped; other bytes
+   (UTF-8, checked by the caller) copied as they are. */
+static void uvae__sb_json_str(uvae__sb *b, const char *s) {
+    uvae__sb_put(b, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        char esc[8];
+        if (c == '"') uvae__sb_put(b, "\\\"", 2);
+        else if (c == '\\') uvae__sb_put(b, "\\\\", 2);
+        else if (c == '\n') uvae__sb_put(b, "\\n", 2);
+        else if (c == '\r') uvae__sb_put(b, "\\r", 2);
+        else if (c == '\t') uvae__sb_put(b, "\\t", 2);
+        else if (c < 0x20) { snprintf(esc, sizeof esc, "\\u%04x", c); uvae__sb_put(b, esc, 6); }
+        else uvae__sb_put(b, s, 1);
+    }
+    uvae__sb_put(b, "\"", 1);
+}
+
+/* Checks a string the writer is about to store: set, shorter than max bytes, valid UTF-8. */
+static int uvae__st_check_str(const char *path, const char *s, size_t max, const char *what, int idx) {
+    size_t len;
+    if (!s) return uvae__st_fail(UVAE_ERR_ARG, path, "%s %d is NULL", what, idx);
+    len = strlen(s);
+    if (len >= max) return uvae__st_fail(UVAE_ERR_ARG, path, "%s '%.40s...' is %zu bytes, at most %zu are supported", what, s, len, max - 1);
+    if (uvae__st_utf8_bad((const unsigned char *)s, len) != (size_t)-1)
+        return uvae__st_fail(UVAE_ERR_ARG, path, "%s %d is not valid UTF-8", what, idx);
+    return UVAE_OK;
+}
+
+int uvae_st_write(const char *path, const uvae_st_tensor *t, int n, const char *const *meta_kv, int n_meta) {
+    uvae__sb h = {NULL, 0, 0, 0};
+    const uvae_st_tensor **ord = NULL;
+    char *tmp = NULL, num[64];
+    FILE *fp = NULL;
+    unsigned char len8[8];
+    uint64_t off = 0, N;
+    int st = UVAE_OK;
+    if (!path || !*path) return uvae__fail(UVAE_ERR_ARG, "uvae_st_write: no path");
+    if (n < 0 || (n > 0 && !t)) return uvae__st_fail(UVAE_ERR_ARG, path, "bad tensor list (n = %d)", n);
+    if (n_meta < 0 || n_meta > UVAE_META_MAX || (n_meta > 0 && !meta_kv))
+        return uvae__st_fail(UVAE_ERR_ARG, path, "bad metadata list (%d pairs, at most %d)", n_meta, UVAE_META_MAX);
+    if (!uvae__st_little_endian()) return uvae__st_fail(UVAE_ERR_FORMAT, path, "safetensors writing needs a little-endian host");
+
+    /* validate everything first: the file must be one uvae_st_read accepts */
+    for (int i = 0; i < n_meta; i++) {
+        if ((st = uvae__st_check_str(path, meta_kv[2 * i], UVAE__ST_KEY_MAX, "metadata key", i)) != UVAE_OK) return st;
+        if ((st = uvae__st_check_str(path, meta_kv[2 * i + 1], UVAE__ST_VAL_MAX, "metadata value", i)) != UVAE_OK) return st;
+        for (int j = 0; j < i; j++)
+            if (strcmp(meta_kv[2 * i], meta_kv[2 * j]) == 0) return uvae__st_fail(UVAE_ERR_ARG, path, "duplicate metadata key '%s'", meta_kv[2 * i]);
+    }
+    for (int i = 0; i < n; i++) {
+        char shp[64];
+        size_t numel;
+        if (memchr(t[i].name, 0, sizeof t[i].name) == NULL)
+            return uvae__st_fail(UVAE_ERR_ARG, path, "tensor %d: name is not NUL-terminated", i);
+        if ((st = uvae__st_check_str(path, t[i].name, UVAE_NAME_MAX, "tensor name", i)) != UVAE_OK) return st;
+        if (!t[i].name[0] || strcmp(t[i].name, "__metadata__") == 0)
+            return uvae__st_fail(UVAE_ERR_ARG, path, "tensor %d: invalid name '%s'", i, t[i].name);
+        if (t[i].ndim < 0 || t[i].ndim > UVAE_MAX_DIMS)
+            return uvae__st_fail(UVAE_ERR_ARG, path, "tensor '%s': ndim %d not in 0..%d", t[i].name, t[i].ndim, UVAE_MAX_DIMS);
+        numel = uvae__st_numel(t[i].ndim, t[i].shape);
+        uvae__st_shape_str(shp, sizeof shp, t[i].ndim, t[i].shape);
+        if (numel == (size_t)-1) return uvae__st_fail(UVAE_ERR_ARG, path, "tensor '%s': bad shape %s", t[i].name, shp);
+        if (numel != t[i].size)
+            return uvae__st_fail(UVAE_ERR_ARG, path, "tensor '%s': size %zu does not match shape %s", t[i].name, t[i].size, shp);
+        if (numel > 0 && !t[i].data) return uvae__st_fail(UVAE_ERR_ARG, path, "tensor '%s': data is NULL", t[i].name);
+    }
+    if (n > 0) {
+        ord = (const uvae_st_tensor **)UVAE_MALLOC((size_t)n * sizeof *ord);
+        if (!ord) return uvae__st_fail(UVAE_ERR_NOMEM, path, "out of memory");
+        for (int i = 0; i < n; i++) ord[i] = &t[i];
+        qsort((void *)ord, (size_t)n, sizeof *ord, uvae__st_cmp_name);
+        for (int i = 1; i < n; i++)
+            if (strcmp(ord[i]->name, ord[i - 1]->name) == 0) {
+                st = uvae__st_fail(UVAE_ERR_ARG, path, "duplicate tensor name '%s'", ord[i]->name);
+                UVAE_FREE(ord);
+                return st;
+            }
+        UVAE_FREE(ord);
+    }
+
+    /* the header */
+    uvae__sb_put(&h, "{", 1);
+    if (n_meta > 0) {
+        uvae__sb_puts(&h, "\"__metadata__\":{");
+        for (int i = 0; i < n_meta; i++) {
+            if (i) uvae__sb_put(&h, ",", 1);
+            uvae__sb_json_str(&h, meta_kv[2 * i]);
+            uvae__sb_put(&h, ":", 1);
+            uvae__sb_json_str(&h, meta_kv[2 * i + 1]);
+        }
+        uvae__sb_puts(&h, n > 0 ? "}," : "}");
+    }
+    for (int i = 0; i < n; i++) {
+        uint64_t bytes = (uint64_t)t[i].size * 4;
+        if (i) uvae__sb_put(&h, ",", 1);
+        uvae__sb_json_str(&h, t[i].name);
+        uvae__sb_puts(&h, ":{\"dtype\":\"F32\",\"shape\":[");
+        for (int d = 0; d < t[i].ndim; d++) {
+            snprintf(num, sizeof num, d ? ",%d" : "%d", t[i].shape[d]);
+            uvae__sb_puts(&h, num);
+        }
+        snprintf(num, sizeof num, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off, (unsigned long long)(off + bytes));
+        uvae__sb_puts(&h, num);
+        off += bytes;
+    }
+    uvae__sb_put(&h, "}", 1);
+    while ((8 + h.n) % 8) uvae__sb_put(&h, " ", 1);   /* the data starts 8-byte aligned */
+    if (h.oom) { st = uvae__st_fail(UVAE_ERR_NOMEM, path, "out of memory for the header"); goto done; }
+    if (h.n > UVAE__ST_HEADER_MAX) { st = uvae__st_fail(UVAE_ERR_ARG, path, "header of %zu bytes is too large", h.n); goto done; }
+    N = h.n;
+    for (int i = 0; i < 8; i++) len8[i] = (unsigned char)(N >> (8 * i));
+
+    /* write "<path>.tmp", then rename it over path */
+    tmp = (char *)UVAE_MALLOC(strlen(path) + 5);
+    if (!tmp) { st = uvae__st_fail(UVAE_ERR_NOMEM, path, "out of memory"); goto done; }
+    strcpy(tmp, path);
+    strcat(tmp, ".tmp");
+    errno = 0;
+    fp = fopen(tmp, "wb");
+    if (!fp) {
+        st = uvae__st_fail(UVAE_ERR_IO, path, "cannot create %s: %s", tmp, errno ? strerror(errno) : "unknown error");
+        goto done;
+    }
+    if (fwrite(len8, 1, 8, fp) != 8 || fwrite(h.s, 1, h.n, fp) != h.n) goto write_error;
+    for (int i = 0; i < n; i++)
+        if (t[i].size > 0 && fwrite(t[i].data, sizeof(float), t[i].size, fp) != t[i].size) goto write_error;
+    if (fflush(fp) != 0 || ferror(fp)) goto write_error;
+    errno = 0;
+    if (fclose(fp) != 0) { fp = NULL; goto write_error; }
+    fp = NULL;
+#ifdef _WIN32
+    remove(path);   /* rename does not replace an existing file there */
+#endif
+    errno = 0;
+    if (rename(tmp, path) != 0) {
+        st = uvae__st_fail(UVAE_ERR_IO, path, "cannot rename %s to it: %s", tmp, errno ? strerror(errno) : "unknown error");
+        remove(tmp);
+    }
+    goto done;
+write_error:
+    st = uvae__st_fail(UVAE_ERR_IO, path, "write to %s failed: %s", tmp, errno ? strerror(errno) : "unknown error");
+    if (fp) fclose(fp);
+    remove(tmp);
+done:
+    UVAE_FREE(tmp);
+    UVAE_FREE(h.s);
+    return st;
+}
+
+/* ---- uvae_save / uvae_load ------------------------------------------------------------------ */
+#define UVAE__CKPT_FORMAT "unetvae-1"
+
+static const char *uvae__optim_kind_name(int kind) {
+    return kind == UVAE_SGD ? "sgd" : kind == UVAE_ADAM ? "adam" : kind == UVAE_ADAMW ? "adamw" : "?";
+}
+
+/* Shared checks of a registry and an optional optimizer against each other. */
+static int uvae__ckpt_check_args(const char *who, const char *path, const uvae_params *P, const uvae_optim *opt) {
+    if (!path || !*path) return uvae__fail(UVAE_ERR_ARG, "%s: no path", who);
+    if (!P) return uvae__st_fail(UVAE_ERR_ARG, path, "%s: P is NULL", who);
+    if (P->n > 0 && !P->data) return uvae__st_fail(UVAE_ERR_ARG, path, "%s: parameters not allocated (uvae_params_alloc)", who);
+    if (opt) {
+        if (opt->kind != UVAE_SGD && opt->kind != UVAE_ADAM && opt->kind != UVAE_ADAMW)
+            return uvae__st_fail(UVAE_ERR_ARG, path, "%s: unknown optimizer kind %d", who, opt->kind);
+        if (opt->total != P->total || (P->total > 0 && (!opt->m || (opt->kind != UVAE_SGD && !opt->v))))
+            return uvae__st_fail(UVAE_ERR_ARG, path, "%s: optimizer not initialised for these parameters (uvae_optim_init)", who);
+    }
+    return UVAE_OK;
+}
+
+int uvae_save(const char *path, const uvae_params *P, const uvae_optim *opt,
+              const char *const *meta_kv, int n_meta) {
+    static const char *const reserved[] = {"format", "optim.kind", "optim.step"};
+    const char *kv[2 * UVAE_META_MAX];
+    char step[32];
+    uvae_st_tensor *t;
+    int nt = 0, nm = 0, moments, st;
+    if ((st = uvae__ckpt_check_args("uvae_save", path, P, opt)) != UVAE_OK) return st;
+    moments = !opt ? 0 : opt->kind == UVAE_SGD ? 1 : 2;
+    if (n_meta < 0 || (n_meta > 0 && !meta_kv) || 1 + n_meta + (opt ? 2 : 0) > UVAE_META_MAX)
+        return uvae__st_fail(UVAE_ERR_ARG, path, "uvae_save: %d metadata pairs, at most %d", n_meta, UVAE_META_MAX - 1 - (opt ? 2 : 0));
+
+    /* metadata: ours, then the caller's (which may not reuse our keys) */
+    kv[nm++] = "format"; kv[nm++] = UVAE__CKPT_FORMAT;
+    if (opt) {
+        snprintf(step, sizeof step, "%lld", (long long)opt->step);
+        kv[nm++] = "optim.kind"; kv[nm++] = uvae__optim_kind_name(opt->kind);
+        kv[nm++] = "optim.step"; kv[nm++] = step;
+    }
+    for (int i = 0; i < n_meta; i++) {
+        for (int r = 0; r < 3; r++)
+            if (meta_kv[2 * i] && strcmp(meta_kv[2 * i], reserved[r]) == 0)
+                return uvae__st_fail(UVAE_ERR_ARG, path, "uvae_save: metadata key '%s' is reserved", reserved[r]);
+        kv[nm++] = meta_kv[2 * i]; kv[nm++] = meta_kv[2 * i + 1];
+    }
+
+    /* tensors: every registered one, then the moments of the trainable ones */
+    t = (uvae_st_tensor *)UVAE_MALLOC(((size_t)P->n * (size_t)(1 + moments) + 1) * sizeof *t);
+    if (!t) return uvae__st_fail(UVAE_ERR_NOMEM, path, "uvae_save: out of memory");
+    for (int k = 0; k <= moments; k++)
+        for (int i = 0; i < P->n; i++) {
+            const uvae_param *p = P->p[i];
+            uvae_st_tensor *s = &t[nt];
+            if (k > 0 && !p->trainable) continue;
+            memset(s, 0, sizeof *s);
+            if (k == 0) {
+                snprintf(s->name, sizeof s->name, "%s", p->name);
+                s->data = p->t.data;
+            } else {
+                int len = snprintf(s->name, sizeof s->name, "optim.%c.%s", k == 1 ? 'm' : 'v', p->name);
+                if (len < 0 || len >= (int)sizeof s->name) {
+                    UVAE_FREE(t);
+                    return uvae__st_fail(UVAE_ERR_ARG, path, "uvae_save: parameter name '%s' too long for its optimizer tensor "
+                                         "(at most %d bytes with optimizer state)", p->name, UVAE_NAME_MAX - 1 - 8);
+                }
+                s->data = (k == 1 ? opt->m : opt->v) + p->offset;
+            }
+            s->ndim = p->t.ndim;
+            memcpy(s->shape, p->t.shape, sizeof s->shape);
+            s->size = p->t.size;
+            nt++;
+        }
+    st = uvae_st_write(path, t, nt, kv, nm / 2);
+    UVAE_FREE(t);
+    return st;
+}
+
+/* Is the file's tensor s shaped like the model's tensor t? If not, a FORMAT error naming both. */
+static int uvae__ckpt_same_shape(const char *path, const uvae_st_tensor *s, const uvae_tensor *t) {
+    char a[64], b[64];
+    int same = s->ndim == t->ndim;
+    for (int d = 0; same && d < t->ndim; d++) same = s->shape[d] == t->shape[d];
+    if (same) return UVAE_OK;
+    return uvae__st_fail(UVAE_ERR_FORMAT, path, "tensor '%s' has shape %s in the file but %s in the model", s->name,
+                         uvae__st_shape_str(a, sizeof a, s->ndim, s->shape), uvae__st_shape_str(b, sizeof b, t->ndim, t->shape));
+}
+
+int uvae_load(const char *path, uvae_params *P, uvae_optim *opt) {
+    uvae_st_file f;
+    char name[UVAE_NAME_MAX + 16];
+    const char *v;
+    int64_t step = 0;
+    int moments, st;
+    if ((st = uvae__ckpt_check_args("uvae_load", path, P, opt)) != UVAE_OK) return st;
+    moments = !opt ? 0 : opt->kind == UVAE_SGD ? 1 : 2;
+    if ((st = uvae_st_read(path, &f)) != UVAE_OK) return st;
+
+    /* 1. validate everything; nothing in P or opt changes until the file is known good */
+    if (opt) {
+        v = uvae_st_meta(&f, "optim.kind");
+        if (!v) { st = uvae__st_fail(UVAE_ERR_FORMAT, path, "no optimizer state in the file (metadata 'optim.kind' missing)"); goto done; }
+        if (strcmp(v, uvae__optim_kind_name(opt->kind)) != 0) {
+            st = uvae__st_fail(UVAE_ERR_FORMAT, path, "optimizer kind '%s' in the file, but the optimizer given is '%s'", v, uvae__optim_kind_name(opt->kind));
+            goto done;
+        }
+        v = uvae_st_meta(&f, "optim.step");
+        if (!v) { st = uvae__st_fail(UVAE_ERR_FORMAT, path, "metadata 'optim.step' missing"); goto done; }
+        for (const char *c = v; ; c++) {
+            if (*c < '0' || *c > '9' || step > (INT64_MAX - 9) / 10) {
+                st = uvae__st_fail(UVAE_ERR_FORMAT, path, "metadata optim.step '%s' is not a non-negative integer", v);
+                goto done;
+            }
+            step = step * 10 + (*c - '0');
+            if (!c[1]) break;
+        }
+    }
+    for (int k = 0; k <= moments; k++)
+        for (int i = 0; i < P->n; i++) {
+            const uvae_param *p = P->p[i];
+            const uvae_st_tensor *s;
+            if (k > 0 && !p->trainable) continue;
+            if (k == 0) snprintf(name, sizeof name, "%s", p->name);
+            else snprintf(name, sizeof name, "optim.%c.%s", k == 1 ? 'm' : 'v', p->name);
+            if (!(s = uvae_st_find(&f, name))) {
+                st = uvae__st_fail(UVAE_ERR_FORMAT, path, "missing tensor '%s'", name);
+                goto done;
+            }
+            if ((st = uvae__ckpt_same_shape(path, s, &p->t)) != UVAE_OK) goto done;
+        }
+    for (int i = 0; i < f.n; i++) {   /* nothing in the file that the model lacks */
+        const char *nm = f.t[i].name;
+        const uvae_param *p = uvae_params_find(P, nm);
+        if (p) continue;
+        if (strncmp(nm, "optim.m.", 8) == 0 || strncmp(nm, "optim.v.", 8) == 0) {
+            if (!opt) continue;   /* optimizer state is simply not wanted */
+            p = uvae_params_find(P, nm + 8);
+            if (p && p->trainable && (nm[6] == 'm' || moments == 2)) continue;
+        }
+        st = uvae__st_fail(UVAE_ERR_FORMAT, path, "unexpected tensor '%s' (model has no such parameter)", nm);
+        goto done;
+    }
+
+    /* 2. copy: cannot fail any more */
+    for (int k = 0; k <= moments; k++)
+        for (int i = 0; i < P->n; i++) {
+            const uvae_param *p = P->p[i];
+            float *dst = k == 0 ? p->t.data : (k == 1 ? opt->m : opt->v) + p->offset;
+            if (k > 0 && !p->trainable) continue;
+            if (k == 0) snprintf(name, sizeof name, "%s", p->name);
+            else snprintf(name, sizeof name, "optim.%c.%s", k == 1 ? 'm' : 'v', p->name);
+            if (p->t.size > 0) memcpy(dst, uvae_st_find(&f, name)->data, p->t.size * sizeof(float));
+        }
+    if (opt) opt->step = step;
+    st = UVAE_OK;
+done:
+    uvae_st_free(&f);
+    return st;
+}
+#endif
+#endif
