@@ -1,5 +1,8 @@
-# unetvae — build and test.  `make test` is the test command (README); CI also runs `make test-asan`.
+# unetvae — build and test.  `make test` is the test command (README); CI also runs `make test-asan`
+# and `make check-cuda-build`. The CPU targets never call nvcc; only cuda, test-cuda and
+# check-cuda-build do.
 CC      ?= cc
+NVCC    ?= nvcc
 CFLAGS  ?= -O2 -g
 WARN     = -std=c99 -Wall -Wextra -pedantic
 OMP     ?= -fopenmp
@@ -10,7 +13,7 @@ TEST_SRC = tests/test_main.c tests/test_core.c tests/test_grad.c tests/test_opti
            tests/test_ckpt.c tests/test_parity.c
 DEPS     = unetvae.h tests/test.h
 
-.PHONY: all test test-asan check-header clean
+.PHONY: all test test-asan check-header clean cuda test-cuda check-cuda-build
 
 EXAMPLES = $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c))
 
@@ -45,6 +48,39 @@ test: check-header $(BUILD)/test_unetvae
 
 test-asan: $(BUILD)/test_unetvae_asan
 	OMP_NUM_THREADS=2 ./$(BUILD)/test_unetvae_asan
+
+# ---- GPU build (nvcc; unetvae_cuda.cu) -------------------------------------------------------
+CUDA_EXAMPLES = $(patsubst examples/%.c,$(BUILD)/%_cuda,$(wildcard examples/*.c))
+
+cuda: $(CUDA_EXAMPLES)
+
+$(BUILD)/%_cuda: examples/%.c unetvae.h unetvae_cuda.cu
+	@mkdir -p $(BUILD)
+	$(NVCC) -O3 -DUNETVAE_CUDA $< unetvae_cuda.cu $(LDLIBS) -o $@
+
+$(BUILD)/test_cuda: tests/test_cuda.c $(DEPS) unetvae_cuda.cu
+	@mkdir -p $(BUILD)
+	$(NVCC) -O3 -DUNETVAE_CUDA -Xcompiler -fopenmp tests/test_cuda.c unetvae_cuda.cu $(LDLIBS) -o $@
+
+# GPU vs CPU: every op and loss, a training step of each model, GPU training (needs a GPU).
+test-cuda: $(BUILD)/test_cuda
+	./$(BUILD)/test_cuda
+
+# For CI machines with nvcc and no GPU: the GPU test runner must build, and must then refuse to
+# run with exit status 1 and "no CUDA device". On a machine with a GPU it runs the whole suite
+# instead, which must pass. Without nvcc: a visible SKIP.
+check-cuda-build:
+	@if ! command -v $(NVCC) >/dev/null 2>&1; then echo "SKIP check-cuda-build: nvcc not found"; exit 0; fi; \
+	$(MAKE) --no-print-directory $(BUILD)/test_cuda || exit 1; \
+	out=$$(./$(BUILD)/test_cuda 2>&1); rc=$$?; \
+	printf '%s\n' "$$out" | tail -n 5; \
+	if [ $$rc -eq 1 ] && printf '%s\n' "$$out" | head -n 1 | grep -q "^no CUDA device"; then \
+	    echo "check-cuda-build passed: build/test_cuda built, and refuses to run without a GPU (exit 1)"; \
+	elif [ $$rc -eq 0 ]; then \
+	    echo "check-cuda-build passed: a CUDA device is present and build/test_cuda passed"; \
+	else \
+	    echo "check-cuda-build FAILED: want exit 1 and \"no CUDA device\" (no GPU) or exit 0 (GPU), got exit $$rc"; exit 1; \
+	fi
 
 clean:
 	rm -rf $(BUILD)

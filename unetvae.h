@@ -5,7 +5,7 @@
                                       #include "unetvae.h"
      Everywhere else just include it. Build:
        CPU:  cc -O3 -fopenmp -std=c99 app.c -lm -o app
-       GPU:  nvcc -O3 -DUNETVAE_CUDA app.c unetvae_cuda.cu -o app     (GPU kernels: a later issue)
+       GPU:  nvcc -O3 -DUNETVAE_CUDA app.c unetvae_cuda.cu -o app
 
    QUICK START (examples/quickstart.c: train a small UNet for a few steps, then save it)
      uvae_unet_config cfg = {3, 3, 8, 4, UVAE_DOWN_MAXPOOL, UVAE_UP_TRANSPOSE};
@@ -36,13 +36,19 @@
        grows during the first step and is then reused: no malloc in a steady training loop.
      - Autograd: in training mode each op appends a node to the context's tape; uvae_backward()
        walks it in reverse. A model is written once, as a forward pass.
-     - Same seed, same CPU build, same thread count -> bit-identical losses.
+     - Same seed, same CPU build -> bit-identical losses (for any thread count).
+     - GPU (GPU build): make the context with uvae_ctx_new_on(UVAE_CUDA, 0), move a model's
+       parameters with uvae_params_to(&m.params, UVAE_CUDA) before uvae_optim_init, and put inputs
+       on the GPU with uvae_tensor_new_on + uvae_tensor_copy_in. Ops run where their inputs are;
+       read results with uvae_tensor_copy_out. A step copies nothing between host and GPU.
+       On the GPU, class targets and embedding indices are not read back for checking, and
+       uvae_backward does not check the loss for NaN: check the loss when you read it.
    CONFIG MACROS (define before the implementation)
      UVAE_MALLOC / UVAE_REALLOC / UVAE_FREE   all three or none (default: stdlib)
      UVAE_ASSERT                              programmer errors only (default: assert)
    LIMITATIONS
-     CPU only until unetvae_cuda.cu lands (tensors carry a device tag for it). No dilation or groups
-     in convolutions. Square kernels; 2-D pooling without padding.
+     No dilation or groups in convolutions. Square kernels; 2-D pooling without padding. The GPU
+     kernels are plain fp32 (no tensor cores yet).
 
    TABLE OF CONTENTS (search for the tag, e.g. "[ops/conv2d]")
      [config]      allocator macros, status codes, uvae_last_error
@@ -60,6 +66,8 @@
      [layers]      conv, batch norm, linear, embedding layers that own named parameters
      [models]      UNet, conditional VAE
      [ckpt]        safetensors reader and writer, uvae_save / uvae_load
+     [device]      GPU memory, transfers and the kernel dispatch (UVAE__K)
+     [kernels]     the compute behind every op: uvae__cpu_* here, uvae__cu_* in unetvae_cuda.cu
 */
 #ifndef UNETVAE_H
 #define UNETVAE_H
@@ -150,6 +158,7 @@ typedef struct uvae_params {
     float *data, *grad;           /* slabs: all values, all gradients (buffers' grad unused) */
     size_t total;                 /* floats in each slab */
     int status;                   /* first registration error, reported by uvae_params_alloc */
+    int device;                   /* where the slabs live (uvae_params_to moves them) */
 } uvae_params;
 
 void uvae_params_init(uvae_params *P);
@@ -224,12 +233,13 @@ typedef struct uvae_optim {
     int64_t step;                 /* updates done */
     float *m, *v;                 /* moment slabs (v unused by SGD), size params->total */
     size_t total;
+    int device;                   /* the parameters' device when the optimizer was made */
 } uvae_optim;
 /* Defaults: Adam/AdamW betas (0.9, 0.999), eps 1e-8, AdamW weight decay 0.01, SGD momentum 0.9. */
 int uvae_optim_init(uvae_optim *o, const uvae_params *P, int kind, float lr);
 void uvae_optim_free(uvae_optim *o);
-/* One update with learning rate lr (< 0: use o->lr). Returns the global grad norm before clipping. */
-float uvae_optim_step(uvae_optim *o, uvae_params *P, float lr);
+/* One update with learning rate lr (< 0: use o->lr); clips first when o->clip_norm > 0. */
+int uvae_optim_step(uvae_optim *o, uvae_params *P, float lr);
 float uvae_grad_norm(const uvae_params *P);
 float uvae_clip_grad_norm(uvae_params *P, float max_norm); /* == torch clip_grad_norm_; returns norm */
 /* Schedules: the learning rate for update number `step` (0-based) of `total`. */
@@ -331,6 +341,112 @@ int uvae_save(const char *path, const uvae_params *P, const uvae_optim *opt,
    With opt, the moments and step are restored too (they must be in the file). */
 int uvae_load(const char *path, uvae_params *P, uvae_optim *opt);
 
+/* ---------------------------------------------------------------------------------------------
+   [device] GPU memory and transfers (GPU build: UNETVAE_CUDA). On the CPU build the _on variants
+   accept UVAE_CPU only and uvae_cuda_available() returns 0. */
+/* 1 when a CUDA device can be used; else 0, and uvae_last_error() says why ("no CUDA device"). */
+int uvae_cuda_available(void);
+uvae_ctx *uvae_ctx_new_on(int device, size_t arena_bytes);
+uvae_tensor *uvae_tensor_new_on(int device, int ndim, const int *shape, int with_grad);
+int uvae_tensor_copy_in(uvae_tensor *t, const float *host);    /* t->size floats from host memory */
+int uvae_tensor_copy_out(const uvae_tensor *t, float *host);   /* t->size floats to host memory */
+/* Move the parameter and gradient slabs to `device` (before uvae_optim_init). */
+int uvae_params_to(uvae_params *P, int device);
+
+/* ---------------------------------------------------------------------------------------------
+   [kernels] The compute inside the ops, one signature per kernel and two implementations:
+   uvae__cpu_NAME in this header and uvae__cu_NAME in unetvae_cuda.cu. Pointers are on the
+   kernel's device. "+=" means accumulate into the destination; "=" overwrites. NC = N*C planes.
+   Scalars that live in tensors (a loss value, its incoming gradient) are passed as pointers.
+   Index arrays (argmax) are int32 on the device. */
+#ifdef UNETVAE_CUDA
+/* runtime: the first failure is kept (sticky) until read by uvae__cu_take_error */
+int uvae__cu_init(void);                             /* 0 ok, else no usable device */
+const char *uvae__cu_take_error(void);               /* NULL if none since the last call, else text */
+void *uvae__cu_malloc(size_t bytes);                 /* NULL on failure (error kept) */
+void uvae__cu_free(void *p);
+void uvae__cu_memset0(void *p, size_t bytes);
+void uvae__cu_copy(void *dst, const void *src, size_t bytes, int dir);  /* 0 H2D, 1 D2H, 2 D2D; D2H waits */
+void uvae__cu_sync(void);
+
+/* C[M,N] (+)= op(A) @ op(B), row-major; op(A) is A[M,K] (lda) or, with ta, A^T of A[K,M] */
+void uvae__cu_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int accumulate);
+/* col[(c*k+ki)*k+kj][oh*Wo+ow] = img[c, oh*s-p+ki, ow*s-p+kj] (0 outside); col2im: img += the adjoint */
+void uvae__cu_im2col(const float *img, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *col);
+void uvae__cu_col2im(const float *col, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *img);
+void uvae__cu_bias_add(float *out, const float *b, int N, int C, size_t HW);        /* out[n,c,:] += b[c] */
+void uvae__cu_bias_grad(const float *dout, float *db, int N, int C, size_t HW);     /* db[c] += sum_{n,hw} dout */
+/* pooling without padding; arg[plane*Ho*Wo + o] = index of the max within its input plane (first max wins) */
+void uvae__cu_maxpool_fwd(const float *x, float *y, int *arg, int NC, int H, int W, int k, int s, int Ho, int Wo);
+void uvae__cu_maxpool_bwd(const float *dy, const int *arg, float *dx, int NC, int H, int W, int Ho, int Wo); /* dx += */
+void uvae__cu_avgpool_fwd(const float *x, float *y, int NC, int H, int W, int k, int s, int Ho, int Wo);
+void uvae__cu_avgpool_bwd(const float *dy, float *dx, int NC, int H, int W, int k, int s, int Ho, int Wo);    /* dx += */
+/* upsample by s: mode 0 nearest, 1 bilinear (align_corners=False); Ho = H*s, Wo = W*s */
+void uvae__cu_upsample_fwd(const float *x, float *y, int NC, int H, int W, int s, int mode);
+void uvae__cu_upsample_bwd(const float *dy, float *dx, int NC, int H, int W, int s, int mode);                /* dx += */
+/* batch norm over x [N,C,HW]. train: batch mean/biased var, running stats updated (unbiased var);
+   eval: running stats. stats[c] = mean, stats[C+c] = 1/sqrt(var+eps). gamma/beta may be NULL. */
+void uvae__cu_bn_fwd(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, float *y, float *stats,
+                     int N, int C, size_t HW, int train, float momentum, float eps);
+/* dgamma += sum dy*xhat, dbeta += sum dy, dx += (train: gamma*istd/M*(M dy - sum dy - xhat sum dy*xhat); eval: gamma*istd*dy);
+   any of dx, dgamma, dbeta may be NULL */
+void uvae__cu_bn_bwd(const float *x, const float *gamma, const float *dy, const float *stats, float *dx, float *dgamma, float *dbeta,
+                     int N, int C, size_t HW, int train);
+/* elementwise, kind: 0 relu, 1 leaky_relu(a), 2 sigmoid, 3 tanh, 4 exp, 5 scale(a) */
+void uvae__cu_unary_fwd(int kind, float a, const float *x, float *y, size_t n);
+void uvae__cu_unary_bwd(int kind, float a, const float *x, const float *y, const float *dy, float *dx, size_t n); /* dx += */
+/* mul 0: y = a + b, da += dy, db += dy;  mul 1: y = a * b, da += dy*b, db += dy*a.  da/db may be NULL */
+void uvae__cu_binary_fwd(int mul, const float *a, const float *b, float *y, size_t n);
+void uvae__cu_binary_bwd(int mul, const float *a, const float *b, const float *dy, float *da, float *db, size_t n);
+/* y[n,:] = tab[idx[n],:], tab [V,D] (idx: floats holding ints; on the GPU a bad one gives a NaN row);
+   dtab[idx[n],:] += dy[n,:] */
+void uvae__cu_embedding_fwd(const float *idx, const float *tab, float *y, int N, int V, int D);
+void uvae__cu_embedding_bwd(const float *idx, const float *dy, float *dtab, int N, int V, int D);
+/* rows: y[n] = [a[n] (ra floats), b[n] (rb floats)];  backward da += / db += the parts (NULL: skip) */
+void uvae__cu_concat_fwd(const float *a, const float *b, float *y, int N, size_t ra, size_t rb);
+void uvae__cu_concat_bwd(const float *dy, float *da, float *db, int N, size_t ra, size_t rb);
+/* out[0] = scale * sum x (accumulated in double);  dx[i] += scale * dy[0] */
+void uvae__cu_sum(const float *x, size_t n, float scale, float *out);
+void uvae__cu_sum_bwd(const float *dy, float scale, float *dx, size_t n);
+/* mask[i] = (uniform(seed, i) < p) ? 0 : 1/(1-p), uniform from uvae_hash_uniform; y = x * mask */
+void uvae__cu_dropout_fwd(const float *x, float *y, float *mask, size_t n, float p, uint32_t seed);
+/* losses over logits z [N,C,HW] and class targets t [N,HW] (floats holding valid ints):
+   ce: out[0] = mean over N*HW of logsumexp_c z - z[t];  dz += dy[0]/(N*HW) * (softmax - onehot) */
+void uvae__cu_ce_fwd(const float *z, const float *t, int N, int C, size_t HW, float *out);
+void uvae__cu_ce_bwd(const float *z, const float *t, const float *dy, int N, int C, size_t HW, float *dz);
+/* bce: out[0] = sum(max(z,0) - z t + log1p(exp(-|z|))) / div;  dz += dy[0]/div * (sigmoid(z) - t) */
+void uvae__cu_bce_fwd(const float *z, const float *t, size_t n, float div, float *out);
+void uvae__cu_bce_bwd(const float *z, const float *t, const float *dy, size_t n, float div, float *dz);
+/* dice: C > 1 softmax + onehot(t), C == 1 sigmoid + t in {0,1} ([N,1,HW]). IS[c] = sum p t, IS[C+c] = sum p + sum t
+   (double); out[0] = 1 - mean_c (2 IS[c] + s)/(IS[C+c] + s);
+   dz += chain rule of dL/dp = -dy[0] (2 t (S+s) - (2 I + s)) / (C (S+s)^2) through softmax / sigmoid */
+void uvae__cu_dice_fwd(const float *z, const float *t, int N, int C, size_t HW, float smooth, double *IS, float *out);
+void uvae__cu_dice_bwd(const float *z, const float *t, const double *IS, const float *dy, int N, int C, size_t HW, float smooth, float *dz);
+/* kl: out[0] = sum -0.5 (1 + lv - mu^2 - exp lv) / N;  dmu += dy/N mu, dlv += dy/N * -0.5 (1 - exp lv) */
+void uvae__cu_kl_fwd(const float *mu, const float *lv, size_t n, int N, float *out);
+void uvae__cu_kl_bwd(const float *mu, const float *lv, const float *dy, size_t n, int N, float *dmu, float *dlv);
+/* gaussian nll, lv per element or (shared) lv[0]: out[0] = sum 0.5 ((t-m)^2 e^-lv + lv + log 2pi) / N;
+   dm += dy/N * -(t-m) e^-lv;  dlv += dy/N * 0.5 (1 - (t-m)^2 e^-lv) (summed into dlv[0] when shared) */
+void uvae__cu_gnll_fwd(const float *m, const float *lv, const float *t, size_t n, int shared, int N, float *out);
+void uvae__cu_gnll_bwd(const float *m, const float *lv, const float *t, const float *dy, size_t n, int shared, int N, float *dm, float *dlv);
+/* optimizers over one parameter slice, as in [optim]: kind 0 SGD (m = first ? g : mu m + g, with
+   L2 wd), 1 Adam (L2 wd), 2 AdamW (decoupled); step_size = lr / (1 - b1^t), bc2s = sqrt(1 - b2^t) */
+void uvae__cu_optim(int kind, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
+                    float eps, float wd, float mu, float step_size, float bc2s, int first);
+void uvae__cu_sumsq(const float *x, size_t n, double *out_host);   /* *out_host = sum x^2 (waits) */
+/* x[i] = N(0,1) by Box-Muller from u1 = 1 - uvae_hash_uniform(seed, 2i), u2 = uvae_hash_uniform(seed, 2i+1):
+   sqrtf(-2 logf(u1)) * cosf(6.28318530718f * u2) */
+void uvae__cu_randn(float *x, size_t n, uint32_t seed);
+void uvae__cu_scale(float *x, size_t n, float s);                  /* x *= s */
+#endif
+
+/* The dropout stream, shared by both devices: a uniform float in [0,1) from (seed, i). */
+static inline float uvae_hash_uniform(uint32_t seed, uint32_t i) {
+    uint32_t h = seed ^ (i * 0x9E3779B9u);
+    h ^= h >> 16; h *= 0x7feb352du; h ^= h >> 15; h *= 0x846ca68bu; h ^= h >> 16;
+    return (float)(h >> 8) * (1.0f / 16777216.0f);
+}
+
 #ifdef __cplusplus
 }
 #endif
@@ -423,28 +539,48 @@ static int uvae__set_shape(uvae_tensor *t, int ndim, const int *shape, const cha
     return UVAE_OK;
 }
 
-uvae_tensor *uvae_tensor_new_grad(int ndim, const int *shape, int with_grad) {
+static void *uvae__dmalloc(int dev, size_t bytes);
+static void uvae__dfree(int dev, void *p);
+static void uvae__dzero(int dev, void *p, size_t bytes);
+static void uvae__dcopy(int dev, void *dst, const void *src, size_t bytes, int dir);
+static int uvae__check_device(int dev, const char *who);
+static int uvae__gpu_status(const char *where);
+
+uvae_tensor *uvae_tensor_new_on(int device, int ndim, const int *shape, int with_grad) {
     uvae_tensor tmp, *t;
+    if (uvae__check_device(device, "uvae_tensor_new") != UVAE_OK) return NULL;
     if (uvae__set_shape(&tmp, ndim, shape, "uvae_tensor_new") != UVAE_OK) return NULL;
     t = (uvae_tensor *)UVAE_MALLOC(sizeof *t);
     if (!t) return (uvae_tensor *)uvae__failp(UVAE_ERR_NOMEM, "uvae_tensor_new: out of memory");
     *t = tmp;
-    t->data = (float *)UVAE_MALLOC((t->size ? t->size : 1) * sizeof(float));
-    t->grad = with_grad ? (float *)UVAE_MALLOC((t->size ? t->size : 1) * sizeof(float)) : NULL;
+    t->device = device;
+    t->data = (float *)uvae__dmalloc(device, t->size * sizeof(float));
+    t->grad = with_grad ? (float *)uvae__dmalloc(device, t->size * sizeof(float)) : NULL;
     if (!t->data || (with_grad && !t->grad)) {
         uvae_tensor_free(t);
-        return (uvae_tensor *)uvae__failp(UVAE_ERR_NOMEM, "uvae_tensor_new: out of memory for %zu floats", tmp.size);
+        return (uvae_tensor *)uvae__failp(UVAE_ERR_NOMEM, "uvae_tensor_new: out of %s memory for %zu floats", device ? "GPU" : "host", tmp.size);
     }
-    memset(t->data, 0, t->size * sizeof(float));
-    if (t->grad) memset(t->grad, 0, t->size * sizeof(float));
+    uvae__dzero(device, t->data, t->size * sizeof(float));
+    if (t->grad) uvae__dzero(device, t->grad, t->size * sizeof(float));
     return t;
 }
-uvae_tensor *uvae_tensor_new(int ndim, const int *shape) { return uvae_tensor_new_grad(ndim, shape, 0); }
+uvae_tensor *uvae_tensor_new_grad(int ndim, const int *shape, int with_grad) { return uvae_tensor_new_on(UVAE_CPU, ndim, shape, with_grad); }
+uvae_tensor *uvae_tensor_new(int ndim, const int *shape) { return uvae_tensor_new_on(UVAE_CPU, ndim, shape, 0); }
 void uvae_tensor_free(uvae_tensor *t) {
     if (!t) return;
-    UVAE_FREE(t->data);
-    UVAE_FREE(t->grad);
+    uvae__dfree(t->device, t->data);
+    uvae__dfree(t->device, t->grad);
     UVAE_FREE(t);
+}
+int uvae_tensor_copy_in(uvae_tensor *t, const float *host) {
+    if (!t || !host) return uvae__fail(UVAE_ERR_ARG, "uvae_tensor_copy_in: NULL tensor or source");
+    uvae__dcopy(t->device, t->data, host, t->size * sizeof(float), 0);
+    return uvae__gpu_status("uvae_tensor_copy_in");
+}
+int uvae_tensor_copy_out(const uvae_tensor *t, float *host) {
+    if (!t || !host) return uvae__fail(UVAE_ERR_ARG, "uvae_tensor_copy_out: NULL tensor or destination");
+    uvae__dcopy(t->device, host, t->data, t->size * sizeof(float), 1);
+    return uvae__gpu_status("uvae_tensor_copy_out");
 }
 int uvae_same_shape(const uvae_tensor *a, const uvae_tensor *b) {
     if (a->ndim != b->ndim) return 0;
@@ -487,10 +623,89 @@ float uvae_rng_normal(uvae_rng *r) {
 }
 
 /* ---------------------------------------------------------------------------------------------
-   [ctx] The arena is one block used by bumping an offset. If a step needs more, extra blocks are
+   [device] Memory on a device: the CPU's heap or the GPU's (through unetvae_cuda.cu). Kernels are
+   called through UVAE__K(device, name, args...), which picks uvae__cpu_name or uvae__cu_name. */
+#ifdef UNETVAE_CUDA
+#define UVAE__K(dev, name, ...) do { if ((dev) == UVAE_CUDA) uvae__cu_##name(__VA_ARGS__); else uvae__cpu_##name(__VA_ARGS__); } while (0)
+#else
+#define UVAE__K(dev, name, ...) ((void)(dev), uvae__cpu_##name(__VA_ARGS__))
+#endif
+static const char *uvae__dev_name(int dev) { return dev == UVAE_CUDA ? "cuda" : "cpu"; }
+
+/* Turn a pending GPU failure into this library's error. */
+static int uvae__gpu_status(const char *where) {
+#ifdef UNETVAE_CUDA
+    const char *e = uvae__cu_take_error();
+    if (e) return uvae__fail(UVAE_ERR_CUDA, "%s: %s", where, e);
+#else
+    (void)where;
+#endif
+    return UVAE_OK;
+}
+static int uvae__check_device(int dev, const char *who) {
+#ifdef UNETVAE_CUDA
+    if (dev == UVAE_CUDA) return uvae_cuda_available() ? UVAE_OK : UVAE_ERR_CUDA;
+#endif
+    if (dev != UVAE_CPU) return uvae__fail(UVAE_ERR_ARG, "%s: device %s is not in this build (compile with nvcc -DUNETVAE_CUDA)", who, uvae__dev_name(dev));
+    return UVAE_OK;
+}
+int uvae_cuda_available(void) {
+#ifdef UNETVAE_CUDA
+    static int state = -1;                    /* -1 unknown, 0 none, 1 ready */
+    if (state < 0) state = uvae__cu_init() == 0;
+    if (!state) {                             /* the kernels' text says "no CUDA device (why)" */
+        const char *e = uvae__cu_take_error();
+        uvae__fail(UVAE_ERR_CUDA, "%s", e ? e : "no CUDA device");
+    }
+    return state;
+#else
+    uvae__fail(UVAE_ERR_CUDA, "no CUDA device: this build has no GPU support (compile with nvcc -DUNETVAE_CUDA)");
+    return 0;
+#endif
+}
+static void *uvae__dmalloc(int dev, size_t bytes) {
+    void *p;
+#ifdef UNETVAE_CUDA
+    if (dev == UVAE_CUDA) {
+        if (!(p = uvae__cu_malloc(bytes ? bytes : 1))) uvae__gpu_status("cuda");
+        return p;
+    }
+#endif
+    (void)dev;
+    if (!(p = UVAE_MALLOC(bytes ? bytes : 1))) uvae__fail(UVAE_ERR_NOMEM, "out of memory for %zu bytes", bytes);
+    return p;
+}
+static void uvae__dfree(int dev, void *p) {
+    if (!p) return;
+#ifdef UNETVAE_CUDA
+    if (dev == UVAE_CUDA) { uvae__cu_free(p); return; }
+#endif
+    (void)dev;
+    UVAE_FREE(p);
+}
+static void uvae__dzero(int dev, void *p, size_t bytes) {
+#ifdef UNETVAE_CUDA
+    if (dev == UVAE_CUDA) { uvae__cu_memset0(p, bytes); return; }
+#endif
+    (void)dev;
+    memset(p, 0, bytes);
+}
+/* dir 0: host -> dev, 1: dev -> host, 2: dev -> dev */
+static void uvae__dcopy(int dev, void *dst, const void *src, size_t bytes, int dir) {
+#ifdef UNETVAE_CUDA
+    if (dev == UVAE_CUDA) { uvae__cu_copy(dst, src, bytes, dir); return; }
+#endif
+    (void)dev; (void)dir;
+    memcpy(dst, src, bytes);
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [ctx] An arena is one block used by bumping an offset. If a step needs more, extra blocks are
    chained; at the next reset they are freed and the main block grows to the step's high-water
-   mark, so from the second step on a training loop allocates nothing.
-   The tape is an array of nodes; each node knows how to push its output's gradient to its inputs. */
+   mark, so from the second step on a training loop allocates nothing. A context has two: tensor
+   structs and the tape's bookkeeping live on the host, tensor values on the context's device
+   (the same arena on the CPU). The tape is an array of nodes; each node knows how to push its
+   output's gradient to its inputs. */
 typedef struct uvae__node uvae__node;
 typedef void (*uvae__backward_fn)(uvae__node *n);
 struct uvae__node {
@@ -499,118 +714,153 @@ struct uvae__node {
     uvae_tensor *out, *in[3];
     int i[6];                     /* integer arguments (stride, pad, ...) */
     float f[3];                   /* float arguments (slope, momentum, ...) */
-    void *saved;                  /* what the forward kept for the backward (arena memory) */
+    void *saved;                  /* what the forward kept for the backward (on the device) */
 };
 
-typedef struct uvae__block { struct uvae__block *next; size_t cap; } uvae__block;
+typedef struct uvae__chunk { struct uvae__chunk *next; void *mem; } uvae__chunk;
+typedef struct uvae__arena {
+    int device;
+    unsigned char *mem; size_t cap, used;    /* main block (64-byte aligned on both devices) */
+    uvae__chunk *extra; size_t extra_used;   /* overflow blocks of this step */
+} uvae__arena;
 
 struct uvae_ctx {
-    unsigned char *arena; size_t cap, used;
-    uvae__block *extra; size_t extra_used;   /* overflow blocks of this step */
+    int device;
+    uvae__arena host, dev;                    /* dev is unused on the CPU: host serves both */
     uvae__node *tape; int n_nodes, cap_nodes;
-    float *scratch; size_t scratch_cap;       /* per-op temporary (im2col columns), in floats */
+    float *scratch; size_t scratch_cap;       /* per-op temporary (im2col columns), on the device */
     int train, record;
     uvae_rng rng;
+    float *one;                               /* 1.0f on the device: seeds uvae_backward */
 };
 
 #define UVAE__ALIGN 64
 
-uvae_ctx *uvae_ctx_new(size_t arena_bytes) {
-    uvae_ctx *ctx = (uvae_ctx *)UVAE_MALLOC(sizeof *ctx);
-    if (!ctx) return (uvae_ctx *)uvae__failp(UVAE_ERR_NOMEM, "uvae_ctx_new: out of memory");
+static unsigned char *uvae__align(void *p) {
+    return (unsigned char *)p + ((UVAE__ALIGN - ((uintptr_t)p & (UVAE__ALIGN - 1))) & (UVAE__ALIGN - 1));
+}
+static int uvae__arena_grow(uvae__arena *a, size_t bytes) {
+    uvae__dfree(a->device, a->mem);
+    a->mem = (unsigned char *)uvae__dmalloc(a->device, bytes + UVAE__ALIGN);
+    a->cap = a->mem ? bytes : 0;
+    return a->mem ? UVAE_OK : UVAE_ERR_NOMEM;
+}
+static void uvae__arena_free_extra(uvae__arena *a) {
+    while (a->extra) {
+        uvae__chunk *c = a->extra;
+        a->extra = c->next;
+        uvae__dfree(a->device, c->mem);
+        UVAE_FREE(c);
+    }
+    a->extra_used = 0;
+}
+static void uvae__arena_reset(uvae__arena *a) {
+    if (a->extra) {                           /* grow the main block to last step's high-water mark */
+        size_t need = a->used + a->extra_used;
+        uvae__arena_free_extra(a);
+        uvae__arena_grow(a, need + need / 8); /* on failure the next step reports it */
+    }
+    a->used = 0;
+}
+/* `bytes` of 64-byte aligned arena memory, not initialised. */
+static void *uvae__arena_alloc(uvae__arena *a, size_t bytes) {
+    size_t n = (bytes + UVAE__ALIGN - 1) & ~(size_t)(UVAE__ALIGN - 1);
+    uvae__chunk *c;
+    if (a->mem && a->used + n <= a->cap) {
+        void *p = uvae__align(a->mem) + a->used;
+        a->used += n;
+        return p;
+    }
+    /* overflow: a block of its own (freed and folded into the main block at the next reset) */
+    if (!(c = (uvae__chunk *)UVAE_MALLOC(sizeof *c))) return uvae__failp(UVAE_ERR_NOMEM, "arena: out of memory");
+    if (!(c->mem = uvae__dmalloc(a->device, n + UVAE__ALIGN))) {
+        UVAE_FREE(c);
+        return uvae__failp(UVAE_ERR_NOMEM, "arena: out of %s memory for %zu bytes of activations (%s)", uvae__dev_name(a->device), bytes, uvae_last_error());
+    }
+    c->next = a->extra;
+    a->extra = c;
+    a->extra_used += n;
+    return uvae__align(c->mem);
+}
+
+uvae_ctx *uvae_ctx_new_on(int device, size_t arena_bytes) {
+    uvae_ctx *ctx;
+    if (uvae__check_device(device, "uvae_ctx_new") != UVAE_OK) return NULL;
+    if (!(ctx = (uvae_ctx *)UVAE_MALLOC(sizeof *ctx))) return (uvae_ctx *)uvae__failp(UVAE_ERR_NOMEM, "uvae_ctx_new: out of memory");
     memset(ctx, 0, sizeof *ctx);
-    if (arena_bytes) {
-        ctx->arena = (unsigned char *)UVAE_MALLOC(arena_bytes + UVAE__ALIGN);
-        if (!ctx->arena) {
-            UVAE_FREE(ctx);
-            return (uvae_ctx *)uvae__failp(UVAE_ERR_NOMEM, "uvae_ctx_new: cannot allocate a %zu-byte arena", arena_bytes);
-        }
-        ctx->cap = arena_bytes;
+    ctx->device = ctx->dev.device = device;
+    ctx->host.device = UVAE_CPU;
+    if (arena_bytes && uvae__arena_grow(device == UVAE_CPU ? &ctx->host : &ctx->dev, arena_bytes) != UVAE_OK) {
+        uvae_ctx_free(ctx);
+        return (uvae_ctx *)uvae__failp(UVAE_ERR_NOMEM, "uvae_ctx_new: cannot allocate a %zu-byte arena", arena_bytes);
+    }
+    if (!(ctx->one = (float *)uvae__dmalloc(device, sizeof(float)))) {
+        uvae_ctx_free(ctx);
+        return NULL;
+    }
+    {
+        float one = 1.0f;
+        uvae__dcopy(device, ctx->one, &one, sizeof one, 0);
     }
     uvae_rng_seed(&ctx->rng, 0);
     return ctx;
 }
-
-static void uvae__free_extra(uvae_ctx *ctx) {
-    while (ctx->extra) {
-        uvae__block *b = ctx->extra;
-        ctx->extra = b->next;
-        UVAE_FREE(b);
-    }
-    ctx->extra_used = 0;
-}
+uvae_ctx *uvae_ctx_new(size_t arena_bytes) { return uvae_ctx_new_on(UVAE_CPU, arena_bytes); }
 
 void uvae_ctx_free(uvae_ctx *ctx) {
     if (!ctx) return;
-    uvae__free_extra(ctx);
-    UVAE_FREE(ctx->arena);
+    uvae__arena_free_extra(&ctx->host);
+    uvae__arena_free_extra(&ctx->dev);
+    uvae__dfree(UVAE_CPU, ctx->host.mem);
+    uvae__dfree(ctx->dev.device, ctx->dev.mem);
+    uvae__dfree(ctx->device, ctx->scratch);
+    uvae__dfree(ctx->device, ctx->one);
     UVAE_FREE(ctx->tape);
-    UVAE_FREE(ctx->scratch);
     UVAE_FREE(ctx);
 }
 
 void uvae_ctx_reset(uvae_ctx *ctx, int train) {
-    if (ctx->extra) {                         /* grow the main block to last step's high-water mark */
-        size_t need = ctx->used + ctx->extra_used;
-        need += need / 8;
-        uvae__free_extra(ctx);
-        UVAE_FREE(ctx->arena);
-        ctx->arena = (unsigned char *)UVAE_MALLOC(need + UVAE__ALIGN);
-        ctx->cap = ctx->arena ? need : 0;     /* on failure the next step reports it */
-    }
-    ctx->used = 0;
+    uvae__arena_reset(&ctx->host);
+    uvae__arena_reset(&ctx->dev);
     ctx->n_nodes = 0;
     ctx->train = ctx->record = train != 0;
 }
 void uvae_ctx_set_record(uvae_ctx *ctx, int record) { ctx->record = record != 0; }
 uvae_rng *uvae_ctx_rng(uvae_ctx *ctx) { return &ctx->rng; }
-size_t uvae_ctx_arena_capacity(const uvae_ctx *ctx) { return ctx->cap; }
+size_t uvae_ctx_arena_capacity(const uvae_ctx *ctx) { return ctx->device == UVAE_CPU ? ctx->host.cap : ctx->dev.cap; }
 
-static unsigned char *uvae__align(void *p) {
-    return (unsigned char *)p + ((UVAE__ALIGN - ((uintptr_t)p & (UVAE__ALIGN - 1))) & (UVAE__ALIGN - 1));
+/* host bookkeeping (tensor structs) and device values (activations, saved arrays) */
+static void *uvae__host_alloc(uvae_ctx *ctx, size_t bytes) { return uvae__arena_alloc(&ctx->host, bytes); }
+static void *uvae__dev_alloc(uvae_ctx *ctx, size_t bytes) {
+    return uvae__arena_alloc(ctx->device == UVAE_CPU ? &ctx->host : &ctx->dev, bytes);
 }
-
-/* `bytes` of 64-byte aligned arena memory, not initialised. */
-static void *uvae__arena_alloc(uvae_ctx *ctx, size_t bytes) {
-    size_t a = (bytes + UVAE__ALIGN - 1) & ~(size_t)(UVAE__ALIGN - 1);
-    uvae__block *b;
-    if (ctx->arena && ctx->used + a <= ctx->cap) {
-        void *p = uvae__align(ctx->arena) + ctx->used;
-        ctx->used += a;
-        return p;
-    }
-    /* overflow: a block of its own (freed and folded into the main block at the next reset) */
-    b = (uvae__block *)UVAE_MALLOC(sizeof(uvae__block) + UVAE__ALIGN + a);
-    if (!b) return uvae__failp(UVAE_ERR_NOMEM, "arena: out of memory for %zu bytes of activations", bytes);
-    b->next = ctx->extra;
-    b->cap = a;
-    ctx->extra = b;
-    ctx->extra_used += a;
-    return uvae__align(b + 1);
-}
-
 static float *uvae__arena_floats(uvae_ctx *ctx, size_t n, int zero) {
-    float *p = (float *)uvae__arena_alloc(ctx, (n ? n : 1) * sizeof(float));
-    if (p && zero) memset(p, 0, n * sizeof(float));
+    float *p = (float *)uvae__dev_alloc(ctx, (n ? n : 1) * sizeof(float));
+    if (p && zero) uvae__dzero(ctx->device, p, n * sizeof(float));
     return p;
 }
 
-/* A scratch buffer for one op at a time (grows, never shrinks). */
+/* A scratch buffer on the device for one op at a time (grows, never shrinks). */
 static float *uvae__scratch(uvae_ctx *ctx, size_t n) {
     if (n > ctx->scratch_cap) {
-        float *p = (float *)UVAE_REALLOC(ctx->scratch, n * sizeof(float));
-        if (!p) return (float *)uvae__failp(UVAE_ERR_NOMEM, "scratch: out of memory for %zu floats", n);
+        float *p;
+        uvae__dfree(ctx->device, ctx->scratch);
+        ctx->scratch = NULL;
+        ctx->scratch_cap = 0;
+        if (!(p = (float *)uvae__dmalloc(ctx->device, n * sizeof(float))))
+            return (float *)uvae__failp(UVAE_ERR_NOMEM, "scratch: out of %s memory for %zu floats", uvae__dev_name(ctx->device), n);
         ctx->scratch = p;
         ctx->scratch_cap = n;
     }
     return ctx->scratch;
 }
 
-/* An activation: arena tensor struct + zeroed data, and a zeroed gradient when `grad`. */
+/* An activation: host struct + zeroed device values, and a zeroed gradient when `grad`. */
 static uvae_tensor *uvae__new(uvae_ctx *ctx, int ndim, const int *shape, int grad) {
-    uvae_tensor *t = (uvae_tensor *)uvae__arena_alloc(ctx, sizeof *t);
+    uvae_tensor *t = (uvae_tensor *)uvae__host_alloc(ctx, sizeof *t);
     if (!t) return NULL;
     if (uvae__set_shape(t, ndim, shape, "tensor") != UVAE_OK) return NULL;
+    t->device = ctx->device;
     t->data = uvae__arena_floats(ctx, t->size, 1);
     if (!t->data) return NULL;
     if (grad && !(t->grad = uvae__arena_floats(ctx, t->size, 1))) return NULL;
@@ -622,8 +872,15 @@ static int uvae__needs_grad(uvae_ctx *ctx, uvae_tensor *a, uvae_tensor *b, uvae_
     return ctx->record && ((a && a->grad) || (b && b->grad) || (c && c->grad));
 }
 
-/* The output tensor of an op, with a gradient when any input has one and the tape records. */
+/* The output tensor of an op, with a gradient when any input has one and the tape records.
+   Inputs must live on the context's device. */
 static uvae_tensor *uvae__out(uvae_ctx *ctx, int ndim, const int *shape, uvae_tensor *a, uvae_tensor *b, uvae_tensor *c) {
+    uvae_tensor *in[3];
+    in[0] = a; in[1] = b; in[2] = c;
+    for (int i = 0; i < 3; i++)
+        if (in[i] && in[i]->device != ctx->device)
+            return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "op input %s is on the %s, the context on the %s",
+                                              uvae__shape_str(in[i]), uvae__dev_name(in[i]->device), uvae__dev_name(ctx->device));
     return uvae__new(ctx, ndim, shape, uvae__needs_grad(ctx, a, b, c));
 }
 
@@ -648,15 +905,18 @@ static uvae__node *uvae__record(uvae_ctx *ctx, uvae__backward_fn fn, uvae_tensor
     return n;
 }
 
-/* [autograd] */
+/* [autograd] On the CPU the loss is checked for NaN/Inf first; on the GPU it is not read back
+   (no host sync per step): check the value when you copy it out. */
 int uvae_backward(uvae_ctx *ctx, uvae_tensor *loss) {
+    int st;
     if (!loss) return UVAE_ERR_ARG;           /* the forward already said why */
+    if ((st = uvae__gpu_status("uvae_backward (forward pass)")) != UVAE_OK) return st;
     if (loss->size != 1) return uvae__fail(UVAE_ERR_ARG, "uvae_backward: loss has %zu elements, want 1", loss->size);
-    if (!isfinite(loss->data[0])) return uvae__fail(UVAE_ERR_NUMERIC, "uvae_backward: loss is %f", (double)loss->data[0]);
+    if (loss->device == UVAE_CPU && !isfinite(loss->data[0])) return uvae__fail(UVAE_ERR_NUMERIC, "uvae_backward: loss is %f", (double)loss->data[0]);
     if (!loss->grad) return uvae__fail(UVAE_ERR_ARG, "uvae_backward: loss has no gradient (eval mode, or nothing trainable)");
-    loss->grad[0] = 1.0f;
+    uvae__dcopy(ctx->device, loss->grad, ctx->one, sizeof(float), 2);
     for (int i = ctx->n_nodes - 1; i >= 0; i--) ctx->tape[i].backward(&ctx->tape[i]);
-    return UVAE_OK;
+    return uvae__gpu_status("uvae_backward");
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -724,12 +984,42 @@ int uvae_params_alloc(uvae_params *P, uint64_t seed) {
 void uvae_params_free(uvae_params *P) {
     for (int i = 0; i < P->n; i++) UVAE_FREE(P->p[i]);
     UVAE_FREE(P->p);
-    UVAE_FREE(P->data);
-    UVAE_FREE(P->grad);
+    uvae__dfree(P->device, P->data);
+    uvae__dfree(P->device, P->grad);
     memset(P, 0, sizeof *P);
 }
 void uvae_params_zero_grad(uvae_params *P) {
-    if (P->grad) memset(P->grad, 0, P->total * sizeof(float));
+    if (P->grad) uvae__dzero(P->device, P->grad, P->total * sizeof(float));
+}
+
+/* Move both slabs: copy the values, zero the gradients, repoint every tensor. */
+int uvae_params_to(uvae_params *P, int device) {
+    float *data, *grad;
+    if (!P->data) return uvae__fail(UVAE_ERR_ARG, "uvae_params_to: parameters not allocated");
+    if (device == P->device) return UVAE_OK;
+    if (uvae__check_device(device, "uvae_params_to") != UVAE_OK) return UVAE_ERR_CUDA;
+    data = (float *)uvae__dmalloc(device, P->total * sizeof(float));
+    grad = (float *)uvae__dmalloc(device, P->total * sizeof(float));
+    if (!data || !grad) {
+        uvae__dfree(device, data);
+        uvae__dfree(device, grad);
+        return uvae__fail(UVAE_ERR_NOMEM, "uvae_params_to: out of %s memory for %zu parameters", uvae__dev_name(device), P->total);
+    }
+    if (device == UVAE_CPU) uvae__dcopy(P->device, data, P->data, P->total * sizeof(float), 1);
+    else uvae__dcopy(device, data, P->data, P->total * sizeof(float), 0);
+    uvae__dzero(device, grad, P->total * sizeof(float));
+    uvae__dfree(P->device, P->data);
+    uvae__dfree(P->device, P->grad);
+    P->data = data;
+    P->grad = grad;
+    P->device = device;
+    for (int i = 0; i < P->n; i++) {
+        uvae_param *p = P->p[i];
+        p->t.device = device;
+        p->t.data = data + p->offset;
+        p->t.grad = p->trainable ? grad + p->offset : NULL;
+    }
+    return uvae__gpu_status("uvae_params_to");
 }
 uvae_param *uvae_params_find(const uvae_params *P, const char *name) {
     for (int i = 0; i < P->n; i++)
@@ -747,8 +1037,8 @@ size_t uvae_params_count(const uvae_params *P) {
    [ops/gemm] C[M,N] (+)= op(A)[M,K] @ op(B)[K,N], row-major, op = transpose when ta/tb.
    Rows of C are split across threads; each element is summed in a fixed order (deterministic).
    Correctness first: the packed, cache-blocked kernel is the performance issue's work. */
-static void uvae__gemm(int ta, int tb, int M, int N, int K, const float *A, int lda,
-                       const float *B, int ldb, float *C, int ldc, int accumulate) {
+static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                           const float *B, int ldb, float *C, int ldc, int accumulate) {
     int i;
     UVAE__OMP(omp parallel for schedule(static) if ((double)M * N * K > UVAE__PAR_MIN))
     for (i = 0; i < M; i++) {
@@ -778,7 +1068,7 @@ static void uvae__gemm(int ta, int tb, int M, int N, int K, const float *A, int 
 
 /* [ops/im2col] img [C,H,W] -> col [C*k*k, Ho*Wo]: col[(c*k+ki)*k+kj][oh*Wo+ow] =
    img[c, oh*s-p+ki, ow*s-p+kj] (0 outside). col2im adds the columns back (the adjoint). */
-static void uvae__im2col(const float *img, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *col) {
+static void uvae__cpu_im2col(const float *img, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *col) {
     int r;
     UVAE__OMP(omp parallel for schedule(static) if ((double)C * k * k * Ho * Wo > UVAE__PAR_MIN))
     for (r = 0; r < C * k * k; r++) {
@@ -793,7 +1083,7 @@ static void uvae__im2col(const float *img, int C, int H, int W, int k, int s, in
         }
     }
 }
-static void uvae__col2im(const float *col, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *img) {
+static void uvae__cpu_col2im(const float *col, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *img) {
     int c;
     UVAE__OMP(omp parallel for schedule(static) if ((double)C * k * k * Ho * Wo > UVAE__PAR_MIN))
     for (c = 0; c < C; c++) {                            /* one channel per thread: no write races */
@@ -813,13 +1103,13 @@ static void uvae__col2im(const float *col, int C, int H, int W, int k, int s, in
 }
 
 /* bias: out[n,c,:] += b[c];  bias backward: db[c] += sum over n, hw of dout[n,c,:] */
-static void uvae__bias_add(float *out, const float *b, int N, int C, size_t HW) {
+static void uvae__cpu_bias_add(float *out, const float *b, int N, int C, size_t HW) {
     int nc;
     UVAE__OMP(omp parallel for schedule(static) if ((double)N * C * HW > UVAE__PAR_MIN))
     for (nc = 0; nc < N * C; nc++)
         for (size_t i = 0; i < HW; i++) out[(size_t)nc * HW + i] += b[nc % C];
 }
-static void uvae__bias_grad(const float *dout, float *db, int N, int C, size_t HW) {
+static void uvae__cpu_bias_grad(const float *dout, float *db, int N, int C, size_t HW) {
     int c;
     UVAE__OMP(omp parallel for schedule(static) if ((double)N * C * HW > UVAE__PAR_MIN))
     for (c = 0; c < C; c++) {
@@ -837,21 +1127,21 @@ static void uvae__bias_grad(const float *dout, float *db, int N, int C, size_t H
    dW += dout[n] @ col^T,  dcol = W^T @ dout[n] -> col2im -> dx[n],  db += sum dout. */
 static void uvae__conv2d_backward(uvae__node *nd) {
     uvae_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *out = nd->out;
-    int s = nd->i[0], p = nd->i[1], N = x->shape[0], Ci = x->shape[1], H = x->shape[2], W = x->shape[3];
+    int dev = nd->ctx->device, s = nd->i[0], p = nd->i[1], N = x->shape[0], Ci = x->shape[1], H = x->shape[2], W = x->shape[3];
     int Co = w->shape[0], k = w->shape[2], Ho = out->shape[2], Wo = out->shape[3], CK = Ci * k * k, HWo = Ho * Wo;
     float *col = nd->ctx->scratch;   /* [CK, HWo]; the forward sized it and it never shrinks */
     for (int n = 0; n < N; n++) {
         const float *dout = out->grad + (size_t)n * Co * HWo;
         if (w->grad) {
-            uvae__im2col(x->data + (size_t)n * Ci * H * W, Ci, H, W, k, s, p, Ho, Wo, col);
-            uvae__gemm(0, 1, Co, CK, HWo, dout, HWo, col, HWo, w->grad, CK, 1);
+            UVAE__K(dev, im2col, x->data + (size_t)n * Ci * H * W, Ci, H, W, k, s, p, Ho, Wo, col);
+            UVAE__K(dev, gemm, 0, 1, Co, CK, HWo, dout, HWo, col, HWo, w->grad, CK, 1);
         }
         if (x->grad) {
-            uvae__gemm(1, 0, CK, HWo, Co, w->data, CK, dout, HWo, col, HWo, 0);
-            uvae__col2im(col, Ci, H, W, k, s, p, Ho, Wo, x->grad + (size_t)n * Ci * H * W);
+            UVAE__K(dev, gemm, 1, 0, CK, HWo, Co, w->data, CK, dout, HWo, col, HWo, 0);
+            UVAE__K(dev, col2im, col, Ci, H, W, k, s, p, Ho, Wo, x->grad + (size_t)n * Ci * H * W);
         }
     }
-    if (b && b->grad) uvae__bias_grad(out->grad, b->grad, N, Co, (size_t)HWo);
+    if (b && b->grad) UVAE__K(dev, bias_grad, out->grad, b->grad, N, Co, (size_t)HWo);
 }
 
 uvae_tensor *uvae_conv2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, uvae_tensor *b, int stride, int pad) {
@@ -866,20 +1156,18 @@ uvae_tensor *uvae_conv2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, uvae_ten
                                           uvae__shape_str(x), uvae__shape_str(w), b ? uvae__shape_str(b) : "none", stride, pad);
     N = x->shape[0]; Ci = x->shape[1]; H = x->shape[2]; W = x->shape[3];
     Co = w->shape[0]; k = w->shape[2]; CK = Ci * k * k;
-    Ho = (H + 2 * pad - k) / stride + 1; Wo = (W + 2 * pad - k) / stride + 1;
     if (H + 2 * pad < k || W + 2 * pad < k)
         return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_conv2d: input %s smaller than kernel %d", uvae__shape_str(x), k);
+    Ho = (H + 2 * pad - k) / stride + 1; Wo = (W + 2 * pad - k) / stride + 1;
     out = uvae__out(ctx, 4, (int[]){N, Co, Ho, Wo}, x, w, b);
-    col = uvae__scratch(ctx, (size_t)CK * Ho * Wo);
-    if (!out || !col) return NULL;
+    if (!out || !(col = uvae__scratch(ctx, (size_t)CK * Ho * Wo))) return NULL;
     for (int n = 0; n < N; n++) {
-        uvae__im2col(x->data + (size_t)n * Ci * H * W, Ci, H, W, k, stride, pad, Ho, Wo, col);
-        uvae__gemm(0, 0, Co, Ho * Wo, CK, w->data, CK, col, Ho * Wo, out->data + (size_t)n * Co * Ho * Wo, Ho * Wo, 0);
+        UVAE__K(ctx->device, im2col, x->data + (size_t)n * Ci * H * W, Ci, H, W, k, stride, pad, Ho, Wo, col);
+        UVAE__K(ctx->device, gemm, 0, 0, Co, Ho * Wo, CK, w->data, CK, col, Ho * Wo, out->data + (size_t)n * Co * Ho * Wo, Ho * Wo, 0);
     }
-    if (b) uvae__bias_add(out->data, b->data, N, Co, (size_t)Ho * Wo);
-    if ((nd = uvae__record(ctx, uvae__conv2d_backward, out, x, w, b))) {
-        nd->i[0] = stride; nd->i[1] = pad;
-    } else if (out->grad) return NULL;
+    if (b) UVAE__K(ctx->device, bias_add, out->data, b->data, N, Co, (size_t)Ho * Wo);
+    if ((nd = uvae__record(ctx, uvae__conv2d_backward, out, x, w, b))) { nd->i[0] = stride; nd->i[1] = pad; }
+    else if (out->grad) return NULL;
     return out;
 }
 
@@ -888,15 +1176,15 @@ uvae_tensor *uvae_conv2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, uvae_ten
    Backward per image: dcol = im2col(dout[n]);  dx[n] += W @ dcol;  dW += x[n] @ dcol^T. */
 static void uvae__convT_backward(uvae__node *nd) {
     uvae_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *out = nd->out;
-    int s = nd->i[0], p = nd->i[1], N = x->shape[0], Ci = x->shape[1], HW = x->shape[2] * x->shape[3];
+    int dev = nd->ctx->device, s = nd->i[0], p = nd->i[1], N = x->shape[0], Ci = x->shape[1], HW = x->shape[2] * x->shape[3];
     int Co = w->shape[1], k = w->shape[2], Ho = out->shape[2], Wo = out->shape[3], CK = Co * k * k;
     float *col = nd->ctx->scratch;   /* [CK, H*W]; the forward sized it and it never shrinks */
     for (int n = 0; n < N; n++) {
-        uvae__im2col(out->grad + (size_t)n * Co * Ho * Wo, Co, Ho, Wo, k, s, p, x->shape[2], x->shape[3], col);
-        if (x->grad) uvae__gemm(0, 0, Ci, HW, CK, w->data, CK, col, HW, x->grad + (size_t)n * Ci * HW, HW, 1);
-        if (w->grad) uvae__gemm(0, 1, Ci, CK, HW, x->data + (size_t)n * Ci * HW, HW, col, HW, w->grad, CK, 1);
+        UVAE__K(dev, im2col, out->grad + (size_t)n * Co * Ho * Wo, Co, Ho, Wo, k, s, p, x->shape[2], x->shape[3], col);
+        if (x->grad) UVAE__K(dev, gemm, 0, 0, Ci, HW, CK, w->data, CK, col, HW, x->grad + (size_t)n * Ci * HW, HW, 1);
+        if (w->grad) UVAE__K(dev, gemm, 0, 1, Ci, CK, HW, x->data + (size_t)n * Ci * HW, HW, col, HW, w->grad, CK, 1);
     }
-    if (b && b->grad) uvae__bias_grad(out->grad, b->grad, N, Co, (size_t)Ho * Wo);
+    if (b && b->grad) UVAE__K(dev, bias_grad, out->grad, b->grad, N, Co, (size_t)Ho * Wo);
 }
 
 uvae_tensor *uvae_conv_transpose2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, uvae_tensor *b, int stride, int pad) {
@@ -914,16 +1202,14 @@ uvae_tensor *uvae_conv_transpose2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w
     Ho = (H - 1) * stride - 2 * pad + k; Wo = (W - 1) * stride - 2 * pad + k;
     if (Ho < 1 || Wo < 1) return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_conv_transpose2d: empty output");
     out = uvae__out(ctx, 4, (int[]){N, Co, Ho, Wo}, x, w, b);
-    col = uvae__scratch(ctx, (size_t)CK * H * W);
-    if (!out || !col) return NULL;
+    if (!out || !(col = uvae__scratch(ctx, (size_t)CK * H * W))) return NULL;
     for (int n = 0; n < N; n++) {
-        uvae__gemm(1, 0, CK, H * W, Ci, w->data, CK, x->data + (size_t)n * Ci * H * W, H * W, col, H * W, 0);
-        uvae__col2im(col, Co, Ho, Wo, k, stride, pad, H, W, out->data + (size_t)n * Co * Ho * Wo);
+        UVAE__K(ctx->device, gemm, 1, 0, CK, H * W, Ci, w->data, CK, x->data + (size_t)n * Ci * H * W, H * W, col, H * W, 0);
+        UVAE__K(ctx->device, col2im, col, Co, Ho, Wo, k, stride, pad, H, W, out->data + (size_t)n * Co * Ho * Wo);
     }
-    if (b) uvae__bias_add(out->data, b->data, N, Co, (size_t)Ho * Wo);
-    if ((nd = uvae__record(ctx, uvae__convT_backward, out, x, w, b))) {
-        nd->i[0] = stride; nd->i[1] = pad;
-    } else if (out->grad) return NULL;
+    if (b) UVAE__K(ctx->device, bias_add, out->data, b->data, N, Co, (size_t)Ho * Wo);
+    if ((nd = uvae__record(ctx, uvae__convT_backward, out, x, w, b))) { nd->i[0] = stride; nd->i[1] = pad; }
+    else if (out->grad) return NULL;
     return out;
 }
 
@@ -939,28 +1225,11 @@ static int uvae__pool_shape(const char *who, uvae_tensor *x, int k, int s, int *
 /* ---------------------------------------------------------------------------------------------
    [ops/max_pool2d] out = max over each k x k window (stride s); the gradient goes to the argmax.
    == torch.nn.functional.max_pool2d(x, k, s). saved: argmax index into the input plane (int). */
-static void uvae__maxpool_backward(uvae__node *nd) {
-    uvae_tensor *x = nd->in[0], *out = nd->out;
-    const int *arg = (const int *)nd->saved;
-    size_t HW = (size_t)x->shape[2] * x->shape[3], oHW = (size_t)out->shape[2] * out->shape[3];
+static void uvae__cpu_maxpool_fwd(const float *x, float *y, int *arg, int NC, int H, int W, int k, int s, int Ho, int Wo) {
     int nc;
-    if (!x->grad) return;
-    UVAE__OMP(omp parallel for schedule(static) if ((double)out->size > UVAE__PAR_MIN))
-    for (nc = 0; nc < x->shape[0] * x->shape[1]; nc++)
-        for (size_t o = 0; o < oHW; o++) x->grad[nc * HW + (size_t)arg[nc * oHW + o]] += out->grad[nc * oHW + o];
-}
-uvae_tensor *uvae_max_pool2d(uvae_ctx *ctx, uvae_tensor *x, int k, int s) {
-    uvae_tensor *out;
-    uvae__node *nd;
-    int Ho, Wo, H, W, nc, *arg;
-    if (!x) return NULL;
-    if (uvae__pool_shape("uvae_max_pool2d", x, k, s, &Ho, &Wo) != UVAE_OK) return NULL;
-    H = x->shape[2]; W = x->shape[3];
-    out = uvae__out(ctx, 4, (int[]){x->shape[0], x->shape[1], Ho, Wo}, x, NULL, NULL);
-    if (!out || !(arg = (int *)uvae__arena_alloc(ctx, out->size * sizeof(int)))) return NULL;
-    UVAE__OMP(omp parallel for schedule(static) if ((double)x->size > UVAE__PAR_MIN))
-    for (nc = 0; nc < x->shape[0] * x->shape[1]; nc++) {
-        const float *in = x->data + (size_t)nc * H * W;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)NC * H * W > UVAE__PAR_MIN))
+    for (nc = 0; nc < NC; nc++) {
+        const float *in = x + (size_t)nc * H * W;
         for (int oh = 0; oh < Ho; oh++)
             for (int ow = 0; ow < Wo; ow++) {
                 int best = oh * s * W + ow * s;          /* first maximum wins, as in PyTorch */
@@ -969,10 +1238,32 @@ uvae_tensor *uvae_max_pool2d(uvae_ctx *ctx, uvae_tensor *x, int k, int s) {
                         int q = (oh * s + i) * W + ow * s + j;
                         if (in[q] > in[best] || isnan(in[q])) best = q;
                     }
-                out->data[((size_t)nc * Ho + oh) * Wo + ow] = in[best];
+                y[((size_t)nc * Ho + oh) * Wo + ow] = in[best];
                 arg[((size_t)nc * Ho + oh) * Wo + ow] = best;
             }
     }
+}
+static void uvae__cpu_maxpool_bwd(const float *dy, const int *arg, float *dx, int NC, int H, int W, int Ho, int Wo) {
+    size_t HW = (size_t)H * W, oHW = (size_t)Ho * Wo;
+    int nc;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)NC * oHW > UVAE__PAR_MIN))
+    for (nc = 0; nc < NC; nc++)
+        for (size_t o = 0; o < oHW; o++) dx[nc * HW + (size_t)arg[nc * oHW + o]] += dy[nc * oHW + o];
+}
+static void uvae__maxpool_backward(uvae__node *nd) {
+    uvae_tensor *x = nd->in[0], *out = nd->out;
+    if (x->grad) UVAE__K(nd->ctx->device, maxpool_bwd, out->grad, (const int *)nd->saved, x->grad, x->shape[0] * x->shape[1],
+                         x->shape[2], x->shape[3], out->shape[2], out->shape[3]);
+}
+uvae_tensor *uvae_max_pool2d(uvae_ctx *ctx, uvae_tensor *x, int k, int s) {
+    uvae_tensor *out;
+    uvae__node *nd;
+    int Ho, Wo, *arg;
+    if (!x) return NULL;
+    if (uvae__pool_shape("uvae_max_pool2d", x, k, s, &Ho, &Wo) != UVAE_OK) return NULL;
+    out = uvae__out(ctx, 4, (int[]){x->shape[0], x->shape[1], Ho, Wo}, x, NULL, NULL);
+    if (!out || !(arg = (int *)uvae__dev_alloc(ctx, out->size * sizeof(int)))) return NULL;
+    UVAE__K(ctx->device, maxpool_fwd, x->data, out->data, arg, x->shape[0] * x->shape[1], x->shape[2], x->shape[3], k, s, Ho, Wo);
     if ((nd = uvae__record(ctx, uvae__maxpool_backward, out, x, NULL, NULL))) nd->saved = arg;
     else if (out->grad) return NULL;
     return out;
@@ -980,38 +1271,44 @@ uvae_tensor *uvae_max_pool2d(uvae_ctx *ctx, uvae_tensor *x, int k, int s) {
 
 /* [ops/avg_pool2d] out = mean of each k x k window; dx gets dout / k^2 in every window cell.
    == torch.nn.functional.avg_pool2d(x, k, s). */
-static void uvae__avgpool_backward(uvae__node *nd) {
-    uvae_tensor *x = nd->in[0], *out = nd->out;
-    int k = nd->i[0], s = nd->i[1], H = x->shape[2], W = x->shape[3], Ho = out->shape[2], Wo = out->shape[3], nc;
-    float inv = 1.0f / (float)(k * k);
-    if (!x->grad) return;
-    UVAE__OMP(omp parallel for schedule(static) if ((double)x->size > UVAE__PAR_MIN))
-    for (nc = 0; nc < x->shape[0] * x->shape[1]; nc++)
-        for (int oh = 0; oh < Ho; oh++)
-            for (int ow = 0; ow < Wo; ow++) {
-                float g = out->grad[((size_t)nc * Ho + oh) * Wo + ow] * inv;
-                for (int i = 0; i < k; i++)
-                    for (int j = 0; j < k; j++) x->grad[((size_t)nc * H + oh * s + i) * W + ow * s + j] += g;
-            }
-}
-uvae_tensor *uvae_avg_pool2d(uvae_ctx *ctx, uvae_tensor *x, int k, int s) {
-    uvae_tensor *out;
-    uvae__node *nd;
-    int Ho, Wo, H, W, nc;
-    if (!x) return NULL;
-    if (uvae__pool_shape("uvae_avg_pool2d", x, k, s, &Ho, &Wo) != UVAE_OK) return NULL;
-    H = x->shape[2]; W = x->shape[3];
-    out = uvae__out(ctx, 4, (int[]){x->shape[0], x->shape[1], Ho, Wo}, x, NULL, NULL);
-    if (!out) return NULL;
-    UVAE__OMP(omp parallel for schedule(static) if ((double)x->size > UVAE__PAR_MIN))
-    for (nc = 0; nc < x->shape[0] * x->shape[1]; nc++)
+static void uvae__cpu_avgpool_fwd(const float *x, float *y, int NC, int H, int W, int k, int s, int Ho, int Wo) {
+    int nc;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)NC * H * W > UVAE__PAR_MIN))
+    for (nc = 0; nc < NC; nc++)
         for (int oh = 0; oh < Ho; oh++)
             for (int ow = 0; ow < Wo; ow++) {
                 float sum = 0;
                 for (int i = 0; i < k; i++)
-                    for (int j = 0; j < k; j++) sum += x->data[((size_t)nc * H + oh * s + i) * W + ow * s + j];
-                out->data[((size_t)nc * Ho + oh) * Wo + ow] = sum / (float)(k * k);
+                    for (int j = 0; j < k; j++) sum += x[((size_t)nc * H + oh * s + i) * W + ow * s + j];
+                y[((size_t)nc * Ho + oh) * Wo + ow] = sum / (float)(k * k);
             }
+}
+static void uvae__cpu_avgpool_bwd(const float *dy, float *dx, int NC, int H, int W, int k, int s, int Ho, int Wo) {
+    float inv = 1.0f / (float)(k * k);
+    int nc;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)NC * H * W > UVAE__PAR_MIN))
+    for (nc = 0; nc < NC; nc++)
+        for (int oh = 0; oh < Ho; oh++)
+            for (int ow = 0; ow < Wo; ow++) {
+                float g = dy[((size_t)nc * Ho + oh) * Wo + ow] * inv;
+                for (int i = 0; i < k; i++)
+                    for (int j = 0; j < k; j++) dx[((size_t)nc * H + oh * s + i) * W + ow * s + j] += g;
+            }
+}
+static void uvae__avgpool_backward(uvae__node *nd) {
+    uvae_tensor *x = nd->in[0], *out = nd->out;
+    if (x->grad) UVAE__K(nd->ctx->device, avgpool_bwd, out->grad, x->grad, x->shape[0] * x->shape[1], x->shape[2], x->shape[3],
+                         nd->i[0], nd->i[1], out->shape[2], out->shape[3]);
+}
+uvae_tensor *uvae_avg_pool2d(uvae_ctx *ctx, uvae_tensor *x, int k, int s) {
+    uvae_tensor *out;
+    uvae__node *nd;
+    int Ho, Wo;
+    if (!x) return NULL;
+    if (uvae__pool_shape("uvae_avg_pool2d", x, k, s, &Ho, &Wo) != UVAE_OK) return NULL;
+    out = uvae__out(ctx, 4, (int[]){x->shape[0], x->shape[1], Ho, Wo}, x, NULL, NULL);
+    if (!out) return NULL;
+    UVAE__K(ctx->device, avgpool_fwd, x->data, out->data, x->shape[0] * x->shape[1], x->shape[2], x->shape[3], k, s, Ho, Wo);
     if ((nd = uvae__record(ctx, uvae__avgpool_backward, out, x, NULL, NULL))) { nd->i[0] = k; nd->i[1] = s; }
     else if (out->grad) return NULL;
     return out;
@@ -1030,39 +1327,42 @@ static void uvae__bilinear_coord(int o, int s, int n, int *i0, int *i1, float *l
     *i1 = *i0 < n - 1 ? *i0 + 1 : *i0;
     *l = src - (float)*i0;
 }
-/* forward (dir 0: out from x) or backward (dir 1: dx += from dout) over all planes */
-static void uvae__upsample_run(const uvae_tensor *x, const uvae_tensor *out, int s, int mode, int dir) {
-    int H = x->shape[2], W = x->shape[3], Ho = out->shape[2], Wo = out->shape[3], nc;
-    UVAE__OMP(omp parallel for schedule(static) if ((double)out->size > UVAE__PAR_MIN))
-    for (nc = 0; nc < x->shape[0] * x->shape[1]; nc++) {
-        const float *in = x->data + (size_t)nc * H * W;
-        float *din = dir ? x->grad + (size_t)nc * H * W : NULL;
-        float *o = out->data + (size_t)nc * Ho * Wo;
-        const float *dout = dir ? out->grad + (size_t)nc * Ho * Wo : NULL;
+/* forward (dir 0: y from x) or backward (dir 1: dx += from dy) over all planes */
+static void uvae__cpu_upsample_run(const float *x, float *y, float *dx, const float *dy, int NC, int H, int W, int s, int mode, int dir) {
+    int Ho = H * s, Wo = W * s, nc;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)NC * Ho * Wo > UVAE__PAR_MIN))
+    for (nc = 0; nc < NC; nc++) {
         for (int oh = 0; oh < Ho; oh++) {
             int h0, h1, w0, w1;
             float lh, lw;
             if (mode == UVAE_NEAREST) { h0 = h1 = oh / s; lh = 0; }
             else uvae__bilinear_coord(oh, s, H, &h0, &h1, &lh);
             for (int ow = 0; ow < Wo; ow++) {
+                size_t o = ((size_t)nc * Ho + oh) * Wo + ow, b = (size_t)nc * H * W;
                 if (mode == UVAE_NEAREST) { w0 = w1 = ow / s; lw = 0; }
                 else uvae__bilinear_coord(ow, s, W, &w0, &w1, &lw);
                 if (!dir) {
-                    o[oh * Wo + ow] = (1 - lh) * ((1 - lw) * in[h0 * W + w0] + lw * in[h0 * W + w1]) +
-                                      lh * ((1 - lw) * in[h1 * W + w0] + lw * in[h1 * W + w1]);
+                    y[o] = (1 - lh) * ((1 - lw) * x[b + h0 * W + w0] + lw * x[b + h0 * W + w1]) +
+                           lh * ((1 - lw) * x[b + h1 * W + w0] + lw * x[b + h1 * W + w1]);
                 } else {
-                    float g = dout[oh * Wo + ow];
-                    din[h0 * W + w0] += (1 - lh) * (1 - lw) * g;
-                    din[h0 * W + w1] += (1 - lh) * lw * g;
-                    din[h1 * W + w0] += lh * (1 - lw) * g;
-                    din[h1 * W + w1] += lh * lw * g;
+                    dx[b + h0 * W + w0] += (1 - lh) * (1 - lw) * dy[o];
+                    dx[b + h0 * W + w1] += (1 - lh) * lw * dy[o];
+                    dx[b + h1 * W + w0] += lh * (1 - lw) * dy[o];
+                    dx[b + h1 * W + w1] += lh * lw * dy[o];
                 }
             }
         }
     }
 }
+static void uvae__cpu_upsample_fwd(const float *x, float *y, int NC, int H, int W, int s, int mode) {
+    uvae__cpu_upsample_run(x, y, NULL, NULL, NC, H, W, s, mode, 0);
+}
+static void uvae__cpu_upsample_bwd(const float *dy, float *dx, int NC, int H, int W, int s, int mode) {
+    uvae__cpu_upsample_run(NULL, NULL, dx, dy, NC, H, W, s, mode, 1);
+}
 static void uvae__upsample_backward(uvae__node *nd) {
-    if (nd->in[0]->grad) uvae__upsample_run(nd->in[0], nd->out, nd->i[0], nd->i[1], 1);
+    uvae_tensor *x = nd->in[0];
+    if (x->grad) UVAE__K(nd->ctx->device, upsample_bwd, nd->out->grad, x->grad, x->shape[0] * x->shape[1], x->shape[2], x->shape[3], nd->i[0], nd->i[1]);
 }
 uvae_tensor *uvae_upsample(uvae_ctx *ctx, uvae_tensor *x, int s, int mode) {
     uvae_tensor *out;
@@ -1072,7 +1372,7 @@ uvae_tensor *uvae_upsample(uvae_ctx *ctx, uvae_tensor *x, int s, int mode) {
         return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_upsample: input %s, scale %d, mode %d", uvae__shape_str(x), s, mode);
     out = uvae__out(ctx, 4, (int[]){x->shape[0], x->shape[1], x->shape[2] * s, x->shape[3] * s}, x, NULL, NULL);
     if (!out) return NULL;
-    uvae__upsample_run(x, out, s, mode, 0);
+    UVAE__K(ctx->device, upsample_fwd, x->data, out->data, x->shape[0] * x->shape[1], x->shape[2], x->shape[3], s, mode);
     if ((nd = uvae__record(ctx, uvae__upsample_backward, out, x, NULL, NULL))) { nd->i[0] = s; nd->i[1] = mode; }
     else if (out->grad) return NULL;
     return out;
@@ -1086,83 +1386,90 @@ uvae_tensor *uvae_upsample(uvae_ctx *ctx, uvae_tensor *x, int s, int mode) {
    == torch.nn.functional.batch_norm(x, running_mean, running_var, gamma, beta, training, m, eps).
    Backward (train): dx = gamma*istd/M * (M*dy - sum(dy) - xhat*sum(dy*xhat));
    (eval): dx = gamma*istd*dy.  dgamma = sum(dy*xhat), dbeta = sum(dy).
-   saved: [2, C] = mean and inverse std per channel. */
-static void uvae__bn_backward(uvae__node *nd) {
-    uvae_tensor *x = nd->in[0], *g = nd->in[1], *bt = nd->in[2], *out = nd->out;
-    const float *mean = (const float *)nd->saved;
-    int N = x->shape[0], C = x->shape[1], train = nd->i[0], c;
-    size_t HW = (size_t)x->shape[2] * x->shape[3];
+   stats: [2, C] = mean and inverse std per channel, saved for the backward. */
+static void uvae__cpu_bn_fwd(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, float *y, float *stats,
+                             int N, int C, size_t HW, int train, float momentum, float eps) {
+    int c;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)N * C * HW > UVAE__PAR_MIN))
+    for (c = 0; c < C; c++) {
+        double mu, var, M = (double)N * (double)HW;
+        float istd, gm = gamma ? gamma[c] : 1.0f, bt = beta ? beta[c] : 0.0f;
+        if (train) {
+            double s = 0, ss = 0;
+            for (int n = 0; n < N; n++)
+                for (size_t i = 0; i < HW; i++) s += x[((size_t)n * C + c) * HW + i];
+            mu = s / M;
+            for (int n = 0; n < N; n++)
+                for (size_t i = 0; i < HW; i++) {
+                    double d = x[((size_t)n * C + c) * HW + i] - mu;
+                    ss += d * d;
+                }
+            var = ss / M;
+            rmean[c] = (float)((1 - momentum) * rmean[c] + momentum * mu);
+            rvar[c] = (float)((1 - momentum) * rvar[c] + momentum * var * M / (M - 1));
+        } else {
+            mu = rmean[c];
+            var = rvar[c];
+        }
+        istd = (float)(1.0 / sqrt(var + eps));
+        stats[c] = (float)mu;
+        stats[C + c] = istd;
+        for (int n = 0; n < N; n++)
+            for (size_t i = 0; i < HW; i++) {
+                size_t q = ((size_t)n * C + c) * HW + i;
+                y[q] = gm * ((x[q] - (float)mu) * istd) + bt;
+            }
+    }
+}
+static void uvae__cpu_bn_bwd(const float *x, const float *gamma, const float *dy, const float *stats, float *dx, float *dgamma, float *dbeta,
+                             int N, int C, size_t HW, int train) {
+    int c;
     double M = (double)N * (double)HW;
-    UVAE__OMP(omp parallel for schedule(static) if ((double)x->size > UVAE__PAR_MIN))
+    UVAE__OMP(omp parallel for schedule(static) if ((double)N * C * HW > UVAE__PAR_MIN))
     for (c = 0; c < C; c++) {
         double sdy = 0, sdyx = 0;
-        float mu = mean[c], istd = mean[C + c], gm = g ? g->data[c] : 1.0f;
-        for (int n = 0; n < N; n++) {
-            const float *xp = x->data + ((size_t)n * C + c) * HW, *dy = out->grad + ((size_t)n * C + c) * HW;
-            for (size_t i = 0; i < HW; i++) { sdy += dy[i]; sdyx += dy[i] * (xp[i] - mu) * istd; }
-        }
-        if (g && g->grad) g->grad[c] += (float)sdyx;
-        if (bt && bt->grad) bt->grad[c] += (float)sdy;
-        if (!x->grad) continue;
-        for (int n = 0; n < N; n++) {
-            const float *xp = x->data + ((size_t)n * C + c) * HW, *dy = out->grad + ((size_t)n * C + c) * HW;
-            float *dx = x->grad + ((size_t)n * C + c) * HW;
-            if (train) {
-                float a = (float)(gm * istd / M), b1 = (float)sdy, b2 = (float)sdyx;
-                for (size_t i = 0; i < HW; i++) dx[i] += a * ((float)M * dy[i] - b1 - (xp[i] - mu) * istd * b2);
-            } else {
-                for (size_t i = 0; i < HW; i++) dx[i] += gm * istd * dy[i];
+        float mu = stats[c], istd = stats[C + c], gm = gamma ? gamma[c] : 1.0f;
+        for (int n = 0; n < N; n++)
+            for (size_t i = 0; i < HW; i++) {
+                size_t q = ((size_t)n * C + c) * HW + i;
+                sdy += dy[q];
+                sdyx += dy[q] * (x[q] - mu) * istd;
             }
-        }
+        if (dgamma) dgamma[c] += (float)sdyx;
+        if (dbeta) dbeta[c] += (float)sdy;
+        if (!dx) continue;
+        for (int n = 0; n < N; n++)
+            for (size_t i = 0; i < HW; i++) {
+                size_t q = ((size_t)n * C + c) * HW + i;
+                if (train) dx[q] += (float)(gm * istd / M) * ((float)M * dy[q] - (float)sdy - (x[q] - mu) * istd * (float)sdyx);
+                else dx[q] += gm * istd * dy[q];
+            }
     }
+}
+static void uvae__bn_backward(uvae__node *nd) {
+    uvae_tensor *x = nd->in[0], *g = nd->in[1], *bt = nd->in[2];
+    UVAE__K(nd->ctx->device, bn_bwd, x->data, g ? g->data : NULL, nd->out->grad, (const float *)nd->saved, x->grad,
+            g ? g->grad : NULL, bt ? bt->grad : NULL, x->shape[0], x->shape[1], (size_t)x->shape[2] * x->shape[3], nd->i[0]);
 }
 uvae_tensor *uvae_batch_norm2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *gamma, uvae_tensor *beta,
                                uvae_tensor *rmean, uvae_tensor *rvar, float momentum, float eps) {
     uvae_tensor *out;
     uvae__node *nd;
     float *st;
-    int N, C, c;
+    int C;
     size_t HW;
     if (!x) return NULL;
     if (x->ndim != 4 || (gamma && gamma->size != (size_t)x->shape[1]) || (beta && beta->size != (size_t)x->shape[1]) ||
-        !rmean || !rvar || rmean->size != (size_t)x->shape[1] || rvar->size != (size_t)x->shape[1])
+        !rmean || !rvar || rmean->size != (size_t)x->shape[1] || rvar->size != (size_t)x->shape[1] ||
+        rmean->device != ctx->device || rvar->device != ctx->device)
         return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_batch_norm2d: input %s and per-channel tensors do not fit", uvae__shape_str(x));
-    N = x->shape[0]; C = x->shape[1]; HW = (size_t)x->shape[2] * x->shape[3];
-    if (ctx->train && (double)N * HW < 2)
+    C = x->shape[1]; HW = (size_t)x->shape[2] * x->shape[3];
+    if (ctx->train && (double)x->shape[0] * HW < 2)
         return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_batch_norm2d: training needs more than one value per channel, got %s", uvae__shape_str(x));
     out = uvae__out(ctx, 4, x->shape, x, gamma, beta);
     if (!out || !(st = uvae__arena_floats(ctx, 2 * (size_t)C, 0))) return NULL;
-    UVAE__OMP(omp parallel for schedule(static) if ((double)x->size > UVAE__PAR_MIN))
-    for (c = 0; c < C; c++) {
-        double mu, var, M = (double)N * (double)HW;
-        float istd, gm = gamma ? gamma->data[c] : 1.0f, bt = beta ? beta->data[c] : 0.0f;
-        if (ctx->train) {
-            double s = 0, ss = 0;
-            for (int n = 0; n < N; n++) {
-                const float *xp = x->data + ((size_t)n * C + c) * HW;
-                for (size_t i = 0; i < HW; i++) s += xp[i];
-            }
-            mu = s / M;
-            for (int n = 0; n < N; n++) {
-                const float *xp = x->data + ((size_t)n * C + c) * HW;
-                for (size_t i = 0; i < HW; i++) ss += (xp[i] - mu) * (xp[i] - mu);
-            }
-            var = ss / M;
-            rmean->data[c] = (float)((1 - momentum) * rmean->data[c] + momentum * mu);
-            rvar->data[c] = (float)((1 - momentum) * rvar->data[c] + momentum * var * M / (M - 1));
-        } else {
-            mu = rmean->data[c];
-            var = rvar->data[c];
-        }
-        istd = (float)(1.0 / sqrt(var + eps));
-        st[c] = (float)mu;
-        st[C + c] = istd;
-        for (int n = 0; n < N; n++) {
-            const float *xp = x->data + ((size_t)n * C + c) * HW;
-            float *y = out->data + ((size_t)n * C + c) * HW;
-            for (size_t i = 0; i < HW; i++) y[i] = gm * ((xp[i] - (float)mu) * istd) + bt;
-        }
-    }
+    UVAE__K(ctx->device, bn_fwd, x->data, gamma ? gamma->data : NULL, beta ? beta->data : NULL, rmean->data, rvar->data, out->data, st,
+            x->shape[0], C, HW, ctx->train, momentum, eps);
     if ((nd = uvae__record(ctx, uvae__bn_backward, out, x, gamma, beta))) { nd->saved = st; nd->i[0] = ctx->train; }
     else if (out->grad) return NULL;
     return out;
@@ -1178,36 +1485,11 @@ uvae_tensor *uvae_batch_norm2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *gamma
      scale       y = a x                     dy/dx = a                    == x * a          */
 enum { UVAE__RELU, UVAE__LEAKY, UVAE__SIGMOID, UVAE__TANH, UVAE__EXP, UVAE__SCALE };
 static float uvae__sigmoidf(float x) { return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x)); }
-static void uvae__unary_backward(uvae__node *nd) {
-    uvae_tensor *x = nd->in[0], *y = nd->out;
-    int kind = nd->i[0];
-    float a = nd->f[0];
-    ptrdiff_t i, n = (ptrdiff_t)x->size;
-    if (!x->grad) return;
+static void uvae__cpu_unary_fwd(int kind, float a, const float *x, float *y, size_t n) {
+    ptrdiff_t i;
     UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))
-    for (i = 0; i < n; i++) {
-        float d;
-        switch (kind) {
-        case UVAE__RELU: d = x->data[i] > 0 ? 1.0f : 0.0f; break;
-        case UVAE__LEAKY: d = x->data[i] > 0 ? 1.0f : a; break;
-        case UVAE__SIGMOID: d = y->data[i] * (1 - y->data[i]); break;
-        case UVAE__TANH: d = 1 - y->data[i] * y->data[i]; break;
-        case UVAE__EXP: d = y->data[i]; break;
-        default: d = a; break;
-        }
-        x->grad[i] += d * y->grad[i];
-    }
-}
-static uvae_tensor *uvae__unary(uvae_ctx *ctx, uvae_tensor *x, int kind, float a) {
-    uvae_tensor *y;
-    uvae__node *nd;
-    ptrdiff_t i, n;
-    if (!x) return NULL;
-    if (!(y = uvae__out(ctx, x->ndim, x->shape, x, NULL, NULL))) return NULL;
-    n = (ptrdiff_t)x->size;
-    UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))
-    for (i = 0; i < n; i++) {
-        float v = x->data[i];
+    for (i = 0; i < (ptrdiff_t)n; i++) {
+        float v = x[i];
         switch (kind) {
         case UVAE__RELU: v = v > 0 ? v : 0.0f; break;
         case UVAE__LEAKY: v = v > 0 ? v : a * v; break;
@@ -1216,8 +1498,35 @@ static uvae_tensor *uvae__unary(uvae_ctx *ctx, uvae_tensor *x, int kind, float a
         case UVAE__EXP: v = expf(v); break;
         default: v = a * v; break;
         }
-        y->data[i] = v;
+        y[i] = v;
     }
+}
+static void uvae__cpu_unary_bwd(int kind, float a, const float *x, const float *y, const float *dy, float *dx, size_t n) {
+    ptrdiff_t i;
+    UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))
+    for (i = 0; i < (ptrdiff_t)n; i++) {
+        float d;
+        switch (kind) {
+        case UVAE__RELU: d = x[i] > 0 ? 1.0f : 0.0f; break;
+        case UVAE__LEAKY: d = x[i] > 0 ? 1.0f : a; break;
+        case UVAE__SIGMOID: d = y[i] * (1 - y[i]); break;
+        case UVAE__TANH: d = 1 - y[i] * y[i]; break;
+        case UVAE__EXP: d = y[i]; break;
+        default: d = a; break;
+        }
+        dx[i] += d * dy[i];
+    }
+}
+static void uvae__unary_backward(uvae__node *nd) {
+    uvae_tensor *x = nd->in[0], *y = nd->out;
+    if (x->grad) UVAE__K(nd->ctx->device, unary_bwd, nd->i[0], nd->f[0], x->data, y->data, y->grad, x->grad, x->size);
+}
+static uvae_tensor *uvae__unary(uvae_ctx *ctx, uvae_tensor *x, int kind, float a) {
+    uvae_tensor *y;
+    uvae__node *nd;
+    if (!x) return NULL;
+    if (!(y = uvae__out(ctx, x->ndim, x->shape, x, NULL, NULL))) return NULL;
+    UVAE__K(ctx->device, unary_fwd, kind, a, x->data, y->data, x->size);
     if ((nd = uvae__record(ctx, uvae__unary_backward, y, x, NULL, NULL))) { nd->i[0] = kind; nd->f[0] = a; }
     else if (y->grad) return NULL;
     return y;
@@ -1234,10 +1543,10 @@ uvae_tensor *uvae_scale(uvae_ctx *ctx, uvae_tensor *x, float s) { return uvae__u
    dx += dy @ W;  dW += dy^T @ x;  db += sum over rows of dy. */
 static void uvae__linear_backward(uvae__node *nd) {
     uvae_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *y = nd->out;
-    int N = x->shape[0], I = x->shape[1], O = w->shape[0];
-    if (x->grad) uvae__gemm(0, 0, N, I, O, y->grad, O, w->data, I, x->grad, I, 1);
-    if (w->grad) uvae__gemm(1, 0, O, I, N, y->grad, O, x->data, I, w->grad, I, 1);
-    if (b && b->grad) uvae__bias_grad(y->grad, b->grad, N, O, 1);
+    int dev = nd->ctx->device, N = x->shape[0], I = x->shape[1], O = w->shape[0];
+    if (x->grad) UVAE__K(dev, gemm, 0, 0, N, I, O, y->grad, O, w->data, I, x->grad, I, 1);
+    if (w->grad) UVAE__K(dev, gemm, 1, 0, O, I, N, y->grad, O, x->data, I, w->grad, I, 1);
+    if (b && b->grad) UVAE__K(dev, bias_grad, y->grad, b->grad, N, O, 1);
 }
 uvae_tensor *uvae_linear(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, uvae_tensor *b) {
     uvae_tensor *y;
@@ -1246,92 +1555,106 @@ uvae_tensor *uvae_linear(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, uvae_ten
         return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_linear: x %s, w %s, b %s do not fit",
                                           uvae__shape_str(x), uvae__shape_str(w), b ? uvae__shape_str(b) : "none");
     if (!(y = uvae__out(ctx, 2, (int[]){x->shape[0], w->shape[0]}, x, w, b))) return NULL;
-    uvae__gemm(0, 1, x->shape[0], w->shape[0], x->shape[1], x->data, x->shape[1], w->data, w->shape[1], y->data, w->shape[0], 0);
-    if (b) uvae__bias_add(y->data, b->data, x->shape[0], w->shape[0], 1);
+    UVAE__K(ctx->device, gemm, 0, 1, x->shape[0], w->shape[0], x->shape[1], x->data, x->shape[1], w->data, w->shape[1], y->data, w->shape[0], 0);
+    if (b) UVAE__K(ctx->device, bias_add, y->data, b->data, x->shape[0], w->shape[0], 1);
     if (!uvae__record(ctx, uvae__linear_backward, y, x, w, b) && y->grad) return NULL;
     return y;
 }
 
-/* [ops/embedding] y[n,:] = table[idx[n],:]; dtable[idx[n],:] += dy[n,:]   == F.embedding */
+/* [ops/embedding] y[n,:] = table[idx[n],:]; dtable[idx[n],:] += dy[n,:]   == F.embedding
+   Indices are checked on the CPU; on the GPU they are not read back (a bad one gives a NaN row). */
+static void uvae__cpu_embedding_fwd(const float *idx, const float *tab, float *y, int N, int V, int D) {
+    (void)V;                                            /* checked by uvae_embedding */
+    for (int n = 0; n < N; n++) memcpy(y + (size_t)n * D, tab + (size_t)idx[n] * D, (size_t)D * sizeof(float));
+}
+static void uvae__cpu_embedding_bwd(const float *idx, const float *dy, float *dtab, int N, int V, int D) {
+    (void)V;
+    for (int n = 0; n < N; n++)                         /* sequential: repeated indices add up in order */
+        for (int d = 0; d < D; d++) dtab[(size_t)idx[n] * D + d] += dy[(size_t)n * D + d];
+}
 static void uvae__embedding_backward(uvae__node *nd) {
-    uvae_tensor *idx = nd->in[0], *tab = nd->in[1], *y = nd->out;
-    int D = tab->shape[1];
-    if (!tab->grad) return;
-    for (size_t n = 0; n < idx->size; n++)
-        for (int d = 0; d < D; d++) tab->grad[(size_t)idx->data[n] * D + d] += y->grad[n * D + d];
+    uvae_tensor *idx = nd->in[0], *tab = nd->in[1];
+    if (tab->grad) UVAE__K(nd->ctx->device, embedding_bwd, idx->data, nd->out->grad, tab->grad, idx->shape[0], tab->shape[0], tab->shape[1]);
 }
 uvae_tensor *uvae_embedding(uvae_ctx *ctx, uvae_tensor *idx, uvae_tensor *tab) {
     uvae_tensor *y;
-    int V, D;
     if (!idx || !tab) return NULL;
     if (tab->ndim != 2 || idx->ndim != 1)
         return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_embedding: indices %s (want [N]), table %s (want [V,D])",
                                           uvae__shape_str(idx), uvae__shape_str(tab));
-    V = tab->shape[0]; D = tab->shape[1];
-    for (size_t n = 0; n < idx->size; n++) {
-        float v = idx->data[n];
-        if (!(v >= 0 && v < (float)V && v == floorf(v)))
-            return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_embedding: index %g at position %zu is not an integer in 0..%d", (double)v, n, V - 1);
-    }
-    if (!(y = uvae__out(ctx, 2, (int[]){idx->shape[0], D}, tab, NULL, NULL))) return NULL;
-    for (size_t n = 0; n < idx->size; n++) memcpy(y->data + n * D, tab->data + (size_t)idx->data[n] * D, (size_t)D * sizeof(float));
+    if (idx->device == UVAE_CPU)
+        for (size_t n = 0; n < idx->size; n++) {
+            float v = idx->data[n];
+            if (!(v >= 0 && v < (float)tab->shape[0] && v == floorf(v)))
+                return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_embedding: index %g at position %zu is not an integer in 0..%d", (double)v, n, tab->shape[0] - 1);
+        }
+    if (!(y = uvae__out(ctx, 2, (int[]){idx->shape[0], tab->shape[1]}, idx, tab, NULL))) return NULL;
+    UVAE__K(ctx->device, embedding_fwd, idx->data, tab->data, y->data, idx->shape[0], tab->shape[0], tab->shape[1]);
     if (!uvae__record(ctx, uvae__embedding_backward, y, idx, tab, NULL) && y->grad) return NULL;
     return y;
 }
 
 /* ---------------------------------------------------------------------------------------------
    [ops/concat] along dim 1: a [N,Ca,...], b [N,Cb,...] -> [N,Ca+Cb,...]   == torch.cat([a,b], 1)
-   Backward splits the gradient back. Views as [N, C*inner] rows. */
-static void uvae__concat_copy(uvae_tensor *a, uvae_tensor *b, uvae_tensor *y, int dir) {
-    size_t N = (size_t)y->shape[0], ra = a->size / N, rb = b->size / N, ry = ra + rb;
-    for (size_t n = 0; n < N; n++) {
-        if (!dir) {
-            memcpy(y->data + n * ry, a->data + n * ra, ra * sizeof(float));
-            memcpy(y->data + n * ry + ra, b->data + n * rb, rb * sizeof(float));
-        } else {
-            if (a->grad) for (size_t i = 0; i < ra; i++) a->grad[n * ra + i] += y->grad[n * ry + i];
-            if (b->grad) for (size_t i = 0; i < rb; i++) b->grad[n * rb + i] += y->grad[n * ry + ra + i];
-        }
+   Backward splits the gradient back. Views each sample as one row: [a row, b row]. */
+static void uvae__cpu_concat_fwd(const float *a, const float *b, float *y, int N, size_t ra, size_t rb) {
+    for (int n = 0; n < N; n++) {
+        memcpy(y + n * (ra + rb), a + n * ra, ra * sizeof(float));
+        memcpy(y + n * (ra + rb) + ra, b + n * rb, rb * sizeof(float));
     }
 }
-static void uvae__concat_backward(uvae__node *nd) { uvae__concat_copy(nd->in[0], nd->in[1], nd->out, 1); }
+static void uvae__cpu_concat_bwd(const float *dy, float *da, float *db, int N, size_t ra, size_t rb) {
+    for (int n = 0; n < N; n++) {
+        if (da) for (size_t i = 0; i < ra; i++) da[n * ra + i] += dy[n * (ra + rb) + i];
+        if (db) for (size_t i = 0; i < rb; i++) db[n * rb + i] += dy[n * (ra + rb) + ra + i];
+    }
+}
+static void uvae__concat_backward(uvae__node *nd) {
+    uvae_tensor *a = nd->in[0], *b = nd->in[1];
+    size_t N = (size_t)a->shape[0];
+    UVAE__K(nd->ctx->device, concat_bwd, nd->out->grad, a->grad, b->grad, (int)N, a->size / N, b->size / N);
+}
 uvae_tensor *uvae_concat(uvae_ctx *ctx, uvae_tensor *a, uvae_tensor *b) {
     uvae_tensor *y;
     int shape[UVAE_MAX_DIMS], ok;
     if (!a || !b) return NULL;
-    ok = a->ndim == b->ndim && a->ndim >= 2 && a->shape[0] == b->shape[0];
+    ok = a->ndim == b->ndim && a->ndim >= 2 && a->shape[0] == b->shape[0] && a->shape[0] > 0;
     for (int i = 2; ok && i < a->ndim; i++) ok = a->shape[i] == b->shape[i];
     if (!ok) return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_concat: %s and %s differ outside dim 1", uvae__shape_str(a), uvae__shape_str(b));
     memcpy(shape, a->shape, sizeof shape);
     shape[1] = a->shape[1] + b->shape[1];
     if (!(y = uvae__out(ctx, a->ndim, shape, a, b, NULL))) return NULL;
-    uvae__concat_copy(a, b, y, 0);
+    UVAE__K(ctx->device, concat_fwd, a->data, b->data, y->data, a->shape[0], a->size / (size_t)a->shape[0], b->size / (size_t)a->shape[0]);
     if (!uvae__record(ctx, uvae__concat_backward, y, a, b, NULL) && y->grad) return NULL;
     return y;
 }
 
 /* [ops/add, mul] elementwise, same shapes.  add: da += dy, db += dy.  mul: da += dy*b, db += dy*a. */
-static void uvae__binary_backward(uvae__node *nd) {
-    uvae_tensor *a = nd->in[0], *b = nd->in[1], *y = nd->out;
-    int mul = nd->i[0];
-    ptrdiff_t i, n = (ptrdiff_t)y->size;
+static void uvae__cpu_binary_fwd(int mul, const float *a, const float *b, float *y, size_t n) {
+    ptrdiff_t i;
     UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))
-    for (i = 0; i < n; i++) {
-        if (a->grad) a->grad[i] += mul ? y->grad[i] * b->data[i] : y->grad[i];
-        if (b->grad) b->grad[i] += mul ? y->grad[i] * a->data[i] : y->grad[i];
+    for (i = 0; i < (ptrdiff_t)n; i++) y[i] = mul ? a[i] * b[i] : a[i] + b[i];
+}
+static void uvae__cpu_binary_bwd(int mul, const float *a, const float *b, const float *dy, float *da, float *db, size_t n) {
+    ptrdiff_t i;
+    UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))
+    for (i = 0; i < (ptrdiff_t)n; i++) {
+        if (da) da[i] += mul ? dy[i] * b[i] : dy[i];
+        if (db) db[i] += mul ? dy[i] * a[i] : dy[i];
     }
+}
+static void uvae__binary_backward(uvae__node *nd) {
+    uvae_tensor *a = nd->in[0], *b = nd->in[1];
+    UVAE__K(nd->ctx->device, binary_bwd, nd->i[0], a->data, b->data, nd->out->grad, a->grad, b->grad, a->size);
 }
 static uvae_tensor *uvae__binary(uvae_ctx *ctx, uvae_tensor *a, uvae_tensor *b, int mul) {
     uvae_tensor *y;
     uvae__node *nd;
-    ptrdiff_t i, n;
     if (!a || !b) return NULL;
     if (!uvae_same_shape(a, b))
         return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_%s: shapes %s and %s differ", mul ? "mul" : "add", uvae__shape_str(a), uvae__shape_str(b));
     if (!(y = uvae__out(ctx, a->ndim, a->shape, a, b, NULL))) return NULL;
-    n = (ptrdiff_t)y->size;
-    UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))
-    for (i = 0; i < n; i++) y->data[i] = mul ? a->data[i] * b->data[i] : a->data[i] + b->data[i];
+    UVAE__K(ctx->device, binary_fwd, mul, a->data, b->data, y->data, y->size);
     if ((nd = uvae__record(ctx, uvae__binary_backward, y, a, b, NULL))) nd->i[0] = mul;
     else if (y->grad) return NULL;
     return y;
@@ -1343,7 +1666,7 @@ uvae_tensor *uvae_mul(uvae_ctx *ctx, uvae_tensor *a, uvae_tensor *b) { return uv
 uvae_tensor *uvae_reshape(uvae_ctx *ctx, uvae_tensor *x, int ndim, const int *shape) {
     uvae_tensor *y;
     if (!x) return NULL;
-    if (!(y = (uvae_tensor *)uvae__arena_alloc(ctx, sizeof *y))) return NULL;
+    if (!(y = (uvae_tensor *)uvae__host_alloc(ctx, sizeof *y))) return NULL;
     if (uvae__set_shape(y, ndim, shape, "uvae_reshape") != UVAE_OK) return NULL;
     if (y->size != x->size)
         return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_reshape: %s has %zu values, new shape %s has %zu",
@@ -1359,66 +1682,84 @@ uvae_tensor *uvae_flatten(uvae_ctx *ctx, uvae_tensor *x) {
 }
 
 /* [ops/sum, mean] -> [1], accumulated in double; dx += dy (sum) or dy/n (mean). */
+static void uvae__cpu_sum(const float *x, size_t n, float scale, float *out) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += x[i];
+    out[0] = (float)(s * scale);
+}
+static void uvae__cpu_sum_bwd(const float *dy, float scale, float *dx, size_t n) {
+    float g = dy[0] * scale;
+    for (size_t i = 0; i < n; i++) dx[i] += g;
+}
 static void uvae__reduce_backward(uvae__node *nd) {
     uvae_tensor *x = nd->in[0];
-    float g = nd->out->grad[0] * nd->f[0];
-    if (x->grad) for (size_t i = 0; i < x->size; i++) x->grad[i] += g;
+    if (x->grad) UVAE__K(nd->ctx->device, sum_bwd, nd->out->grad, nd->f[0], x->grad, x->size);
 }
 static uvae_tensor *uvae__reduce(uvae_ctx *ctx, uvae_tensor *x, int mean) {
     uvae_tensor *y;
     uvae__node *nd;
-    double s = 0;
+    float scale;
     if (!x) return NULL;
     if (!(y = uvae__out(ctx, 1, (int[]){1}, x, NULL, NULL))) return NULL;
-    for (size_t i = 0; i < x->size; i++) s += x->data[i];
-    y->data[0] = (float)(mean ? s / (double)x->size : s);
-    if ((nd = uvae__record(ctx, uvae__reduce_backward, y, x, NULL, NULL))) nd->f[0] = mean ? 1.0f / (float)x->size : 1.0f;
+    scale = mean ? (float)(1.0 / (double)x->size) : 1.0f;
+    UVAE__K(ctx->device, sum, x->data, x->size, scale, y->data);
+    if ((nd = uvae__record(ctx, uvae__reduce_backward, y, x, NULL, NULL))) nd->f[0] = scale;
     else if (y->grad) return NULL;
     return y;
 }
 uvae_tensor *uvae_sum(uvae_ctx *ctx, uvae_tensor *x) { return uvae__reduce(ctx, x, 0); }
 uvae_tensor *uvae_mean(uvae_ctx *ctx, uvae_tensor *x) { return uvae__reduce(ctx, x, 1); }
 
-/* [ops/dropout] training: y = x * mask, mask = 1/(1-p) with probability 1-p, else 0 (from the
-   ctx rng); eval or p == 0: y = x.  == torch.nn.functional.dropout(x, p, training). */
+/* [ops/dropout] training: y = x * mask, mask = 1/(1-p) with probability 1-p, else 0; eval or
+   p == 0: y = x.  == torch.nn.functional.dropout(x, p, training). The mask is a hash of
+   (seed, position), the seed drawn from the ctx rng: both devices draw the same mask. */
+static void uvae__cpu_dropout_fwd(const float *x, float *y, float *mask, size_t n, float p, uint32_t seed) {
+    float keep = 1.0f / (1.0f - p);
+    ptrdiff_t i;
+    UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))
+    for (i = 0; i < (ptrdiff_t)n; i++) {
+        mask[i] = uvae_hash_uniform(seed, (uint32_t)i) < p ? 0.0f : keep;
+        y[i] = x[i] * mask[i];
+    }
+}
 static void uvae__dropout_backward(uvae__node *nd) {
-    const float *mask = (const float *)nd->saved;
     uvae_tensor *x = nd->in[0];
-    if (x->grad) for (size_t i = 0; i < x->size; i++) x->grad[i] += nd->out->grad[i] * mask[i];
+    if (x->grad) UVAE__K(nd->ctx->device, binary_bwd, 1, NULL, (const float *)nd->saved, nd->out->grad, x->grad, NULL, x->size);
 }
 uvae_tensor *uvae_dropout(uvae_ctx *ctx, uvae_tensor *x, float p) {
     uvae_tensor *y;
     uvae__node *nd;
-    float *mask, keep;
+    float *mask;
     if (!x) return NULL;
     if (!(p >= 0 && p < 1)) return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_dropout: p = %g not in [0, 1)", (double)p);
     if (!ctx->train || p == 0) return x;
-    keep = 1.0f / (1.0f - p);
     if (!(y = uvae__out(ctx, x->ndim, x->shape, x, NULL, NULL)) || !(mask = uvae__arena_floats(ctx, x->size, 0))) return NULL;
-    for (size_t i = 0; i < x->size; i++) {
-        mask[i] = uvae_rng_uniform(&ctx->rng) < p ? 0.0f : keep;
-        y->data[i] = x->data[i] * mask[i];
-    }
+    UVAE__K(ctx->device, dropout_fwd, x->data, y->data, mask, x->size, p, uvae_rng_u32(&ctx->rng));
     if ((nd = uvae__record(ctx, uvae__dropout_backward, y, x, NULL, NULL))) nd->saved = mask;
     else if (y->grad) return NULL;
     return y;
 }
 
 /* ---------------------------------------------------------------------------------------------
-   [loss] Every loss returns a [1] tensor; its backward scales by the incoming gradient g. */
+   [loss] Every loss returns a [1] tensor; its backward scales by the incoming gradient dy[0].
+   CPU sums over positions run in UVAE__CHUNKS fixed chunks (in parallel), then add the chunks in
+   order: the result does not depend on the thread count. */
+#define UVAE__CHUNKS 64
+#define UVAE__MAXC 256
 
-/* Class targets: an integer-valued float in [0, C) at every position. */
+/* Class targets: an integer-valued float in [0, C) at every position (checked on the CPU only). */
 static int uvae__check_classes(const char *who, uvae_tensor *logits, uvae_tensor *t) {
     int C = logits->shape[1], ok = logits->ndim >= 2 && t->ndim == logits->ndim - 1 && t->shape[0] == logits->shape[0];
     for (int i = 2; ok && i < logits->ndim; i++) ok = t->shape[i - 1] == logits->shape[i];
     if (!ok) return uvae__fail(UVAE_ERR_ARG, "%s: target %s does not fit logits %s (want logits without dim 1)", who, uvae__shape_str(t), uvae__shape_str(logits));
-    for (size_t i = 0; i < t->size; i++)
-        if (!(t->data[i] >= 0 && t->data[i] < (float)C && t->data[i] == floorf(t->data[i])))
-            return uvae__fail(UVAE_ERR_ARG, "%s: target %g at position %zu is not a class in 0..%d", who, (double)t->data[i], i, C - 1);
+    if (t->device == UVAE_CPU)
+        for (size_t i = 0; i < t->size; i++)
+            if (!(t->data[i] >= 0 && t->data[i] < (float)C && t->data[i] == floorf(t->data[i])))
+                return uvae__fail(UVAE_ERR_ARG, "%s: target %g at position %zu is not a class in 0..%d", who, (double)t->data[i], i, C - 1);
     return UVAE_OK;
 }
 
-/* softmax over dim 1 at pixel i of image n: p[c] for logits [N,C,HW] */
+/* softmax over dim 1 at one position of logits laid out [C, HW]: p[c] = softmax(z[c*HW]) */
 static void uvae__softmax_at(const float *z, int C, size_t HW, float *p) {
     float m = z[0], s = 0;
     for (int c = 1; c < C; c++) if (z[c * HW] > m) m = z[c * HW];
@@ -1427,78 +1768,96 @@ static void uvae__softmax_at(const float *z, int C, size_t HW, float *p) {
 }
 
 /* [loss/cross_entropy] mean over positions of logsumexp_c(z) - z[target]
-   == F.cross_entropy(logits, target).   dz = (softmax(z) - onehot(target)) / positions. */
-#define UVAE__MAXC 256
-static void uvae__ce_backward(uvae__node *nd) {
-    uvae_tensor *z = nd->in[0], *t = nd->in[1];
-    int N = z->shape[0], C = z->shape[1], n;
-    size_t HW = z->size / ((size_t)N * C);
-    float g = nd->out->grad[0] / (float)t->size;
-    if (!z->grad) return;
-    UVAE__OMP(omp parallel for schedule(static) if ((double)z->size > UVAE__PAR_MIN))
-    for (n = 0; n < N; n++)
-        for (size_t i = 0; i < HW; i++) {
-            float p[UVAE__MAXC];
-            const float *zp = z->data + (size_t)n * C * HW + i;
-            uvae__softmax_at(zp, C, HW, p);
-            p[(int)t->data[(size_t)n * HW + i]] -= 1;
-            for (int c = 0; c < C; c++) z->grad[(size_t)n * C * HW + c * HW + i] += g * p[c];
-        }
-}
-uvae_tensor *uvae_cross_entropy(uvae_ctx *ctx, uvae_tensor *z, uvae_tensor *t) {
-    uvae_tensor *y;
-    double *part, s = 0;
-    int N, C, n;
-    size_t HW;
-    if (!z || !t) return NULL;
-    if (z->ndim < 2 || z->shape[1] < 1 || z->shape[1] > UVAE__MAXC)
-        return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_cross_entropy: logits %s need 1..%d classes in dim 1", uvae__shape_str(z), UVAE__MAXC);
-    if (uvae__check_classes("uvae_cross_entropy", z, t) != UVAE_OK) return NULL;
-    N = z->shape[0]; C = z->shape[1]; HW = z->size / ((size_t)N * C);
-    if (!(y = uvae__out(ctx, 1, (int[]){1}, z, NULL, NULL)) || !(part = (double *)uvae__arena_alloc(ctx, (size_t)N * sizeof(double)))) return NULL;
-    UVAE__OMP(omp parallel for schedule(static) if ((double)z->size > UVAE__PAR_MIN))
-    for (n = 0; n < N; n++) {
+   == F.cross_entropy(logits, target).   dz = dy (softmax(z) - onehot(target)) / positions. */
+static void uvae__cpu_ce_fwd(const float *z, const float *t, int N, int C, size_t HW, float *out) {
+    double part[UVAE__CHUNKS], s = 0;
+    size_t P = (size_t)N * HW;
+    int k;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)P * C > UVAE__PAR_MIN))
+    for (k = 0; k < UVAE__CHUNKS; k++) {
         double acc = 0;
-        for (size_t i = 0; i < HW; i++) {
-            const float *zp = z->data + (size_t)n * C * HW + i;
+        for (size_t q = P * k / UVAE__CHUNKS; q < P * (k + 1) / UVAE__CHUNKS; q++) {
+            const float *zp = z + (q / HW) * C * HW + q % HW;
             float m = zp[0];
             double se = 0;
             for (int c = 1; c < C; c++) if (zp[c * HW] > m) m = zp[c * HW];
             for (int c = 0; c < C; c++) se += exp((double)zp[c * HW] - m);
-            acc += m + log(se) - zp[(int)t->data[(size_t)n * HW + i] * HW];
+            acc += m + log(se) - zp[(size_t)t[q] * HW];
         }
-        part[n] = acc;
+        part[k] = acc;
     }
-    for (n = 0; n < N; n++) s += part[n];
-    y->data[0] = (float)(s / (double)t->size);
+    for (k = 0; k < UVAE__CHUNKS; k++) s += part[k];
+    out[0] = (float)(s / (double)P);
+}
+static void uvae__cpu_ce_bwd(const float *z, const float *t, const float *dy, int N, int C, size_t HW, float *dz) {
+    float g = dy[0] / (float)((size_t)N * HW);
+    ptrdiff_t q;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)N * HW * C > UVAE__PAR_MIN))
+    for (q = 0; q < (ptrdiff_t)((size_t)N * HW); q++) {
+        float p[UVAE__MAXC];
+        size_t base = ((size_t)q / HW) * C * HW + (size_t)q % HW;
+        uvae__softmax_at(z + base, C, HW, p);
+        p[(int)t[q]] -= 1;
+        for (int c = 0; c < C; c++) dz[base + c * HW] += g * p[c];
+    }
+}
+static void uvae__ce_backward(uvae__node *nd) {
+    uvae_tensor *z = nd->in[0], *t = nd->in[1];
+    int N = z->shape[0], C = z->shape[1];
+    if (z->grad) UVAE__K(nd->ctx->device, ce_bwd, z->data, t->data, nd->out->grad, N, C, z->size / ((size_t)N * C), z->grad);
+}
+uvae_tensor *uvae_cross_entropy(uvae_ctx *ctx, uvae_tensor *z, uvae_tensor *t) {
+    uvae_tensor *y;
+    int N, C;
+    if (!z || !t) return NULL;
+    if (z->ndim < 2 || z->shape[1] < 1 || z->shape[1] > UVAE__MAXC)
+        return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_cross_entropy: logits %s need 1..%d classes in dim 1", uvae__shape_str(z), UVAE__MAXC);
+    if (uvae__check_classes("uvae_cross_entropy", z, t) != UVAE_OK) return NULL;
+    N = z->shape[0]; C = z->shape[1];
+    if (!(y = uvae__out(ctx, 1, (int[]){1}, z, t, NULL))) return NULL;
+    UVAE__K(ctx->device, ce_fwd, z->data, t->data, N, C, z->size / ((size_t)N * C), y->data);
     if (!uvae__record(ctx, uvae__ce_backward, y, z, t, NULL) && y->grad) return NULL;
     return y;
 }
 
 /* [loss/bce_with_logits, bernoulli_nll] per element max(z,0) - z t + log(1 + e^-|z|) (stable);
    divided by the element count (bce: mean) or by N (bernoulli: sum per sample, mean over batch).
-   == F.binary_cross_entropy_with_logits(z, t) [, reduction='sum') / N].  dz = (sigmoid(z) - t)/div */
-static void uvae__bce_backward(uvae__node *nd) {
-    uvae_tensor *z = nd->in[0], *t = nd->in[1];
-    float g = nd->out->grad[0] / nd->f[0];
-    ptrdiff_t i, n = (ptrdiff_t)z->size;
-    if (!z->grad) return;
+   == F.binary_cross_entropy_with_logits(z, t) [, reduction='sum') / N].  dz = dy (sigmoid(z) - t)/div */
+static void uvae__cpu_bce_fwd(const float *z, const float *t, size_t n, float div, float *out) {
+    double part[UVAE__CHUNKS], s = 0;
+    int k;
     UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))
-    for (i = 0; i < n; i++) z->grad[i] += g * (uvae__sigmoidf(z->data[i]) - t->data[i]);
+    for (k = 0; k < UVAE__CHUNKS; k++) {
+        double acc = 0;
+        for (size_t i = n * k / UVAE__CHUNKS; i < n * (k + 1) / UVAE__CHUNKS; i++) {
+            double v = z[i];
+            acc += (v > 0 ? v : 0) - v * t[i] + log1p(exp(-fabs(v)));
+        }
+        part[k] = acc;
+    }
+    for (k = 0; k < UVAE__CHUNKS; k++) s += part[k];
+    out[0] = (float)(s / div);
+}
+static void uvae__cpu_bce_bwd(const float *z, const float *t, const float *dy, size_t n, float div, float *dz) {
+    float g = dy[0] / div;
+    ptrdiff_t i;
+    UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))
+    for (i = 0; i < (ptrdiff_t)n; i++) dz[i] += g * (uvae__sigmoidf(z[i]) - t[i]);
+}
+static void uvae__bce_backward(uvae__node *nd) {
+    uvae_tensor *z = nd->in[0];
+    if (z->grad) UVAE__K(nd->ctx->device, bce_bwd, z->data, nd->in[1]->data, nd->out->grad, z->size, nd->f[0], z->grad);
 }
 static uvae_tensor *uvae__bce(uvae_ctx *ctx, uvae_tensor *z, uvae_tensor *t, int per_sample, const char *who) {
     uvae_tensor *y;
     uvae__node *nd;
-    double s = 0;
+    float div;
     if (!z || !t) return NULL;
     if (!uvae_same_shape(z, t)) return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "%s: logits %s and target %s differ", who, uvae__shape_str(z), uvae__shape_str(t));
-    if (!(y = uvae__out(ctx, 1, (int[]){1}, z, NULL, NULL))) return NULL;
-    for (size_t i = 0; i < z->size; i++) {
-        double v = z->data[i];
-        s += (v > 0 ? v : 0) - v * t->data[i] + log1p(exp(-fabs(v)));
-    }
-    y->data[0] = (float)(s / (per_sample ? (double)z->shape[0] : (double)z->size));
-    if ((nd = uvae__record(ctx, uvae__bce_backward, y, z, t, NULL))) nd->f[0] = per_sample ? (float)z->shape[0] : (float)z->size;
+    if (!(y = uvae__out(ctx, 1, (int[]){1}, z, t, NULL))) return NULL;
+    div = per_sample ? (float)z->shape[0] : (float)z->size;
+    UVAE__K(ctx->device, bce_fwd, z->data, t->data, z->size, div, y->data);
+    if ((nd = uvae__record(ctx, uvae__bce_backward, y, z, t, NULL))) nd->f[0] = div;
     else if (y->grad) return NULL;
     return y;
 }
@@ -1508,63 +1867,66 @@ uvae_tensor *uvae_bernoulli_nll(uvae_ctx *ctx, uvae_tensor *z, uvae_tensor *t) {
 /* [loss/dice] soft Dice pooled over the batch, per class c:
      I_c = sum p t,  S_c = sum p + sum t,  d_c = (2 I_c + s) / (S_c + s),  loss = 1 - mean_c d_c
    C > 1: p = softmax(z) over dim 1, t = onehot(target); C == 1: p = sigmoid(z), t = target (0/1).
-   dL/dp = -(2 t (S_c + s) - (2 I_c + s)) / (C (S_c + s)^2), then through softmax / sigmoid.
-   saved: [2, C] = I_c and S_c. */
-static void uvae__dice_backward(uvae__node *nd) {
-    uvae_tensor *z = nd->in[0], *t = nd->in[1];
-    const double *IS = (const double *)nd->saved;
-    int N = z->shape[0], C = z->shape[1], n;
-    size_t HW = z->size / ((size_t)N * C);
-    float g = nd->out->grad[0], s = nd->f[0];
-    if (!z->grad) return;
-    UVAE__OMP(omp parallel for schedule(static) if ((double)z->size > UVAE__PAR_MIN))
-    for (n = 0; n < N; n++)
-        for (size_t i = 0; i < HW; i++) {
-            float p[UVAE__MAXC], dp[UVAE__MAXC], pdp = 0;
-            const float *zp = z->data + (size_t)n * C * HW + i;
-            if (C == 1) p[0] = uvae__sigmoidf(zp[0]);
-            else uvae__softmax_at(zp, C, HW, p);
-            for (int c = 0; c < C; c++) {
-                float tc = C == 1 ? t->data[(size_t)n * HW + i] : (float)((int)t->data[(size_t)n * HW + i] == c);
-                double den = IS[C + c] + s;
-                dp[c] = (float)(-(2.0 * tc * den - (2.0 * IS[c] + s)) / ((double)C * den * den)) * g;
-                pdp += p[c] * dp[c];
-            }
-            for (int c = 0; c < C; c++) {
-                float d = C == 1 ? dp[0] * p[0] * (1 - p[0]) : p[c] * (dp[c] - pdp);
-                z->grad[(size_t)n * C * HW + c * HW + i] += d;
-            }
+   dL/dp = -dy (2 t (S_c + s) - (2 I_c + s)) / (C (S_c + s)^2), then through softmax / sigmoid.
+   IS: [2, C] doubles = I_c and S_c, saved for the backward. */
+static float uvae__dice_target(const float *t, size_t q, int C, int c) {
+    return C == 1 ? t[q] : (float)((int)t[q] == c);
+}
+static void uvae__dice_probs(const float *z, size_t base, int C, size_t HW, float *p) {
+    if (C == 1) p[0] = uvae__sigmoidf(z[base]);
+    else uvae__softmax_at(z + base, C, HW, p);
+}
+static void uvae__cpu_dice_fwd(const float *z, const float *t, int N, int C, size_t HW, float smooth, double *IS, float *out) {
+    double dice = 0;
+    memset(IS, 0, 2 * (size_t)C * sizeof(double));
+    for (size_t q = 0; q < (size_t)N * HW; q++) {        /* sequential: a fixed summation order */
+        float p[UVAE__MAXC];
+        uvae__dice_probs(z, (q / HW) * C * HW + q % HW, C, HW, p);
+        for (int c = 0; c < C; c++) {
+            float tc = uvae__dice_target(t, q, C, c);
+            IS[c] += p[c] * tc;
+            IS[C + c] += p[c] + tc;
         }
+    }
+    for (int c = 0; c < C; c++) dice += (2 * IS[c] + smooth) / (IS[C + c] + smooth);
+    out[0] = (float)(1 - dice / C);
+}
+static void uvae__cpu_dice_bwd(const float *z, const float *t, const double *IS, const float *dy, int N, int C, size_t HW, float smooth, float *dz) {
+    float g = dy[0];
+    ptrdiff_t q;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)N * HW * C > UVAE__PAR_MIN))
+    for (q = 0; q < (ptrdiff_t)((size_t)N * HW); q++) {
+        float p[UVAE__MAXC], dp[UVAE__MAXC], pdp = 0;
+        size_t base = ((size_t)q / HW) * C * HW + (size_t)q % HW;
+        uvae__dice_probs(z, base, C, HW, p);
+        for (int c = 0; c < C; c++) {
+            double den = IS[C + c] + smooth;
+            dp[c] = (float)(-(2.0 * uvae__dice_target(t, (size_t)q, C, c) * den - (2.0 * IS[c] + smooth)) / ((double)C * den * den)) * g;
+            pdp += p[c] * dp[c];
+        }
+        for (int c = 0; c < C; c++) dz[base + c * HW] += C == 1 ? dp[0] * p[0] * (1 - p[0]) : p[c] * (dp[c] - pdp);
+    }
+}
+static void uvae__dice_backward(uvae__node *nd) {
+    uvae_tensor *z = nd->in[0];
+    int N = z->shape[0], C = z->shape[1];
+    if (z->grad) UVAE__K(nd->ctx->device, dice_bwd, z->data, nd->in[1]->data, (const double *)nd->saved, nd->out->grad, N, C,
+                         z->size / ((size_t)N * C), nd->f[0], z->grad);
 }
 uvae_tensor *uvae_dice_loss(uvae_ctx *ctx, uvae_tensor *z, uvae_tensor *t, float smooth) {
     uvae_tensor *y;
     uvae__node *nd;
-    double *IS, dice = 0;
+    double *IS;
     int N, C;
-    size_t HW;
     if (!z || !t) return NULL;
     if (z->ndim != 4 || z->shape[1] > UVAE__MAXC)
         return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_dice_loss: logits %s, want [N,C,H,W] with C <= %d", uvae__shape_str(z), UVAE__MAXC);
-    N = z->shape[0]; C = z->shape[1]; HW = z->size / ((size_t)N * C);
+    N = z->shape[0]; C = z->shape[1];
     if (C == 1) {
         if (!uvae_same_shape(z, t)) return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_dice_loss: binary target %s must match logits %s", uvae__shape_str(t), uvae__shape_str(z));
     } else if (uvae__check_classes("uvae_dice_loss", z, t) != UVAE_OK) return NULL;
-    if (!(y = uvae__out(ctx, 1, (int[]){1}, z, NULL, NULL)) || !(IS = (double *)uvae__arena_alloc(ctx, 2 * (size_t)C * sizeof(double)))) return NULL;
-    memset(IS, 0, 2 * (size_t)C * sizeof(double));
-    for (int n = 0; n < N; n++)                         /* sequential: a fixed summation order */
-        for (size_t i = 0; i < HW; i++) {
-            float p[UVAE__MAXC];
-            const float *zp = z->data + (size_t)n * C * HW + i;
-            if (C == 1) p[0] = uvae__sigmoidf(zp[0]);
-            else uvae__softmax_at(zp, C, HW, p);
-            for (int c = 0; c < C; c++) {
-                float tc = C == 1 ? t->data[(size_t)n * HW + i] : (float)((int)t->data[(size_t)n * HW + i] == c);
-                IS[c] += p[c] * tc;
-                IS[C + c] += p[c] + tc;
-            }
-        }
-    for (int c = 0; c < C; c++) dice += (2 * IS[c] + smooth) / (IS[C + c] + smooth);
-    y->data[0] = (float)(1 - dice / C);
+    if (!(y = uvae__out(ctx, 1, (int[]){1}, z, t, NULL)) || !(IS = (double *)uvae__dev_alloc(ctx, 2 * (size_t)C * sizeof(double)))) return NULL;
+    UVAE__K(ctx->device, dice_fwd, z->data, t->data, N, C, z->size / ((size_t)N * C), smooth, IS, y->data);
     if ((nd = uvae__record(ctx, uvae__dice_backward, y, z, t, NULL))) { nd->saved = IS; nd->f[0] = smooth; }
     else if (y->grad) return NULL;
     return y;
@@ -1574,60 +1936,73 @@ uvae_tensor *uvae_ce_dice_loss(uvae_ctx *ctx, uvae_tensor *z, uvae_tensor *t, fl
 }
 
 /* [loss/kl_normal] KL(N(mu, e^lv) || N(0,1)) = -0.5 sum (1 + lv - mu^2 - e^lv) / N
-   dmu = mu / N,  dlv = -0.5 (1 - e^lv) / N. */
+   dmu = dy mu / N,  dlv = dy (-0.5) (1 - e^lv) / N. */
+static void uvae__cpu_kl_fwd(const float *mu, const float *lv, size_t n, int N, float *out) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += -0.5 * (1 + lv[i] - (double)mu[i] * mu[i] - exp(lv[i]));
+    out[0] = (float)(s / N);
+}
+static void uvae__cpu_kl_bwd(const float *mu, const float *lv, const float *dy, size_t n, int N, float *dmu, float *dlv) {
+    float g = dy[0] / (float)N;
+    for (size_t i = 0; i < n; i++) {
+        if (dmu) dmu[i] += g * mu[i];
+        if (dlv) dlv[i] += g * -0.5f * (1 - expf(lv[i]));
+    }
+}
 static void uvae__kl_backward(uvae__node *nd) {
     uvae_tensor *mu = nd->in[0], *lv = nd->in[1];
-    float g = nd->out->grad[0] / (float)mu->shape[0];
-    for (size_t i = 0; i < mu->size; i++) {
-        if (mu->grad) mu->grad[i] += g * mu->data[i];
-        if (lv->grad) lv->grad[i] += g * -0.5f * (1 - expf(lv->data[i]));
-    }
+    UVAE__K(nd->ctx->device, kl_bwd, mu->data, lv->data, nd->out->grad, mu->size, mu->shape[0], mu->grad, lv->grad);
 }
 uvae_tensor *uvae_kl_normal(uvae_ctx *ctx, uvae_tensor *mu, uvae_tensor *lv) {
     uvae_tensor *y;
-    double s = 0;
     if (!mu || !lv) return NULL;
     if (!uvae_same_shape(mu, lv)) return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_kl_normal: mu %s and logvar %s differ", uvae__shape_str(mu), uvae__shape_str(lv));
     if (!(y = uvae__out(ctx, 1, (int[]){1}, mu, lv, NULL))) return NULL;
-    for (size_t i = 0; i < mu->size; i++) s += -0.5 * (1 + lv->data[i] - (double)mu->data[i] * mu->data[i] - exp(lv->data[i]));
-    y->data[0] = (float)(s / mu->shape[0]);
+    UVAE__K(ctx->device, kl_fwd, mu->data, lv->data, mu->size, mu->shape[0], y->data);
     if (!uvae__record(ctx, uvae__kl_backward, y, mu, lv, NULL) && y->grad) return NULL;
     return y;
 }
 
 /* [loss/gaussian_nll] sum 0.5 ((t - m)^2 e^-lv + lv + log 2pi) / N, lv per element or shared.
-   dm = -(t - m) e^-lv / N,  dlv = 0.5 (1 - (t - m)^2 e^-lv) / N (summed when shared). */
-static void uvae__gnll_backward(uvae__node *nd) {
-    uvae_tensor *m = nd->in[0], *lv = nd->in[1], *t = nd->in[2];
-    float g = nd->out->grad[0] / (float)m->shape[0];
-    int shared = lv->size == 1 && m->size != 1;
+   dm = -dy (t - m) e^-lv / N,  dlv = dy 0.5 (1 - (t - m)^2 e^-lv) / N (summed when shared). */
+static void uvae__cpu_gnll_fwd(const float *m, const float *lv, const float *t, size_t n, int shared, int N, float *out) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        double l = lv[shared ? 0 : i], d = (double)t[i] - m[i];
+        s += 0.5 * (d * d * exp(-l) + l + 1.8378770664093453);
+    }
+    out[0] = (float)(s / N);
+}
+static void uvae__cpu_gnll_bwd(const float *m, const float *lv, const float *t, const float *dy, size_t n, int shared, int N, float *dm, float *dlv) {
+    float g = dy[0] / (float)N;
     double dshared = 0;
-    for (size_t i = 0; i < m->size; i++) {
-        float l = lv->data[shared ? 0 : i], d = t->data[i] - m->data[i], iv = expf(-l);
-        if (m->grad) m->grad[i] += g * -d * iv;
-        if (lv->grad) {
+    for (size_t i = 0; i < n; i++) {
+        float l = lv[shared ? 0 : i], d = t[i] - m[i], iv = expf(-l);
+        if (dm) dm[i] += g * -d * iv;
+        if (dlv) {
             float dl = g * 0.5f * (1 - d * d * iv);
-            if (shared) dshared += dl; else lv->grad[i] += dl;
+            if (shared) dshared += dl; else dlv[i] += dl;
         }
     }
-    if (shared && lv->grad) lv->grad[0] += (float)dshared;
+    if (shared && dlv) dlv[0] += (float)dshared;
+}
+static void uvae__gnll_backward(uvae__node *nd) {
+    uvae_tensor *m = nd->in[0], *lv = nd->in[1];
+    UVAE__K(nd->ctx->device, gnll_bwd, m->data, lv->data, nd->in[2]->data, nd->out->grad, m->size, nd->i[0], m->shape[0], m->grad, lv->grad);
 }
 uvae_tensor *uvae_gaussian_nll(uvae_ctx *ctx, uvae_tensor *m, uvae_tensor *lv, uvae_tensor *t) {
     uvae_tensor *y;
-    double s = 0;
+    uvae__node *nd;
     int shared;
     if (!m || !lv || !t) return NULL;
-    if (!uvae_same_shape(m, t) || !(uvae_same_shape(m, lv) || lv->size == 1))
+    if (!uvae_same_shape(m, t) || !(uvae_same_shape(m, lv) || lv->size == 1) || t->device != ctx->device)
         return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_gaussian_nll: mean %s, logvar %s, target %s do not fit",
                                           uvae__shape_str(m), uvae__shape_str(lv), uvae__shape_str(t));
     shared = lv->size == 1 && m->size != 1;
     if (!(y = uvae__out(ctx, 1, (int[]){1}, m, lv, NULL))) return NULL;
-    for (size_t i = 0; i < m->size; i++) {
-        double l = lv->data[shared ? 0 : i], d = (double)t->data[i] - m->data[i];
-        s += 0.5 * (d * d * exp(-l) + l + 1.8378770664093453);
-    }
-    y->data[0] = (float)(s / m->shape[0]);
-    if (!uvae__record(ctx, uvae__gnll_backward, y, m, lv, t) && y->grad) return NULL;
+    UVAE__K(ctx->device, gnll_fwd, m->data, lv->data, t->data, m->size, shared, m->shape[0], y->data);
+    if ((nd = uvae__record(ctx, uvae__gnll_backward, y, m, lv, t))) nd->i[0] = shared;
+    else if (y->grad) return NULL;
     return y;
 }
 
@@ -1638,6 +2013,40 @@ uvae_tensor *uvae_gaussian_nll(uvae_ctx *ctx, uvae_tensor *m, uvae_tensor *lv, u
           p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)       == torch.optim.Adam
    AdamW: p *= 1 - lr wd first (decoupled decay), then Adam            == torch.optim.AdamW
    Adam and SGD with weight_decay > 0 add wd p to the gradient (L2), as PyTorch does. */
+static void uvae__cpu_optim(int kind, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
+                            float eps, float wd, float mu, float step_size, float bc2s, int first) {
+    ptrdiff_t i;
+    UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))
+    for (i = 0; i < (ptrdiff_t)n; i++) {
+        float gi = g[i];
+        if (kind == UVAE_SGD) {
+            if (wd > 0) gi += wd * p[i];
+            m[i] = first ? gi : mu * m[i] + gi;
+            p[i] -= lr * m[i];
+        } else {
+            if (kind == UVAE_ADAMW) p[i] *= 1 - lr * wd;
+            else if (wd > 0) gi += wd * p[i];
+            m[i] = b1 * m[i] + (1 - b1) * gi;
+            v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+            p[i] -= step_size * (m[i] / (sqrtf(v[i]) / bc2s + eps));
+        }
+    }
+}
+static void uvae__cpu_sumsq(const float *x, size_t n, double *out_host) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    *out_host = s;
+}
+static void uvae__cpu_randn(float *x, size_t n, uint32_t seed) {
+    for (size_t i = 0; i < n; i++) {
+        float u1 = 1.0f - uvae_hash_uniform(seed, (uint32_t)(2 * i)), u2 = uvae_hash_uniform(seed, (uint32_t)(2 * i + 1));
+        x[i] = sqrtf(-2.0f * logf(u1)) * cosf(6.28318530718f * u2);
+    }
+}
+static void uvae__cpu_scale(float *x, size_t n, float s) {
+    for (size_t i = 0; i < n; i++) x[i] *= s;
+}
+
 int uvae_optim_init(uvae_optim *o, const uvae_params *P, int kind, float lr) {
     memset(o, 0, sizeof *o);
     if (kind != UVAE_SGD && kind != UVAE_ADAM && kind != UVAE_ADAMW) return uvae__fail(UVAE_ERR_ARG, "uvae_optim_init: unknown optimizer %d", kind);
@@ -1646,19 +2055,20 @@ int uvae_optim_init(uvae_optim *o, const uvae_params *P, int kind, float lr) {
     o->weight_decay = kind == UVAE_ADAMW ? 0.01f : 0.0f;
     o->momentum = 0.9f;
     o->total = P->total;
-    o->m = (float *)UVAE_MALLOC((P->total ? P->total : 1) * sizeof(float));
-    o->v = kind != UVAE_SGD ? (float *)UVAE_MALLOC((P->total ? P->total : 1) * sizeof(float)) : NULL;
+    o->device = P->device;
+    o->m = (float *)uvae__dmalloc(o->device, P->total * sizeof(float));
+    o->v = kind != UVAE_SGD ? (float *)uvae__dmalloc(o->device, P->total * sizeof(float)) : NULL;
     if (!o->m || (kind != UVAE_SGD && !o->v)) {
         uvae_optim_free(o);
         return uvae__fail(UVAE_ERR_NOMEM, "uvae_optim_init: out of memory for %zu moments", P->total);
     }
-    memset(o->m, 0, P->total * sizeof(float));
-    if (o->v) memset(o->v, 0, P->total * sizeof(float));
+    uvae__dzero(o->device, o->m, P->total * sizeof(float));
+    if (o->v) uvae__dzero(o->device, o->v, P->total * sizeof(float));
     return UVAE_OK;
 }
 void uvae_optim_free(uvae_optim *o) {
-    UVAE_FREE(o->m);
-    UVAE_FREE(o->v);
+    uvae__dfree(o->device, o->m);
+    uvae__dfree(o->device, o->v);
     o->m = o->v = NULL;
 }
 
@@ -1666,7 +2076,10 @@ float uvae_grad_norm(const uvae_params *P) {
     double s = 0;
     for (int k = 0; k < P->n; k++) {
         const uvae_param *p = P->p[k];
-        if (p->trainable) for (size_t i = 0; i < p->t.size; i++) s += (double)p->t.grad[i] * p->t.grad[i];
+        double q = 0;
+        if (!p->trainable) continue;
+        UVAE__K(P->device, sumsq, p->t.grad, p->t.size, &q);
+        s += q;
     }
     return (float)sqrt(s);
 }
@@ -1674,41 +2087,26 @@ float uvae_clip_grad_norm(uvae_params *P, float max_norm) {
     float norm = uvae_grad_norm(P), coef = max_norm / (norm + 1e-6f);
     if (coef < 1)
         for (int k = 0; k < P->n; k++)
-            if (P->p[k]->trainable) for (size_t i = 0; i < P->p[k]->t.size; i++) P->p[k]->t.grad[i] *= coef;
+            if (P->p[k]->trainable) UVAE__K(P->device, scale, P->p[k]->t.grad, P->p[k]->t.size, coef);
     return norm;
 }
 
-float uvae_optim_step(uvae_optim *o, uvae_params *P, float lr) {
-    float norm = o->clip_norm > 0 ? uvae_clip_grad_norm(P, o->clip_norm) : uvae_grad_norm(P);
+int uvae_optim_step(uvae_optim *o, uvae_params *P, float lr) {
     double bc1, bc2s;
-    float step_size, b1 = o->beta1, b2 = o->beta2, wd = o->weight_decay, eps = o->eps, mu = o->momentum;
+    if (P->device != o->device || P->total != o->total)
+        return uvae__fail(UVAE_ERR_ARG, "uvae_optim_step: the optimizer was made for other parameters (or before uvae_params_to)");
+    if (o->clip_norm > 0) uvae_clip_grad_norm(P, o->clip_norm);
     if (lr < 0) lr = o->lr;
     o->step++;
-    bc1 = 1 - pow(b1, (double)o->step);
-    bc2s = sqrt(1 - pow(b2, (double)o->step));
-    step_size = (float)(lr / bc1);
+    bc1 = 1 - pow(o->beta1, (double)o->step);
+    bc2s = sqrt(1 - pow(o->beta2, (double)o->step));
     for (int k = 0; k < P->n; k++) {
         uvae_param *q = P->p[k];
-        float *p = q->t.data, *g = q->t.grad, *m = o->m + q->offset, *v = o->v ? o->v + q->offset : NULL;
-        ptrdiff_t i, n = (ptrdiff_t)q->t.size;
         if (!q->trainable) continue;
-        UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))
-        for (i = 0; i < n; i++) {
-            float gi = g[i];
-            if (o->kind == UVAE_SGD) {
-                if (wd > 0) gi += wd * p[i];
-                m[i] = o->step == 1 ? gi : mu * m[i] + gi;
-                p[i] -= lr * m[i];
-            } else {
-                if (o->kind == UVAE_ADAMW) p[i] *= 1 - lr * wd;
-                else if (wd > 0) gi += wd * p[i];
-                m[i] = b1 * m[i] + (1 - b1) * gi;
-                v[i] = b2 * v[i] + (1 - b2) * gi * gi;
-                p[i] -= step_size * (m[i] / (sqrtf(v[i]) / (float)bc2s + eps));
-            }
-        }
+        UVAE__K(P->device, optim, o->kind, q->t.data, q->t.grad, o->m + q->offset, o->v ? o->v + q->offset : NULL, q->t.size, lr,
+                o->beta1, o->beta2, o->eps, o->weight_decay, o->momentum, (float)(lr / bc1), (float)bc2s, o->step == 1);
     }
-    return norm;
+    return uvae__gpu_status("uvae_optim_step");
 }
 
 /* [optim/schedules] */
@@ -1896,8 +2294,8 @@ uvae_cvae_out uvae_cvae_forward(uvae_ctx *ctx, uvae_cvae *m, uvae_tensor *x, uva
     h = uvae_concat(ctx, uvae_flatten(ctx, h), e);
     o.mu = uvae_dense_forward(ctx, &m->fc_mu, h);
     o.logvar = uvae_dense_forward(ctx, &m->fc_logvar, h);
-    if (!eps && (eps = uvae_ctx_tensor(ctx, 2, (int[]){N, m->cfg.latent})))
-        for (size_t i = 0; i < eps->size; i++) eps->data[i] = uvae_rng_normal(&ctx->rng);
+    if (!eps && (eps = uvae_ctx_tensor(ctx, 2, (int[]){N, m->cfg.latent})))   /* eps ~ N(0, I), on the device */
+        UVAE__K(ctx->device, randn, eps->data, eps->size, uvae_rng_u32(&ctx->rng));
     o.z = uvae_add(ctx, o.mu, uvae_mul(ctx, uvae_exp(ctx, uvae_scale(ctx, o.logvar, 0.5f)), eps));
     d = uvae_relu(ctx, uvae_dense_forward(ctx, &m->fc_dec, uvae_concat(ctx, o.z, e)));
     d = uvae_reshape(ctx, d, 4, (int[]){N, 2 * w, S / 4, S / 4});
@@ -2722,7 +3120,7 @@ static int uvae__ckpt_check_args(const char *who, const char *path, const uvae_p
     if (opt) {
         if (opt->kind != UVAE_SGD && opt->kind != UVAE_ADAM && opt->kind != UVAE_ADAMW)
             return uvae__st_fail(UVAE_ERR_ARG, path, "%s: unknown optimizer kind %d", who, opt->kind);
-        if (opt->total != P->total || (P->total > 0 && (!opt->m || (opt->kind != UVAE_SGD && !opt->v))))
+        if (opt->total != P->total || opt->device != P->device || (P->total > 0 && (!opt->m || (opt->kind != UVAE_SGD && !opt->v))))
             return uvae__st_fail(UVAE_ERR_ARG, path, "%s: optimizer not initialised for these parameters (uvae_optim_init)", who);
     }
     return UVAE_OK;
@@ -2734,6 +3132,8 @@ int uvae_save(const char *path, const uvae_params *P, const uvae_optim *opt,
     const char *kv[2 * UVAE_META_MAX];
     char step[32];
     uvae_st_tensor *t;
+    const float *slab[3];
+    float *staged = NULL;
     int nt = 0, nm = 0, moments, st;
     if ((st = uvae__ckpt_check_args("uvae_save", path, P, opt)) != UVAE_OK) return st;
     moments = !opt ? 0 : opt->kind == UVAE_SGD ? 1 : 2;
@@ -2754,9 +3154,23 @@ int uvae_save(const char *path, const uvae_params *P, const uvae_optim *opt,
         kv[nm++] = meta_kv[2 * i]; kv[nm++] = meta_kv[2 * i + 1];
     }
 
+    /* the slabs to write from: the parameters, then the moments; staged on the host when they
+       live on a GPU */
+    slab[0] = P->data;
+    slab[1] = opt ? opt->m : NULL;
+    slab[2] = opt ? opt->v : NULL;
+    if (P->device != UVAE_CPU) {
+        if (!(staged = (float *)UVAE_MALLOC((size_t)(1 + moments) * P->total * sizeof(float) + 1)))
+            return uvae__st_fail(UVAE_ERR_NOMEM, path, "uvae_save: out of memory staging %zu parameters", P->total);
+        for (int k = 0; k <= moments; k++) {
+            uvae__dcopy(P->device, staged + (size_t)k * P->total, slab[k], P->total * sizeof(float), 1);
+            slab[k] = staged + (size_t)k * P->total;
+        }
+        if ((st = uvae__gpu_status("uvae_save")) != UVAE_OK) { UVAE_FREE(staged); return st; }
+    }
     /* tensors: every registered one, then the moments of the trainable ones */
     t = (uvae_st_tensor *)UVAE_MALLOC(((size_t)P->n * (size_t)(1 + moments) + 1) * sizeof *t);
-    if (!t) return uvae__st_fail(UVAE_ERR_NOMEM, path, "uvae_save: out of memory");
+    if (!t) { UVAE_FREE(staged); return uvae__st_fail(UVAE_ERR_NOMEM, path, "uvae_save: out of memory"); }
     for (int k = 0; k <= moments; k++)
         for (int i = 0; i < P->n; i++) {
             const uvae_param *p = P->p[i];
@@ -2765,15 +3179,16 @@ int uvae_save(const char *path, const uvae_params *P, const uvae_optim *opt,
             memset(s, 0, sizeof *s);
             if (k == 0) {
                 snprintf(s->name, sizeof s->name, "%s", p->name);
-                s->data = p->t.data;
+                s->data = slab[0] + p->offset;
             } else {
                 int len = snprintf(s->name, sizeof s->name, "optim.%c.%s", k == 1 ? 'm' : 'v', p->name);
                 if (len < 0 || len >= (int)sizeof s->name) {
                     UVAE_FREE(t);
+                    UVAE_FREE(staged);
                     return uvae__st_fail(UVAE_ERR_ARG, path, "uvae_save: parameter name '%s' too long for its optimizer tensor "
                                          "(at most %d bytes with optimizer state)", p->name, UVAE_NAME_MAX - 1 - 8);
                 }
-                s->data = (k == 1 ? opt->m : opt->v) + p->offset;
+                s->data = slab[k] + p->offset;
             }
             s->ndim = p->t.ndim;
             memcpy(s->shape, p->t.shape, sizeof s->shape);
@@ -2782,6 +3197,7 @@ int uvae_save(const char *path, const uvae_params *P, const uvae_optim *opt,
         }
     st = uvae_st_write(path, t, nt, kv, nm / 2);
     UVAE_FREE(t);
+    UVAE_FREE(staged);
     return st;
 }
 
@@ -2858,10 +3274,10 @@ int uvae_load(const char *path, uvae_params *P, uvae_optim *opt) {
             if (k > 0 && !p->trainable) continue;
             if (k == 0) snprintf(name, sizeof name, "%s", p->name);
             else snprintf(name, sizeof name, "optim.%c.%s", k == 1 ? 'm' : 'v', p->name);
-            if (p->t.size > 0) memcpy(dst, uvae_st_find(&f, name)->data, p->t.size * sizeof(float));
+            if (p->t.size > 0) uvae__dcopy(P->device, dst, uvae_st_find(&f, name)->data, p->t.size * sizeof(float), 0);
         }
     if (opt) opt->step = step;
-    st = UVAE_OK;
+    st = uvae__gpu_status("uvae_load");
 done:
     uvae_st_free(&f);
     return st;

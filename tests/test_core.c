@@ -1,6 +1,9 @@
 /* tests/test_core.c — errors, the arena, determinism, modes, and that the models learn. */
 #include "test.h"
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static void fill_uniform(uvae_tensor *t, uvae_rng *r, float lo, float hi) {
     for (size_t i = 0; i < t->size; i++) t->data[i] = lo + (hi - lo) * uvae_rng_uniform(r);
@@ -88,6 +91,16 @@ static void test_training(void) {
     CHECK(memcmp(a, b, 5 * sizeof(float)) == 0, "same seed must give bit-identical losses");
     unet_steps(0, 0, 12, 5, b, NULL);
     CHECK(memcmp(a, b, 5 * sizeof(float)) != 0, "another seed gives other losses");
+#ifdef _OPENMP
+    {   /* and the thread count does not change them: every sum has a fixed order */
+        int threads = omp_get_max_threads();
+        unet_steps(1, 1, 11, 5, a, NULL);
+        omp_set_num_threads(threads == 1 ? 3 : 1);
+        unet_steps(1, 1, 11, 5, b, NULL);
+        omp_set_num_threads(threads);
+        CHECK(memcmp(a, b, 5 * sizeof(float)) == 0, "losses must not depend on the thread count");
+    }
+#endif
 }
 
 static void test_cvae(void) {

@@ -1,0 +1,959 @@
+/* unetvae_cuda.cu — the GPU kernels of unetvae.h (the uvae__cu_* functions of its [kernels] block).
+
+   Build:  nvcc -O3 -DUNETVAE_CUDA -c unetvae_cuda.cu      (CUDA runtime only: no cuBLAS/cuDNN)
+
+   Every kernel computes what its uvae__cpu_* twin in unetvae.h computes, in plain fp32 (doubles
+   where the CPU accumulates in double), on the default stream. Design rules:
+     - every output element is written by one thread in a fixed order, so results are
+       deterministic; the scatters (col2im, avg-pool and upsample backward) are written as gathers
+       over the outputs that touch each input, in the CPU's order. The one atomicAdd is max-pool
+       backward (the contract gives it no window to gather over); its result is order-free unless
+       pooling windows overlap (stride < kernel).
+     - reductions: each block sums its share in double through a fixed tree (warp shuffles, then
+       shared memory) into a partial; one block sums the partials in a fixed order. The partials
+       live in a small device buffer allocated on first use (uvae__h_scratch).
+     - the first CUDA failure is kept as text until uvae__cu_take_error(); nothing exits.
+   Shapes in the comments: [N,C,H,W] row-major, NC = N*C planes, HW = H*W. */
+#include <stdio.h>
+#include <string.h>
+#include <stdarg.h>
+#include <cuda_runtime.h>
+#include "unetvae.h"
+
+/* ---------------------------------------------------------------------------------------------
+   errors: the first failure, kept until taken */
+static char uvae__cu_err[512];       /* sticky first failure ("" = none) */
+static char uvae__cu_err_out[512];   /* what uvae__cu_take_error hands out */
+
+/* Keep "unetvae_cuda.cu: <what>: <CUDA reason>" unless an earlier failure is kept; 0 on failure. */
+static int uvae__h_ok(cudaError_t e, const char *fmt, ...) {
+    if (e == cudaSuccess) return 1;
+    (void)cudaGetLastError();        /* clear a non-sticky error so later launch checks don't see it */
+    if (!uvae__cu_err[0]) {
+        char what[256];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(what, sizeof what, fmt, ap);
+        va_end(ap);
+        snprintf(uvae__cu_err, sizeof uvae__cu_err, "unetvae_cuda.cu: %.255s: %.200s", what, cudaGetErrorString(e));
+    }
+    return 0;
+}
+/* after a kernel launch */
+static int uvae__h_launched(const char *who) { return uvae__h_ok(cudaGetLastError(), "%s: kernel launch", who); }
+
+const char *uvae__cu_take_error(void) {
+    if (!uvae__cu_err[0]) return NULL;
+    memcpy(uvae__cu_err_out, uvae__cu_err, sizeof uvae__cu_err_out);
+    uvae__cu_err[0] = 0;
+    return uvae__cu_err_out;
+}
+
+/* ---------------------------------------------------------------------------------------------
+   runtime: device, memory, copies */
+int uvae__cu_init(void) {
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+        uvae__h_ok(e, "uvae__cu_init: no CUDA device (cudaGetDeviceCount)");
+        return 1;
+    }
+    if (n < 1) {
+        (void)cudaGetLastError();
+        if (!uvae__cu_err[0])
+            snprintf(uvae__cu_err, sizeof uvae__cu_err, "unetvae_cuda.cu: uvae__cu_init: no CUDA device (cudaGetDeviceCount reports 0 devices)");
+        return 1;
+    }
+    if (!uvae__h_ok(cudaSetDevice(0), "uvae__cu_init: no CUDA device (cudaSetDevice(0))")) return 1;
+    return 0;
+}
+
+void *uvae__cu_malloc(size_t bytes) {
+    void *p = NULL;
+    if (!uvae__h_ok(cudaMalloc(&p, bytes ? bytes : 1), "uvae__cu_malloc(%zu bytes)", bytes)) return NULL;
+    return p;
+}
+void uvae__cu_free(void *p) {
+    if (p) uvae__h_ok(cudaFree(p), "uvae__cu_free");
+}
+void uvae__cu_memset0(void *p, size_t bytes) {
+    if (p && bytes) uvae__h_ok(cudaMemset(p, 0, bytes), "uvae__cu_memset0(%zu bytes)", bytes);
+}
+void uvae__cu_copy(void *dst, const void *src, size_t bytes, int dir) {
+    static const char *names[3] = {"host to device", "device to host", "device to device"};
+    static const cudaMemcpyKind kinds[3] = {cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice};
+    if (dir < 0 || dir > 2) {
+        uvae__h_ok(cudaErrorInvalidValue, "uvae__cu_copy: direction %d not in 0..2", dir);
+        return;
+    }
+    if (bytes) uvae__h_ok(cudaMemcpy(dst, src, bytes, kinds[dir]), "uvae__cu_copy(%zu bytes, %s)", bytes, names[dir]);
+}
+void uvae__cu_sync(void) { uvae__h_ok(cudaDeviceSynchronize(), "uvae__cu_sync"); }
+
+/* ---------------------------------------------------------------------------------------------
+   launch helpers */
+#define UVAE__TPB 256   /* threads per block of the elementwise kernels */
+
+/* blocks for a grid-stride loop over n items (n > 0) */
+static unsigned uvae__h_blocks(size_t n) {
+    size_t b = (n + UVAE__TPB - 1) / UVAE__TPB;
+    return (unsigned)(b < (size_t)1 << 21 ? b : (size_t)1 << 21);
+}
+/* grid-stride loop over [0, n) */
+#define UVAE__FOR(i, n) for (size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x; i < (size_t)(n); i += (size_t)gridDim.x * blockDim.x)
+/* launch an elementwise kernel over n items (nothing when n == 0) and check the launch */
+#define UVAE__LAUNCH(n, kernel, ...) do {                                    \
+        size_t n_ = (n);                                                     \
+        if (n_) { kernel<<<uvae__h_blocks(n_), UVAE__TPB>>>(__VA_ARGS__); uvae__h_launched(__func__); } \
+    } while (0)
+
+/* partials of the reductions: UVAE__PARTS doubles, then one result slot */
+#define UVAE__PARTS 65536
+static double *uvae__h_scratch(const char *who) {
+    static double *buf;
+    if (!buf && !uvae__h_ok(cudaMalloc((void **)&buf, (UVAE__PARTS + 8) * sizeof(double)), "%s: reduction buffer", who)) buf = NULL;
+    return buf;
+}
+
+/* ---------------------------------------------------------------------------------------------
+   device helpers */
+
+/* sum of v over the block, returned to every thread (blockDim.x a multiple of 32); a fixed tree */
+static __device__ double uvae__d_block_sum(double v) {
+    __shared__ double warp_sums[32];
+    int lane = threadIdx.x % 32, wid = threadIdx.x / 32, nw = blockDim.x / 32;
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    __syncthreads();                 /* warp_sums may still be read from a previous call */
+    if (lane == 0) warp_sums[wid] = v;
+    __syncthreads();
+    if (wid == 0) {
+        double s = lane < nw ? warp_sums[lane] : 0.0;
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
+        if (lane == 0) warp_sums[0] = s;
+    }
+    __syncthreads();
+    return warp_sums[0];
+}
+static __device__ double uvae__d_warp_sum(double v) {   /* lane 0 gets the sum */
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    return v;
+}
+
+/* the same arithmetic as uvae__sigmoidf in the header */
+static __device__ float uvae__d_sigmoid(float x) { return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x)); }
+
+/* softmax over dim 1 at one position of z [N,C,HW] (zp = &z[n,0,i]): m = max_c, s = sum_c e^(z-m);
+   then p_c = expf(zp[c*HW] - m) / s, exactly as uvae__softmax_at computes it */
+static __device__ void uvae__d_softmax_ms(const float *zp, int C, size_t HW, float *m, float *s) {
+    float mx = zp[0], sum = 0;
+    for (int c = 1; c < C; c++) if (zp[c * HW] > mx) mx = zp[c * HW];
+    for (int c = 0; c < C; c++) sum += expf(zp[c * HW] - mx);
+    *m = mx;
+    *s = sum;
+}
+
+/* uvae_hash_uniform from the header, same arithmetic: a uniform float in [0,1) from (seed, i) */
+static __device__ float uvae__d_hash_uniform(uint32_t seed, uint32_t i) {
+    uint32_t h = seed ^ (i * 0x9E3779B9u);
+    h ^= h >> 16; h *= 0x7feb352du; h ^= h >> 15; h *= 0x846ca68bu; h ^= h >> 16;
+    return (float)(h >> 8) * (1.0f / 16777216.0f);
+}
+
+/* ---------------------------------------------------------------------------------------------
+   generic reduction: out = mul * sum_i op(i) / div in double, over two kernels (deterministic) */
+
+/* part[block] = sum of op(i) over this block's grid-stride share of [0, n) */
+template <class Op>
+static __global__ void uvae__k_reduce_partial(Op op, size_t n, double *part) {
+    double s = 0;
+    UVAE__FOR(i, n) s += op(i);
+    s = uvae__d_block_sum(s);
+    if (threadIdx.x == 0) part[blockIdx.x] = s;
+}
+/* s = sum part[0..G); mode 0: outf[0] = mul s / div, 1: outf[0] += (float)(mul s / div), 2: outd[0] = s */
+static __global__ void uvae__k_reduce_finish(const double *part, int G, double mul, double div, int mode, float *outf, double *outd) {
+    double s = 0;
+    for (int g = threadIdx.x; g < G; g += blockDim.x) s += part[g];
+    s = uvae__d_block_sum(s);
+    if (threadIdx.x == 0) {
+        if (mode == 0) outf[0] = (float)(mul * s / div);
+        else if (mode == 1) outf[0] += (float)(mul * s / div);
+        else outd[0] = s;
+    }
+}
+template <class Op>
+static void uvae__h_reduce(const char *who, Op op, size_t n, double mul, double div, int mode, float *outf, double *outd) {
+    double *part = uvae__h_scratch(who);
+    size_t g = (n + 8 * UVAE__TPB - 1) / (8 * UVAE__TPB);   /* >= 8 items per thread */
+    int G = (int)(g < 1 ? 1 : g > 1024 ? 1024 : g);
+    if (!part) return;
+    uvae__k_reduce_partial<Op><<<G, UVAE__TPB>>>(op, n, part);
+    if (!uvae__h_launched(who)) return;
+    uvae__k_reduce_finish<<<1, 1024>>>(part, G, mul, div, mode, outf, outd);
+    uvae__h_launched(who);
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [gemm] C[M,N] (+)= op(A)[M,K] @ op(B)[K,N], row-major; op(A)[i,k] = ta ? A[k*lda+i] : A[i*lda+k],
+   op(B)[k,j] = tb ? B[j*ldb+k] : B[k*ldb+j]. Shared-memory tiles of 64x64 outputs, 16 deep in k;
+   256 threads as 16x16, thread (ty,tx) owns rows ty+16i and columns tx+16j (i,j < 4), summing
+   over k in increasing order (one thread per output: deterministic). Tile loads are coalesced
+   along whichever dimension is contiguous in memory; out-of-range entries load as 0. */
+#define GEMM_BM 64
+#define GEMM_BN 64
+#define GEMM_BK 16
+static __global__ void __launch_bounds__(256)
+uvae__k_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+             float *C, int ldc, int accumulate) {
+    __shared__ float As[GEMM_BK][GEMM_BM + 1];   /* As[kk][m] = op(A)[m0+m, k0+kk] */
+    __shared__ float Bs[GEMM_BK][GEMM_BN + 1];   /* Bs[kk][n] = op(B)[k0+kk, n0+n] */
+    int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
+    int n0 = blockIdx.x * GEMM_BN, tilesM = (M + GEMM_BM - 1) / GEMM_BM;
+    for (int bm = blockIdx.y; bm < tilesM; bm += gridDim.y) {   /* loops only if M > 65535*64 */
+        int m0 = bm * GEMM_BM;
+        float acc[4][4];
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 4; j++) acc[i][j] = 0.0f;
+        for (int k0 = 0; k0 < K; k0 += GEMM_BK) {
+            for (int l = tid; l < GEMM_BM * GEMM_BK; l += 256) {
+                int m = ta ? l % GEMM_BM : l / GEMM_BK, kk = ta ? l / GEMM_BM : l % GEMM_BK;
+                int gm = m0 + m, gk = k0 + kk;
+                float v = 0.0f;
+                if (gm < M && gk < K) v = ta ? A[(size_t)gk * lda + gm] : A[(size_t)gm * lda + gk];
+                As[kk][m] = v;
+            }
+            for (int l = tid; l < GEMM_BN * GEMM_BK; l += 256) {
+                int n = tb ? l / GEMM_BK : l % GEMM_BN, kk = tb ? l % GEMM_BK : l / GEMM_BN;
+                int gn = n0 + n, gk = k0 + kk;
+                float v = 0.0f;
+                if (gn < N && gk < K) v = tb ? B[(size_t)gn * ldb + gk] : B[(size_t)gk * ldb + gn];
+                Bs[kk][n] = v;
+            }
+            __syncthreads();
+#pragma unroll
+            for (int kk = 0; kk < GEMM_BK; kk++) {
+                float a[4], b[4];
+                for (int i = 0; i < 4; i++) a[i] = As[kk][ty + 16 * i];
+                for (int j = 0; j < 4; j++) b[j] = Bs[kk][tx + 16 * j];
+                for (int i = 0; i < 4; i++)
+                    for (int j = 0; j < 4; j++) acc[i][j] += a[i] * b[j];
+            }
+            __syncthreads();
+        }
+        for (int i = 0; i < 4; i++) {
+            int gm = m0 + ty + 16 * i;
+            if (gm >= M) continue;
+            for (int j = 0; j < 4; j++) {
+                int gn = n0 + tx + 16 * j;
+                if (gn >= N) continue;
+                float *c = C + (size_t)gm * ldc + gn;
+                *c = accumulate ? *c + acc[i][j] : acc[i][j];
+            }
+        }
+    }
+}
+void uvae__cu_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                   float *C, int ldc, int accumulate) {
+    int tilesM = (M + GEMM_BM - 1) / GEMM_BM, tilesN = (N + GEMM_BN - 1) / GEMM_BN;
+    if (M <= 0 || N <= 0) return;
+    uvae__k_gemm<<<dim3((unsigned)tilesN, (unsigned)(tilesM < 65535 ? tilesM : 65535)), 256>>>(
+        ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+    uvae__h_launched(__func__);
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [im2col] img [C,H,W] -> col [C*k*k, Ho*Wo]: col[(c*k+ki)*k+kj][oh*Wo+ow] = img[c, oh*s-p+ki, ow*s-p+kj],
+   0 outside; one thread per col entry */
+static __global__ void uvae__k_im2col(const float *img, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *col) {
+    size_t HWo = (size_t)Ho * Wo;
+    UVAE__FOR(idx, (size_t)C * k * k * HWo) {
+        int r = (int)(idx / HWo), o = (int)(idx % HWo);
+        int c = r / (k * k), ki = (r / k) % k, kj = r % k, oh = o / Wo, ow = o % Wo;
+        int ih = oh * s - p + ki, iw = ow * s - p + kj;
+        col[idx] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? img[((size_t)c * H + ih) * W + iw] : 0.0f;
+    }
+}
+void uvae__cu_im2col(const float *img, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *col) {
+    UVAE__LAUNCH((size_t)C * k * k * Ho * Wo, uvae__k_im2col, img, C, H, W, k, s, p, Ho, Wo, col);
+}
+
+/* [col2im] img[c,ih,iw] += sum over (ki,kj) with oh = (ih+p-ki)/s, ow = (iw+p-kj)/s whole and in
+   range of col[(c*k+ki)*k+kj][oh*Wo+ow]. A gather: one thread per pixel, adding in the CPU's
+   (ki,kj) order, so no races and the same rounding as the CPU scatter. */
+static __global__ void uvae__k_col2im(const float *col, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *img) {
+    size_t HW = (size_t)H * W, HWo = (size_t)Ho * Wo;
+    UVAE__FOR(idx, (size_t)C * HW) {
+        int c = (int)(idx / HW), r = (int)(idx % HW), ih = r / W, iw = r % W;
+        float v = img[idx];
+        for (int ki = 0; ki < k; ki++) {
+            int th = ih + p - ki, oh = th / s;
+            if (th < 0 || th % s || oh >= Ho) continue;
+            for (int kj = 0; kj < k; kj++) {
+                int tw = iw + p - kj, ow = tw / s;
+                if (tw < 0 || tw % s || ow >= Wo) continue;
+                v += col[((size_t)(c * k + ki) * k + kj) * HWo + (size_t)oh * Wo + ow];
+            }
+        }
+        img[idx] = v;
+    }
+}
+void uvae__cu_col2im(const float *col, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *img) {
+    UVAE__LAUNCH((size_t)C * H * W, uvae__k_col2im, col, C, H, W, k, s, p, Ho, Wo, img);
+}
+
+/* [bias] out[n,c,:] += b[c] over out [N,C,HW] */
+static __global__ void uvae__k_bias_add(float *out, const float *b, int C, size_t HW, size_t total) {
+    UVAE__FOR(i, total) out[i] += b[(i / HW) % C];
+}
+void uvae__cu_bias_add(float *out, const float *b, int N, int C, size_t HW) {
+    UVAE__LAUNCH((size_t)N * C * HW, uvae__k_bias_add, out, b, C, HW, (size_t)N * C * HW);
+}
+/* db[c] += sum_{n,hw} dout[n,c,hw]: one block per channel, summed in double (fixed tree) */
+static __global__ void uvae__k_bias_grad(const float *dout, float *db, int N, int C, size_t HW) {
+    size_t M = (size_t)N * HW;
+    for (int c = blockIdx.x; c < C; c += gridDim.x) {
+        double s = 0;
+        for (size_t j = threadIdx.x; j < M; j += blockDim.x) s += dout[((j / HW) * C + c) * HW + j % HW];
+        s = uvae__d_block_sum(s);
+        if (threadIdx.x == 0) db[c] += (float)s;
+    }
+}
+void uvae__cu_bias_grad(const float *dout, float *db, int N, int C, size_t HW) {
+    if (C <= 0) return;
+    uvae__k_bias_grad<<<(unsigned)C, UVAE__TPB>>>(dout, db, N, C, HW);
+    uvae__h_launched(__func__);
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [pooling] no padding, x [NC,H,W] -> y [NC,Ho,Wo] */
+
+/* y = max over the k x k window at (oh*s, ow*s); arg = its index in the plane; the first maximum
+   in row-major window order wins, a NaN is taken (as on the CPU) */
+static __global__ void uvae__k_maxpool_fwd(const float *x, float *y, int *arg, int NC, int H, int W, int k, int s, int Ho, int Wo) {
+    size_t HWo = (size_t)Ho * Wo;
+    UVAE__FOR(idx, (size_t)NC * HWo) {
+        size_t nc = idx / HWo;
+        int o = (int)(idx % HWo), oh = o / Wo, ow = o % Wo;
+        const float *in = x + nc * H * W;
+        int best = oh * s * W + ow * s;
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < k; j++) {
+                int q = (oh * s + i) * W + ow * s + j;
+                if (in[q] > in[best] || isnan(in[q])) best = q;
+            }
+        y[idx] = in[best];
+        arg[idx] = best;
+    }
+}
+void uvae__cu_maxpool_fwd(const float *x, float *y, int *arg, int NC, int H, int W, int k, int s, int Ho, int Wo) {
+    UVAE__LAUNCH((size_t)NC * Ho * Wo, uvae__k_maxpool_fwd, x, y, arg, NC, H, W, k, s, Ho, Wo);
+}
+/* dx[plane, arg] += dy: a scatter with atomicAdd (the contract has no k, s to gather with); each
+   input receives at most one term unless windows overlap (s < k), so usually order-free */
+static __global__ void uvae__k_maxpool_bwd(const float *dy, const int *arg, float *dx, int NC, int H, int W, int Ho, int Wo) {
+    size_t HWo = (size_t)Ho * Wo;
+    UVAE__FOR(idx, (size_t)NC * HWo) atomicAdd(dx + (idx / HWo) * H * W + arg[idx], dy[idx]);
+}
+void uvae__cu_maxpool_bwd(const float *dy, const int *arg, float *dx, int NC, int H, int W, int Ho, int Wo) {
+    UVAE__LAUNCH((size_t)NC * Ho * Wo, uvae__k_maxpool_bwd, dy, arg, dx, NC, H, W, Ho, Wo);
+}
+
+/* y = (sum of the k x k window, row-major) / (k*k) */
+static __global__ void uvae__k_avgpool_fwd(const float *x, float *y, int NC, int H, int W, int k, int s, int Ho, int Wo) {
+    size_t HWo = (size_t)Ho * Wo;
+    UVAE__FOR(idx, (size_t)NC * HWo) {
+        size_t nc = idx / HWo;
+        int o = (int)(idx % HWo), oh = o / Wo, ow = o % Wo;
+        const float *in = x + nc * H * W;
+        float sum = 0;
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < k; j++) sum += in[(oh * s + i) * W + ow * s + j];
+        y[idx] = sum / (float)(k * k);
+    }
+}
+void uvae__cu_avgpool_fwd(const float *x, float *y, int NC, int H, int W, int k, int s, int Ho, int Wo) {
+    UVAE__LAUNCH((size_t)NC * Ho * Wo, uvae__k_avgpool_fwd, x, y, NC, H, W, k, s, Ho, Wo);
+}
+/* dx[ih,iw] += sum over windows (oh,ow) containing it of dy[oh,ow] * (1/k^2): a gather, one thread
+   per input, windows in increasing (oh, ow) as the CPU visits them */
+static __global__ void uvae__k_avgpool_bwd(const float *dy, float *dx, int NC, int H, int W, int k, int s, int Ho, int Wo) {
+    size_t HW = (size_t)H * W;
+    float inv = 1.0f / (float)(k * k);
+    UVAE__FOR(idx, (size_t)NC * HW) {
+        size_t nc = idx / HW;
+        int r = (int)(idx % HW), ih = r / W, iw = r % W;
+        int oh0 = ih - k + 1 <= 0 ? 0 : (ih - k + 1 + s - 1) / s, oh1 = ih / s < Ho - 1 ? ih / s : Ho - 1;
+        int ow0 = iw - k + 1 <= 0 ? 0 : (iw - k + 1 + s - 1) / s, ow1 = iw / s < Wo - 1 ? iw / s : Wo - 1;
+        const float *g = dy + nc * Ho * Wo;
+        float v = dx[idx];
+        for (int oh = oh0; oh <= oh1; oh++)
+            for (int ow = ow0; ow <= ow1; ow++) v += g[oh * Wo + ow] * inv;
+        dx[idx] = v;
+    }
+}
+void uvae__cu_avgpool_bwd(const float *dy, float *dx, int NC, int H, int W, int k, int s, int Ho, int Wo) {
+    UVAE__LAUNCH((size_t)NC * H * W, uvae__k_avgpool_bwd, dy, dx, NC, H, W, k, s, Ho, Wo);
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [upsample] by s, x [NC,H,W] -> y [NC,H*s,W*s]. Source rows of output row o: nearest i0 = i1 = o/s,
+   l = 0; bilinear (align_corners=False) src = max((1/s)(o+0.5) - 0.5, 0), i0 = floor src,
+   i1 = min(i0+1, n-1), l = src - i0 (rounded step by step, as on the CPU: no fused multiply-add). */
+static __device__ void uvae__d_up_coord(int mode, int o, int s, int n, int *i0, int *i1, float *l) {
+    if (mode == 0) { *i0 = *i1 = o / s; *l = 0.0f; return; }
+    float src = __fadd_rn(__fmul_rn(1.0f / (float)s, (float)o + 0.5f), -0.5f);
+    if (src < 0) src = 0;
+    *i0 = (int)src;
+    *i1 = *i0 < n - 1 ? *i0 + 1 : *i0;
+    *l = src - (float)*i0;
+}
+/* y[o] = (1-lh)((1-lw) x[h0,w0] + lw x[h0,w1]) + lh((1-lw) x[h1,w0] + lw x[h1,w1]) (nearest too, as the CPU) */
+static __global__ void uvae__k_upsample_fwd(const float *x, float *y, int NC, int H, int W, int s, int mode) {
+    int Ho = H * s, Wo = W * s;
+    size_t HWo = (size_t)Ho * Wo;
+    UVAE__FOR(idx, (size_t)NC * HWo) {
+        size_t nc = idx / HWo;
+        int o = (int)(idx % HWo), oh = o / Wo, ow = o % Wo, h0, h1, w0, w1;
+        float lh, lw;
+        const float *in = x + nc * H * W;
+        uvae__d_up_coord(mode, oh, s, H, &h0, &h1, &lh);
+        uvae__d_up_coord(mode, ow, s, W, &w0, &w1, &lw);
+        y[idx] = (1 - lh) * ((1 - lw) * in[h0 * W + w0] + lw * in[h0 * W + w1]) +
+                 lh * ((1 - lw) * in[h1 * W + w0] + lw * in[h1 * W + w1]);
+    }
+}
+void uvae__cu_upsample_fwd(const float *x, float *y, int NC, int H, int W, int s, int mode) {
+    UVAE__LAUNCH((size_t)NC * H * s * W * s, uvae__k_upsample_fwd, x, y, NC, H, W, s, mode);
+}
+/* dx[h,w] += the adjoint: the four weighted terms (1-lh)(1-lw) g, (1-lh) lw g, lh (1-lw) g, lh lw g
+   of every output whose (h0|h1, w0|w1) hit (h, w). A gather, one thread per input pixel: outputs
+   come from rows [(h-1)s, (h+2)s) and columns alike (a superset of those that can touch it),
+   visited in the CPU's order, so no races and the CPU's summation order. */
+static __global__ void uvae__k_upsample_bwd(const float *dy, float *dx, int NC, int H, int W, int s, int mode) {
+    int Ho = H * s, Wo = W * s;
+    size_t HW = (size_t)H * W;
+    UVAE__FOR(idx, (size_t)NC * HW) {
+        size_t nc = idx / HW;
+        int r = (int)(idx % HW), h = r / W, w = r % W;
+        int oh_lo = (h - 1) * s > 0 ? (h - 1) * s : 0, oh_hi = (h + 2) * s < Ho ? (h + 2) * s : Ho;
+        int ow_lo = (w - 1) * s > 0 ? (w - 1) * s : 0, ow_hi = (w + 2) * s < Wo ? (w + 2) * s : Wo;
+        const float *dout = dy + nc * HW * s * s;
+        float v = dx[idx];
+        for (int oh = oh_lo; oh < oh_hi; oh++) {
+            int h0, h1, w0, w1;
+            float lh, lw;
+            uvae__d_up_coord(mode, oh, s, H, &h0, &h1, &lh);
+            if (h0 != h && h1 != h) continue;
+            for (int ow = ow_lo; ow < ow_hi; ow++) {
+                uvae__d_up_coord(mode, ow, s, W, &w0, &w1, &lw);
+                if (w0 != w && w1 != w) continue;
+                float g = dout[(size_t)oh * Wo + ow];
+                if (h0 == h && w0 == w) v += (1 - lh) * (1 - lw) * g;
+                if (h0 == h && w1 == w) v += (1 - lh) * lw * g;
+                if (h1 == h && w0 == w) v += lh * (1 - lw) * g;
+                if (h1 == h && w1 == w) v += lh * lw * g;
+            }
+        }
+        dx[idx] = v;
+    }
+}
+void uvae__cu_upsample_bwd(const float *dy, float *dx, int NC, int H, int W, int s, int mode) {
+    UVAE__LAUNCH((size_t)NC * H * W, uvae__k_upsample_bwd, dy, dx, NC, H, W, s, mode);
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [batch_norm] x [N,C,HW], one block per channel c over its M = N*HW values (fixed-tree sums):
+   train: mu = mean x, var = mean (x-mu)^2 (double); running <- (1-m) running + m (mu, var M/(M-1))
+   eval:  mu, var = running.  istd = 1/sqrt(var+eps);  y = gamma ((x - mu) istd) + beta;
+   stats[c] = mu, stats[C+c] = istd */
+static __global__ void uvae__k_bn_fwd(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
+                                      float *y, float *stats, int N, int C, size_t HW, int train, float momentum, float eps) {
+    size_t Mn = (size_t)N * HW;
+    double M = (double)N * (double)HW;
+    for (int c = blockIdx.x; c < C; c += gridDim.x) {
+        double mu, var;
+        float istd, gm = gamma ? gamma[c] : 1.0f, bt = beta ? beta[c] : 0.0f;
+        if (train) {
+            double s = 0, ss = 0;
+            for (size_t j = threadIdx.x; j < Mn; j += blockDim.x) s += x[((j / HW) * C + c) * HW + j % HW];
+            mu = uvae__d_block_sum(s) / M;
+            for (size_t j = threadIdx.x; j < Mn; j += blockDim.x) {
+                float xv = x[((j / HW) * C + c) * HW + j % HW];
+                ss += (xv - mu) * (xv - mu);
+            }
+            var = uvae__d_block_sum(ss) / M;
+            if (threadIdx.x == 0) {
+                rmean[c] = (float)((1 - momentum) * rmean[c] + momentum * mu);
+                rvar[c] = (float)((1 - momentum) * rvar[c] + momentum * var * M / (M - 1));
+            }
+        } else {
+            mu = rmean[c];
+            var = rvar[c];
+        }
+        istd = (float)(1.0 / sqrt(var + eps));
+        if (threadIdx.x == 0) { stats[c] = (float)mu; stats[C + c] = istd; }
+        for (size_t j = threadIdx.x; j < Mn; j += blockDim.x) {
+            size_t i = ((j / HW) * C + c) * HW + j % HW;
+            y[i] = gm * ((x[i] - (float)mu) * istd) + bt;
+        }
+    }
+}
+void uvae__cu_bn_fwd(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, float *y, float *stats,
+                     int N, int C, size_t HW, int train, float momentum, float eps) {
+    if (C <= 0) return;
+    uvae__k_bn_fwd<<<(unsigned)C, UVAE__TPB>>>(x, gamma, beta, rmean, rvar, y, stats, N, C, HW, train, momentum, eps);
+    uvae__h_launched(__func__);
+}
+/* one block per channel: sdy = sum dy, sdyx = sum dy (x-mu) istd (double);  dgamma += sdyx,
+   dbeta += sdy;  train: dx += gamma istd/M (M dy - sdy - (x-mu) istd sdyx);  eval: dx += gamma istd dy */
+static __global__ void uvae__k_bn_bwd(const float *x, const float *gamma, const float *dy, const float *stats, float *dx,
+                                      float *dgamma, float *dbeta, int N, int C, size_t HW, int train) {
+    size_t Mn = (size_t)N * HW;
+    double M = (double)N * (double)HW;
+    for (int c = blockIdx.x; c < C; c += gridDim.x) {
+        float mu = stats[c], istd = stats[C + c], gm = gamma ? gamma[c] : 1.0f;
+        double sdy = 0, sdyx = 0;
+        for (size_t j = threadIdx.x; j < Mn; j += blockDim.x) {
+            size_t i = ((j / HW) * C + c) * HW + j % HW;
+            sdy += dy[i];
+            sdyx += dy[i] * (x[i] - mu) * istd;
+        }
+        sdy = uvae__d_block_sum(sdy);
+        sdyx = uvae__d_block_sum(sdyx);
+        if (threadIdx.x == 0) {
+            if (dgamma) dgamma[c] += (float)sdyx;
+            if (dbeta) dbeta[c] += (float)sdy;
+        }
+        if (!dx) continue;
+        float a = (float)(gm * istd / M), b1 = (float)sdy, b2 = (float)sdyx;
+        for (size_t j = threadIdx.x; j < Mn; j += blockDim.x) {
+            size_t i = ((j / HW) * C + c) * HW + j % HW;
+            if (train) dx[i] += a * ((float)M * dy[i] - b1 - (x[i] - mu) * istd * b2);
+            else dx[i] += gm * istd * dy[i];
+        }
+    }
+}
+void uvae__cu_bn_bwd(const float *x, const float *gamma, const float *dy, const float *stats, float *dx, float *dgamma, float *dbeta,
+                     int N, int C, size_t HW, int train) {
+    if (C <= 0) return;
+    uvae__k_bn_bwd<<<(unsigned)C, UVAE__TPB>>>(x, gamma, dy, stats, dx, dgamma, dbeta, N, C, HW, train);
+    uvae__h_launched(__func__);
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [unary] y = f(x): 0 relu max(x,0), 1 leaky x>0 ? x : a x, 2 sigmoid, 3 tanh, 4 exp, 5 scale a x */
+static __global__ void uvae__k_unary_fwd(int kind, float a, const float *x, float *y, size_t n) {
+    UVAE__FOR(i, n) {
+        float v = x[i];
+        switch (kind) {
+        case 0: v = v > 0 ? v : 0.0f; break;
+        case 1: v = v > 0 ? v : a * v; break;
+        case 2: v = uvae__d_sigmoid(v); break;
+        case 3: v = tanhf(v); break;
+        case 4: v = expf(v); break;
+        default: v = a * v; break;
+        }
+        y[i] = v;
+    }
+}
+void uvae__cu_unary_fwd(int kind, float a, const float *x, float *y, size_t n) {
+    UVAE__LAUNCH(n, uvae__k_unary_fwd, kind, a, x, y, n);
+}
+/* dx += f'(x) dy: relu [x>0], leaky x>0 ? 1 : a, sigmoid y(1-y), tanh 1-y^2, exp y, scale a
+   (x is read only by relu/leaky, y only by sigmoid/tanh/exp) */
+static __global__ void uvae__k_unary_bwd(int kind, float a, const float *x, const float *y, const float *dy, float *dx, size_t n) {
+    UVAE__FOR(i, n) {
+        float d;
+        switch (kind) {
+        case 0: d = x[i] > 0 ? 1.0f : 0.0f; break;
+        case 1: d = x[i] > 0 ? 1.0f : a; break;
+        case 2: d = y[i] * (1 - y[i]); break;
+        case 3: d = 1 - y[i] * y[i]; break;
+        case 4: d = y[i]; break;
+        default: d = a; break;
+        }
+        dx[i] += d * dy[i];
+    }
+}
+void uvae__cu_unary_bwd(int kind, float a, const float *x, const float *y, const float *dy, float *dx, size_t n) {
+    UVAE__LAUNCH(n, uvae__k_unary_bwd, kind, a, x, y, dy, dx, n);
+}
+
+/* [binary] y = a + b (mul 0) or a * b (mul 1) */
+static __global__ void uvae__k_binary_fwd(int mul, const float *a, const float *b, float *y, size_t n) {
+    UVAE__FOR(i, n) y[i] = mul ? a[i] * b[i] : a[i] + b[i];
+}
+void uvae__cu_binary_fwd(int mul, const float *a, const float *b, float *y, size_t n) {
+    UVAE__LAUNCH(n, uvae__k_binary_fwd, mul, a, b, y, n);
+}
+/* add: da += dy, db += dy;  mul: da += dy b, db += dy a  (NULL: skip) */
+static __global__ void uvae__k_binary_bwd(int mul, const float *a, const float *b, const float *dy, float *da, float *db, size_t n) {
+    UVAE__FOR(i, n) {
+        if (da) da[i] += mul ? dy[i] * b[i] : dy[i];
+        if (db) db[i] += mul ? dy[i] * a[i] : dy[i];
+    }
+}
+void uvae__cu_binary_bwd(int mul, const float *a, const float *b, const float *dy, float *da, float *db, size_t n) {
+    if (da || db) UVAE__LAUNCH(n, uvae__k_binary_bwd, mul, a, b, dy, da, db, n);
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [embedding] y[n,d] = tab[idx[n],d] over y [N,D], tab [V,D]. Indices are not checked on the host
+   for GPU tensors: one outside 0..V-1 or not whole gives a NaN row (so the loss shows it) and no
+   gradient; nothing is read out of bounds. */
+static __device__ int uvae__d_index_ok(float v, int V) { return v >= 0 && v < (float)V && v == floorf(v); }
+static __global__ void uvae__k_embedding_fwd(const float *idx, const float *tab, float *y, int V, int D, size_t total) {
+    UVAE__FOR(i, total) {
+        float v = idx[i / D];
+        y[i] = uvae__d_index_ok(v, V) ? tab[(size_t)v * D + i % D] : __int_as_float(0x7fc00000);
+    }
+}
+void uvae__cu_embedding_fwd(const float *idx, const float *tab, float *y, int N, int V, int D) {
+    UVAE__LAUNCH((size_t)N * D, uvae__k_embedding_fwd, idx, tab, y, V, D, (size_t)N * D);
+}
+/* dtab[idx[n],d] += dy[n,d]: one thread per column d walks n = 0..N-1 in order (repeated indices
+   land in the same thread: no races, the CPU's order) */
+static __global__ void uvae__k_embedding_bwd(const float *idx, const float *dy, float *dtab, int N, int V, int D) {
+    UVAE__FOR(d, (size_t)D)
+        for (int n = 0; n < N; n++)
+            if (uvae__d_index_ok(idx[n], V)) dtab[(size_t)idx[n] * D + d] += dy[(size_t)n * D + d];
+}
+void uvae__cu_embedding_bwd(const float *idx, const float *dy, float *dtab, int N, int V, int D) {
+    if (N > 0) UVAE__LAUNCH((size_t)D, uvae__k_embedding_bwd, idx, dy, dtab, N, V, D);
+}
+
+/* [concat] rows: y[n] = [a[n] (ra floats), b[n] (rb floats)] over y [N, ra+rb] */
+static __global__ void uvae__k_concat_fwd(const float *a, const float *b, float *y, size_t ra, size_t rb, size_t total) {
+    size_t ry = ra + rb;
+    UVAE__FOR(i, total) {
+        size_t n = i / ry, j = i % ry;
+        y[i] = j < ra ? a[n * ra + j] : b[n * rb + (j - ra)];
+    }
+}
+void uvae__cu_concat_fwd(const float *a, const float *b, float *y, int N, size_t ra, size_t rb) {
+    UVAE__LAUNCH((size_t)N * (ra + rb), uvae__k_concat_fwd, a, b, y, ra, rb, (size_t)N * (ra + rb));
+}
+/* da[n] += dy[n, :ra], db[n] += dy[n, ra:] (NULL: skip) */
+static __global__ void uvae__k_concat_bwd(const float *dy, float *da, float *db, size_t ra, size_t rb, size_t total) {
+    size_t ry = ra + rb;
+    UVAE__FOR(i, total) {
+        size_t n = i / ry, j = i % ry;
+        if (j < ra) { if (da) da[n * ra + j] += dy[i]; }
+        else if (db) db[n * rb + (j - ra)] += dy[i];
+    }
+}
+void uvae__cu_concat_bwd(const float *dy, float *da, float *db, int N, size_t ra, size_t rb) {
+    if (da || db) UVAE__LAUNCH((size_t)N * (ra + rb), uvae__k_concat_bwd, dy, da, db, ra, rb, (size_t)N * (ra + rb));
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [sum] out[0] = scale * sum x (double);  dx += scale dy[0] */
+struct uvae__op_sum {
+    const float *x;
+    __device__ double operator()(size_t i) const { return (double)x[i]; }
+};
+void uvae__cu_sum(const float *x, size_t n, float scale, float *out) {
+    uvae__op_sum op = {x};
+    uvae__h_reduce(__func__, op, n, (double)scale, 1.0, 0, out, NULL);
+}
+static __global__ void uvae__k_sum_bwd(const float *dy, float scale, float *dx, size_t n) {
+    float g = dy[0] * scale;
+    UVAE__FOR(i, n) dx[i] += g;
+}
+void uvae__cu_sum_bwd(const float *dy, float scale, float *dx, size_t n) {
+    UVAE__LAUNCH(n, uvae__k_sum_bwd, dy, scale, dx, n);
+}
+
+/* [dropout] mask[i] = hash_uniform(seed, i) < p ? 0 : keep (= 1/(1-p));  y = x mask */
+static __global__ void uvae__k_dropout_fwd(const float *x, float *y, float *mask, size_t n, float p, float keep, uint32_t seed) {
+    UVAE__FOR(i, n) {
+        float mk = uvae__d_hash_uniform(seed, (uint32_t)i) < p ? 0.0f : keep;
+        mask[i] = mk;
+        y[i] = x[i] * mk;
+    }
+}
+void uvae__cu_dropout_fwd(const float *x, float *y, float *mask, size_t n, float p, uint32_t seed) {
+    float keep = 1.0f / (1.0f - p);
+    UVAE__LAUNCH(n, uvae__k_dropout_fwd, x, y, mask, n, p, keep, seed);
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [loss] logits z [N,C,HW], class targets t [N,HW]; position q = n*HW + i; dy is on the device */
+
+/* cross entropy at q: logsumexp_c z - z[t] = m + log(sum_c e^(z-m)) - z[t] (double, as the CPU).
+   Targets are not checked on the host for GPU tensors: one outside [0, C) makes the term NaN
+   (so the loss is NaN) instead of reading out of bounds; the backward skips its one-hot term. */
+struct uvae__op_ce {
+    const float *z, *t;
+    int C;
+    size_t HW;
+    __device__ double operator()(size_t q) const {
+        const float *zp = z + (q / HW) * C * HW + q % HW;
+        float m = zp[0], tq = t[q];
+        double se = 0;
+        if (!(tq >= 0 && tq < (float)C)) return nan("");
+        for (int c = 1; c < C; c++) if (zp[c * HW] > m) m = zp[c * HW];
+        for (int c = 0; c < C; c++) se += exp((double)zp[c * HW] - m);
+        return m + log(se) - zp[(size_t)tq * HW];
+    }
+};
+/* out[0] = sum_q ce(q) / (N*HW) */
+void uvae__cu_ce_fwd(const float *z, const float *t, int N, int C, size_t HW, float *out) {
+    uvae__op_ce op = {z, t, C, HW};
+    uvae__h_reduce(__func__, op, (size_t)N * HW, 1.0, (double)((size_t)N * HW), 0, out, NULL);
+}
+/* dz[n,c,i] += dy[0]/(N*HW) (softmax_c - [c == t]): one thread per position */
+static __global__ void uvae__k_ce_bwd(const float *z, const float *t, const float *dy, int C, size_t HW, size_t P, float *dz) {
+    float g = dy[0] / (float)P;
+    UVAE__FOR(q, P) {
+        size_t off = (q / HW) * C * HW + q % HW;
+        float tq = t[q];
+        int tc = tq >= 0 && tq < (float)C ? (int)tq : -1;
+        float m, s;
+        uvae__d_softmax_ms(z + off, C, HW, &m, &s);
+        for (int c = 0; c < C; c++) {
+            float p = expf(z[off + c * HW] - m) / s;
+            if (c == tc) p -= 1;
+            dz[off + c * HW] += g * p;
+        }
+    }
+}
+void uvae__cu_ce_bwd(const float *z, const float *t, const float *dy, int N, int C, size_t HW, float *dz) {
+    UVAE__LAUNCH((size_t)N * HW, uvae__k_ce_bwd, z, t, dy, C, HW, (size_t)N * HW, dz);
+}
+
+/* bce at i: max(z,0) - z t + log1p(e^-|z|) (double) */
+struct uvae__op_bce {
+    const float *z, *t;
+    __device__ double operator()(size_t i) const {
+        double v = z[i];
+        return (v > 0 ? v : 0) - v * t[i] + log1p(exp(-fabs(v)));
+    }
+};
+void uvae__cu_bce_fwd(const float *z, const float *t, size_t n, float div, float *out) {
+    uvae__op_bce op = {z, t};
+    uvae__h_reduce(__func__, op, n, 1.0, (double)div, 0, out, NULL);
+}
+/* dz += dy[0]/div (sigmoid z - t) */
+static __global__ void uvae__k_bce_bwd(const float *z, const float *t, const float *dy, size_t n, float div, float *dz) {
+    float g = dy[0] / div;
+    UVAE__FOR(i, n) dz[i] += g * (uvae__d_sigmoid(z[i]) - t[i]);
+}
+void uvae__cu_bce_bwd(const float *z, const float *t, const float *dy, size_t n, float div, float *dz) {
+    UVAE__LAUNCH(n, uvae__k_bce_bwd, z, t, dy, n, div, dz);
+}
+
+/* dice: p = softmax (C > 1) or sigmoid (C == 1) at q, t_c = [t == c] (C > 1) or t (C == 1).
+   Partials part[g][c] = sum p_c t_c, part[g][C+c] = sum p_c + t_c over block g's positions: each
+   warp takes 32 positions at a time, reduces each class over its lanes (shuffles, fixed order) and
+   lane 0 adds it to the warp's row acc[w][2C] in shared memory; rows are summed in warp order. */
+static __global__ void uvae__k_dice_partial(const float *z, const float *t, int C, size_t HW, size_t P, double *part) {
+    extern __shared__ double acc[];  /* [warps][2C] */
+    int lane = threadIdx.x % 32, wid = threadIdx.x / 32, nw = blockDim.x / 32;
+    for (int j = threadIdx.x; j < nw * 2 * C; j += blockDim.x) acc[j] = 0;
+    __syncthreads();
+    for (size_t base = (size_t)blockIdx.x * blockDim.x + (size_t)wid * 32; base < P; base += (size_t)gridDim.x * blockDim.x) {
+        size_t q = base + lane;      /* whole warps iterate together: the shuffles see all lanes */
+        int valid = q < P;
+        size_t off = valid ? (q / HW) * C * HW + q % HW : 0;
+        float m = 0, s = 1, tq = valid ? t[q] : 0.0f;
+        if (valid && C > 1) uvae__d_softmax_ms(z + off, C, HW, &m, &s);
+        for (int c = 0; c < C; c++) {
+            float p = 0, tc = 0;
+            if (valid) {
+                p = C == 1 ? uvae__d_sigmoid(z[off]) : expf(z[off + c * HW] - m) / s;
+                tc = C == 1 ? tq : (float)((int)tq == c);
+            }
+            double pt = uvae__d_warp_sum((double)(p * tc)), ps = uvae__d_warp_sum((double)(p + tc));
+            if (lane == 0) { acc[wid * 2 * C + c] += pt; acc[wid * 2 * C + C + c] += ps; }
+        }
+    }
+    __syncthreads();
+    for (int j = threadIdx.x; j < 2 * C; j += blockDim.x) {
+        double sum = 0;
+        for (int w = 0; w < nw; w++) sum += acc[w * 2 * C + j];
+        part[(size_t)blockIdx.x * 2 * C + j] = sum;
+    }
+}
+/* IS[j] = sum_g part[g][j];  out[0] = 1 - mean_c (2 IS[c] + s) / (IS[C+c] + s) */
+static __global__ void uvae__k_dice_finish(const double *part, int G, int C, float smooth, double *IS, float *out) {
+    for (int j = threadIdx.x; j < 2 * C; j += blockDim.x) {
+        double sum = 0;
+        for (int g = 0; g < G; g++) sum += part[(size_t)g * 2 * C + j];
+        IS[j] = sum;
+    }
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        double dice = 0;
+        for (int c = 0; c < C; c++) dice += (2 * IS[c] + smooth) / (IS[C + c] + smooth);
+        out[0] = (float)(1 - dice / C);
+    }
+}
+void uvae__cu_dice_fwd(const float *z, const float *t, int N, int C, size_t HW, float smooth, double *IS, float *out) {
+    double *part = uvae__h_scratch(__func__);
+    size_t P = (size_t)N * HW, g = (P + 4 * UVAE__TPB - 1) / (4 * UVAE__TPB), gmax;
+    int nw, G;
+    if (!part || C <= 0) return;
+    nw = 49152 / (16 * C);           /* warps whose rows [2C] of doubles fit 48 KiB */
+    if (nw > UVAE__TPB / 32) nw = UVAE__TPB / 32;
+    if (nw < 1 || 2 * C > UVAE__PARTS) {
+        uvae__h_ok(cudaErrorInvalidValue, "uvae__cu_dice_fwd: %d classes are too many for this kernel", C);
+        return;
+    }
+    gmax = UVAE__PARTS / (2 * (size_t)C);
+    if (gmax > 1024) gmax = 1024;
+    G = (int)(g < 1 ? 1 : g > gmax ? gmax : g);
+    uvae__k_dice_partial<<<G, 32 * nw, (size_t)nw * 2 * C * sizeof(double)>>>(z, t, C, HW, P, part);
+    if (!uvae__h_launched(__func__)) return;
+    uvae__k_dice_finish<<<1, UVAE__TPB>>>(part, G, C, smooth, IS, out);
+    uvae__h_launched(__func__);
+}
+/* dL/dp_c = dy[0] * -(2 t_c (S_c+s) - (2 I_c + s)) / (C (S_c+s)^2)  (double, then float as the CPU);
+   C > 1: dz_c += p_c (dL/dp_c - sum_k p_k dL/dp_k);  C == 1: dz += dL/dp p (1-p). One thread per position. */
+static __global__ void uvae__k_dice_bwd(const float *z, const float *t, const double *IS, const float *dy, int C, size_t HW,
+                                        size_t P, float smooth, float *dz) {
+    float g = dy[0];
+    UVAE__FOR(q, P) {
+        size_t off = (q / HW) * C * HW + q % HW;
+        float tq = t[q];
+        if (C == 1) {
+            float p = uvae__d_sigmoid(z[off]);
+            double den = IS[1] + smooth;
+            float dp = (float)(-(2.0 * tq * den - (2.0 * IS[0] + smooth)) / ((double)C * den * den)) * g;
+            dz[off] += dp * p * (1 - p);
+            continue;
+        }
+        float m, s, pdp = 0;
+        uvae__d_softmax_ms(z + off, C, HW, &m, &s);
+        for (int pass = 0; pass < 2; pass++)       /* pass 0: pdp = sum p dp;  pass 1: dz */
+            for (int c = 0; c < C; c++) {
+                float p = expf(z[off + c * HW] - m) / s, tc = (float)((int)tq == c);
+                double den = IS[C + c] + smooth;
+                float dp = (float)(-(2.0 * tc * den - (2.0 * IS[c] + smooth)) / ((double)C * den * den)) * g;
+                if (pass == 0) pdp += p * dp;
+                else dz[off + c * HW] += p * (dp - pdp);
+            }
+    }
+}
+void uvae__cu_dice_bwd(const float *z, const float *t, const double *IS, const float *dy, int N, int C, size_t HW, float smooth, float *dz) {
+    if (C > 0) UVAE__LAUNCH((size_t)N * HW, uvae__k_dice_bwd, z, t, IS, dy, C, HW, (size_t)N * HW, smooth, dz);
+}
+
+/* kl at i: -0.5 (1 + lv - mu^2 - e^lv) (double, same expression as the CPU) */
+struct uvae__op_kl {
+    const float *mu, *lv;
+    __device__ double operator()(size_t i) const { return -0.5 * (1 + lv[i] - (double)mu[i] * mu[i] - exp(lv[i])); }
+};
+void uvae__cu_kl_fwd(const float *mu, const float *lv, size_t n, int N, float *out) {
+    uvae__op_kl op = {mu, lv};
+    uvae__h_reduce(__func__, op, n, 1.0, (double)N, 0, out, NULL);
+}
+/* dmu += dy/N mu;  dlv += dy/N * -0.5 (1 - e^lv)  (NULL: skip) */
+static __global__ void uvae__k_kl_bwd(const float *mu, const float *lv, const float *dy, size_t n, int N, float *dmu, float *dlv) {
+    float g = dy[0] / (float)N;
+    UVAE__FOR(i, n) {
+        if (dmu) dmu[i] += g * mu[i];
+        if (dlv) dlv[i] += g * -0.5f * (1 - expf(lv[i]));
+    }
+}
+void uvae__cu_kl_bwd(const float *mu, const float *lv, const float *dy, size_t n, int N, float *dmu, float *dlv) {
+    if (dmu || dlv) UVAE__LAUNCH(n, uvae__k_kl_bwd, mu, lv, dy, n, N, dmu, dlv);
+}
+
+/* gaussian nll at i: 0.5 ((t-m)^2 e^-lv + lv + log 2pi) (double), lv = lv[i] or lv[0] when shared */
+struct uvae__op_gnll {
+    const float *m, *lv, *t;
+    int shared;
+    __device__ double operator()(size_t i) const {
+        double l = lv[shared ? 0 : i], d = (double)t[i] - m[i];
+        return 0.5 * (d * d * exp(-l) + l + 1.8378770664093453);
+    }
+};
+void uvae__cu_gnll_fwd(const float *m, const float *lv, const float *t, size_t n, int shared, int N, float *out) {
+    uvae__op_gnll op = {m, lv, t, shared};
+    uvae__h_reduce(__func__, op, n, 1.0, (double)N, 0, out, NULL);
+}
+/* dm += g -(t-m) e^-lv;  dlv += g 0.5 (1 - (t-m)^2 e^-lv), g = dy[0]/N (not shared: per element) */
+static __global__ void uvae__k_gnll_bwd(const float *m, const float *lv, const float *t, const float *dy, size_t n, int shared, int N,
+                                        float *dm, float *dlv) {
+    float g = dy[0] / (float)N;
+    UVAE__FOR(i, n) {
+        float l = lv[shared ? 0 : i], d = t[i] - m[i], iv = expf(-l);
+        if (dm) dm[i] += g * -d * iv;
+        if (dlv && !shared) dlv[i] += g * 0.5f * (1 - d * d * iv);
+    }
+}
+/* shared: the per-element dlv terms (float, as the CPU), summed in double into dlv[0] */
+struct uvae__op_gnll_dlv {
+    const float *m, *lv, *t, *dy;
+    int N;
+    __device__ double operator()(size_t i) const {
+        float g = dy[0] / (float)N, d = t[i] - m[i], iv = expf(-lv[0]);
+        return (double)(g * 0.5f * (1 - d * d * iv));
+    }
+};
+void uvae__cu_gnll_bwd(const float *m, const float *lv, const float *t, const float *dy, size_t n, int shared, int N, float *dm, float *dlv) {
+    if (dm || (dlv && !shared)) UVAE__LAUNCH(n, uvae__k_gnll_bwd, m, lv, t, dy, n, shared, N, dm, dlv);
+    if (dlv && shared) {
+        uvae__op_gnll_dlv op = {m, lv, t, dy, N};
+        uvae__h_reduce(__func__, op, n, 1.0, 1.0, 1, dlv, NULL);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [optim] one slice, elementwise:
+   SGD:   g += wd p (wd > 0);  m = first ? g : mu m + g;  p -= lr m
+   Adam:  g += wd p (wd > 0)  | AdamW: p *= 1 - lr wd;
+          m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;  p -= step_size m / (sqrt(v)/bc2s + eps) */
+static __global__ void uvae__k_optim(int kind, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
+                                     float eps, float wd, float mu, float step_size, float bc2s, int first) {
+    UVAE__FOR(i, n) {
+        float gi = g[i];
+        if (kind == 0) {
+            if (wd > 0) gi += wd * p[i];
+            m[i] = first ? gi : mu * m[i] + gi;
+            p[i] -= lr * m[i];
+        } else {
+            if (kind == 2) p[i] *= 1 - lr * wd;
+            else if (wd > 0) gi += wd * p[i];
+            m[i] = b1 * m[i] + (1 - b1) * gi;
+            v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+            p[i] -= step_size * (m[i] / (sqrtf(v[i]) / bc2s + eps));
+        }
+    }
+}
+void uvae__cu_optim(int kind, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
+                    float eps, float wd, float mu, float step_size, float bc2s, int first) {
+    UVAE__LAUNCH(n, uvae__k_optim, kind, p, g, m, v, n, lr, b1, b2, eps, wd, mu, step_size, bc2s, first);
+}
+
+/* *out_host = sum x^2 (double), copied back (waits) */
+struct uvae__op_sq {
+    const float *x;
+    __device__ double operator()(size_t i) const { return (double)x[i] * x[i]; }
+};
+void uvae__cu_sumsq(const float *x, size_t n, double *out_host) {
+    double *res = uvae__h_scratch(__func__);
+    uvae__op_sq op = {x};
+    *out_host = 0;
+    if (!res) return;
+    res += UVAE__PARTS;
+    uvae__h_reduce(__func__, op, n, 1.0, 1.0, 2, NULL, res);
+    uvae__h_ok(cudaMemcpy(out_host, res, sizeof(double), cudaMemcpyDeviceToHost), "uvae__cu_sumsq: copy back");
+}
+
+/* x[i] = N(0,1), Box-Muller: u1 = 1 - hash_uniform(seed, 2i) in (0,1], u2 = hash_uniform(seed, 2i+1),
+   x = sqrtf(-2 logf(u1)) cosf(2 pi u2) */
+static __global__ void uvae__k_randn(float *x, size_t n, uint32_t seed) {
+    UVAE__FOR(i, n) {
+        float u1 = 1.0f - uvae__d_hash_uniform(seed, (uint32_t)(2 * i)), u2 = uvae__d_hash_uniform(seed, (uint32_t)(2 * i + 1));
+        x[i] = sqrtf(-2.0f * logf(u1)) * cosf(6.28318530718f * u2);
+    }
+}
+void uvae__cu_randn(float *x, size_t n, uint32_t seed) { UVAE__LAUNCH(n, uvae__k_randn, x, n, seed); }
+
+/* x *= s */
+static __global__ void uvae__k_scale(float *x, size_t n, float s) {
+    UVAE__FOR(i, n) x[i] *= s;
+}
+void uvae__cu_scale(float *x, size_t n, float s) { UVAE__LAUNCH(n, uvae__k_scale, x, n, s); }
