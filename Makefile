@@ -10,10 +10,10 @@ LDLIBS   = -lm
 BUILD    = build
 
 TEST_SRC = tests/test_main.c tests/test_core.c tests/test_grad.c tests/test_optim.c \
-           tests/test_ckpt.c tests/test_parity.c
+           tests/test_ckpt.c tests/test_parity.c tests/test_data.c tests/test_pets.c tests/test_image.c
 DEPS     = unetvae.h tests/test.h
 
-.PHONY: all test test-asan check-header clean cuda test-cuda check-cuda-build
+.PHONY: all test test-asan check-header clean cuda test-cuda check-cuda-build test-cuda-selfcheck
 
 EXAMPLES = $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c))
 
@@ -84,3 +84,10 @@ check-cuda-build:
 
 clean:
 	rm -rf $(BUILD)
+
+# The GPU suite's own logic, without a GPU: plain cc, both sides on the CPU (UVT_DEVICE=UVAE_CPU).
+# Checks the harness and the device plumbing's CPU path; it says nothing about the CUDA kernels.
+test-cuda-selfcheck:
+	@mkdir -p $(BUILD)
+	$(CC) $(WARN) $(CFLAGS) $(OMP) -DUVT_DEVICE=UVAE_CPU tests/test_cuda.c $(LDLIBS) -o $(BUILD)/test_cuda_selfcheck
+	OMP_NUM_THREADS=2 ./$(BUILD)/test_cuda_selfcheck

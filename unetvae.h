@@ -68,6 +68,9 @@
      [ckpt]        safetensors reader and writer, uvae_save / uvae_load
      [device]      GPU memory, transfers and the kernel dispatch (UVAE__K)
      [kernels]     the compute behind every op: uvae__cpu_* here, uvae__cu_* in unetvae_cuda.cu
+     [data]        IDX (MNIST, Fashion-MNIST; .gz read directly) and CIFAR-10 readers, batches, shuffle
+     [data/pets]   Oxford-IIIT Pet lists, images and trimaps; confusion-matrix segmentation metrics
+     [image]       PNG canvases: pasted images, label maps, text, grids with captions, line plots
 */
 #ifndef UNETVAE_H
 #define UNETVAE_H
@@ -447,6 +450,141 @@ static inline float uvae_hash_uniform(uint32_t seed, uint32_t i) {
     return (float)(h >> 8) * (1.0f / 16777216.0f);
 }
 
+/* ---------------------------------------------------------------------------------------------
+   [data] dataset readers: IDX (MNIST, Fashion-MNIST) and CIFAR-10 binary, plain or gzip.
+   A file is gzip when it starts with 0x1f (gzip magic 1f 8b), whatever its name. Every error
+   names the file and the problem: UVAE_ERR_IO (missing/unreadable, with strerror),
+   UVAE_ERR_FORMAT (bad content), UVAE_ERR_NOMEM, UVAE_ERR_ARG. Files and decompressed contents
+   above 2 GiB are refused. On failure the dataset is zeroed, with nothing to free. */
+typedef struct uvae_dataset {
+    int n, channels, height, width, n_classes;
+    unsigned char *images;   /* [n, channels, height, width] uint8, CHW planes */
+    unsigned char *labels;   /* [n] */
+} uvae_dataset;
+
+/* IDX: images file (magic 0x00000803, big-endian count, rows, cols, then count*rows*cols bytes)
+   and labels file (magic 0x00000801, count, then count bytes). Checks: the magics, header and data
+   sizes against the file (truncated or trailing bytes -> error), equal counts, labels 0..9,
+   rows and cols in 1..4096. Gives channels 1, n_classes 10. */
+int uvae_load_idx(const char *images_path, const char *labels_path, uvae_dataset *d);
+/* CIFAR-10 binary: files of 3073-byte records (label 0..9, then R, G, B 32x32 planes), .bin or
+   .bin.gz; the record count comes from each file's size. The files are concatenated in order.
+   Gives channels 3, 32x32, n_classes 10. */
+int uvae_load_cifar10(const char *const *paths, int n_paths, uvae_dataset *d);
+/* Frees and zeroes (safe on a zeroed dataset). */
+void uvae_dataset_free(uvae_dataset *d);
+/* One batch as float tensors allocated by the caller on the CPU: x [B,C,H,W] = pixel/255,
+   y [B] = label (as float). idx: B indices into the dataset, each in 0..n-1 (checked first;
+   nothing is written on error). */
+int uvae_dataset_batch(const uvae_dataset *d, const int *idx, int B, uvae_tensor *x, uvae_tensor *y);
+/* order = a uniformly random permutation of 0..n-1 (Fisher-Yates, unbiased, with `rng`). */
+void uvae_shuffle(int *order, int n, uvae_rng *rng);
+
+/* ---------------------------------------------------------------------------------------------
+   [data/pets] Oxford-IIIT Pet segmentation loader (official layout) and segmentation metrics.
+   DIR/images/<Name>.jpg, DIR/annotations/trimaps/<Name>.png (8-bit grey: 1 pet, 2 background,
+   3 border), split lists DIR/annotations/{trainval,test}.txt with lines `Name class species breed`
+   ('#' comment lines and blank lines are skipped). Every error names the file: UVAE_ERR_IO
+   (missing/unreadable, with strerror), UVAE_ERR_FORMAT (corrupt or unexpected content),
+   UVAE_ERR_NOMEM, UVAE_ERR_ARG. On failure the set is zeroed, with nothing to free. */
+typedef struct uvae_pets {
+    int n, size;                 /* images resized to size x size */
+    float *images;               /* [n, 3, size, size] RGB floats in [0,1] */
+    unsigned char *masks;        /* [n, size, size] class 0 pet, 1 background, 2 border */
+    char (*names)[64];           /* [n] image names from the list */
+} uvae_pets;
+
+/* Reads the image names of a split list into names[0..max_names) and returns their count, or a
+   negative status. A line is `Name` optionally followed by exactly three non-negative integers
+   (class species breed), separated by blanks; a name is 1..63 characters of [A-Za-z0-9_-].
+   Anything else -> UVAE_ERR_FORMAT "FILE:LINE: malformed line". More than max_names names ->
+   UVAE_ERR_ARG. names == NULL only counts (max_names is then ignored). */
+int uvae_pets_read_list(const char *list_path, char (*names)[64], int max_names);
+/* Loads every image of a list (dir: the dataset folder; list_path: any list file, e.g.
+   DIR/annotations/trainval.txt) resized to size x size, size in 1..4096. Images: bilinear with
+   align_corners=False semantics and no antialiasing (as PyTorch's F.interpolate(mode="bilinear",
+   align_corners=False)), pixel/255. Trimaps: nearest at pixel centres (source pixel
+   floor((i + 0.5) * in / out), PyTorch's "nearest-exact"), value - 1. Errors name the file: a
+   missing image or trimap (UVAE_ERR_IO "cannot open image|trimap"), an undecodable one
+   (UVAE_ERR_FORMAT "cannot decode"), an image larger than 8192x8192, a trimap that is not one
+   8-bit grey channel, whose size differs from its image, or with a value outside 1..3. */
+int uvae_pets_load(const char *dir, const char *list_path, int size, uvae_pets *p);
+/* Frees and zeroes (safe on a zeroed set). */
+void uvae_pets_free(uvae_pets *p);
+/* Per-channel mean and (population) standard deviation over every pixel of the set; normalise
+   every split with the TRAINING set's stats. An empty set gives mean 0, std 1. */
+void uvae_pets_stats(const uvae_pets *p, float mean[3], float std[3]);
+/* One batch, into CPU tensors allocated by the caller: x [B,3,S,S] = (image - mean) / std;
+   y [B,S,S] = class id as float (0 pet, 1 background, 2 border), or with binary != 0
+   y [B,1,S,S] = 1 for pet or border, 0 for background. flip[i] != 0 mirrors sample i
+   horizontally (flip may be NULL). idx: B indices in 0..n-1; shapes, indices and std > 0 are
+   checked first (UVAE_ERR_ARG, nothing written). */
+int uvae_pets_batch(const uvae_pets *p, const int *idx, int B, const float mean[3], const float std[3],
+                    const unsigned char *flip, int binary, uvae_tensor *x, uvae_tensor *y);
+
+/* Segmentation metrics from one confusion matrix pooled over a whole evaluation set (not a mean
+   of per-image scores). Start from a zeroed struct. */
+typedef struct uvae_confusion { int64_t m[3][3]; } uvae_confusion;   /* m[truth][pred] */
+/* Counts n (truth, pred) pairs of class ids; a pair with either value outside 0..2 (e.g. an
+   ignore label 255) is skipped. */
+void uvae_confusion_add(uvae_confusion *c, const unsigned char *truth, const unsigned char *pred, size_t n);
+typedef struct uvae_seg_metrics {
+    double iou[3], miou;         /* per class (pet, background, border) TP/(TP+FP+FN), and their mean */
+    double pet_iou;              /* foreground (pet+border) vs background: IoU of the foreground */
+    double pixel_acc, dice;      /* dice = 2TP/(2TP+FP+FN) of that foreground */
+} uvae_seg_metrics;
+/* Convention: a ratio 0/0 (a class absent from both truth and prediction, or an empty matrix)
+   counts as 1.0, a perfect score, so no metric is ever NaN. */
+uvae_seg_metrics uvae_confusion_metrics(const uvae_confusion *c);
+
+/* ---------------------------------------------------------------------------------------------
+   [image] RGB canvases, pasting images and label maps, text (stb_easy_font), PNG output (stb),
+   sample grids and line plots. Every pixel write is clipped to the canvas. Canvas sides must be
+   in 1..16384. The drawing calls (paste, paste_labels, text) return nothing and draw nothing when
+   given NULL or nonsensical arguments; the calls that allocate or write files return a status. */
+typedef struct uvae_image {
+    int w, h;
+    unsigned char *rgb;   /* [h, w, 3], row-major */
+} uvae_image;
+
+/* A w x h canvas filled with (r, g, b). On failure *im is zeroed (nothing to free). */
+int uvae_image_new(uvae_image *im, int w, int h, unsigned char r, unsigned char g, unsigned char b);
+/* Frees and zeroes (safe on a zeroed image). */
+void uvae_image_free(uvae_image *im);
+/* Paste a CHW float image (channels 1 or 3; values mapped from [lo,hi] to 0..255 rounded and
+   clamped, NaN -> 0) with its top-left corner at (x,y), each pixel drawn as a scale x scale block. */
+void uvae_image_paste(uvae_image *im, const float *chw, int channels, int h, int w, float lo, float hi,
+                      int x, int y, int scale);
+/* Paste a label map [h,w] of class ids, coloured by palette (n_colors rgb triples; id k uses
+   colour k % n_colors), each pixel drawn as a scale x scale block. */
+void uvae_image_paste_labels(uvae_image *im, const unsigned char *labels, int h, int w,
+                             const unsigned char *palette, int n_colors, int x, int y, int scale);
+/* Draw text (ASCII; other bytes draw as '?', '\n' starts a new line 12*scale lower) with its top-left
+   at (x,y), each font pixel a scale x scale block. Returns the width of the widest line in pixels
+   (drawn or not). */
+int uvae_image_text(uvae_image *im, int x, int y, const char *text, int scale,
+                    unsigned char r, unsigned char g, unsigned char b);
+/* Write an RGB PNG atomically: to "<path>.tmp", then renamed over path. Errors name the path;
+   UVAE_ERR_IO when the file cannot be written (nothing is left behind). */
+int uvae_image_save_png(const uvae_image *im, const char *path);
+/* A grid of n images (images: n CHW floats [channels,h,w], values in [lo,hi]) in min(cols, n)
+   columns, each cell scaled by `scale`, with an optional caption per cell (labels may be NULL, and
+   labels[i] may be NULL) in a 12-pixel strip under the cell, and an optional title on top.
+   Layout (G = 4, c = min(cols,n), rows = ceil(n/c), cap = labels ? 12 : 0, top = title ? 14 : 0):
+     width  = G + c * (w*scale + G)
+     height = top + G + rows * (h*scale + cap + G)
+   Cell i has its top-left at (G + (i%c)*(w*scale+G), top + G + (i/c)*(h*scale+cap+G)). */
+int uvae_grid_png(const char *path, const float *images, int n, int channels, int h, int w, float lo, float hi,
+                  int cols, int scale, const char *const *labels, const char *title);
+/* A w x h line plot of n_series (1..8) series of n_points values each (NaN/Inf = gap; x is the
+   index), with axes, min/max labels on both axes, a legend (names may be NULL, names[i] may be
+   NULL) and an optional title. Series i is drawn in uvae_plot_colors[i]. Needs w >= 64, h >= 48. */
+int uvae_plot_png(const char *path, int w, int h, const char *title, const char *const *names,
+                  const float *const *series, int n_series, int n_points);
+/* The series colours of uvae_plot_png (rgb triples). */
+extern const unsigned char uvae_plot_colors[8][3];
+
+
 #ifdef __cplusplus
 }
 #endif
@@ -456,6 +594,27 @@ static inline float uvae_hash_uniform(uint32_t seed, uint32_t i) {
 #ifdef UNETVAE_IMPLEMENTATION
 #ifndef UNETVAE_IMPLEMENTATION_DONE
 #define UNETVAE_IMPLEMENTATION_DONE
+/* stb (Debian's libstb-dev) decodes JPEG/PNG, inflates .gz and writes PNG; stb_easy_font draws
+   labels. Define UVAE_NO_STB_IMPLEMENTATION if your program already compiles stb elsewhere. */
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpedantic"
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#endif
+#ifndef UVAE_NO_STB_IMPLEMENTATION
+#define STB_IMAGE_IMPLEMENTATION
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#endif
+#include <stb/stb_image.h>
+#include <stb/stb_image_write.h>
+#include <stb/stb_easy_font.h>
+#if defined(__GNUC__) || defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -3282,5 +3441,1025 @@ done:
     uvae_st_free(&f);
     return st;
 }
+/* ---------------------------------------------------------------------------------------------
+   [data] dataset readers (implementation). Helpers are uvae__ds_*. */
+#include <limits.h>
+#define UVAE__DS_MAX_BYTES ((size_t)1 << 31)   /* 2 GiB: refuse larger files or contents */
+
+static unsigned uvae__ds_be32(const unsigned char *p) {
+    return ((unsigned)p[0] << 24) | ((unsigned)p[1] << 16) | ((unsigned)p[2] << 8) | (unsigned)p[3];
+}
+static unsigned uvae__ds_le32(const unsigned char *p) {
+    return (unsigned)p[0] | ((unsigned)p[1] << 8) | ((unsigned)p[2] << 16) | ((unsigned)p[3] << 24);
+}
+
+static unsigned uvae__ds_crc32(const unsigned char *p, size_t n) {
+    static const unsigned nib[16] = {   /* CRC-32 (reflected 0xEDB88320), 4 bits at a time */
+        0x00000000u, 0x1db71064u, 0x3b6e20c8u, 0x26d930acu, 0x76dc4190u, 0x6b6b51f4u,
+        0x4db26158u, 0x5005713cu, 0xedb88320u, 0xf00f9344u, 0xd6d6a3e8u, 0xcb61b38cu,
+        0x9b64c2b0u, 0x86d3d2d4u, 0xa00ae278u, 0xbdbdf21cu};
+    unsigned c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        c = (c >> 4) ^ nib[c & 15];
+        c = (c >> 4) ^ nib[c & 15];
+    }
+    return c ^ 0xffffffffu;
+}
+
+/* Inflate the gzip file `g` (len bytes) into a new UVAE_MALLOC buffer. */
+static int uvae__ds_gunzip(const char *path, const unsigned char *g, size_t len,
+                           unsigned char **out, size_t *out_len) {
+    size_t pos = 10, body, isize;
+    unsigned flg;
+    unsigned char *buf;
+    int got;
+    *out = NULL;
+    *out_len = 0;
+    if (len < 2 || g[0] != 0x1f || g[1] != 0x8b)
+        return uvae__fail(UVAE_ERR_FORMAT, "%s: not a gzip file (starts with 0x%02x 0x%02x, want 0x1f 0x8b)",
+                          path, g[0], len > 1 ? g[1] : 0);
+    if (len < 18) return uvae__fail(UVAE_ERR_FORMAT, "%s: truncated gzip file (%zu bytes)", path, len);
+    if (g[2] != 8) return uvae__fail(UVAE_ERR_FORMAT, "%s: gzip compression method %d is not deflate (8)", path, g[2]);
+    flg = g[3];
+    if (flg & 0xe0) return uvae__fail(UVAE_ERR_FORMAT, "%s: gzip header has reserved flag bits 0x%02x set", path, flg);
+    if (flg & 4) {                                         /* FEXTRA: 2-byte length, then data */
+        if (len - pos < 2) goto trunc;
+        size_t xlen = (size_t)g[pos] | ((size_t)g[pos + 1] << 8);
+        pos += 2;
+        if (len - pos < xlen) goto trunc;
+        pos += xlen;
+    }
+    for (unsigned bit = 8; bit <= 16; bit *= 2)            /* FNAME, FCOMMENT: zero-terminated */
+        if (flg & bit) {
+            while (pos < len && g[pos] != 0) pos++;
+            if (pos >= len) goto trunc;
+            pos++;
+        }
+    if (flg & 2) {                                         /* FHCRC */
+        if (len - pos < 2) goto trunc;
+        pos += 2;
+    }
+    if (len - pos < 8) goto trunc;
+    body = len - pos - 8;
+    isize = uvae__ds_le32(g + len - 4);
+    /* deflate expands at most ~1032:1: a larger claim is a lie (or a truncated file) */
+    if (isize > body * 1032 + 64)
+        return uvae__fail(UVAE_ERR_FORMAT, "%s: size in the trailer does not match: %zu bytes from %zu compressed "
+                          "(corrupt or truncated gzip)", path, isize, body);
+    if (isize >= UVAE__DS_MAX_BYTES - 1)
+        return uvae__fail(UVAE_ERR_FORMAT, "%s: decompressed size %zu bytes is above the 2 GiB limit", path, isize);
+    if (body > (size_t)INT_MAX - 8) return uvae__fail(UVAE_ERR_FORMAT, "%s: gzip body too large", path);
+    /* inflate into a buffer of exactly the announced size (+1 to see overruns): bounded memory.
+       The input includes the 8 trailer bytes: stb 2.27 reads ahead and calls a stream that ends
+       exactly at the end of its input a "bad huffman code"; the deflate data marks its own end. */
+    if (!(buf = (unsigned char *)UVAE_MALLOC(isize + 1)))
+        return uvae__fail(UVAE_ERR_NOMEM, "%s: out of memory for %zu decompressed bytes", path, isize);
+    {   /* stb does not set a reason on every failure: first make it a known, unrelated one */
+        static const unsigned char junk[1] = {0};
+        int a, b, c;
+        (void)stbi_info_from_memory(junk, 1, &a, &b, &c);
+    }
+    got = stbi_zlib_decode_noheader_buffer((char *)buf, (int)(isize + 1), (const char *)g + pos, (int)(body + 8));
+    if (got < 0) {
+        const char *why = stbi_failure_reason();
+        UVAE_FREE(buf);
+        if (why && strcmp(why, "output buffer limit") == 0)
+            return uvae__fail(UVAE_ERR_FORMAT, "%s: size in the trailer does not match: it says %zu bytes, the data "
+                              "inflates to more (corrupt or truncated gzip)", path, isize);
+        return uvae__fail(UVAE_ERR_FORMAT, "%s: corrupt deflate data (%s; corrupt or truncated gzip)", path,
+                          why ? why : "unknown");
+    }
+    if ((size_t)got != isize) {
+        UVAE_FREE(buf);
+        return uvae__fail(UVAE_ERR_FORMAT, "%s: size in the trailer does not match: it says %zu bytes, the data "
+                          "inflates to %d (corrupt or truncated gzip)", path, isize, got);
+    }
+    if (uvae__ds_crc32(buf, isize) != uvae__ds_le32(g + len - 8)) {
+        UVAE_FREE(buf);
+        return uvae__fail(UVAE_ERR_FORMAT, "%s: crc32 in the trailer does not match the data (corrupt or truncated gzip)", path);
+    }
+    *out = buf;
+    *out_len = isize;
+    return UVAE_OK;
+trunc:
+    return uvae__fail(UVAE_ERR_FORMAT, "%s: truncated gzip file (%zu bytes, header not complete)", path, len);
+}
+
+/* Read a whole file (inflated when it starts with the gzip magic) into a UVAE_MALLOC buffer. */
+static int uvae__ds_read(const char *path, unsigned char **out, size_t *out_len) {
+    FILE *fp;
+    long sz;
+    unsigned char *raw;
+    size_t len;
+    int st;
+    *out = NULL;
+    *out_len = 0;
+    if (!path) return uvae__fail(UVAE_ERR_ARG, "uvae dataset: NULL path");
+    errno = 0;
+    if (!(fp = fopen(path, "rb"))) return uvae__fail(UVAE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fseek(fp, 0, SEEK_END) != 0 || (sz = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0) {
+        st = uvae__fail(UVAE_ERR_IO, "%s: cannot determine the size: %s", path, strerror(errno));
+        fclose(fp);
+        return st;
+    }
+    if ((unsigned long)sz > (unsigned long)UVAE__DS_MAX_BYTES) {
+        fclose(fp);
+        return uvae__fail(UVAE_ERR_FORMAT, "%s: %ld bytes is above the 2 GiB limit", path, sz);
+    }
+    len = (size_t)sz;
+    if (len == 0) {
+        fclose(fp);
+        return uvae__fail(UVAE_ERR_FORMAT, "%s: empty file", path);
+    }
+    if (!(raw = (unsigned char *)UVAE_MALLOC(len))) {
+        fclose(fp);
+        return uvae__fail(UVAE_ERR_NOMEM, "%s: out of memory for %zu bytes", path, len);
+    }
+    if (fread(raw, 1, len, fp) != len) {
+        st = uvae__fail(UVAE_ERR_IO, "%s: read error: %s", path, ferror(fp) ? strerror(errno) : "file shrank");
+        fclose(fp);
+        UVAE_FREE(raw);
+        return st;
+    }
+    fclose(fp);
+    if (raw[0] != 0x1f) {   /* neither IDX (00 00 ..) nor CIFAR (label 0..9) starts with 0x1f */
+        *out = raw;
+        *out_len = len;
+        return UVAE_OK;
+    }
+    st = uvae__ds_gunzip(path, raw, len, out, out_len);
+    UVAE_FREE(raw);
+    if (st == UVAE_OK && *out_len == 0) {
+        UVAE_FREE(*out);
+        *out = NULL;
+        return uvae__fail(UVAE_ERR_FORMAT, "%s: empty file (after gzip decompression)", path);
+    }
+    return st;
+}
+
+void uvae_dataset_free(uvae_dataset *d) {
+    if (!d) return;
+    UVAE_FREE(d->images);
+    UVAE_FREE(d->labels);
+    memset(d, 0, sizeof *d);
+}
+
+int uvae_load_idx(const char *images_path, const char *labels_path, uvae_dataset *d) {
+    unsigned char *im = NULL, *lb = NULL;
+    size_t im_len = 0, lb_len = 0;
+    unsigned magic, count, rows, cols, lcount;
+    unsigned long long want;
+    int st;
+    if (!d) return uvae__fail(UVAE_ERR_ARG, "uvae_load_idx: NULL dataset");
+    memset(d, 0, sizeof *d);
+    if (!images_path || !labels_path) return uvae__fail(UVAE_ERR_ARG, "uvae_load_idx: NULL path");
+    if ((st = uvae__ds_read(images_path, &im, &im_len)) != UVAE_OK) return st;
+    if (im_len < 16) {
+        st = uvae__fail(UVAE_ERR_FORMAT, "%s: truncated header: %zu bytes, an IDX images header has 16", images_path, im_len);
+        goto fail;
+    }
+    magic = uvae__ds_be32(im);
+    if (magic != 0x803) {
+        st = uvae__fail(UVAE_ERR_FORMAT, "%s: bad magic 0x%08x (want 0x00000803 for images)", images_path, magic);
+        goto fail;
+    }
+    count = uvae__ds_be32(im + 4);
+    rows = uvae__ds_be32(im + 8);
+    cols = uvae__ds_be32(im + 12);
+    if (rows < 1 || rows > 4096 || cols < 1 || cols > 4096) {
+        st = uvae__fail(UVAE_ERR_FORMAT, "%s: image size %ux%u is not in 1..4096", images_path, rows, cols);
+        goto fail;
+    }
+    if (count == 0 || count > INT_MAX) {
+        st = uvae__fail(UVAE_ERR_FORMAT, "%s: image count %u is not in 1..%d", images_path, count, INT_MAX);
+        goto fail;
+    }
+    want = 16ull + (unsigned long long)count * rows * cols;
+    if (want != im_len) {
+        st = uvae__fail(UVAE_ERR_FORMAT, "%s: %s: header says %u images of %ux%u (%llu bytes) but the file has %zu",
+                        images_path, want > im_len ? "truncated" : "trailing bytes", count, rows, cols, want, im_len);
+        goto fail;
+    }
+    if ((st = uvae__ds_read(labels_path, &lb, &lb_len)) != UVAE_OK) goto fail;
+    if (lb_len < 8) {
+        st = uvae__fail(UVAE_ERR_FORMAT, "%s: truncated header: %zu bytes, an IDX labels header has 8", labels_path, lb_len);
+        goto fail;
+    }
+    magic = uvae__ds_be32(lb);
+    if (magic != 0x801) {
+        st = uvae__fail(UVAE_ERR_FORMAT, "%s: bad magic 0x%08x (want 0x00000801 for labels)", labels_path, magic);
+        goto fail;
+    }
+    lcount = uvae__ds_be32(lb + 4);
+    if (8ull + lcount != lb_len) {
+        st = uvae__fail(UVAE_ERR_FORMAT, "%s: %s: header says %u labels (%llu bytes) but the file has %zu", labels_path,
+                        8ull + lcount > lb_len ? "truncated" : "trailing bytes", lcount, 8ull + lcount, lb_len);
+        goto fail;
+    }
+    if (lcount != count) {
+        st = uvae__fail(UVAE_ERR_FORMAT, "%s: %u labels but the images file has %u images", labels_path, lcount, count);
+        goto fail;
+    }
+    for (unsigned i = 0; i < count; i++)
+        if (lb[8 + i] > 9) {
+            st = uvae__fail(UVAE_ERR_FORMAT, "%s: label %d at record %u is out of range 0..9", labels_path, lb[8 + i], i);
+            goto fail;
+        }
+    memmove(im, im + 16, im_len - 16);
+    memmove(lb, lb + 8, count);
+    d->n = (int)count;
+    d->channels = 1;
+    d->height = (int)rows;
+    d->width = (int)cols;
+    d->n_classes = 10;
+    d->images = im;
+    d->labels = lb;
+    return UVAE_OK;
+fail:
+    UVAE_FREE(im);
+    UVAE_FREE(lb);
+    return st;
+}
+
+int uvae_load_cifar10(const char *const *paths, int n_paths, uvae_dataset *d) {
+    enum { REC = 3073, PIX = 3072 };
+    unsigned char *buf = NULL, *im = NULL, *lb = NULL;
+    size_t len = 0, total = 0;
+    int st = UVAE_OK;
+    if (!d) return uvae__fail(UVAE_ERR_ARG, "uvae_load_cifar10: NULL dataset");
+    memset(d, 0, sizeof *d);
+    if (!paths || n_paths < 1) return uvae__fail(UVAE_ERR_ARG, "uvae_load_cifar10: no files (n_paths %d)", n_paths);
+    for (int f = 0; f < n_paths; f++) {
+        size_t nrec;
+        unsigned char *p;
+        if ((st = uvae__ds_read(paths[f], &buf, &len)) != UVAE_OK) goto fail;
+        if (len % REC != 0) {
+            st = uvae__fail(UVAE_ERR_FORMAT, "%s: %zu bytes is not a whole number of %d-byte records", paths[f], len, REC);
+            goto fail;
+        }
+        nrec = len / REC;
+        if (total + nrec > (size_t)INT_MAX) {
+            st = uvae__fail(UVAE_ERR_FORMAT, "%s: more than %d records in all", paths[f], INT_MAX);
+            goto fail;
+        }
+        for (size_t r = 0; r < nrec; r++)
+            if (buf[r * REC] > 9) {
+                st = uvae__fail(UVAE_ERR_FORMAT, "%s: label %d at record %zu is out of range 0..9", paths[f], buf[r * REC], r);
+                goto fail;
+            }
+        if (!(p = (unsigned char *)UVAE_REALLOC(im, (total + nrec) * PIX))) {
+            st = uvae__fail(UVAE_ERR_NOMEM, "%s: out of memory for %zu images", paths[f], total + nrec);
+            goto fail;
+        }
+        im = p;
+        if (!(p = (unsigned char *)UVAE_REALLOC(lb, total + nrec))) {
+            st = uvae__fail(UVAE_ERR_NOMEM, "%s: out of memory for %zu labels", paths[f], total + nrec);
+            goto fail;
+        }
+        lb = p;
+        for (size_t r = 0; r < nrec; r++) {
+            lb[total + r] = buf[r * REC];
+            memcpy(im + (total + r) * PIX, buf + r * REC + 1, PIX);
+        }
+        total += nrec;
+        UVAE_FREE(buf);
+        buf = NULL;
+    }
+    d->n = (int)total;
+    d->channels = 3;
+    d->height = 32;
+    d->width = 32;
+    d->n_classes = 10;
+    d->images = im;
+    d->labels = lb;
+    return UVAE_OK;
+fail:
+    UVAE_FREE(buf);
+    UVAE_FREE(im);
+    UVAE_FREE(lb);
+    return st;
+}
+
+int uvae_dataset_batch(const uvae_dataset *d, const int *idx, int B, uvae_tensor *x, uvae_tensor *y) {
+    size_t per;
+    if (!d || !d->images || !d->labels || d->n < 1 || !idx || !x || !y || B < 1)
+        return uvae__fail(UVAE_ERR_ARG, "uvae_dataset_batch: NULL or empty argument (B %d)", B);
+    if (x->device != UVAE_CPU || y->device != UVAE_CPU || !x->data || !y->data)
+        return uvae__fail(UVAE_ERR_ARG, "uvae_dataset_batch: x and y must be CPU tensors");
+    per = (size_t)d->channels * d->height * d->width;
+    if (x->ndim != 4 || x->shape[0] != B || x->shape[1] != d->channels || x->shape[2] != d->height ||
+        x->shape[3] != d->width || y->size != (size_t)B)
+        return uvae__fail(UVAE_ERR_ARG, "uvae_dataset_batch: x %s and y with %zu values, want x [%d,%d,%d,%d] and y [%d]",
+                          uvae__shape_str(x), y->size, B, d->channels, d->height, d->width, B);
+    for (int b = 0; b < B; b++)
+        if (idx[b] < 0 || idx[b] >= d->n)
+            return uvae__fail(UVAE_ERR_ARG, "uvae_dataset_batch: index %d at position %d is out of range 0..%d", idx[b], b, d->n - 1);
+    for (int b = 0; b < B; b++) {
+        const unsigned char *src = d->images + (size_t)idx[b] * per;
+        float *dst = x->data + (size_t)b * per;
+        for (size_t i = 0; i < per; i++) dst[i] = (float)src[i] / 255.0f;
+        y->data[b] = (float)d->labels[idx[b]];
+    }
+    return UVAE_OK;
+}
+
+void uvae_shuffle(int *order, int n, uvae_rng *rng) {
+    if (!order || n < 1 || !rng) return;
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int i = n - 1; i > 0; i--) {
+        uint32_t bound = (uint32_t)i + 1, lim = (uint32_t)(0u - bound) % bound, r;
+        do r = uvae_rng_u32(rng); while (r < lim);   /* reject the biased low range */
+        int j = (int)(r % bound), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [data/pets] implementation */
+#define UVAE__PETS_MAX_SIDE 8192
+
+static int uvae__pets_is_blank(int ch) { return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' || ch == '\v' || ch == '\f'; }
+static int uvae__pets_name_char(int ch) {
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+}
+
+int uvae_pets_read_list(const char *list_path, char (*names)[64], int max_names) {
+    char line[1024];
+    int count = 0, lineno = 0;
+    FILE *f;
+    if (!list_path) return uvae__fail(UVAE_ERR_ARG, "uvae_pets_read_list: NULL path");
+    if (names && max_names < 0) return uvae__fail(UVAE_ERR_ARG, "uvae_pets_read_list: max_names %d < 0", max_names);
+    if (!(f = fopen(list_path, "rb")))
+        return uvae__fail(UVAE_ERR_IO, "uvae_pets_read_list: cannot open list %s: %s", list_path, strerror(errno));
+    while (fgets(line, sizeof line, f)) {
+        size_t len = strlen(line);
+        char *s = line, *name;
+        size_t nlen;
+        int fields = 0;
+        lineno++;
+        if (len == sizeof line - 1 && line[len - 1] != '\n' && !feof(f)) {
+            fclose(f);
+            return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s:%d: malformed line (longer than %d characters)",
+                              list_path, lineno, (int)sizeof line - 2);
+        }
+        while (*s && uvae__pets_is_blank((unsigned char)*s)) s++;
+        if (*s == '\0' || *s == '#') continue;
+        name = s;
+        while (*s && uvae__pets_name_char((unsigned char)*s)) s++;
+        nlen = (size_t)(s - name);
+        if (*s && !uvae__pets_is_blank((unsigned char)*s)) {
+            fclose(f);
+            return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s:%d: malformed line (character '%c' in the name; "
+                              "names are [A-Za-z0-9_-])", list_path, lineno, *s);
+        }
+        if (nlen >= 64) {
+            fclose(f);
+            return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s:%d: malformed line (name of %zu characters, at most 63)",
+                              list_path, lineno, nlen);
+        }
+        for (;;) {   /* the optional fields: non-negative integers */
+            while (*s && uvae__pets_is_blank((unsigned char)*s)) s++;
+            if (!*s) break;
+            if (!(*s >= '0' && *s <= '9')) {
+                fclose(f);
+                return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s:%d: malformed line (want `Name class species breed`)",
+                                  list_path, lineno);
+            }
+            while (*s >= '0' && *s <= '9') s++;
+            if (*s && !uvae__pets_is_blank((unsigned char)*s)) {
+                fclose(f);
+                return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s:%d: malformed line (want `Name class species breed`)",
+                                  list_path, lineno);
+            }
+            fields++;
+        }
+        if (fields != 0 && fields != 3) {
+            fclose(f);
+            return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s:%d: malformed line (%d fields after the name, want 3)",
+                              list_path, lineno, fields);
+        }
+        if (names) {
+            if (count >= max_names) {
+                fclose(f);
+                return uvae__fail(UVAE_ERR_ARG, "uvae_pets_read_list: %s names more than max_names = %d images", list_path, max_names);
+            }
+            memcpy(names[count], name, nlen);
+            names[count][nlen] = '\0';
+        }
+        if (count == INT32_MAX) { fclose(f); return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s: too many names", list_path); }
+        count++;
+    }
+    if (ferror(f)) {
+        fclose(f);
+        return uvae__fail(UVAE_ERR_IO, "uvae_pets_read_list: cannot read list %s: %s", list_path, strerror(errno));
+    }
+    fclose(f);
+    return count;
+}
+
+/* Opens and decodes one file with stb into `want` channels; the caller frees with stbi_image_free.
+   Checks the size limit before decoding; *chan gets the file's own channel count. */
+static int uvae__pets_decode(const char *path, const char *what, int want, unsigned char **out, int *w, int *h, int *chan) {
+    FILE *f = fopen(path, "rb");
+    *out = NULL;
+    if (!f) return uvae__fail(UVAE_ERR_IO, "uvae_pets_load: cannot open %s %s: %s", what, path, strerror(errno));
+    if (!stbi_info_from_file(f, w, h, chan)) {
+        const char *why = stbi_failure_reason();
+        fclose(f);
+        return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: cannot decode %s %s: %s", what, path, why ? why : "unknown format");
+    }
+    if (*w < 1 || *h < 1 || *w > UVAE__PETS_MAX_SIDE || *h > UVAE__PETS_MAX_SIDE) {
+        fclose(f);
+        return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: %s %s is %dx%d, larger than %dx%d", what, path, *w, *h,
+                          UVAE__PETS_MAX_SIDE, UVAE__PETS_MAX_SIDE);
+    }
+    if (want == 1 && (*chan != 1 || stbi_is_16_bit_from_file(f))) {
+        fclose(f);
+        return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: %s %s is not 8-bit grey (%d channels%s)", what, path, *chan,
+                          *chan == 1 ? ", 16-bit" : "");
+    }
+    {
+        int w2, h2, c2;
+        *out = stbi_load_from_file(f, &w2, &h2, &c2, want);
+        fclose(f);
+        if (!*out) {
+            const char *why = stbi_failure_reason();
+            return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: cannot decode %s %s: %s", what, path, why ? why : "corrupt data");
+        }
+        if (w2 != *w || h2 != *h) {
+            stbi_image_free(*out);
+            *out = NULL;
+            return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: cannot decode %s %s: inconsistent header", what, path);
+        }
+    }
+    return UVAE_OK;
+}
+
+/* Bilinear, align_corners=False: source coordinate (i + 0.5) * in / out - 0.5, clamped at 0. */
+static void uvae__pets_bilinear_index(int i, int in, int out, int *i0, int *i1, float *t) {
+    double s = ((double)i + 0.5) * (double)in / (double)out - 0.5;
+    int k;
+    if (s < 0) s = 0;
+    k = (int)s;
+    if (k > in - 1) k = in - 1;
+    *i0 = k;
+    *i1 = k < in - 1 ? k + 1 : k;
+    *t = (float)(s - k);
+}
+
+static void uvae__pets_resize_rgb(const unsigned char *src, int w, int h, int S, float *dst) {
+    for (int oy = 0; oy < S; oy++) {
+        int y0, y1;
+        float ty;
+        uvae__pets_bilinear_index(oy, h, S, &y0, &y1, &ty);
+        for (int ox = 0; ox < S; ox++) {
+            int x0, x1;
+            float tx;
+            uvae__pets_bilinear_index(ox, w, S, &x0, &x1, &tx);
+            for (int c = 0; c < 3; c++) {
+                float a = src[((size_t)y0 * w + x0) * 3 + c], b = src[((size_t)y0 * w + x1) * 3 + c];
+                float d = src[((size_t)y1 * w + x0) * 3 + c], e = src[((size_t)y1 * w + x1) * 3 + c];
+                float top = a + (b - a) * tx, bot = d + (e - d) * tx;
+                dst[((size_t)c * S + oy) * S + ox] = (top + (bot - top) * ty) * (1.0f / 255.0f);
+            }
+        }
+    }
+}
+
+static void uvae__pets_resize_mask(const unsigned char *src, int w, int h, int S, unsigned char *dst) {
+    for (int oy = 0; oy < S; oy++) {
+        size_t sy = (size_t)((2 * (int64_t)oy + 1) * h / (2 * (int64_t)S));
+        for (int ox = 0; ox < S; ox++) {
+            size_t sx = (size_t)((2 * (int64_t)ox + 1) * w / (2 * (int64_t)S));
+            dst[(size_t)oy * S + ox] = (unsigned char)(src[sy * (size_t)w + sx] - 1);
+        }
+    }
+}
+
+void uvae_pets_free(uvae_pets *p) {
+    if (!p) return;
+    UVAE_FREE(p->images);
+    UVAE_FREE(p->masks);
+    UVAE_FREE(p->names);
+    memset(p, 0, sizeof *p);
+}
+
+int uvae_pets_load(const char *dir, const char *list_path, int size, uvae_pets *p) {
+    char img_path[4096], tri_path[4096];
+    int n, st;
+    size_t plane;
+    if (!p) return uvae__fail(UVAE_ERR_ARG, "uvae_pets_load: NULL output");
+    memset(p, 0, sizeof *p);
+    if (!dir || !list_path) return uvae__fail(UVAE_ERR_ARG, "uvae_pets_load: NULL dir or list path");
+    if (size < 1 || size > 4096) return uvae__fail(UVAE_ERR_ARG, "uvae_pets_load: size %d not in 1..4096", size);
+    if ((n = uvae_pets_read_list(list_path, NULL, 0)) < 0) return n;
+    if (n == 0) return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: list %s names no images", list_path);
+    plane = (size_t)size * (size_t)size;
+    if ((size_t)n > ((size_t)-1 / 2) / (3 * plane * sizeof(float)))
+        return uvae__fail(UVAE_ERR_NOMEM, "uvae_pets_load: %d images of %dx%d do not fit in memory", n, size, size);
+    p->names = (char (*)[64])UVAE_MALLOC((size_t)n * 64);
+    p->images = (float *)UVAE_MALLOC((size_t)n * 3 * plane * sizeof(float));
+    p->masks = (unsigned char *)UVAE_MALLOC((size_t)n * plane);
+    if (!p->names || !p->images || !p->masks) {
+        uvae_pets_free(p);
+        return uvae__fail(UVAE_ERR_NOMEM, "uvae_pets_load: out of memory for %d images of %dx%d", n, size, size);
+    }
+    /* the list is read again: it may not have changed size in between */
+    if ((st = uvae_pets_read_list(list_path, p->names, n)) != n) {
+        uvae_pets_free(p);
+        return st < 0 ? st : uvae__fail(UVAE_ERR_IO, "uvae_pets_load: list %s changed while being read", list_path);
+    }
+    for (int i = 0; i < n; i++) {
+        unsigned char *img = NULL, *tri = NULL;
+        int w, h, c, tw, th, tc;
+        if ((size_t)snprintf(img_path, sizeof img_path, "%s/images/%s.jpg", dir, p->names[i]) >= sizeof img_path ||
+            (size_t)snprintf(tri_path, sizeof tri_path, "%s/annotations/trimaps/%s.png", dir, p->names[i]) >= sizeof tri_path) {
+            uvae_pets_free(p);
+            return uvae__fail(UVAE_ERR_ARG, "uvae_pets_load: path of dataset folder %s is too long", dir);
+        }
+        if ((st = uvae__pets_decode(img_path, "image", 3, &img, &w, &h, &c)) != UVAE_OK ||
+            (st = uvae__pets_decode(tri_path, "trimap", 1, &tri, &tw, &th, &tc)) != UVAE_OK) {
+            if (img) stbi_image_free(img);
+            uvae_pets_free(p);
+            return st;
+        }
+        if (tw != w || th != h) {
+            stbi_image_free(img);
+            stbi_image_free(tri);
+            uvae_pets_free(p);
+            return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: trimap %s is %dx%d but its image %s is %dx%d",
+                              tri_path, tw, th, img_path, w, h);
+        }
+        for (size_t k = 0; k < (size_t)w * (size_t)h; k++)
+            if (tri[k] < 1 || tri[k] > 3) {
+                int v = tri[k];
+                stbi_image_free(img);
+                stbi_image_free(tri);
+                uvae_pets_free(p);
+                return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: trimap %s has value %d at (x %d, y %d), outside 1..3",
+                                  tri_path, v, (int)(k % (size_t)w), (int)(k / (size_t)w));
+            }
+        uvae__pets_resize_rgb(img, w, h, size, p->images + (size_t)i * 3 * plane);
+        uvae__pets_resize_mask(tri, w, h, size, p->masks + (size_t)i * plane);
+        stbi_image_free(img);
+        stbi_image_free(tri);
+    }
+    p->n = n;
+    p->size = size;
+    return UVAE_OK;
+}
+
+void uvae_pets_stats(const uvae_pets *p, float mean[3], float std[3]) {
+    size_t plane, count;
+    for (int c = 0; c < 3; c++) { mean[c] = 0.0f; std[c] = 1.0f; }
+    if (!p || p->n < 1 || !p->images) return;
+    plane = (size_t)p->size * (size_t)p->size;
+    count = (size_t)p->n * plane;
+    for (int c = 0; c < 3; c++) {   /* two passes in double: no cancellation */
+        double s = 0, v = 0, m;
+        for (int i = 0; i < p->n; i++) {
+            const float *x = p->images + ((size_t)i * 3 + c) * plane;
+            for (size_t k = 0; k < plane; k++) s += x[k];
+        }
+        m = s / (double)count;
+        for (int i = 0; i < p->n; i++) {
+            const float *x = p->images + ((size_t)i * 3 + c) * plane;
+            for (size_t k = 0; k < plane; k++) v += ((double)x[k] - m) * ((double)x[k] - m);
+        }
+        mean[c] = (float)m;
+        std[c] = (float)sqrt(v / (double)count);
+    }
+}
+
+int uvae_pets_batch(const uvae_pets *p, const int *idx, int B, const float mean[3], const float std[3],
+                    const unsigned char *flip, int binary, uvae_tensor *x, uvae_tensor *y) {
+    int S;
+    size_t plane;
+    if (!p || !idx || !mean || !std || !x || !y) return uvae__fail(UVAE_ERR_ARG, "uvae_pets_batch: NULL argument");
+    if (B < 1) return uvae__fail(UVAE_ERR_ARG, "uvae_pets_batch: batch size %d < 1", B);
+    S = p->size;
+    plane = (size_t)S * (size_t)S;
+    if (x->device != UVAE_CPU || y->device != UVAE_CPU || !x->data || !y->data)
+        return uvae__fail(UVAE_ERR_ARG, "uvae_pets_batch: x and y must be CPU tensors");
+    if (x->ndim != 4 || x->shape[0] != B || x->shape[1] != 3 || x->shape[2] != S || x->shape[3] != S)
+        return uvae__fail(UVAE_ERR_ARG, "uvae_pets_batch: x must be [%d,3,%d,%d]", B, S, S);
+    if (binary ? (y->ndim != 4 || y->shape[0] != B || y->shape[1] != 1 || y->shape[2] != S || y->shape[3] != S)
+               : (y->ndim != 3 || y->shape[0] != B || y->shape[1] != S || y->shape[2] != S)) {
+        if (binary) return uvae__fail(UVAE_ERR_ARG, "uvae_pets_batch: y must be [%d,1,%d,%d] (binary)", B, S, S);
+        return uvae__fail(UVAE_ERR_ARG, "uvae_pets_batch: y must be [%d,%d,%d]", B, S, S);
+    }
+    for (int c = 0; c < 3; c++)
+        if (!(std[c] > 0.0f) || !isfinite(std[c]) || !isfinite(mean[c]))
+            return uvae__fail(UVAE_ERR_ARG, "uvae_pets_batch: channel %d: mean %g, std %g (want finite, std > 0)",
+                              c, (double)mean[c], (double)std[c]);
+    for (int b = 0; b < B; b++)
+        if (idx[b] < 0 || idx[b] >= p->n)
+            return uvae__fail(UVAE_ERR_ARG, "uvae_pets_batch: idx[%d] = %d not in 0..%d", b, idx[b], p->n - 1);
+    for (int b = 0; b < B; b++) {
+        int fl = flip && flip[b];
+        const float *src = p->images + (size_t)idx[b] * 3 * plane;
+        const unsigned char *m = p->masks + (size_t)idx[b] * plane;
+        float *xd = x->data + (size_t)b * 3 * plane, *yd = y->data + (size_t)b * plane;
+        for (int c = 0; c < 3; c++) {
+            float mu = mean[c], inv = 1.0f / std[c];
+            for (int r = 0; r < S; r++)
+                for (int col = 0; col < S; col++) {
+                    int sc = fl ? S - 1 - col : col;
+                    xd[((size_t)c * S + r) * S + col] = (src[((size_t)c * S + r) * S + sc] - mu) * inv;
+                }
+        }
+        for (int r = 0; r < S; r++)
+            for (int col = 0; col < S; col++) {
+                unsigned char v = m[(size_t)r * S + (fl ? S - 1 - col : col)];
+                yd[(size_t)r * S + col] = binary ? (v == 1 ? 0.0f : 1.0f) : (float)v;
+            }
+    }
+    return UVAE_OK;
+}
+
+void uvae_confusion_add(uvae_confusion *c, const unsigned char *truth, const unsigned char *pred, size_t n) {
+    if (!c || !truth || !pred) return;
+    for (size_t i = 0; i < n; i++)
+        if (truth[i] < 3 && pred[i] < 3) c->m[truth[i]][pred[i]]++;
+}
+
+static double uvae__ratio1(double num, double den) { return den > 0 ? num / den : 1.0; }
+
+uvae_seg_metrics uvae_confusion_metrics(const uvae_confusion *c) {
+    uvae_seg_metrics r;
+    double total = 0, diag = 0, tp, fp, fn;
+    memset(&r, 0, sizeof r);
+    if (!c) return r;
+    for (int k = 0; k < 3; k++) {
+        double row = 0, col = 0, d = (double)c->m[k][k];
+        for (int j = 0; j < 3; j++) {
+            row += (double)c->m[k][j];
+            col += (double)c->m[j][k];
+            total += (double)c->m[k][j];
+        }
+        diag += d;
+        r.iou[k] = uvae__ratio1(d, row + col - d);
+    }
+    r.miou = (r.iou[0] + r.iou[1] + r.iou[2]) / 3.0;
+    r.pixel_acc = uvae__ratio1(diag, total);
+    /* foreground = pet (0) or border (2); background = 1 */
+    tp = (double)c->m[0][0] + (double)c->m[0][2] + (double)c->m[2][0] + (double)c->m[2][2];
+    fp = (double)c->m[1][0] + (double)c->m[1][2];
+    fn = (double)c->m[0][1] + (double)c->m[2][1];
+    r.pet_iou = uvae__ratio1(tp, tp + fp + fn);
+    r.dice = uvae__ratio1(2 * tp, 2 * tp + fp + fn);
+    return r;
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [image] canvases, text, PNG, grids and plots (implementation). Helpers are uvae__img_*.
+   Coordinates that may overflow int (x + w*scale) are computed in long long and then clipped. */
+#include <limits.h>
+#define UVAE__IMG_MAX 16384
+
+const unsigned char uvae_plot_colors[8][3] = {
+    {31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40},
+    {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {23, 190, 207}};
+
+/* A clip rectangle [x0,x1) x [y0,y1); uvae__img_clip intersects it with the canvas. */
+typedef struct { long long x0, y0, x1, y1; } uvae__img_rect;
+
+static uvae__img_rect uvae__img_clip(const uvae_image *im, uvae__img_rect r) {
+    if (r.x0 < 0) r.x0 = 0;
+    if (r.y0 < 0) r.y0 = 0;
+    if (r.x1 > im->w) r.x1 = im->w;
+    if (r.y1 > im->h) r.y1 = im->h;
+    return r;
+}
+
+/* Fill the rectangle [x0,x1) x [y0,y1) with (r,g,b), clipped to `clip` and the canvas. */
+static void uvae__img_fill(uvae_image *im, long long x0, long long y0, long long x1, long long y1,
+                           uvae__img_rect clip, unsigned char r, unsigned char g, unsigned char b) {
+    clip = uvae__img_clip(im, clip);
+    if (x0 < clip.x0) x0 = clip.x0;
+    if (y0 < clip.y0) y0 = clip.y0;
+    if (x1 > clip.x1) x1 = clip.x1;
+    if (y1 > clip.y1) y1 = clip.y1;
+    for (long long y = y0; y < y1; y++)
+        for (long long x = x0; x < x1; x++) {
+            unsigned char *d = im->rgb + ((size_t)y * (size_t)im->w + (size_t)x) * 3;
+            d[0] = r; d[1] = g; d[2] = b;
+        }
+}
+
+static uvae__img_rect uvae__img_all(const uvae_image *im) {
+    uvae__img_rect r = {0, 0, im->w, im->h};
+    return r;
+}
+
+int uvae_image_new(uvae_image *im, int w, int h, unsigned char r, unsigned char g, unsigned char b) {
+    if (!im) return uvae__fail(UVAE_ERR_ARG, "uvae_image_new: NULL image");
+    memset(im, 0, sizeof *im);
+    if (w < 1 || w > UVAE__IMG_MAX || h < 1 || h > UVAE__IMG_MAX)
+        return uvae__fail(UVAE_ERR_ARG, "uvae_image_new: size %d x %d not in 1..%d", w, h, UVAE__IMG_MAX);
+    size_t n = (size_t)w * (size_t)h;   /* <= 2^28: no overflow */
+    im->rgb = (unsigned char *)UVAE_MALLOC(n * 3);
+    if (!im->rgb) return uvae__fail(UVAE_ERR_NOMEM, "uvae_image_new: out of memory for %d x %d pixels", w, h);
+    im->w = w;
+    im->h = h;
+    for (size_t i = 0; i < n; i++) {
+        im->rgb[3 * i] = r; im->rgb[3 * i + 1] = g; im->rgb[3 * i + 2] = b;
+    }
+    return UVAE_OK;
+}
+
+void uvae_image_free(uvae_image *im) {
+    if (!im) return;
+    UVAE_FREE(im->rgb);
+    memset(im, 0, sizeof *im);
+}
+
+static int uvae__img_ok(const uvae_image *im) {
+    return im && im->rgb && im->w >= 1 && im->w <= UVAE__IMG_MAX && im->h >= 1 && im->h <= UVAE__IMG_MAX;
+}
+
+/* value -> byte: (v - lo) * k, rounded and clamped to 0..255; NaN -> 0. */
+static unsigned char uvae__img_byte(float v, float lo, float k) {
+    float t = (v - lo) * k;
+    if (!(t > 0.0f)) return 0;
+    if (t >= 254.5f) return 255;
+    return (unsigned char)(t + 0.5f);
+}
+
+/* The destination rectangle of an h x w source scaled by `scale` at (x,y), clipped to the canvas. */
+static uvae__img_rect uvae__img_dst(const uvae_image *im, int h, int w, int x, int y, int scale) {
+    uvae__img_rect r = {x, y, (long long)x + (long long)w * scale, (long long)y + (long long)h * scale};
+    return uvae__img_clip(im, r);
+}
+
+/* Draws each source pixel (sy, sx) as a scale x scale block: walks the clipped destination pixels
+   and maps each back to its source pixel. */
+void uvae_image_paste(uvae_image *im, const float *chw, int channels, int h, int w, float lo, float hi,
+                      int x, int y, int scale) {
+    if (!uvae__img_ok(im) || !chw || (channels != 1 && channels != 3) || h < 1 || w < 1 || scale < 1) return;
+    float k = hi != lo ? 255.0f / (hi - lo) : 0.0f;
+    if (!isfinite(k)) k = 0.0f;
+    size_t plane = (size_t)h * (size_t)w;
+    uvae__img_rect r = uvae__img_dst(im, h, w, x, y, scale);
+    for (long long py = r.y0; py < r.y1; py++) {
+        size_t sy = (size_t)((py - y) / scale);
+        for (long long px = r.x0; px < r.x1; px++) {
+            size_t s = sy * (size_t)w + (size_t)((px - x) / scale);
+            unsigned char *d = im->rgb + ((size_t)py * (size_t)im->w + (size_t)px) * 3;
+            for (int c = 0; c < 3; c++) d[c] = uvae__img_byte(chw[(channels == 3 ? (size_t)c : 0) * plane + s], lo, k);
+        }
+    }
+}
+
+/* The same walk as uvae_image_paste, colouring class ids through the palette. */
+void uvae_image_paste_labels(uvae_image *im, const unsigned char *labels, int h, int w,
+                             const unsigned char *palette, int n_colors, int x, int y, int scale) {
+    if (!uvae__img_ok(im) || !labels || !palette || n_colors < 1 || h < 1 || w < 1 || scale < 1) return;
+    uvae__img_rect r = uvae__img_dst(im, h, w, x, y, scale);
+    for (long long py = r.y0; py < r.y1; py++) {
+        size_t sy = (size_t)((py - y) / scale);
+        for (long long px = r.x0; px < r.x1; px++) {
+            const unsigned char *p = palette + 3 * (size_t)(labels[sy * (size_t)w + (size_t)((px - x) / scale)] % n_colors);
+            unsigned char *d = im->rgb + ((size_t)py * (size_t)im->w + (size_t)px) * 3;
+            d[0] = p[0]; d[1] = p[1]; d[2] = p[2];
+        }
+    }
+}
+
+/* Draws text one character at a time: stb_easy_font_print turns the character into quads (4
+   vertices of 16 bytes: x, y, z floats, then rgba), each an axis-aligned rectangle in font pixels;
+   every rectangle is filled scaled by `scale` and offset to the pen, clipped to `clip`. Returns the
+   widest line's width in pixels (clamped to INT_MAX). */
+static int uvae__img_text(uvae_image *im, long long x, long long y, const char *text, int scale,
+                          uvae__img_rect clip, unsigned char r, unsigned char g, unsigned char b) {
+    char vbuf[128 * 64];   /* room for 128 quads; one glyph uses well under 32 */
+    long long pen = x, widest = 0;
+    if (!text || scale < 1) return 0;
+    for (const char *t = text; *t; t++) {
+        unsigned char ch = (unsigned char)*t;
+        char one[2] = {'?', 0};
+        if (ch == '\n') {
+            pen = x;
+            y += 12LL * scale;
+            continue;
+        }
+        if (ch >= 32 && ch < 127) one[0] = (char)ch;   /* the font covers ' '..'~' only */
+        if (im) {
+            int nq = stb_easy_font_print(0.0f, 0.0f, one, NULL, vbuf, (int)sizeof vbuf);
+            for (int q = 0; q < nq; q++) {
+                float v0[2], v2[2];   /* vertex 0 is the top-left corner, vertex 2 the bottom-right */
+                memcpy(v0, vbuf + q * 64, sizeof v0);
+                memcpy(v2, vbuf + q * 64 + 32, sizeof v2);
+                uvae__img_fill(im, pen + (long long)v0[0] * scale, y + (long long)v0[1] * scale,
+                               pen + (long long)v2[0] * scale, y + (long long)v2[1] * scale, clip, r, g, b);
+            }
+        }
+        pen += (long long)stb_easy_font_width(one) * scale;
+        if (pen - x > widest) widest = pen - x;
+    }
+    return widest > INT_MAX ? INT_MAX : (int)widest;
+}
+
+int uvae_image_text(uvae_image *im, int x, int y, const char *text, int scale,
+                    unsigned char r, unsigned char g, unsigned char b) {
+    if (!uvae__img_ok(im)) return uvae__img_text(NULL, x, y, text, scale, (uvae__img_rect){0, 0, 0, 0}, r, g, b);
+    return uvae__img_text(im, x, y, text, scale, uvae__img_all(im), r, g, b);
+}
+
+/* The width of a text at scale 1, without drawing. */
+static int uvae__img_text_width(const char *text) {
+    uvae__img_rect none = {0, 0, 0, 0};
+    return uvae__img_text(NULL, 0, 0, text, 1, none, 0, 0, 0);
+}
+
+/* stb's PNG bytes go through our own FILE so that every write error is seen. */
+typedef struct { FILE *f; int failed; } uvae__img_sink;
+
+static void uvae__img_write(void *ctx, void *data, int size) {
+    uvae__img_sink *s = (uvae__img_sink *)ctx;
+    if (!s->failed && size > 0 && fwrite(data, 1, (size_t)size, s->f) != (size_t)size) s->failed = errno ? errno : EIO;
+}
+
+int uvae_image_save_png(const uvae_image *im, const char *path) {
+    uvae__img_sink sink = {NULL, 0};
+    char *tmp;
+    size_t n;
+    int e = 0;
+    if (!path || !*path) return uvae__fail(UVAE_ERR_ARG, "uvae_image_save_png: empty path");
+    if (!uvae__img_ok(im)) return uvae__fail(UVAE_ERR_ARG, "uvae_image_save_png: %s: empty or invalid image", path);
+    n = strlen(path);
+    if (!(tmp = (char *)UVAE_MALLOC(n + 5))) return uvae__fail(UVAE_ERR_NOMEM, "uvae_image_save_png: %s: out of memory", path);
+    memcpy(tmp, path, n);
+    memcpy(tmp + n, ".tmp", 5);
+    errno = 0;
+    if (!(sink.f = fopen(tmp, "wb"))) {
+        e = errno;
+        UVAE_FREE(tmp);
+        return uvae__fail(UVAE_ERR_IO, "uvae_image_save_png: cannot create %s: %s", path, strerror(e ? e : EIO));
+    }
+    errno = 0;
+    if (!stbi_write_png_to_func(uvae__img_write, &sink, im->w, im->h, 3, im->rgb, im->w * 3))
+        e = sink.failed ? sink.failed : ENOMEM;   /* stb fails only when its buffers cannot be allocated */
+    else
+        e = sink.failed;
+    if (fclose(sink.f) != 0 && !e) e = errno ? errno : EIO;
+    if (!e && rename(tmp, path) != 0) e = errno ? errno : EIO;
+    if (e) {
+        remove(tmp);
+        UVAE_FREE(tmp);
+        return uvae__fail(e == ENOMEM ? UVAE_ERR_NOMEM : UVAE_ERR_IO, "uvae_image_save_png: cannot write %s: %s", path, strerror(e));
+    }
+    UVAE_FREE(tmp);
+    return UVAE_OK;
+}
+
+/* Grid: dark grey background; cell i's image at its layout position (see the declaration), its
+   caption in white in the strip under it (clipped to the cell's column), the title in white on top. */
+int uvae_grid_png(const char *path, const float *images, int n, int channels, int h, int w, float lo, float hi,
+                  int cols, int scale, const char *const *labels, const char *title) {
+    const long long G = 4;
+    long long c, rows, cw, ch, cap, top, W, H;
+    uvae_image im;
+    int rc;
+    if (!images || n < 1 || (channels != 1 && channels != 3) || h < 1 || h > UVAE__IMG_MAX || w < 1 ||
+        w > UVAE__IMG_MAX || cols < 1 || scale < 1 || scale > UVAE__IMG_MAX)
+        return uvae__fail(UVAE_ERR_ARG, "uvae_grid_png: %s: bad arguments (n %d, channels %d, %d x %d, cols %d, scale %d)",
+                          path ? path : "(null)", n, channels, h, w, cols, scale);
+    c = cols < n ? cols : n;
+    rows = (n + c - 1) / c;
+    cw = (long long)w * scale;
+    ch = (long long)h * scale;
+    cap = labels ? 12 : 0;
+    top = title ? 14 : 0;
+    W = G + c * (cw + G);               /* every factor <= 2^31: fits in long long */
+    H = top + G + rows * (ch + cap + G);
+    if (W > UVAE__IMG_MAX || H > UVAE__IMG_MAX)
+        return uvae__fail(UVAE_ERR_ARG, "uvae_grid_png: %s: grid of %lld x %lld pixels exceeds %d", path ? path : "(null)", W, H, UVAE__IMG_MAX);
+    if ((rc = uvae_image_new(&im, (int)W, (int)H, 48, 48, 48)) != UVAE_OK) return rc;
+    if (title) uvae_image_text(&im, (int)G, 3, title, 1, 255, 255, 255);
+    for (int i = 0; i < n; i++) {
+        long long x = G + (i % c) * (cw + G), y = top + G + (i / c) * (ch + cap + G);
+        uvae_image_paste(&im, images + (size_t)i * (size_t)channels * (size_t)h * (size_t)w, channels, h, w, lo, hi,
+                         (int)x, (int)y, scale);
+        if (labels && labels[i]) {
+            uvae__img_rect strip = {x, y + ch, x + cw, y + ch + cap};
+            uvae__img_text(&im, x + 1, y + ch + 2, labels[i], 1, strip, 255, 255, 255);
+        }
+    }
+    rc = uvae_image_save_png(&im, path);
+    uvae_image_free(&im);
+    return rc;
+}
+
+/* A line from (x0,y0) to (x1,y1) (Bresenham), each point a 2x2 block, clipped to `clip`. */
+static void uvae__img_line(uvae_image *im, long long x0, long long y0, long long x1, long long y1,
+                           uvae__img_rect clip, const unsigned char *rgb) {
+    long long dx = x1 > x0 ? x1 - x0 : x0 - x1, dy = y1 > y0 ? y0 - y1 : y1 - y0;
+    long long sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1, err = dx + dy;
+    for (;;) {
+        uvae__img_fill(im, x0, y0, x0 + 2, y0 + 2, clip, rgb[0], rgb[1], rgb[2]);
+        if (x0 == x1 && y0 == y1) break;
+        long long e2 = 2 * err;
+        if (e2 >= dy) { err += dy; x0 += sx; }
+        if (e2 <= dx) { err += dx; y0 += sy; }
+    }
+}
+
+/* Plot: white background; the title (scale 2) centred on top; a black left and bottom axis around
+   the plot area, with the y range's max and min written left of its top and bottom ends and the
+   first and last index under the x axis's ends; each series as 2-pixel lines between consecutive
+   finite points (a finite point between gaps is a 2x2 dot); the legend (a colour swatch and the
+   name per named series) in a bordered white box at the plot area's top right. */
+int uvae_plot_png(const char *path, int w, int h, const char *title, const char *const *names,
+                  const float *const *series, int n_series, int n_points) {
+    char ymax_s[32], ymin_s[32], xmax_s[32];
+    double ymin = HUGE_VAL, ymax = -HUGE_VAL;
+    long long x0, x1, y0, y1;
+    uvae_image im;
+    uvae__img_rect area;
+    int rc, left, n_named = 0, legend_w = 0;
+    if (!path) return uvae__fail(UVAE_ERR_ARG, "uvae_plot_png: NULL path");
+    if (w < 64 || w > UVAE__IMG_MAX || h < 48 || h > UVAE__IMG_MAX)
+        return uvae__fail(UVAE_ERR_ARG, "uvae_plot_png: %s: size %d x %d not in 64..%d x 48..%d", path, w, h, UVAE__IMG_MAX, UVAE__IMG_MAX);
+    if (!series || n_series < 1 || n_series > 8 || n_points < 1)
+        return uvae__fail(UVAE_ERR_ARG, "uvae_plot_png: %s: want 1..8 series of >= 1 points, got %d of %d", path, n_series, n_points);
+    for (int s = 0; s < n_series; s++) {
+        if (!series[s]) return uvae__fail(UVAE_ERR_ARG, "uvae_plot_png: %s: series %d is NULL", path, s);
+        for (int i = 0; i < n_points; i++) {
+            double v = series[s][i];
+            if (!isfinite(v)) continue;
+            if (v < ymin) ymin = v;
+            if (v > ymax) ymax = v;
+        }
+        if (names && names[s]) {
+            int tw = uvae__img_text_width(names[s]);
+            n_named++;
+            if (tw > legend_w) legend_w = tw;
+        }
+    }
+    if (ymin > ymax) { ymin = 0; ymax = 1; }          /* nothing finite */
+    if (ymin == ymax) { double d = fabs(ymin) * 0.05 + 0.5; ymin -= d; ymax += d; }
+    snprintf(ymax_s, sizeof ymax_s, "%.4g", ymax);
+    snprintf(ymin_s, sizeof ymin_s, "%.4g", ymin);
+    snprintf(xmax_s, sizeof xmax_s, "%d", n_points - 1);
+
+    /* plot area [x0,x1] x [y0,y1]: room for the y labels on the left, the x labels and the title */
+    left = uvae__img_text_width(ymax_s);
+    if (uvae__img_text_width(ymin_s) > left) left = uvae__img_text_width(ymin_s);
+    x0 = left + 8;
+    x1 = w - 10;
+    y0 = title ? 34 : 10;
+    y1 = h - 18;
+    if (x1 - x0 < 16 || y1 - y0 < 16)
+        return uvae__fail(UVAE_ERR_ARG, "uvae_plot_png: %s: %d x %d leaves no room for the plot", path, w, h);
+    if ((rc = uvae_image_new(&im, w, h, 255, 255, 255)) != UVAE_OK) return rc;
+    area.x0 = x0; area.y0 = y0; area.x1 = x1 + 2; area.y1 = y1 + 2;
+
+    if (title) {
+        int tw = uvae__img_text(NULL, 0, 0, title, 2, area, 0, 0, 0);
+        uvae_image_text(&im, tw < w ? (w - tw) / 2 : 0, 6, title, 2, 0, 0, 0);
+    }
+    uvae__img_fill(&im, x0 - 1, y0, x0, y1 + 1, uvae__img_all(&im), 0, 0, 0);        /* y axis */
+    uvae__img_fill(&im, x0 - 1, y1 + 1, x1 + 2, y1 + 2, uvae__img_all(&im), 0, 0, 0); /* x axis */
+    uvae__img_fill(&im, x0 - 4, y0, x0 - 1, y0 + 1, uvae__img_all(&im), 0, 0, 0);    /* ticks */
+    uvae__img_fill(&im, x0 - 4, y1, x0 - 1, y1 + 1, uvae__img_all(&im), 0, 0, 0);
+    uvae_image_text(&im, (int)x0 - 5 - uvae__img_text_width(ymax_s), (int)y0 - 3, ymax_s, 1, 0, 0, 0);
+    uvae_image_text(&im, (int)x0 - 5 - uvae__img_text_width(ymin_s), (int)y1 - 6, ymin_s, 1, 0, 0, 0);
+    uvae_image_text(&im, (int)x0, (int)y1 + 5, "0", 1, 0, 0, 0);
+    uvae_image_text(&im, (int)x1 - uvae__img_text_width(xmax_s) + 2, (int)y1 + 5, xmax_s, 1, 0, 0, 0);
+
+    for (int s = 0; s < n_series; s++) {
+        long long px_prev = 0, py_prev = 0;
+        int have_prev = 0;
+        for (int i = 0; i < n_points; i++) {
+            double v = series[s][i];
+            if (!isfinite(v)) { have_prev = 0; continue; }
+            long long px = n_points > 1 ? x0 + (long long)((double)i * (double)(x1 - x0) / (n_points - 1) + 0.5) : (x0 + x1) / 2;
+            long long py = y1 - (long long)((v - ymin) / (ymax - ymin) * (double)(y1 - y0) + 0.5);
+            uvae__img_line(&im, have_prev ? px_prev : px, have_prev ? py_prev : py, px, py, area, uvae_plot_colors[s]);
+            px_prev = px; py_prev = py; have_prev = 1;
+        }
+    }
+
+    if (n_named) {   /* legend: rows of 12 px, a 12x3 swatch, 4 px, the name */
+        long long bw = 12 + 4 + legend_w + 8, bh = 12LL * n_named + 6;
+        long long bx = x1 - bw - 4, by = y0 + 4, row = 0;
+        uvae__img_fill(&im, bx, by, bx + bw, by + bh, area, 200, 200, 200);
+        uvae__img_fill(&im, bx + 1, by + 1, bx + bw - 1, by + bh - 1, area, 255, 255, 255);
+        for (int s = 0; s < n_series; s++) {
+            if (!names[s]) continue;
+            long long ty = by + 4 + 12 * row++;
+            const unsigned char *col = uvae_plot_colors[s];
+            uvae__img_fill(&im, bx + 4, ty + 3, bx + 16, ty + 6, area, col[0], col[1], col[2]);
+            uvae__img_text(&im, bx + 20, ty, names[s], 1, area, 0, 0, 0);
+        }
+    }
+    rc = uvae_image_save_png(&im, path);
+    uvae_image_free(&im);
+    return rc;
+}
+
 #endif
 #endif

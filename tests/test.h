@@ -7,6 +7,10 @@
 #include <math.h>
 #include "../unetvae.h"
 
+/* The real datasets (../shared/data beside the checkout); suites print SKIP when absent. */
+#ifndef UVT_DATA_DIR
+#define UVT_DATA_DIR "../shared/data"
+#endif
 #ifndef UVT_REF_DIR
 #define UVT_REF_DIR "tests/ref"
 #endif
@@ -32,4 +36,7 @@ void suite_grad(void);
 void suite_parity(void);
 void suite_ckpt(void);
 void suite_optim(void);
+void suite_data(void);
+void suite_pets(void);
+void suite_image(void);
 #endif

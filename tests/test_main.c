@@ -28,6 +28,7 @@ void uvt_note_torch_rel(double rel) { if (rel > uvt_torch_rel) uvt_torch_rel = r
 static const struct { const char *name; void (*fn)(void); } suites[] = {
     {"core", suite_core}, {"grad", suite_grad}, {"optim", suite_optim},
     {"ckpt", suite_ckpt}, {"parity", suite_parity},
+    {"data", suite_data}, {"pets", suite_pets}, {"image", suite_image},
 };
 
 int main(int argc, char **argv) {
