@@ -10,7 +10,8 @@ LDLIBS   = -lm
 BUILD    = build
 
 TEST_SRC = tests/test_main.c tests/test_core.c tests/test_grad.c tests/test_optim.c \
-           tests/test_ckpt.c tests/test_parity.c tests/test_data.c tests/test_pets.c tests/test_image.c
+           tests/test_ckpt.c tests/test_parity.c tests/test_data.c tests/test_pets.c tests/test_image.c \
+           tests/test_unet.c tests/test_cvae.c
 DEPS     = unetvae.h tests/test.h
 
 .PHONY: all test test-asan check-header clean cuda test-cuda check-cuda-build test-cuda-selfcheck

@@ -64,7 +64,7 @@
                    gaussian_nll
      [optim]       SGD+momentum, Adam, AdamW, lr schedules, global-norm clipping
      [layers]      conv, batch norm, linear, embedding layers that own named parameters
-     [models]      UNet, conditional VAE
+     [models]      UNet, conditional VAE, a small classifier (the judge)
      [ckpt]        safetensors reader and writer, uvae_save / uvae_load
      [device]      GPU memory, transfers and the kernel dispatch (UVAE__K)
      [kernels]     the compute behind every op: uvae__cpu_* here, uvae__cu_* in unetvae_cuda.cu
@@ -311,6 +311,30 @@ uvae_cvae_out uvae_cvae_forward(uvae_ctx *ctx, uvae_cvae *m, uvae_tensor *x, uva
                                 uvae_tensor *eps);
 /* Bernoulli NLL + KL, nats per image. */
 uvae_tensor *uvae_cvae_loss(uvae_ctx *ctx, uvae_cvae_out out, uvae_tensor *x);
+
+/* [models/classifier] A small image classifier (the CVAE example's judge of label-follow):
+     (conv3x3 -> BN -> ReLU) x2 -> maxpool 2   at width w,   then the same at width 2w,
+     flatten -> dropout 0.25 -> linear -> logits [N, n_classes]. size divisible by 4.
+   frozen != 0: the forward pass always runs in evaluation mode (running BN statistics, no dropout,
+   running statistics untouched) yet stays on the tape, so gradients flow through it to its input
+   (e.g. a label loss on generated images); its own gradients still accumulate: zero them, don't step. */
+typedef struct uvae_classifier_config {
+    int in_ch, size, n_classes;   /* images [N,in_ch,size,size] in [0,1], size divisible by 4 */
+    int width;                    /* conv width of the first block (the second has 2*width) */
+} uvae_classifier_config;
+typedef struct uvae_classifier {
+    uvae_classifier_config cfg;
+    uvae_conv c1, c2, c3, c4;     /* 3x3, padding 1, no bias */
+    uvae_bn b1, b2, b3, b4;
+    uvae_dense fc;
+    float dropout;                /* 0.25 after init */
+    int frozen;                   /* 0 after init; see above */
+    uvae_params params;
+} uvae_classifier;
+int uvae_classifier_init(uvae_classifier *m, const uvae_classifier_config *cfg, uint64_t seed);
+void uvae_classifier_free(uvae_classifier *m);
+/* x [N,in_ch,S,S] in [0,1] -> logits [N,n_classes] */
+uvae_tensor *uvae_classifier_forward(uvae_ctx *ctx, uvae_classifier *m, uvae_tensor *x);
 
 /* ---------------------------------------------------------------------------------------------
    [ckpt] safetensors: 8-byte little-endian header length N, N bytes of JSON
@@ -2464,6 +2488,55 @@ uvae_cvae_out uvae_cvae_forward(uvae_ctx *ctx, uvae_cvae *m, uvae_tensor *x, uva
 }
 uvae_tensor *uvae_cvae_loss(uvae_ctx *ctx, uvae_cvae_out o, uvae_tensor *x) {
     return uvae_add(ctx, uvae_bernoulli_nll(ctx, o.logits, x), uvae_kl_normal(ctx, o.mu, o.logvar));
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [models/classifier] conv-BN-ReLU blocks, max pooling, a dropout and a linear head. */
+int uvae_classifier_init(uvae_classifier *m, const uvae_classifier_config *c, uint64_t seed) {
+    int S = c->size, w = c->width;
+    memset(m, 0, sizeof *m);
+    if (c->in_ch < 1 || S < 4 || S % 4 || c->n_classes < 1 || w < 1 || (double)2 * w * (S / 4) * (S / 4) > 1e9)
+        return uvae__fail(UVAE_ERR_ARG, "uvae_classifier_init: bad config (in_ch %d, size %d divisible by 4, classes %d, width %d)",
+                          c->in_ch, S, c->n_classes, w);
+    m->cfg = *c;
+    m->dropout = 0.25f;
+    uvae_params_init(&m->params);
+    uvae_conv_init(&m->params, &m->c1, "block1.conv1", c->in_ch, w, 3, 1, 1, 0);
+    uvae_bn_init(&m->params, &m->b1, "block1.bn1", w);
+    uvae_conv_init(&m->params, &m->c2, "block1.conv2", w, w, 3, 1, 1, 0);
+    uvae_bn_init(&m->params, &m->b2, "block1.bn2", w);
+    uvae_conv_init(&m->params, &m->c3, "block2.conv1", w, 2 * w, 3, 1, 1, 0);
+    uvae_bn_init(&m->params, &m->b3, "block2.bn1", 2 * w);
+    uvae_conv_init(&m->params, &m->c4, "block2.conv2", 2 * w, 2 * w, 3, 1, 1, 0);
+    uvae_bn_init(&m->params, &m->b4, "block2.bn2", 2 * w);
+    uvae_dense_init(&m->params, &m->fc, "fc", 2 * w * (S / 4) * (S / 4), c->n_classes);
+    if (uvae_params_alloc(&m->params, seed) != UVAE_OK) {
+        int st = m->params.status ? m->params.status : UVAE_ERR_NOMEM;
+        uvae_params_free(&m->params);
+        return st;
+    }
+    return UVAE_OK;
+}
+void uvae_classifier_free(uvae_classifier *m) { uvae_params_free(&m->params); }
+
+uvae_tensor *uvae_classifier_forward(uvae_ctx *ctx, uvae_classifier *m, uvae_tensor *x) {
+    uvae_tensor *h;
+    int S = m->cfg.size, train = ctx->train;
+    if (!x) return NULL;
+    if (x->ndim != 4 || x->shape[1] != m->cfg.in_ch || x->shape[2] != S || x->shape[3] != S)
+        return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_classifier_forward: input %s, want [N,%d,%d,%d]",
+                                          uvae__shape_str(x), m->cfg.in_ch, S, S);
+    if (m->frozen) ctx->train = 0;   /* evaluation behaviour; the tape (ctx->record) is untouched */
+    h = uvae_relu(ctx, uvae_bn_forward(ctx, &m->b1, uvae_conv_forward(ctx, &m->c1, x)));
+    h = uvae_relu(ctx, uvae_bn_forward(ctx, &m->b2, uvae_conv_forward(ctx, &m->c2, h)));
+    h = uvae_max_pool2d(ctx, h, 2, 2);
+    h = uvae_relu(ctx, uvae_bn_forward(ctx, &m->b3, uvae_conv_forward(ctx, &m->c3, h)));
+    h = uvae_relu(ctx, uvae_bn_forward(ctx, &m->b4, uvae_conv_forward(ctx, &m->c4, h)));
+    h = uvae_max_pool2d(ctx, h, 2, 2);
+    h = uvae_dropout(ctx, uvae_flatten(ctx, h), m->dropout);
+    h = uvae_dense_forward(ctx, &m->fc, h);
+    ctx->train = train;
+    return h;
 }
 
 /* ---------------------------------------------------------------------------------------------

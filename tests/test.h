@@ -39,4 +39,6 @@ void suite_optim(void);
 void suite_data(void);
 void suite_pets(void);
 void suite_image(void);
+void suite_unet(void);
+void suite_cvae(void);
 #endif

@@ -29,6 +29,7 @@ static const struct { const char *name; void (*fn)(void); } suites[] = {
     {"core", suite_core}, {"grad", suite_grad}, {"optim", suite_optim},
     {"ckpt", suite_ckpt}, {"parity", suite_parity},
     {"data", suite_data}, {"pets", suite_pets}, {"image", suite_image},
+    {"unet", suite_unet}, {"cvae", suite_cvae},
 };
 
 int main(int argc, char **argv) {

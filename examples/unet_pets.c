@@ -1,0 +1,667 @@
+/* examples/unet_pets.c — UNet segmentation of the Oxford-IIIT Pet trimaps (pet, background, border).
+     CPU: make build/unet_pets        GPU: make build/unet_pets_cuda   (then --device cuda)
+     ./build/unet_pets train --data ../shared/data/oxford-pets --size 64 --width 8 --depth 3 --epochs 10
+     ./build/unet_pets eval --ckpt runs/unet/checkpoint.safetensors --data DIR --list DIR/annotations/trainval.txt
+     ./build/unet_pets predict --ckpt runs/unet/checkpoint.safetensors --data DIR --list FILE --out DIR
+   `unet_pets --help` lists every flag with its default. Every failure is one line on stderr
+   ("unet_pets: ...") and exit status 1. */
+#define _POSIX_C_SOURCE 200809L
+#define UNETVAE_IMPLEMENTATION
+#include "../unetvae.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdarg.h>
+#include <math.h>
+#include <errno.h>
+#include <time.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#ifdef UNETVAE_CUDA
+#define DEFAULT_DEVICE "cuda"
+#else
+#define DEFAULT_DEVICE "cpu"
+#endif
+
+/* ---- errors --------------------------------------------------------------------------------- */
+static int bar_open;   /* 1 while the progress bar holds the end of the stderr line */
+static void die(const char *fmt, ...) {
+    va_list ap;
+    fflush(stdout);
+    fprintf(stderr, "%sunet_pets: ", bar_open ? "\n" : "");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(1);
+}
+static void die_lib(const char *what) { die("%s: %s", what, uvae_last_error()); }
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) die("out of memory (%zu bytes)", n);
+    return p;
+}
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* ---- options -------------------------------------------------------------------------------- */
+typedef struct opts {
+    const char *data, *train_list, *val_list, *out, *ckpt, *list, *device;
+    double val_frac, lr;
+    int size, epochs, batch, width, depth, limit, n;
+    int down, up, loss;           /* UVAE_DOWN_*, UVAE_UP_*, LOSS_* */
+    unsigned long long seed;
+} opts;
+enum { LOSS_CE, LOSS_BCE, LOSS_DICE, LOSS_CE_DICE };
+static const char *const loss_names[] = {"ce", "bce", "dice", "ce+dice"};
+static const char *const down_names[] = {"maxpool", "strided"};
+static const char *const up_names[] = {"transpose", "upsample"};
+
+static void usage(FILE *f) {
+    fprintf(f,
+        "usage: unet_pets train   [flags]\n"
+        "       unet_pets eval    --ckpt F [--data DIR] [--list FILE] [--batch B] [--device D]\n"
+        "       unet_pets predict --ckpt F [--data DIR] [--list FILE] [--out DIR] [--n 8] [--device D]\n"
+        "UNet segmentation of Oxford-IIIT Pet trimaps (classes pet, background, border).\n"
+        "train flags (default in brackets):\n"
+        "  --data DIR        dataset folder (images/, annotations/)           [data/oxford-pets]\n"
+        "  --train-list FILE training list                                    [DIR/annotations/trainval.txt]\n"
+        "  --val-frac F      share of the train list held out for validation,\n"
+        "                    split with --seed, in (0, 0.9]                     [0.2]\n"
+        "  --val-list FILE   validation list instead of --val-frac             [none]\n"
+        "  --size S          images resized to S x S; S divisible by 2^depth   [128]\n"
+        "  --epochs E        epochs (1..100000)                                 [40]\n"
+        "  --batch B         batch size (1..1024)                               [16]\n"
+        "  --lr LR           one-cycle peak learning rate (Adam)                [1e-3]\n"
+        "  --down maxpool|strided     downsampling                             [maxpool]\n"
+        "  --up transpose|upsample    upsampling                               [transpose]\n"
+        "  --loss ce|bce|dice|ce+dice loss; bce = 1-class sigmoid head on pet+border\n"
+        "                    vs background (its mIoU and pixel accuracy count border as\n"
+        "                    a separate class it never predicts: only pet IoU/Dice are meaningful) [ce]\n"
+        "  --width W         base width (1..512)                                [64]\n"
+        "  --depth D         down/up levels (1..%d)                              [4]\n"
+        "  --seed N          seed for init, split, shuffling and flips          [1]\n"
+        "  --device cpu|cuda (cuda only in the GPU build)                       [" DEFAULT_DEVICE "]\n"
+        "  --out DIR         output folder                                      [runs/unet]\n"
+        "  --limit N         use only the first N training images (0: all)      [0]\n"
+        "eval/predict flags: --ckpt F (required), --data DIR [data/oxford-pets], --list FILE\n"
+        "  [DIR/annotations/trainval.txt], --batch B [16], --device [" DEFAULT_DEVICE "], predict: --out DIR\n"
+        "  [runs/unet], --n N images (1..64) [8]. The model is rebuilt from the checkpoint's metadata.\n"
+        "Metrics come from one confusion matrix pooled over the split: pet IoU (pet+border vs\n"
+        "background, the headline), mIoU over the 3 classes, pixel accuracy, Dice of pet+border.\n"
+        "train writes OUT/metrics.csv, OUT/curves.png, OUT/checkpoint.safetensors (every epoch)\n"
+        "and OUT/predictions.png (8 validation images: image | truth | prediction).\n",
+        UVAE_UNET_MAX_DEPTH);
+}
+
+static long parse_long(const char *flag, const char *s, long lo, long hi) {
+    char *end;
+    long v;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi) die("%s: '%s' is not an integer in %ld..%ld", flag, s, lo, hi);
+    return v;
+}
+static double parse_double(const char *flag, const char *s, double lo, double hi, int lo_open) {
+    char *end;
+    double v;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi) || (lo_open && v == lo))
+        die("%s: '%s' is not a number in %s%g, %g]", flag, s, lo_open ? "(" : "[", lo, hi);
+    return v;
+}
+static int parse_choice(const char *flag, const char *s, const char *const *names, int n) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(s, names[i]) == 0) return i;
+    if (n == 2) die("%s: '%s' is not one of %s, %s", flag, s, names[0], names[1]);
+    die("%s: '%s' is not one of %s, %s, %s, %s", flag, s, names[0], names[1], names[2], names[3]);
+    return 0;
+}
+
+/* cmd: 0 train, 1 eval, 2 predict. Flags that do not belong to the subcommand are errors. */
+static void parse_args(int argc, char **argv, int cmd, opts *o) {
+    static const char *const train_flags[] = {"--data", "--train-list", "--val-frac", "--val-list", "--size", "--epochs",
+        "--batch", "--lr", "--down", "--up", "--loss", "--width", "--depth", "--seed", "--device", "--out", "--limit", NULL};
+    static const char *const eval_flags[] = {"--ckpt", "--data", "--list", "--batch", "--device", NULL};
+    static const char *const pred_flags[] = {"--ckpt", "--data", "--list", "--batch", "--device", "--out", "--n", NULL};
+    const char *const *allowed = cmd == 0 ? train_flags : cmd == 1 ? eval_flags : pred_flags;
+    int val_frac_given = 0;
+    memset(o, 0, sizeof *o);
+    o->data = "data/oxford-pets"; o->out = "runs/unet"; o->device = DEFAULT_DEVICE;
+    o->val_frac = 0.2; o->lr = 1e-3; o->size = 128; o->epochs = 40; o->batch = 16; o->width = 64; o->depth = 4;
+    o->n = 8; o->seed = 1; o->down = UVAE_DOWN_MAXPOOL; o->up = UVAE_UP_TRANSPOSE; o->loss = LOSS_CE;
+    for (int i = 2; i < argc; i++) {
+        const char *f = argv[i], *v;
+        int ok = 0;
+        if (strcmp(f, "--help") == 0 || strcmp(f, "-h") == 0) { usage(stdout); exit(0); }
+        for (int k = 0; allowed[k]; k++) ok |= strcmp(f, allowed[k]) == 0;
+        if (!ok) die("unknown flag '%s' for '%s' (see --help)", f, argv[1]);
+        if (i + 1 >= argc) die("%s needs a value", f);
+        v = argv[++i];
+        if (!strcmp(f, "--data")) o->data = v;
+        else if (!strcmp(f, "--train-list")) o->train_list = v;
+        else if (!strcmp(f, "--val-list")) o->val_list = v;
+        else if (!strcmp(f, "--val-frac")) { o->val_frac = parse_double(f, v, 0.0, 0.9, 1); val_frac_given = 1; }
+        else if (!strcmp(f, "--size")) o->size = (int)parse_long(f, v, 2, 4096);
+        else if (!strcmp(f, "--epochs")) o->epochs = (int)parse_long(f, v, 1, 100000);
+        else if (!strcmp(f, "--batch")) o->batch = (int)parse_long(f, v, 1, 1024);
+        else if (!strcmp(f, "--lr")) o->lr = parse_double(f, v, 0.0, 10.0, 1);
+        else if (!strcmp(f, "--down")) o->down = parse_choice(f, v, down_names, 2);
+        else if (!strcmp(f, "--up")) o->up = parse_choice(f, v, up_names, 2);
+        else if (!strcmp(f, "--loss")) o->loss = parse_choice(f, v, loss_names, 4);
+        else if (!strcmp(f, "--width")) o->width = (int)parse_long(f, v, 1, 512);
+        else if (!strcmp(f, "--depth")) o->depth = (int)parse_long(f, v, 1, UVAE_UNET_MAX_DEPTH);
+        else if (!strcmp(f, "--seed")) o->seed = (unsigned long long)parse_long(f, v, 0, 2147483647L);
+        else if (!strcmp(f, "--device")) { parse_choice(f, v, (const char *const[]){"cpu", "cuda"}, 2); o->device = v; }
+        else if (!strcmp(f, "--out")) o->out = v;
+        else if (!strcmp(f, "--limit")) o->limit = (int)parse_long(f, v, 0, 1000000);
+        else if (!strcmp(f, "--ckpt")) o->ckpt = v;
+        else if (!strcmp(f, "--list")) o->list = v;
+        else if (!strcmp(f, "--n")) o->n = (int)parse_long(f, v, 1, 64);
+    }
+    if (cmd == 0) {
+        if (o->val_list && val_frac_given) die("give --val-frac or --val-list, not both");
+        if (o->size % (1 << o->depth) != 0) die("--size %d is not divisible by 2^depth = %d", o->size, 1 << o->depth);
+    } else if (!o->ckpt) die("%s needs --ckpt FILE", argv[1]);
+}
+
+/* ---- files ---------------------------------------------------------------------------------- */
+static char *path_join(const char *a, const char *b) {
+    size_t n = strlen(a) + strlen(b) + 2;
+    char *s = (char *)xmalloc(n);
+    snprintf(s, n, "%s/%s", a, b);
+    return s;
+}
+static void need_dir(const char *dir, const char *what) {
+    struct stat st;
+    if (stat(dir, &st) != 0) die("%s '%s': %s", what, dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode)) die("%s '%s' is not a directory", what, dir);
+}
+static void need_file(const char *path, const char *what) {
+    struct stat st;
+    if (stat(path, &st) != 0) die("%s '%s': %s", what, path, strerror(errno));
+    if (S_ISDIR(st.st_mode)) die("%s '%s' is a directory", what, path);
+}
+static void mkdir_p(const char *dir) {
+    size_t n = strlen(dir);
+    char *s = (char *)xmalloc(n + 1);
+    memcpy(s, dir, n + 1);
+    for (size_t i = 1; i <= n; i++)
+        if (s[i] == '/' || s[i] == '\0') {
+            char c = s[i];
+            s[i] = '\0';
+            if (mkdir(s, 0777) != 0 && errno != EEXIST) die("cannot create '%s': %s", s, strerror(errno));
+            s[i] = c;
+        }
+    need_dir(dir, "--out");
+    free(s);
+}
+/* Load a list (error if empty). */
+static void load_set(const char *dir, const char *list, int size, uvae_pets *p) {
+    need_file(list, "list");
+    if (uvae_pets_load(dir, list, size, p) != UVAE_OK) die_lib("loading data");
+    if (p->n < 1) die("list '%s' names no images", list);
+}
+
+/* ---- device --------------------------------------------------------------------------------- */
+static int pick_device(const char *name) {
+    if (strcmp(name, "cpu") == 0) return UVAE_CPU;
+#ifndef UNETVAE_CUDA
+    die("--device cuda needs the GPU build (make cuda; then build/unet_pets_cuda)");
+    return UVAE_CPU;
+#else
+    if (!uvae_cuda_available()) die_lib("--device cuda");
+    return UVAE_CUDA;
+#endif
+}
+
+/* ---- the model and its batches -------------------------------------------------------------- */
+typedef struct model {
+    uvae_unet net;
+    uvae_ctx *ctx;
+    int dev, size, batch, binary;
+    uvae_tensor *xc, *yc, *xd, *yd;   /* CPU batch tensors, and their device copies (same on the CPU) */
+    float *logits;                    /* host copy of one batch of logits */
+    float mean[3], std[3];
+} model;
+
+static void model_init(model *m, int dev, int size, int batch, int width, int depth, int down, int up, int binary,
+                       unsigned long long seed) {
+    uvae_unet_config cfg;
+    int C = binary ? 1 : 3;
+    cfg.in_ch = 3; cfg.n_classes = C; cfg.base_width = width; cfg.depth = depth; cfg.down = down; cfg.up = up;
+    m->dev = dev; m->size = size; m->batch = batch; m->binary = binary;
+    if (uvae_unet_init(&m->net, &cfg, (uint64_t)seed) != UVAE_OK) die_lib("building the UNet");
+    if (!(m->ctx = uvae_ctx_new_on(dev, 0))) die_lib("making the context");
+    if (!(m->xc = uvae_tensor_new(4, (int[]){batch, 3, size, size}))) die_lib("batch tensor");
+    m->yc = binary ? uvae_tensor_new(4, (int[]){batch, 1, size, size}) : uvae_tensor_new(3, (int[]){batch, size, size});
+    if (!m->yc) die_lib("batch tensor");
+    if (dev == UVAE_CPU) { m->xd = m->xc; m->yd = m->yc; }
+    else if (!(m->xd = uvae_tensor_new_on(dev, m->xc->ndim, m->xc->shape, 0)) || !(m->yd = uvae_tensor_new_on(dev, m->yc->ndim, m->yc->shape, 0)))
+        die_lib("GPU batch tensor");
+    m->logits = (float *)xmalloc((size_t)batch * (size_t)C * (size_t)size * (size_t)size * sizeof(float));
+}
+static void model_to_device(model *m) {
+    if (m->dev != UVAE_CPU && uvae_params_to(&m->net.params, m->dev) != UVAE_OK) die_lib("moving the parameters");
+}
+static void model_free(model *m) {
+    if (m->xd != m->xc) uvae_tensor_free(m->xd);
+    if (m->yd != m->yc) uvae_tensor_free(m->yd);
+    uvae_tensor_free(m->xc);
+    uvae_tensor_free(m->yc);
+    uvae_ctx_free(m->ctx);
+    uvae_unet_free(&m->net);
+    free(m->logits);
+}
+/* Fill the batch from B indices into p (flip may be NULL). */
+static void model_batch(model *m, const uvae_pets *p, const int *idx, const unsigned char *flip) {
+    if (uvae_pets_batch(p, idx, m->batch, m->mean, m->std, flip, m->binary, m->xc, m->yc) != UVAE_OK) die_lib("making a batch");
+    if (m->dev != UVAE_CPU && (uvae_tensor_copy_in(m->xd, m->xc->data) != UVAE_OK || uvae_tensor_copy_in(m->yd, m->yc->data) != UVAE_OK))
+        die_lib("copying a batch to the GPU");
+}
+static uvae_tensor *loss_of(model *m, int loss, uvae_tensor *logits) {
+    switch (loss) {
+    case LOSS_BCE: return uvae_bce_with_logits(m->ctx, logits, m->yd);
+    case LOSS_DICE: return uvae_dice_loss(m->ctx, logits, m->yd, 1.0f);
+    case LOSS_CE_DICE: return uvae_ce_dice_loss(m->ctx, logits, m->yd, 1.0f);
+    default: return uvae_cross_entropy(m->ctx, logits, m->yd);
+    }
+}
+
+/* Predicted class maps (0 pet, 1 background, 2 border) of the current batch's first `count` samples.
+   The 1-class head predicts pet (0) where its logit > 0, else background (1). */
+static void logits_to_labels(const model *m, const float *z, int count, unsigned char *out) {
+    size_t HW = (size_t)m->size * (size_t)m->size;
+    for (int n = 0; n < count; n++)
+        for (size_t i = 0; i < HW; i++) {
+            if (m->binary) { out[(size_t)n * HW + i] = z[(size_t)n * HW + i] > 0 ? 0 : 1; continue; }
+            {
+                const float *zc = z + (size_t)n * 3 * HW + i;
+                int best = 0;
+                for (int c = 1; c < 3; c++)
+                    if (zc[(size_t)c * HW] > zc[(size_t)best * HW]) best = c;
+                out[(size_t)n * HW + i] = (unsigned char)best;
+            }
+        }
+}
+
+/* Evaluation mode over idx[0..n) of p: pooled confusion matrix; preds (n*S*S, may be NULL) receives
+   the predicted maps. The last partial batch is padded by repeating an index (eval-mode batch norm
+   treats samples independently) and only its real samples are counted. */
+static void evaluate(model *m, const uvae_pets *p, const int *idx, int n, uvae_confusion *conf, unsigned char *preds) {
+    size_t HW = (size_t)m->size * (size_t)m->size;
+    int *bi = (int *)xmalloc((size_t)m->batch * sizeof(int));
+    unsigned char *lab = (unsigned char *)xmalloc((size_t)m->batch * HW);
+    memset(conf, 0, sizeof *conf);
+    for (int s = 0; s < n; s += m->batch) {
+        int count = n - s < m->batch ? n - s : m->batch;
+        uvae_tensor *z;
+        for (int b = 0; b < m->batch; b++) bi[b] = idx[s + (b < count ? b : count - 1)];
+        model_batch(m, p, bi, NULL);
+        uvae_ctx_reset(m->ctx, 0);
+        z = uvae_unet_forward(m->ctx, &m->net, m->xd);
+        if (!z || uvae_tensor_copy_out(z, m->logits) != UVAE_OK) die_lib("evaluation forward pass");
+        logits_to_labels(m, m->logits, count, lab);
+        for (int b = 0; b < count; b++) {
+            uvae_confusion_add(conf, p->masks + (size_t)bi[b] * HW, lab + (size_t)b * HW, HW);
+            if (preds) memcpy(preds + (size_t)(s + b) * HW, lab + (size_t)b * HW, HW);
+        }
+    }
+    free(bi);
+    free(lab);
+}
+
+/* ---- pictures ------------------------------------------------------------------------------- */
+static const unsigned char palette[3 * 3] = {255, 140, 0,     /* pet: orange */
+                                             30, 40, 110,     /* background: dark blue */
+                                             250, 240, 120};  /* border: pale yellow */
+
+/* n rows of image | truth | prediction, with the image name under each row. */
+static void write_predictions(const char *path, const uvae_pets *p, const int *idx, int n, const unsigned char *preds) {
+    const int S = p->size, sc = S >= 128 ? 1 : (128 + S - 1) / S, G = 4, top = 16, cap = 12;
+    const int cw = S * sc, rh = cw + cap + G;
+    const size_t HW = (size_t)S * (size_t)S;
+    uvae_image im;
+    if (uvae_image_new(&im, G + 3 * (cw + G), top + G + n * rh, 255, 255, 255) != UVAE_OK) die_lib("predictions.png");
+    uvae_image_text(&im, G, 3, "image", 1, 0, 0, 0);
+    uvae_image_text(&im, G + (cw + G), 3, "truth", 1, 0, 0, 0);
+    uvae_image_text(&im, G + 2 * (cw + G), 3, "prediction", 1, 0, 0, 0);
+    for (int r = 0; r < n; r++) {
+        int y = top + G + r * rh;
+        uvae_image_paste(&im, p->images + (size_t)idx[r] * 3 * HW, 3, S, S, 0.0f, 1.0f, G, y, sc);
+        uvae_image_paste_labels(&im, p->masks + (size_t)idx[r] * HW, S, S, palette, 3, G + (cw + G), y, sc);
+        uvae_image_paste_labels(&im, preds + (size_t)r * HW, S, S, palette, 3, G + 2 * (cw + G), y, sc);
+        uvae_image_text(&im, G, y + cw + 1, p->names[idx[r]], 1, 60, 60, 60);
+    }
+    if (uvae_image_save_png(&im, path) != UVAE_OK) { uvae_image_free(&im); die_lib("writing predictions"); }
+    uvae_image_free(&im);
+}
+
+/* ---- checkpoint metadata -------------------------------------------------------------------- */
+static void save_checkpoint(const char *path, model *m, const opts *o, int epoch) {
+    char v[9][64];
+    const char *kv[18];
+    snprintf(v[0], 64, "%d", o->size);
+    snprintf(v[1], 64, "%d", o->width);
+    snprintf(v[2], 64, "%d", o->depth);
+    snprintf(v[3], 64, "%.9g,%.9g,%.9g", m->mean[0], m->mean[1], m->mean[2]);
+    snprintf(v[4], 64, "%.9g,%.9g,%.9g", m->std[0], m->std[1], m->std[2]);
+    snprintf(v[5], 64, "%d", epoch);
+    kv[0] = "size"; kv[1] = v[0]; kv[2] = "width"; kv[3] = v[1]; kv[4] = "depth"; kv[5] = v[2];
+    kv[6] = "down"; kv[7] = down_names[o->down]; kv[8] = "up"; kv[9] = up_names[o->up];
+    kv[10] = "loss"; kv[11] = loss_names[o->loss]; kv[12] = "mean"; kv[13] = v[3]; kv[14] = "std"; kv[15] = v[4];
+    kv[16] = "epoch"; kv[17] = v[5];
+    if (uvae_save(path, &m->net.params, NULL, kv, 9) != UVAE_OK) die_lib("saving the checkpoint");
+}
+static const char *meta(const uvae_st_file *f, const char *ckpt, const char *key) {
+    const char *v = uvae_st_meta(f, key);
+    if (!v) die("%s: not a unet_pets checkpoint (metadata '%s' missing)", ckpt, key);
+    return v;
+}
+static void meta_floats3(const uvae_st_file *f, const char *ckpt, const char *key, float out[3]) {
+    const char *v = meta(f, ckpt, key);
+    char *end;
+    for (int c = 0; c < 3; c++) {
+        errno = 0;
+        out[c] = strtof(v, &end);
+        if (errno || end == v || (c < 2 ? *end != ',' : *end != '\0') || !isfinite(out[c]))
+            die("%s: metadata '%s' = '%s' is not three numbers", ckpt, key, uvae_st_meta(f, key));
+        v = end + 1;
+    }
+}
+static int meta_choice(const uvae_st_file *f, const char *ckpt, const char *key, const char *const *names, int n) {
+    const char *v = meta(f, ckpt, key);
+    for (int i = 0; i < n; i++)
+        if (strcmp(v, names[i]) == 0) return i;
+    die("%s: metadata '%s' = '%s' is not valid", ckpt, key, v);
+    return 0;
+}
+static int meta_int(const uvae_st_file *f, const char *ckpt, const char *key, long lo, long hi) {
+    char flag[128];
+    snprintf(flag, sizeof flag, "%s: metadata '%s'", ckpt, key);
+    return (int)parse_long(flag, meta(f, ckpt, key), lo, hi);
+}
+/* Rebuild the model described by a checkpoint and load its weights (eval mode from then on). */
+static void model_from_checkpoint(model *m, const opts *o, int dev, int *epoch) {
+    uvae_st_file f;
+    int size, width, depth, down, up, loss;
+    need_file(o->ckpt, "--ckpt");
+    if (uvae_st_read(o->ckpt, &f) != UVAE_OK) die_lib("reading the checkpoint");
+    size = meta_int(&f, o->ckpt, "size", 2, 4096);
+    width = meta_int(&f, o->ckpt, "width", 1, 512);
+    depth = meta_int(&f, o->ckpt, "depth", 1, UVAE_UNET_MAX_DEPTH);
+    *epoch = meta_int(&f, o->ckpt, "epoch", 0, 100000);
+    down = meta_choice(&f, o->ckpt, "down", down_names, 2);
+    up = meta_choice(&f, o->ckpt, "up", up_names, 2);
+    loss = meta_choice(&f, o->ckpt, "loss", loss_names, 4);
+    if (size % (1 << depth)) die("%s: metadata size %d not divisible by 2^depth", o->ckpt, size);
+    memset(m, 0, sizeof *m);
+    meta_floats3(&f, o->ckpt, "mean", m->mean);
+    meta_floats3(&f, o->ckpt, "std", m->std);
+    uvae_st_free(&f);
+    for (int c = 0; c < 3; c++)
+        if (!(m->std[c] > 0)) die("%s: metadata std must be > 0", o->ckpt);
+    model_init(m, dev, size, o->batch, width, depth, down, up, loss == LOSS_BCE, 0);
+    if (uvae_load(o->ckpt, &m->net.params, NULL) != UVAE_OK) die_lib("loading the checkpoint");
+    model_to_device(m);
+    printf("checkpoint %s: size %d, width %d, depth %d, down %s, up %s, loss %s, epoch %d\n", o->ckpt, size, width,
+           depth, down_names[down], up_names[up], loss_names[loss], *epoch);
+}
+
+/* ---- training ------------------------------------------------------------------------------- */
+static void stats_of(const uvae_pets *p, const int *idx, int n, float mean[3], float std[3]) {
+    size_t HW = (size_t)p->size * (size_t)p->size;
+    for (int c = 0; c < 3; c++) {
+        double s = 0, s2 = 0, cnt = (double)n * (double)HW;
+        for (int i = 0; i < n; i++) {
+            const float *q = p->images + ((size_t)idx[i] * 3 + (size_t)c) * HW;
+            for (size_t k = 0; k < HW; k++) { s += q[k]; s2 += (double)q[k] * q[k]; }
+        }
+        mean[c] = (float)(s / cnt);
+        std[c] = (float)sqrt(fmax(s2 / cnt - (s / cnt) * (s / cnt), 1e-12));
+        if (!(std[c] > 1e-6f)) std[c] = 1.0f;   /* a constant channel: leave it unscaled */
+    }
+}
+static void fmt_time(double s, char *buf, size_t n) {
+    long t = s > 0 && s < 1e8 ? (long)(s + 0.5) : 0;
+    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
+}
+
+static int cmd_train(const opts *o0) {
+    opts o = *o0;
+    uvae_pets tr, vsep;
+    const uvae_pets *vs;
+    int *tidx, *vidx, ntr, nva, steps, total_steps, dev;
+    model m;
+    uvae_optim opt;
+    uvae_rng rng;
+    char *train_list, *p_csv, *p_curves, *p_ckpt, *p_pred;
+    float *h_loss, *h_piou, *h_miou;
+    unsigned char *flip, *preds;
+    double t_train = 0, t_start = now_s();
+    long long images_seen = 0;
+    uvae_seg_metrics last;
+    FILE *csv;
+    memset(&tr, 0, sizeof tr);
+    memset(&vsep, 0, sizeof vsep);
+    memset(&last, 0, sizeof last);
+    dev = pick_device(o.device);
+    need_dir(o.data, "--data");
+    train_list = o.train_list ? (char *)o.train_list : path_join(o.data, "annotations/trainval.txt");
+    load_set(o.data, train_list, o.size, &tr);
+    uvae_rng_seed(&rng, (uint64_t)o.seed);
+
+    /* the split: a seeded permutation of the train list; the first val_frac of it validates */
+    {
+        int *perm = (int *)xmalloc((size_t)tr.n * sizeof(int));
+        uvae_shuffle(perm, tr.n, &rng);
+        if (o.val_list) {
+            load_set(o.data, o.val_list, o.size, &vsep);
+            vs = &vsep;
+            nva = vsep.n;
+            vidx = (int *)xmalloc((size_t)nva * sizeof(int));
+            for (int i = 0; i < nva; i++) vidx[i] = i;
+            ntr = tr.n;
+            tidx = (int *)xmalloc((size_t)ntr * sizeof(int));
+            for (int i = 0; i < ntr; i++) tidx[i] = i;
+        } else {
+            vs = &tr;
+            nva = (int)floor(o.val_frac * tr.n + 0.5);
+            if (nva < 1 || nva >= tr.n) die("--val-frac %g of %d images leaves an empty split", o.val_frac, tr.n);
+            ntr = tr.n - nva;
+            vidx = (int *)xmalloc((size_t)nva * sizeof(int));
+            tidx = (int *)xmalloc((size_t)ntr * sizeof(int));
+            /* validation in list order, so predictions.png is stable to read */
+            for (int i = 0; i < nva; i++) vidx[i] = perm[i];
+            for (int i = 0; i < ntr; i++) tidx[i] = perm[nva + i];
+            for (int i = 1; i < nva; i++)
+                for (int j = i; j > 0 && vidx[j - 1] > vidx[j]; j--) { int t = vidx[j]; vidx[j] = vidx[j - 1]; vidx[j - 1] = t; }
+            for (int i = 1; i < ntr; i++)
+                for (int j = i; j > 0 && tidx[j - 1] > tidx[j]; j--) { int t = tidx[j]; tidx[j] = tidx[j - 1]; tidx[j - 1] = t; }
+        }
+        free(perm);
+    }
+    if (o.limit > 0 && o.limit < ntr) ntr = o.limit;
+    if (o.batch > ntr) {
+        fprintf(stderr, "unet_pets: note: --batch %d > %d training images; using batch %d\n", o.batch, ntr, ntr);
+        o.batch = ntr;
+    }
+    steps = ntr / o.batch;                 /* the last partial batch is dropped (batch norm) */
+    total_steps = steps * o.epochs;
+
+    memset(&m, 0, sizeof m);
+    model_init(&m, dev, o.size, o.batch, o.width, o.depth, o.down, o.up, o.loss == LOSS_BCE, o.seed);
+    stats_of(&tr, tidx, ntr, m.mean, m.std);
+    model_to_device(&m);
+    if (uvae_optim_init(&opt, &m.net.params, UVAE_ADAM, (float)o.lr) != UVAE_OK) die_lib("making the optimizer");
+
+    mkdir_p(o.out);
+    p_csv = path_join(o.out, "metrics.csv");
+    p_curves = path_join(o.out, "curves.png");
+    p_ckpt = path_join(o.out, "checkpoint.safetensors");
+    p_pred = path_join(o.out, "predictions.png");
+    if (!(csv = fopen(p_csv, "w"))) die("cannot write '%s': %s", p_csv, strerror(errno));
+    fprintf(csv, "epoch,train_loss,val_pet_iou,val_miou,val_pixel_acc,val_dice,seconds\n");
+    if (fclose(csv) != 0) die("cannot write '%s': %s", p_csv, strerror(errno));
+    h_loss = (float *)xmalloc((size_t)o.epochs * sizeof(float));
+    h_piou = (float *)xmalloc((size_t)o.epochs * sizeof(float));
+    h_miou = (float *)xmalloc((size_t)o.epochs * sizeof(float));
+    flip = (unsigned char *)xmalloc((size_t)o.batch);
+    printf("unet_pets: %d train / %d val images at %dx%d, UNet width %d depth %d (%s/%s), loss %s, %zu params, "
+           "%d steps of batch %d, device %s\n", ntr, nva, o.size, o.size, o.width, o.depth, down_names[o.down],
+           up_names[o.up], loss_names[o.loss], uvae_params_count(&m.net.params), total_steps, o.batch, o.device);
+    fflush(stdout);
+
+    for (int e = 0; e < o.epochs; e++) {
+        double t0 = now_s(), sum = 0;
+        int *order = (int *)xmalloc((size_t)ntr * sizeof(int));
+        int *bi = (int *)xmalloc((size_t)o.batch * sizeof(int));
+        uvae_confusion conf;
+        uvae_seg_metrics sm;
+        uvae_shuffle(order, ntr, &rng);
+        for (int s = 0; s < steps; s++) {
+            int64_t gstep = (int64_t)e * steps + s;
+            uvae_tensor *loss;
+            float lv;
+            double el;
+            for (int b = 0; b < o.batch; b++) {
+                bi[b] = tidx[order[s * o.batch + b]];
+                flip[b] = (unsigned char)(uvae_rng_u32(&rng) & 1u);
+            }
+            model_batch(&m, &tr, bi, flip);
+            uvae_ctx_reset(m.ctx, 1);
+            uvae_params_zero_grad(&m.net.params);
+            loss = loss_of(&m, o.loss, uvae_unet_forward(m.ctx, &m.net, m.xd));
+            if (!loss || uvae_backward(m.ctx, loss) != UVAE_OK) die_lib("training step");
+            if (uvae_optim_step(&opt, &m.net.params, uvae_lr_onecycle(gstep, total_steps, (float)o.lr)) != UVAE_OK)
+                die_lib("optimizer step");
+            if (uvae_tensor_copy_out(loss, &lv) != UVAE_OK) die_lib("reading the loss");
+            if (!isfinite(lv)) die("the loss became %g at epoch %d step %d (try a lower --lr)", (double)lv, e + 1, s + 1);
+            sum += lv;
+            images_seen += o.batch;
+            el = now_s() - t0;
+            {
+                char eta[32];
+                int w = 20, fill = (s + 1) * w / steps;
+                fmt_time(el / (s + 1) * (steps - s - 1), eta, sizeof eta);
+                fprintf(stderr, "\repoch %d/%d [", e + 1, o.epochs);
+                for (int k = 0; k < w; k++) fputc(k < fill ? '#' : '.', stderr);
+                fprintf(stderr, "] %d/%d loss %.4f %.1f img/s ETA %s   ", s + 1, steps, sum / (s + 1),
+                        (double)(s + 1) * o.batch / (el > 1e-9 ? el : 1e-9), eta);
+                fflush(stderr);
+                bar_open = 1;
+            }
+        }
+        t_train += now_s() - t0;
+        free(order);
+        free(bi);
+        evaluate(&m, vs, vidx, nva, &conf, NULL);
+        sm = uvae_confusion_metrics(&conf);
+        last = sm;
+        h_loss[e] = (float)(sum / steps);
+        h_piou[e] = (float)sm.pet_iou;
+        h_miou[e] = (float)sm.miou;
+        fprintf(stderr, "\n");
+        bar_open = 0;
+        printf("epoch %d/%d  train loss %.4f  val pet IoU %.4f  mIoU %.4f  pixel acc %.4f  Dice %.4f  (%.1f s)\n", e + 1,
+               o.epochs, sum / steps, sm.pet_iou, sm.miou, sm.pixel_acc, sm.dice, now_s() - t0);
+        fflush(stdout);
+        if (!(csv = fopen(p_csv, "a"))) die("cannot append to '%s': %s", p_csv, strerror(errno));
+        fprintf(csv, "%d,%.6f,%.6f,%.6f,%.6f,%.6f,%.3f\n", e + 1, sum / steps, sm.pet_iou, sm.miou, sm.pixel_acc, sm.dice,
+                now_s() - t0);
+        if (fclose(csv) != 0) die("cannot write '%s': %s", p_csv, strerror(errno));
+        {
+            const char *names[3] = {"train loss", "val pet IoU", "val mIoU"};
+            const float *series[3];
+            series[0] = h_loss; series[1] = h_piou; series[2] = h_miou;
+            if (uvae_plot_png(p_curves, 640, 400, "UNet on Oxford-IIIT Pet, per epoch", names, series, 3, e + 1) != UVAE_OK)
+                die_lib("writing curves.png");
+        }
+        save_checkpoint(p_ckpt, &m, &o, e + 1);
+    }
+
+    {
+        int n = nva < 8 ? nva : 8;
+        uvae_confusion conf;
+        preds = (unsigned char *)xmalloc((size_t)n * (size_t)o.size * (size_t)o.size);
+        evaluate(&m, vs, vidx, n, &conf, preds);
+        write_predictions(p_pred, vs, vidx, n, preds);
+        free(preds);
+    }
+    printf("summary: unet %s/%s loss %s width %d depth %d size %d | %zu params | %d epochs | %.1f s (train %.1f s) | "
+           "%.1f img/s | val pet IoU %.4f mIoU %.4f pixel acc %.4f | %s\n",
+           down_names[o.down], up_names[o.up], loss_names[o.loss], o.width, o.depth, o.size,
+           uvae_params_count(&m.net.params), o.epochs, now_s() - t_start, t_train,
+           (double)images_seen / (t_train > 1e-9 ? t_train : 1e-9), last.pet_iou, last.miou, last.pixel_acc, o.out);
+
+    uvae_optim_free(&opt);
+    model_free(&m);
+    uvae_pets_free(&tr);
+    uvae_pets_free(&vsep);
+    if (train_list != o.train_list) free(train_list);
+    free(tidx); free(vidx); free(h_loss); free(h_piou); free(h_miou); free(flip);
+    free(p_csv); free(p_curves); free(p_ckpt); free(p_pred);
+    return 0;
+}
+
+/* ---- eval / predict ------------------------------------------------------------------------- */
+static int cmd_eval_predict(const opts *o, int predict) {
+    model m;
+    uvae_pets set;
+    int dev, epoch, *idx, n;
+    char *list;
+    uvae_confusion conf;
+    uvae_seg_metrics sm;
+    memset(&set, 0, sizeof set);
+    dev = pick_device(o->device);
+    need_dir(o->data, "--data");
+    list = o->list ? (char *)o->list : path_join(o->data, "annotations/trainval.txt");
+    need_file(list, "--list");
+    model_from_checkpoint(&m, o, dev, &epoch);
+    load_set(o->data, list, m.size, &set);
+    n = predict ? (o->n < set.n ? o->n : set.n) : set.n;
+    idx = (int *)xmalloc((size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++) idx[i] = i;
+    if (predict) {
+        unsigned char *preds = (unsigned char *)xmalloc((size_t)n * (size_t)m.size * (size_t)m.size);
+        char *path;
+        mkdir_p(o->out);
+        path = path_join(o->out, "predictions.png");
+        evaluate(&m, &set, idx, n, &conf, preds);
+        write_predictions(path, &set, idx, n, preds);
+        sm = uvae_confusion_metrics(&conf);
+        printf("predict: wrote %s (%d images; on them pet IoU %.4f mIoU %.4f pixel acc %.4f)\n", path, n, sm.pet_iou,
+               sm.miou, sm.pixel_acc);
+        free(path);
+        free(preds);
+    } else {
+        evaluate(&m, &set, idx, n, &conf, NULL);
+        sm = uvae_confusion_metrics(&conf);
+        printf("eval: %s (%d images): pet IoU %.4f  mIoU %.4f  pixel acc %.4f  Dice %.4f  (IoU pet %.4f background %.4f "
+               "border %.4f)\n", list, n, sm.pet_iou, sm.miou, sm.pixel_acc, sm.dice, sm.iou[0], sm.iou[1], sm.iou[2]);
+    }
+    free(idx);
+    if (list != o->list) free(list);
+    uvae_pets_free(&set);
+    model_free(&m);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    opts o;
+    int cmd;
+    if (argc < 2) die("missing command: train, eval or predict (see --help)");
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
+    if (!strcmp(argv[1], "train")) cmd = 0;
+    else if (!strcmp(argv[1], "eval")) cmd = 1;
+    else if (!strcmp(argv[1], "predict")) cmd = 2;
+    else { die("unknown command '%s' (train, eval or predict; see --help)", argv[1]); return 1; }
+    parse_args(argc, argv, cmd, &o);
+    return cmd == 0 ? cmd_train(&o) : cmd_eval_predict(&o, cmd == 2);
+}
