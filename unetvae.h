@@ -386,6 +386,11 @@ int uvae_params_to(uvae_params *P, int device);
    kernel's device. "+=" means accumulate into the destination; "=" overwrites. NC = N*C planes.
    Scalars that live in tensors (a loss value, its incoming gradient) are passed as pointers.
    Index arrays (argmax) are int32 on the device. */
+/* A convolution's shapes: x [N,Ci,H,W] -> y [N,Co,Ho,Wo] with a k x k kernel, stride s, padding p. */
+typedef struct uvae__conv_shape { int N, Ci, H, W, Co, k, s, p, Ho, Wo; } uvae__conv_shape;
+/* The CPU's GEMM micro-kernel: choice 0 the best this CPU has, 1 generic C, 2 AVX2+FMA, 3 AVX-512,
+   -1 query. Returns the kernel in use (1..3), or 0 if this CPU lacks the one asked for. For tests. */
+int uvae__cpu_kernel(int choice);
 #ifdef UNETVAE_CUDA
 /* runtime: the first failure is kept (sticky) until read by uvae__cu_take_error */
 int uvae__cu_init(void);                             /* 0 ok, else no usable device */
@@ -398,9 +403,10 @@ void uvae__cu_sync(void);
 
 /* C[M,N] (+)= op(A) @ op(B), row-major; op(A) is A[M,K] (lda) or, with ta, A^T of A[K,M] */
 void uvae__cu_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int accumulate);
-/* col[(c*k+ki)*k+kj][oh*Wo+ow] = img[c, oh*s-p+ki, ow*s-p+kj] (0 outside); col2im: img += the adjoint */
-void uvae__cu_im2col(const float *img, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *col);
-void uvae__cu_col2im(const float *col, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *img);
+/* the convolution products of [ops/conv kernels]; scratch: CK*Ho*Wo floats (one image's columns) */
+void uvae__cu_conv_fwd(const uvae__conv_shape *g, const float *x, const float *w, float *y, int acc, float *scratch);
+void uvae__cu_conv_bwd_x(const uvae__conv_shape *g, const float *dy, const float *w, float *dx, float *scratch);
+void uvae__cu_conv_bwd_w(const uvae__conv_shape *g, const float *x, const float *dy, float *dw, float *scratch);
 void uvae__cu_bias_add(float *out, const float *b, int N, int C, size_t HW);        /* out[n,c,:] += b[c] */
 void uvae__cu_bias_grad(const float *dout, float *db, int N, int C, size_t HW);     /* db[c] += sum_{n,hw} dout */
 /* pooling without padding; arg[plane*Ho*Wo + o] = index of the max within its input plane (first max wins) */
@@ -1218,70 +1224,257 @@ size_t uvae_params_count(const uvae_params *P) {
 
 /* ---------------------------------------------------------------------------------------------
    [ops/gemm] C[M,N] (+)= op(A)[M,K] @ op(B)[K,N], row-major, op = transpose when ta/tb.
-   Rows of C are split across threads; each element is summed in a fixed order (deterministic).
-   Correctness first: the packed, cache-blocked kernel is the performance issue's work. */
-static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda,
-                           const float *B, int ldb, float *C, int ldc, int accumulate) {
-    int i;
-    UVAE__OMP(omp parallel for schedule(static) if ((double)M * N * K > UVAE__PAR_MIN))
-    for (i = 0; i < M; i++) {
+   A packed, cache-blocked GEMM in the BLIS loop order (Goto & van de Geijn):
+     for each NC-wide block of columns jc:  for each KC-deep slice pc:   pack B[pc, jc] -> Bp
+       for each MC-tall block of rows ic:  pack A[ic, pc] -> Ap
+         for each MR x NR tile of C in the block: C_tile (+)= Ap_panel @ Bp_panel  (the micro-kernel)
+   Packed layouts: Ap is MR-row panels, Ap[panel][k][0..MR); Bp is NR-column panels,
+   Bp[panel][k][0..NR); edges are zero-padded, so the micro-kernel always computes a whole tile.
+   The micro-kernel holds the 12 x 32 tile in registers: 24 zmm (AVX-512) or, in four passes of
+   6 x 16, 12 ymm (AVX2 + FMA); a plain C kernel serves other CPUs. It is chosen once from what the
+   CPU supports (uvae__cpu_kernel below overrides that, for tests).
+   Threads split the packing and the tiles; every element of C is summed over k in a fixed order
+   (slices in order, k in order inside a slice) whatever the thread count: results are
+   deterministic for a given build and CPU. Small products skip the packing (plain loops). */
+#define UVAE__MR 12
+#define UVAE__NR 32
+#define UVAE__KC 256
+#define UVAE__MC 144                /* a multiple of MR: Ap (MC x KC) stays in L2 */
+#define UVAE__NC 2048               /* a multiple of NR: Bp (KC x NC) stays in L3 */
+
+/* tile (+)= Ap @ Bp over K, written to C (ldc) whole: acc 0 stores, 1 adds */
+typedef void (*uvae__ukr_fn)(int K, const float *Ap, const float *Bp, float *C, int ldc, int acc);
+
+static void uvae__ukr_generic(int K, const float *Ap, const float *Bp, float *C, int ldc, int acc) {
+    float t[UVAE__MR][UVAE__NR];
+    memset(t, 0, sizeof t);
+    for (int k = 0; k < K; k++, Ap += UVAE__MR, Bp += UVAE__NR)
+        for (int r = 0; r < UVAE__MR; r++) {
+            float a = Ap[r];
+            for (int j = 0; j < UVAE__NR; j++) t[r][j] += a * Bp[j];
+        }
+    for (int r = 0; r < UVAE__MR; r++)
+        for (int j = 0; j < UVAE__NR; j++) C[(size_t)r * ldc + j] = acc ? C[(size_t)r * ldc + j] + t[r][j] : t[r][j];
+}
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(UVAE_NO_SIMD)
+#define UVAE__X86 1
+#include <immintrin.h>
+/* AVX-512: row r of the tile is c<r>0 (columns 0..15) and c<r>1 (16..31) */
+#define UVAE__R512(r) a = _mm512_set1_ps(Ap[r]); c##r##0 = _mm512_fmadd_ps(a, b0, c##r##0); c##r##1 = _mm512_fmadd_ps(a, b1, c##r##1);
+#define UVAE__S512(r) do { float *c_ = C + (size_t)(r) * ldc;                                                   \
+        if (acc) { c##r##0 = _mm512_add_ps(c##r##0, _mm512_loadu_ps(c_)); c##r##1 = _mm512_add_ps(c##r##1, _mm512_loadu_ps(c_ + 16)); } \
+        _mm512_storeu_ps(c_, c##r##0); _mm512_storeu_ps(c_ + 16, c##r##1); } while (0)
+__attribute__((target("avx512f")))
+static void uvae__ukr_avx512(int K, const float *Ap, const float *Bp, float *C, int ldc, int acc) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+           c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00,
+           c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00, c111 = c00, a, b0, b1;
+    for (int k = 0; k < K; k++, Ap += UVAE__MR, Bp += UVAE__NR) {
+        b0 = _mm512_loadu_ps(Bp);
+        b1 = _mm512_loadu_ps(Bp + 16);
+        UVAE__R512(0) UVAE__R512(1) UVAE__R512(2) UVAE__R512(3) UVAE__R512(4) UVAE__R512(5)
+        UVAE__R512(6) UVAE__R512(7) UVAE__R512(8) UVAE__R512(9) UVAE__R512(10) UVAE__R512(11)
+    }
+    UVAE__S512(0); UVAE__S512(1); UVAE__S512(2); UVAE__S512(3); UVAE__S512(4); UVAE__S512(5);
+    UVAE__S512(6); UVAE__S512(7); UVAE__S512(8); UVAE__S512(9); UVAE__S512(10); UVAE__S512(11);
+}
+/* AVX2: the tile in four 6 x 16 passes (rows r0..r0+5, columns j0..j0+15), 12 ymm accumulators */
+#define UVAE__R256(r) a = _mm256_broadcast_ss(A + (r)); c##r##0 = _mm256_fmadd_ps(a, b0, c##r##0); c##r##1 = _mm256_fmadd_ps(a, b1, c##r##1);
+#define UVAE__S256(r) do { float *c_ = C + (size_t)(r0 + r) * ldc + j0;                                        \
+        if (acc) { c##r##0 = _mm256_add_ps(c##r##0, _mm256_loadu_ps(c_)); c##r##1 = _mm256_add_ps(c##r##1, _mm256_loadu_ps(c_ + 8)); } \
+        _mm256_storeu_ps(c_, c##r##0); _mm256_storeu_ps(c_ + 8, c##r##1); } while (0)
+__attribute__((target("avx2,fma")))
+static void uvae__ukr_avx2(int K, const float *Ap, const float *Bp, float *C, int ldc, int acc) {
+    for (int r0 = 0; r0 < UVAE__MR; r0 += 6)
+        for (int j0 = 0; j0 < UVAE__NR; j0 += 16) {
+            __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+                   c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, a, b0, b1;
+            const float *A = Ap + r0, *B = Bp + j0;
+            for (int k = 0; k < K; k++, A += UVAE__MR, B += UVAE__NR) {
+                b0 = _mm256_loadu_ps(B);
+                b1 = _mm256_loadu_ps(B + 8);
+                UVAE__R256(0) UVAE__R256(1) UVAE__R256(2) UVAE__R256(3) UVAE__R256(4) UVAE__R256(5)
+            }
+            UVAE__S256(0); UVAE__S256(1); UVAE__S256(2); UVAE__S256(3); UVAE__S256(4); UVAE__S256(5);
+        }
+}
+#endif
+
+/* The micro-kernel in use. choice: 0 the best this CPU supports, 1 generic, 2 AVX2, 3 AVX-512,
+   -1 keep the current one. Returns the kernel now in use (1..3), or 0 (nothing changed) when the
+   CPU lacks the one asked for. Not thread-safe: choose before training. */
+static int uvae__ukr_kind;
+static uvae__ukr_fn uvae__ukr;
+int uvae__cpu_kernel(int choice) {
+    int have2 = 0, have3 = 0;
+#ifdef UVAE__X86
+    __builtin_cpu_init();
+    have2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    have3 = __builtin_cpu_supports("avx512f");
+#endif
+    if (choice < 0 && uvae__ukr) return uvae__ukr_kind;
+    if (choice <= 0) choice = have3 ? 3 : have2 ? 2 : 1;
+    if ((choice == 2 && !have2) || (choice == 3 && !have3) || choice > 3) return 0;
+    uvae__ukr_kind = choice;
+    uvae__ukr = uvae__ukr_generic;
+#ifdef UVAE__X86
+    if (choice == 2) uvae__ukr = uvae__ukr_avx2;
+    if (choice == 3) uvae__ukr = uvae__ukr_avx512;
+#endif
+    return choice;
+}
+
+/* Ap <- op(A)[i0.., k0..], mc x kc, as MR-row panels (rows past mc are zeros) */
+static void uvae__pack_a(int ta, const float *A, int lda, int i0, int k0, int mc, int kc, float *Ap, int par) {
+    int np = (mc + UVAE__MR - 1) / UVAE__MR, p;
+    UVAE__OMP(omp for schedule(static))
+    for (p = 0; p < np; p++) {
+        float *dst = Ap + (size_t)p * kc * UVAE__MR;
+        int r0 = p * UVAE__MR, rows = mc - r0 < UVAE__MR ? mc - r0 : UVAE__MR;
+        for (int k = 0; k < kc; k++, dst += UVAE__MR) {
+            int r = 0;
+            if (ta) { const float *src = A + (size_t)(k0 + k) * lda + i0 + r0; for (; r < rows; r++) dst[r] = src[r]; }
+            else for (; r < rows; r++) dst[r] = A[(size_t)(i0 + r0 + r) * lda + k0 + k];
+            for (; r < UVAE__MR; r++) dst[r] = 0;
+        }
+    }
+    (void)par;
+}
+/* Bp <- op(B)[k0.., j0..], kc x nc, as NR-column panels (columns past nc are zeros) */
+static void uvae__pack_b(int tb, const float *B, int ldb, int k0, int j0, int kc, int nc, float *Bp) {
+    int np = (nc + UVAE__NR - 1) / UVAE__NR, p;
+    UVAE__OMP(omp for schedule(static))
+    for (p = 0; p < np; p++) {
+        float *dst = Bp + (size_t)p * kc * UVAE__NR;
+        int c0 = p * UVAE__NR, cols = nc - c0 < UVAE__NR ? nc - c0 : UVAE__NR;
+        for (int k = 0; k < kc; k++, dst += UVAE__NR) {
+            int j = 0;
+            if (!tb) { const float *src = B + (size_t)(k0 + k) * ldb + j0 + c0; for (; j < cols; j++) dst[j] = src[j]; }
+            else for (; j < cols; j++) dst[j] = B[(size_t)(j0 + c0 + j) * ldb + k0 + k];
+            for (; j < UVAE__NR; j++) dst[j] = 0;
+        }
+    }
+}
+
+/* The plain loops, for products too small to pay for the packing. */
+static void uvae__gemm_small(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                             const float *B, int ldb, float *C, int ldc, int accumulate) {
+    for (int i = 0; i < M; i++) {
         float *c = C + (size_t)i * ldc;
         if (!accumulate) memset(c, 0, (size_t)N * sizeof(float));
-        if (!tb) {                                       /* c[j] += a[i,k] * b[k,j]: rows of B */
-            for (int k = 0; k < K; k++) {
-                float a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
-                const float *b = B + (size_t)k * ldb;
-                for (int j = 0; j < N; j++) c[j] += a * b[j];
-            }
-        } else {                                         /* c[j] += dot(a[i,:], b[j,:]) */
-            for (int j = 0; j < N; j++) {
-                const float *b = B + (size_t)j * ldb;
-                float s = 0;
-                if (!ta) {
-                    const float *a = A + (size_t)i * lda;
-                    for (int k = 0; k < K; k++) s += a[k] * b[k];
-                } else {
-                    for (int k = 0; k < K; k++) s += A[(size_t)k * lda + i] * b[k];
+        for (int k = 0; k < K; k++) {
+            float a = ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+            if (!tb) { const float *b = B + (size_t)k * ldb; for (int j = 0; j < N; j++) c[j] += a * b[j]; }
+            else for (int j = 0; j < N; j++) c[j] += a * B[(size_t)j * ldb + k];
+        }
+    }
+}
+
+static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda,
+                           const float *B, int ldb, float *C, int ldc, int accumulate) {
+    static UVAE__TLS float *buf;      /* Ap then Bp: grown once, kept for the thread's lifetime */
+    static UVAE__TLS size_t buf_cap;
+    size_t need = (size_t)UVAE__MC * UVAE__KC + (size_t)UVAE__KC * UVAE__NC + 16;
+    float *Ap, *Bp;
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || (double)M * N * K < 32768.0 || (!buf && !uvae__ukr && 0)) {
+        if (K <= 0) { if (!accumulate) for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float)); return; }
+        uvae__gemm_small(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+        return;
+    }
+    if (buf_cap < need) {
+        float *p = (float *)UVAE_REALLOC(buf, need * sizeof(float));
+        if (!p) { uvae__gemm_small(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate); return; }  /* slow but right */
+        buf = p;
+        buf_cap = need;
+    }
+    if (!uvae__ukr) uvae__cpu_kernel(0);
+    Ap = (float *)uvae__align(buf);
+    Bp = Ap + (size_t)UVAE__MC * UVAE__KC;
+    UVAE__OMP(omp parallel if ((double)M * N * K > 1e6))
+    {
+        uvae__ukr_fn ukr = uvae__ukr;
+        for (int jc = 0; jc < N; jc += UVAE__NC) {
+            int nc = N - jc < UVAE__NC ? N - jc : UVAE__NC, nbp = (nc + UVAE__NR - 1) / UVAE__NR;
+            for (int pc = 0; pc < K; pc += UVAE__KC) {
+                int kc = K - pc < UVAE__KC ? K - pc : UVAE__KC, acc = accumulate || pc > 0;
+                uvae__pack_b(tb, B, ldb, pc, jc, kc, nc, Bp);            /* ends with a barrier */
+                for (int ic = 0; ic < M; ic += UVAE__MC) {
+                    int mc = M - ic < UVAE__MC ? M - ic : UVAE__MC, nap = (mc + UVAE__MR - 1) / UVAE__MR, t;
+                    uvae__pack_a(ta, A, lda, ic, pc, mc, kc, Ap, 0);      /* ends with a barrier */
+                    UVAE__OMP(omp for schedule(static))
+                    for (t = 0; t < nbp * nap; t++) {                     /* tiles: B panel outer, A panel inner */
+                        int jp = t / nap, ip = t % nap, i0 = ic + ip * UVAE__MR, j0 = jc + jp * UVAE__NR;
+                        int rows = M - i0 < UVAE__MR ? M - i0 : UVAE__MR, cols = N - j0 < UVAE__NR ? N - j0 : UVAE__NR;
+                        const float *a = Ap + (size_t)ip * kc * UVAE__MR, *b = Bp + (size_t)jp * kc * UVAE__NR;
+                        float *c = C + (size_t)i0 * ldc + j0;
+                        if (rows == UVAE__MR && cols == UVAE__NR) ukr(kc, a, b, c, ldc, acc);
+                        else {                                            /* an edge tile: via a whole one */
+                            float tile[UVAE__MR * UVAE__NR];
+                            ukr(kc, a, b, tile, UVAE__NR, 0);
+                            for (int r = 0; r < rows; r++)
+                                for (int j = 0; j < cols; j++) c[(size_t)r * ldc + j] = acc ? c[(size_t)r * ldc + j] + tile[r * UVAE__NR + j] : tile[r * UVAE__NR + j];
+                        }
+                    }
                 }
-                c[j] += s;
             }
         }
     }
 }
 
 /* [ops/im2col] img [C,H,W] -> col [C*k*k, Ho*Wo]: col[(c*k+ki)*k+kj][oh*Wo+ow] =
-   img[c, oh*s-p+ki, ow*s-p+kj] (0 outside). col2im adds the columns back (the adjoint). */
-static void uvae__cpu_im2col(const float *img, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *col) {
-    int r;
-    UVAE__OMP(omp parallel for schedule(static) if ((double)C * k * k * Ho * Wo > UVAE__PAR_MIN))
-    for (r = 0; r < C * k * k; r++) {
-        int c = r / (k * k), ki = (r / k) % k, kj = r % k;
-        float *dst = col + (size_t)r * Ho * Wo;
+   img[c, oh*s-p+ki, ow*s-p+kj] (0 outside). col2im adds the columns back (the adjoint).
+   On the CPU a chunk of b images is unrolled side by side: image i's columns start at i*Ho*Wo of
+   rows ld = b*Ho*Wo long, so one GEMM serves the whole chunk. */
+static void uvae__cpu_im2col(const float *img, int b, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *col) {
+    size_t HWo = (size_t)Ho * Wo, ld = (size_t)b * HWo;
+    int t;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)b * C * k * k * HWo > UVAE__PAR_MIN))
+    for (t = 0; t < b * C * k * k; t++) {
+        int i = t % b, r = t / b, c = r / (k * k), ki = (r / k) % k, kj = r % k;
+        const float *src = img + ((size_t)i * C + c) * H * W;
+        float *dst = col + (size_t)r * ld + (size_t)i * HWo;
         for (int oh = 0; oh < Ho; oh++) {
             int ih = oh * s - p + ki;
             for (int ow = 0; ow < Wo; ow++) {
                 int iw = ow * s - p + kj;
-                dst[oh * Wo + ow] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? img[((size_t)c * H + ih) * W + iw] : 0.0f;
+                dst[oh * Wo + ow] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? src[(size_t)ih * W + iw] : 0.0f;
             }
         }
     }
 }
-static void uvae__cpu_col2im(const float *col, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *img) {
-    int c;
-    UVAE__OMP(omp parallel for schedule(static) if ((double)C * k * k * Ho * Wo > UVAE__PAR_MIN))
-    for (c = 0; c < C; c++) {                            /* one channel per thread: no write races */
+static void uvae__cpu_col2im(const float *col, int b, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *img) {
+    size_t HWo = (size_t)Ho * Wo, ld = (size_t)b * HWo;
+    int t;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)b * C * k * k * HWo > UVAE__PAR_MIN))
+    for (t = 0; t < b * C; t++) {                        /* one (image, channel) plane per thread: no races */
+        int i = t % b, c = t / b;
+        float *dst = img + ((size_t)i * C + c) * H * W;
         for (int ki = 0; ki < k; ki++)
             for (int kj = 0; kj < k; kj++) {
-                const float *src = col + ((size_t)(c * k + ki) * k + kj) * Ho * Wo;
+                const float *src = col + ((size_t)(c * k + ki) * k + kj) * ld + (size_t)i * HWo;
                 for (int oh = 0; oh < Ho; oh++) {
                     int ih = oh * s - p + ki;
                     if (ih < 0 || ih >= H) continue;
                     for (int ow = 0; ow < Wo; ow++) {
                         int iw = ow * s - p + kj;
-                        if (iw >= 0 && iw < W) img[((size_t)c * H + ih) * W + iw] += src[oh * Wo + ow];
+                        if (iw >= 0 && iw < W) dst[(size_t)ih * W + iw] += src[oh * Wo + ow];
                     }
                 }
             }
+    }
+}
+/* b images [b, C, HW] <-> one matrix [C, b*HW]: gather (to = 1) or scatter (to = 0; acc: +=). */
+static void uvae__cpu_batch_rows(float *img, int b, int C, size_t HW, float *mat, int to, int acc) {
+    int t;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)b * C * HW > UVAE__PAR_MIN))
+    for (t = 0; t < b * C; t++) {
+        int i = t % b, c = t / b;
+        float *im = img + ((size_t)i * C + c) * HW, *m = mat + (size_t)c * b * HW + (size_t)i * HW;
+        if (to) memcpy(m, im, HW * sizeof(float));
+        else if (acc) for (size_t q = 0; q < HW; q++) im[q] += m[q];
+        else memcpy(im, m, HW * sizeof(float));
     }
 }
 
@@ -1304,93 +1497,141 @@ static void uvae__cpu_bias_grad(const float *dout, float *db, int N, int C, size
 }
 
 /* ---------------------------------------------------------------------------------------------
-   [ops/conv2d] out[n,co,oh,ow] = b[co] + sum_{ci,ki,kj} w[co,ci,ki,kj] * x[n,ci,oh*s-p+ki,ow*s-p+kj]
-   == torch.nn.functional.conv2d(x, w, b, stride=s, padding=p).
-   Per image: out[n] = W[Co, Ci*k*k] @ im2col(x[n]).  Backward per image:
-   dW += dout[n] @ col^T,  dcol = W^T @ dout[n] -> col2im -> dx[n],  db += sum dout. */
-static void uvae__conv2d_backward(uvae__node *nd) {
-    uvae_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *out = nd->out;
-    int dev = nd->ctx->device, s = nd->i[0], p = nd->i[1], N = x->shape[0], Ci = x->shape[1], H = x->shape[2], W = x->shape[3];
-    int Co = w->shape[0], k = w->shape[2], Ho = out->shape[2], Wo = out->shape[3], CK = Ci * k * k, HWo = Ho * Wo;
-    float *col = nd->ctx->scratch;   /* [CK, HWo]; the forward sized it and it never shrinks */
-    for (int n = 0; n < N; n++) {
-        const float *dout = out->grad + (size_t)n * Co * HWo;
-        if (w->grad) {
-            UVAE__K(dev, im2col, x->data + (size_t)n * Ci * H * W, Ci, H, W, k, s, p, Ho, Wo, col);
-            UVAE__K(dev, gemm, 0, 1, Co, CK, HWo, dout, HWo, col, HWo, w->grad, CK, 1);
-        }
-        if (x->grad) {
-            UVAE__K(dev, gemm, 1, 0, CK, HWo, Co, w->data, CK, dout, HWo, col, HWo, 0);
-            UVAE__K(dev, col2im, col, Ci, H, W, k, s, p, Ho, Wo, x->grad + (size_t)n * Ci * H * W);
+   [ops/conv kernels] The three products of a convolution y = conv(x, w), in the shapes of
+   uvae__conv_shape (x [N,Ci,H,W], w [Co, Ci*k*k], y [N,Co,Ho,Wo]), CK = Ci*k*k, HWo = Ho*Wo:
+     conv_fwd:   y[n]  (+)= w @ col(x[n])                   (acc: 0 overwrite, 1 add)
+     conv_bwd_x: dx[n] += col2im(w^T @ dy[n])
+     conv_bwd_w: dw    += sum_n dy[n] @ col(x[n])^T
+   conv_transpose2d is conv2d's adjoint, so it runs on the same three with x and y swapped (see
+   [ops/conv_transpose2d]). On the CPU, images go in chunks of b (uvae__conv_chunk) unrolled side by
+   side, so each product is one large GEMM; the sums over images keep a fixed order. */
+static int uvae__conv_chunk(const uvae__conv_shape *g) {
+    size_t HWo = (size_t)g->Ho * g->Wo, CK = (size_t)g->Ci * g->k * g->k;
+    size_t by_cols = 4096 / HWo, by_mem = ((size_t)1 << 22) / (HWo * (CK + (size_t)g->Co));
+    size_t b = by_cols < by_mem ? by_cols : by_mem;
+    return b < 1 ? 1 : b > (size_t)g->N ? g->N : (int)b;
+}
+/* floats of scratch the three kernels need on `dev` (the GPU works one image at a time) */
+static size_t uvae__conv_scratch(int dev, const uvae__conv_shape *g) {
+    size_t HWo = (size_t)g->Ho * g->Wo, CK = (size_t)g->Ci * g->k * g->k;
+    int b = dev == UVAE_CPU ? uvae__conv_chunk(g) : 1;
+    return CK * b * HWo + (b > 1 ? (size_t)g->Co * b * HWo : 0);
+}
+static void uvae__cpu_conv_fwd(const uvae__conv_shape *g, const float *x, const float *w, float *y, int acc, float *scratch) {
+    int CK = g->Ci * g->k * g->k, nb = uvae__conv_chunk(g);
+    size_t HWo = (size_t)g->Ho * g->Wo, xs = (size_t)g->Ci * g->H * g->W;
+    for (int n = 0; n < g->N; n += nb) {
+        int b = g->N - n < nb ? g->N - n : nb, L = b * (int)HWo;
+        float *col = scratch, *tmp = scratch + (size_t)CK * L;
+        uvae__cpu_im2col(x + n * xs, b, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, col);
+        if (b == 1) uvae__cpu_gemm(0, 0, g->Co, L, CK, w, CK, col, L, y + n * g->Co * HWo, L, acc);
+        else {
+            uvae__cpu_gemm(0, 0, g->Co, L, CK, w, CK, col, L, tmp, L, 0);
+            uvae__cpu_batch_rows(y + n * g->Co * HWo, b, g->Co, HWo, tmp, 0, acc);
         }
     }
-    if (b && b->grad) UVAE__K(dev, bias_grad, out->grad, b->grad, N, Co, (size_t)HWo);
+}
+static void uvae__cpu_conv_bwd_x(const uvae__conv_shape *g, const float *dy, const float *w, float *dx, float *scratch) {
+    int CK = g->Ci * g->k * g->k, nb = uvae__conv_chunk(g);
+    size_t HWo = (size_t)g->Ho * g->Wo, xs = (size_t)g->Ci * g->H * g->W;
+    for (int n = 0; n < g->N; n += nb) {
+        int b = g->N - n < nb ? g->N - n : nb, L = b * (int)HWo;
+        float *col = scratch, *G = scratch + (size_t)CK * L;
+        const float *d = dy + n * g->Co * HWo;
+        if (b > 1) { uvae__cpu_batch_rows((float *)d, b, g->Co, HWo, G, 1, 0); d = G; }
+        uvae__cpu_gemm(1, 0, CK, L, g->Co, w, CK, d, L, col, L, 0);
+        uvae__cpu_col2im(col, b, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, dx + n * xs);
+    }
+}
+static void uvae__cpu_conv_bwd_w(const uvae__conv_shape *g, const float *x, const float *dy, float *dw, float *scratch) {
+    int CK = g->Ci * g->k * g->k, nb = uvae__conv_chunk(g);
+    size_t HWo = (size_t)g->Ho * g->Wo, xs = (size_t)g->Ci * g->H * g->W;
+    for (int n = 0; n < g->N; n += nb) {
+        int b = g->N - n < nb ? g->N - n : nb, L = b * (int)HWo;
+        float *col = scratch, *G = scratch + (size_t)CK * L;
+        const float *d = dy + n * g->Co * HWo;
+        uvae__cpu_im2col(x + n * xs, b, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, col);
+        if (b > 1) { uvae__cpu_batch_rows((float *)d, b, g->Co, HWo, G, 1, 0); d = G; }
+        uvae__cpu_gemm(0, 1, g->Co, CK, L, d, L, col, L, dw, CK, 1);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+   [ops/conv2d] out[n,co,oh,ow] = b[co] + sum_{ci,ki,kj} w[co,ci,ki,kj] * x[n,ci,oh*s-p+ki,ow*s-p+kj]
+   == torch.nn.functional.conv2d(x, w, b, stride=s, padding=p).
+   As products (see [ops/conv kernels]): out = w @ col(x);  backward: dW += dout @ col(x)^T,
+   dx += col2im(W^T @ dout),  db += sum dout. */
+static void uvae__conv2d_backward(uvae__node *nd) {
+    uvae_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *out = nd->out;
+    uvae__conv_shape g = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2],
+                          nd->i[0], nd->i[1], out->shape[2], out->shape[3]};
+    int dev = nd->ctx->device;
+    float *col = nd->ctx->scratch;   /* the forward sized it for this shape; it never shrinks */
+    if (w->grad) UVAE__K(dev, conv_bwd_w, &g, x->data, out->grad, w->grad, col);
+    if (x->grad) UVAE__K(dev, conv_bwd_x, &g, out->grad, w->data, x->grad, col);
+    if (b && b->grad) UVAE__K(dev, bias_grad, out->grad, b->grad, g.N, g.Co, (size_t)g.Ho * g.Wo);
 }
 
 uvae_tensor *uvae_conv2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, uvae_tensor *b, int stride, int pad) {
     uvae_tensor *out;
     uvae__node *nd;
-    float *col;
-    int N, Ci, H, W, Co, k, Ho, Wo, CK;
+    uvae__conv_shape g;
     if (!x || !w) return NULL;
     if (x->ndim != 4 || w->ndim != 4 || w->shape[1] != x->shape[1] || w->shape[2] != w->shape[3] ||
         (b && (b->size != (size_t)w->shape[0])) || stride < 1 || pad < 0)
         return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_conv2d: x %s, w %s, b %s, stride %d, pad %d do not fit",
                                           uvae__shape_str(x), uvae__shape_str(w), b ? uvae__shape_str(b) : "none", stride, pad);
-    N = x->shape[0]; Ci = x->shape[1]; H = x->shape[2]; W = x->shape[3];
-    Co = w->shape[0]; k = w->shape[2]; CK = Ci * k * k;
-    if (H + 2 * pad < k || W + 2 * pad < k)
-        return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_conv2d: input %s smaller than kernel %d", uvae__shape_str(x), k);
-    Ho = (H + 2 * pad - k) / stride + 1; Wo = (W + 2 * pad - k) / stride + 1;
-    out = uvae__out(ctx, 4, (int[]){N, Co, Ho, Wo}, x, w, b);
-    if (!out || !(col = uvae__scratch(ctx, (size_t)CK * Ho * Wo))) return NULL;
-    for (int n = 0; n < N; n++) {
-        UVAE__K(ctx->device, im2col, x->data + (size_t)n * Ci * H * W, Ci, H, W, k, stride, pad, Ho, Wo, col);
-        UVAE__K(ctx->device, gemm, 0, 0, Co, Ho * Wo, CK, w->data, CK, col, Ho * Wo, out->data + (size_t)n * Co * Ho * Wo, Ho * Wo, 0);
-    }
-    if (b) UVAE__K(ctx->device, bias_add, out->data, b->data, N, Co, (size_t)Ho * Wo);
+    g.N = x->shape[0]; g.Ci = x->shape[1]; g.H = x->shape[2]; g.W = x->shape[3];
+    g.Co = w->shape[0]; g.k = w->shape[2]; g.s = stride; g.p = pad;
+    if (g.H + 2 * pad < g.k || g.W + 2 * pad < g.k)
+        return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_conv2d: input %s smaller than kernel %d", uvae__shape_str(x), g.k);
+    g.Ho = (g.H + 2 * pad - g.k) / stride + 1; g.Wo = (g.W + 2 * pad - g.k) / stride + 1;
+    out = uvae__out(ctx, 4, (int[]){g.N, g.Co, g.Ho, g.Wo}, x, w, b);
+    if (!out || !uvae__scratch(ctx, uvae__conv_scratch(ctx->device, &g))) return NULL;
+    UVAE__K(ctx->device, conv_fwd, &g, x->data, w->data, out->data, 0, ctx->scratch);
+    if (b) UVAE__K(ctx->device, bias_add, out->data, b->data, g.N, g.Co, (size_t)g.Ho * g.Wo);
     if ((nd = uvae__record(ctx, uvae__conv2d_backward, out, x, w, b))) { nd->i[0] = stride; nd->i[1] = pad; }
     else if (out->grad) return NULL;
     return out;
 }
 
-/* [ops/conv_transpose2d] the adjoint of conv2d:  out[n] = col2im(W^T @ x[n]) + b, w [Ci,Co,k,k],
+/* [ops/conv_transpose2d] the adjoint of conv2d:  out = col2im(W^T @ x) + b, w [Ci,Co,k,k],
    Ho = (H-1)*s - 2p + k.  == torch.nn.functional.conv_transpose2d(x, w, b, stride=s, padding=p).
-   Backward per image: dcol = im2col(dout[n]);  dx[n] += W @ dcol;  dW += x[n] @ dcol^T. */
+   It is the conv2d from out's shape to x's (input channels Co, output channels Ci, weights
+   w [Ci, Co*k*k]) run backwards: forward = that conv's conv_bwd_x; backward: dx += that conv's
+   forward of dout, dW += its conv_bwd_w with dout as the input and x as the output gradient. */
+static uvae__conv_shape uvae__convT_shape(const uvae_tensor *x, const uvae_tensor *w, int s, int p, int Ho, int Wo) {
+    uvae__conv_shape g = {x->shape[0], w->shape[1], Ho, Wo, x->shape[1], w->shape[2], s, p, x->shape[2], x->shape[3]};
+    return g;
+}
 static void uvae__convT_backward(uvae__node *nd) {
     uvae_tensor *x = nd->in[0], *w = nd->in[1], *b = nd->in[2], *out = nd->out;
-    int dev = nd->ctx->device, s = nd->i[0], p = nd->i[1], N = x->shape[0], Ci = x->shape[1], HW = x->shape[2] * x->shape[3];
-    int Co = w->shape[1], k = w->shape[2], Ho = out->shape[2], Wo = out->shape[3], CK = Co * k * k;
-    float *col = nd->ctx->scratch;   /* [CK, H*W]; the forward sized it and it never shrinks */
-    for (int n = 0; n < N; n++) {
-        UVAE__K(dev, im2col, out->grad + (size_t)n * Co * Ho * Wo, Co, Ho, Wo, k, s, p, x->shape[2], x->shape[3], col);
-        if (x->grad) UVAE__K(dev, gemm, 0, 0, Ci, HW, CK, w->data, CK, col, HW, x->grad + (size_t)n * Ci * HW, HW, 1);
-        if (w->grad) UVAE__K(dev, gemm, 0, 1, Ci, CK, HW, x->data + (size_t)n * Ci * HW, HW, col, HW, w->grad, CK, 1);
-    }
-    if (b && b->grad) UVAE__K(dev, bias_grad, out->grad, b->grad, N, Co, (size_t)Ho * Wo);
+    uvae__conv_shape g = uvae__convT_shape(x, w, nd->i[0], nd->i[1], out->shape[2], out->shape[3]);
+    int dev = nd->ctx->device;
+    float *col = nd->ctx->scratch;   /* the forward sized it for this shape; it never shrinks */
+    if (x->grad) UVAE__K(dev, conv_fwd, &g, out->grad, w->data, x->grad, 1, col);
+    if (w->grad) UVAE__K(dev, conv_bwd_w, &g, out->grad, x->data, w->grad, col);
+    if (b && b->grad) UVAE__K(dev, bias_grad, out->grad, b->grad, g.N, g.Ci, (size_t)g.H * g.W);
 }
 
 uvae_tensor *uvae_conv_transpose2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, uvae_tensor *b, int stride, int pad) {
     uvae_tensor *out;
     uvae__node *nd;
-    float *col;
-    int N, Ci, H, W, Co, k, Ho, Wo, CK;
+    uvae__conv_shape g;
+    int k, Ho, Wo;
     if (!x || !w) return NULL;
     if (x->ndim != 4 || w->ndim != 4 || w->shape[0] != x->shape[1] || w->shape[2] != w->shape[3] ||
         (b && b->size != (size_t)w->shape[1]) || stride < 1 || pad < 0)
         return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_conv_transpose2d: x %s, w %s, b %s, stride %d, pad %d do not fit",
                                           uvae__shape_str(x), uvae__shape_str(w), b ? uvae__shape_str(b) : "none", stride, pad);
-    N = x->shape[0]; Ci = x->shape[1]; H = x->shape[2]; W = x->shape[3];
-    Co = w->shape[1]; k = w->shape[2]; CK = Co * k * k;
-    Ho = (H - 1) * stride - 2 * pad + k; Wo = (W - 1) * stride - 2 * pad + k;
+    k = w->shape[2];
+    Ho = (x->shape[2] - 1) * stride - 2 * pad + k; Wo = (x->shape[3] - 1) * stride - 2 * pad + k;
     if (Ho < 1 || Wo < 1) return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_conv_transpose2d: empty output");
-    out = uvae__out(ctx, 4, (int[]){N, Co, Ho, Wo}, x, w, b);
-    if (!out || !(col = uvae__scratch(ctx, (size_t)CK * H * W))) return NULL;
-    for (int n = 0; n < N; n++) {
-        UVAE__K(ctx->device, gemm, 1, 0, CK, H * W, Ci, w->data, CK, x->data + (size_t)n * Ci * H * W, H * W, col, H * W, 0);
-        UVAE__K(ctx->device, col2im, col, Co, Ho, Wo, k, stride, pad, H, W, out->data + (size_t)n * Co * Ho * Wo);
-    }
-    if (b) UVAE__K(ctx->device, bias_add, out->data, b->data, N, Co, (size_t)Ho * Wo);
+    g = uvae__convT_shape(x, w, stride, pad, Ho, Wo);
+    out = uvae__out(ctx, 4, (int[]){g.N, g.Ci, Ho, Wo}, x, w, b);
+    if (!out || !uvae__scratch(ctx, uvae__conv_scratch(ctx->device, &g))) return NULL;
+    UVAE__K(ctx->device, conv_bwd_x, &g, x->data, w->data, out->data, ctx->scratch);   /* out is zeroed: += is = */
+    if (b) UVAE__K(ctx->device, bias_add, out->data, b->data, g.N, g.Ci, (size_t)Ho * Wo);
     if ((nd = uvae__record(ctx, uvae__convT_backward, out, x, w, b))) { nd->i[0] = stride; nd->i[1] = pad; }
     else if (out->grad) return NULL;
     return out;

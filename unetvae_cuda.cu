@@ -273,7 +273,7 @@ static __global__ void uvae__k_im2col(const float *img, int C, int H, int W, int
         col[idx] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? img[((size_t)c * H + ih) * W + iw] : 0.0f;
     }
 }
-void uvae__cu_im2col(const float *img, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *col) {
+static void uvae__cu_im2col(const float *img, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *col) {
     UVAE__LAUNCH((size_t)C * k * k * Ho * Wo, uvae__k_im2col, img, C, H, W, k, s, p, Ho, Wo, col);
 }
 
@@ -297,8 +297,32 @@ static __global__ void uvae__k_col2im(const float *col, int C, int H, int W, int
         img[idx] = v;
     }
 }
-void uvae__cu_col2im(const float *col, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *img) {
+static void uvae__cu_col2im(const float *col, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *img) {
     UVAE__LAUNCH((size_t)C * H * W, uvae__k_col2im, col, C, H, W, k, s, p, Ho, Wo, img);
+}
+
+/* [conv kernels] the three products of a convolution (unetvae.h, [ops/conv kernels]), one image
+   at a time through im2col/col2im and the GEMM; scratch holds one image's columns [CK, HWo]. */
+void uvae__cu_conv_fwd(const uvae__conv_shape *g, const float *x, const float *w, float *y, int acc, float *scratch) {
+    int CK = g->Ci * g->k * g->k, HWo = g->Ho * g->Wo;
+    for (int n = 0; n < g->N; n++) {
+        uvae__cu_im2col(x + (size_t)n * g->Ci * g->H * g->W, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, scratch);
+        uvae__cu_gemm(0, 0, g->Co, HWo, CK, w, CK, scratch, HWo, y + (size_t)n * g->Co * HWo, HWo, acc);
+    }
+}
+void uvae__cu_conv_bwd_x(const uvae__conv_shape *g, const float *dy, const float *w, float *dx, float *scratch) {
+    int CK = g->Ci * g->k * g->k, HWo = g->Ho * g->Wo;
+    for (int n = 0; n < g->N; n++) {
+        uvae__cu_gemm(1, 0, CK, HWo, g->Co, w, CK, dy + (size_t)n * g->Co * HWo, HWo, scratch, HWo, 0);
+        uvae__cu_col2im(scratch, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, dx + (size_t)n * g->Ci * g->H * g->W);
+    }
+}
+void uvae__cu_conv_bwd_w(const uvae__conv_shape *g, const float *x, const float *dy, float *dw, float *scratch) {
+    int CK = g->Ci * g->k * g->k, HWo = g->Ho * g->Wo;
+    for (int n = 0; n < g->N; n++) {
+        uvae__cu_im2col(x + (size_t)n * g->Ci * g->H * g->W, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, scratch);
+        uvae__cu_gemm(0, 1, g->Co, CK, HWo, dy + (size_t)n * g->Co * HWo, HWo, scratch, HWo, dw, CK, 1);
+    }
 }
 
 /* [bias] out[n,c,:] += b[c] over out [N,C,HW] */

@@ -1,6 +1,7 @@
 /* tests/test_core.c — errors, the arena, determinism, modes, and that the models learn. */
 #include "test.h"
 #include <string.h>
+#include <stdlib.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -166,8 +167,114 @@ static void test_rng_params(void) {
     uvae_unet_free(&net);
 }
 
+/* The packed GEMM behind conv2d, conv_transpose2d and linear, with every micro-kernel this CPU has
+   (generic C, AVX2, AVX-512), against plain loops in double. The shapes are large enough for the
+   packed path, with edges that are not multiples of the 12 x 32 tile, more than one 256-deep
+   slice, and a batch that conv2d splits into chunks. */
+static double conv_ref_out(const float *x, const float *w, int Ci, int H, int W, int k, int s, int p, int n, int co, int oh, int ow) {
+    double acc = 0;
+    for (int ci = 0; ci < Ci; ci++)
+        for (int ki = 0; ki < k; ki++)
+            for (int kj = 0; kj < k; kj++) {
+                int ih = oh * s - p + ki, iw = ow * s - p + kj;
+                if (ih >= 0 && ih < H && iw >= 0 && iw < W)
+                    acc += (double)w[((co * Ci + ci) * k + ki) * k + kj] * x[((size_t)(n * Ci + ci) * H + ih) * W + iw];
+            }
+    return acc;
+}
+static double max_rel_err(const float *a, const double *ref, size_t n) {
+    double scale = 0, err = 0;
+    for (size_t i = 0; i < n; i++) scale = fabs(ref[i]) > scale ? fabs(ref[i]) : scale;
+    for (size_t i = 0; i < n; i++) err = fabs(a[i] - ref[i]) > err ? fabs(a[i] - ref[i]) : err;
+    return err / (scale > 0 ? scale : 1);
+}
+static void test_gemm_kernels(void) {
+    enum { N = 9, Ci = 19, H = 31, W = 33, Co = 37, K = 3, S = 1, P = 1 };   /* chunks of 4, 4 and 1 images */
+    static const char *names[4] = {"", "generic", "avx2", "avx512"};
+    uvae_ctx *ctx = uvae_ctx_new(0);
+    uvae_tensor *x = uvae_tensor_new_grad(4, (int[]){N, Ci, H, W}, 1), *w = uvae_tensor_new_grad(4, (int[]){Co, Ci, K, K}, 1);
+    uvae_tensor *lx = uvae_tensor_new_grad(2, (int[]){45, 300}, 1), *lw = uvae_tensor_new_grad(2, (int[]){70, 300}, 1);
+    size_t ny = (size_t)N * Co * H * W;
+    double *ry = (double *)malloc(ny * sizeof(double)), *rdw = (double *)calloc(w->size, sizeof(double));
+    double *rdx = (double *)calloc(x->size, sizeof(double)), *rly = (double *)malloc(45 * 70 * sizeof(double));
+    float *first = (float *)malloc(ny * sizeof(float));
+    int base = uvae__cpu_kernel(-1), tried = 0;
+    uvae_rng r;
+    uvae_rng_seed(&r, 77);
+    fill_uniform(x, &r, -1, 1); fill_uniform(w, &r, -0.3f, 0.3f); fill_uniform(lx, &r, -1, 1); fill_uniform(lw, &r, -0.1f, 0.1f);
+    /* references: y = conv(x, w); with dy = 1 everywhere: dx = sum of w over the windows, dw = sum of x */
+    for (int n = 0; n < N; n++)
+        for (int co = 0; co < Co; co++)
+            for (int oh = 0; oh < H; oh++)
+                for (int ow = 0; ow < W; ow++) {
+                    ry[((size_t)(n * Co + co) * H + oh) * W + ow] = conv_ref_out(x->data, w->data, Ci, H, W, K, S, P, n, co, oh, ow);
+                    for (int ci = 0; ci < Ci; ci++)
+                        for (int ki = 0; ki < K; ki++)
+                            for (int kj = 0; kj < K; kj++) {
+                                int ih = oh - P + ki, iw = ow - P + kj;
+                                size_t wi = (size_t)((co * Ci + ci) * K + ki) * K + kj, xi = ((size_t)(n * Ci + ci) * H + ih) * W + iw;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                rdw[wi] += x->data[xi];
+                                rdx[xi] += w->data[wi];
+                            }
+                }
+    for (int i = 0; i < 45; i++)
+        for (int o = 0; o < 70; o++) {
+            double acc = 0;
+            for (int k = 0; k < 300; k++) acc += (double)lx->data[i * 300 + k] * lw->data[o * 300 + k];
+            rly[i * 70 + o] = acc;
+        }
+    for (int kind = 1; kind <= 3; kind++) {
+        uvae_tensor *y, *ly;
+        if (uvae__cpu_kernel(kind) != kind) { printf("  gemm kernel %-8s SKIP: not supported by this CPU\n", names[kind]); continue; }
+        tried++;
+        memset(x->grad, 0, x->size * sizeof(float)); memset(w->grad, 0, w->size * sizeof(float));
+        uvae_ctx_reset(ctx, 1);
+        y = uvae_conv2d(ctx, x, w, NULL, S, P);
+        CHECK(y && uvae_backward(ctx, uvae_sum(ctx, y)) == UVAE_OK, "%s: conv2d forward/backward: %s", names[kind], uvae_last_error());
+        if (!y) continue;
+        CHECK(max_rel_err(y->data, ry, ny) < 1e-6, "%s: conv2d output, max error %.3g of max|ref|", names[kind], max_rel_err(y->data, ry, ny));
+        CHECK(max_rel_err(w->grad, rdw, w->size) < 1e-6, "%s: conv2d dW, max error %.3g", names[kind], max_rel_err(w->grad, rdw, w->size));
+        CHECK(max_rel_err(x->grad, rdx, x->size) < 1e-6, "%s: conv2d dx, max error %.3g", names[kind], max_rel_err(x->grad, rdx, x->size));
+#ifdef _OPENMP
+        {   /* the packed path is deterministic whatever the thread count */
+            int threads = omp_get_max_threads();
+            memcpy(first, y->data, ny * sizeof(float));
+            omp_set_num_threads(threads == 1 ? 3 : 1);
+            uvae_ctx_reset(ctx, 0);
+            y = uvae_conv2d(ctx, x, w, NULL, S, P);
+            omp_set_num_threads(threads);
+            CHECK(y && !memcmp(first, y->data, ny * sizeof(float)), "%s: conv2d bit-identical with another thread count", names[kind]);
+        }
+#endif
+        uvae_ctx_reset(ctx, 1);
+        memset(lx->grad, 0, lx->size * sizeof(float)); memset(lw->grad, 0, lw->size * sizeof(float));
+        ly = uvae_linear(ctx, lx, lw, NULL);
+        CHECK(ly && max_rel_err(ly->data, rly, 45 * 70) < 1e-6, "%s: linear output", names[kind]);
+        CHECK(ly && uvae_backward(ctx, uvae_sum(ctx, ly)) == UVAE_OK, "%s: linear backward", names[kind]);
+        {   /* with dy = 1: dx[i,k] = sum_o w[o,k], dw[o,k] = sum_i x[i,k] */
+            double e = 0;
+            for (int k = 0; k < 300; k++) {
+                double sx = 0, sw = 0;
+                for (int i = 0; i < 45; i++) sx += lx->data[i * 300 + k];
+                for (int o = 0; o < 70; o++) sw += lw->data[o * 300 + k];
+                e = fmax(e, fabs(lw->grad[k] - sx) / 10);
+                e = fmax(e, fabs(lx->grad[k] - sw));
+            }
+            CHECK(e < 1e-5, "%s: linear gradients, max error %.3g", names[kind], e);
+        }
+    }
+    CHECK(tried >= 1, "the generic kernel always runs");
+    uvae__cpu_kernel(base);
+    printf("  gemm kernels: %d tried, in use: %s\n", tried, names[uvae__cpu_kernel(-1)]);
+    free(ry); free(rdw); free(rdx); free(rly); free(first);
+    uvae_tensor_free(x); uvae_tensor_free(w); uvae_tensor_free(lx); uvae_tensor_free(lw);
+    uvae_ctx_free(ctx);
+}
+
 void suite_core(void) {
     test_errors();
+    test_gemm_kernels();
     test_rng_params();
     test_training();
     test_cvae();

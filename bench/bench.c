@@ -1,0 +1,123 @@
+/* bench/bench.c — training and inference speed of the library's models (images/s), CPU or GPU.
+   Not a test: it reports numbers.  make bench  |  ./build/bench [--device cpu|cuda] [--steps N] [--only NAME]
+   Each row: a model at a batch size; the median time of --steps timed steps after 2 warm-up steps. */
+#define _POSIX_C_SOURCE 200809L
+#define UNETVAE_IMPLEMENTATION
+#include "../unetvae.h"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static void fail(const char *what) {
+    fprintf(stderr, "bench: %s: %s\n", what, uvae_last_error());
+    exit(1);
+}
+
+typedef struct row {
+    const char *name;
+    int kind;            /* 0 unet, 1 cvae */
+    int down, up, loss;  /* unet: loss 0 ce, 1 dice */
+    int size, ch, batch;
+} row;
+
+static double median(double *t, int n) {
+    qsort(t, (size_t)n, sizeof *t, cmp_d);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+static void run(const row *r, int dev, int steps) {
+    uvae_ctx *ctx = uvae_ctx_new_on(dev, 0);
+    uvae_unet U;
+    uvae_cvae V;
+    uvae_params *P;
+    uvae_optim opt;
+    int B = r->batch, S = r->size, C = r->ch;
+    size_t px = (size_t)C * S * S;
+    float *hx = (float *)malloc((size_t)B * px * sizeof(float)), *hy = (float *)malloc((size_t)B * S * S * sizeof(float));
+    double *t = (double *)malloc((size_t)(steps + 2) * sizeof(double)), *ti = (double *)malloc((size_t)(steps + 2) * sizeof(double));
+    uvae_rng rng;
+    if (!ctx || !hx || !hy || !t || !ti) fail("setup");
+    uvae_rng_seed(&rng, 7);
+    for (size_t i = 0; i < (size_t)B * px; i++) hx[i] = uvae_rng_uniform(&rng);
+    if (r->kind == 0) {
+        uvae_unet_config cfg = {3, 3, 64, 4, r->down, r->up};
+        for (size_t i = 0; i < (size_t)B * S * S; i++) hy[i] = (float)(uvae_rng_u32(&rng) % 3);
+        if (uvae_unet_init(&U, &cfg, 1) != UVAE_OK) fail("unet");
+        P = &U.params;
+    } else {
+        uvae_cvae_config cfg = {C, S, 10, 32, 32, 16};
+        for (int i = 0; i < B; i++) hy[i] = (float)(uvae_rng_u32(&rng) % 10);
+        if (uvae_cvae_init(&V, &cfg, 1) != UVAE_OK) fail("cvae");
+        P = &V.params;
+    }
+    if (uvae_params_to(P, dev) != UVAE_OK || uvae_optim_init(&opt, P, UVAE_ADAM, 1e-4f) != UVAE_OK) fail("params");
+    for (int mode = 0; mode < 2; mode++)   /* 0 training step, 1 inference */
+        for (int s = 0; s < steps + 2; s++) {
+            uvae_tensor *x, *y, *loss = NULL;
+            float v;
+            double t0;
+            uvae_ctx_reset(ctx, mode == 0);
+            x = uvae_ctx_tensor(ctx, 4, (int[]){B, C, S, S});
+            y = r->kind == 0 ? uvae_ctx_tensor(ctx, 3, (int[]){B, S, S}) : uvae_ctx_tensor(ctx, 1, (int[]){B});
+            if (!x || !y || uvae_tensor_copy_in(x, hx) != UVAE_OK || uvae_tensor_copy_in(y, hy) != UVAE_OK) fail("batch");
+#ifdef UNETVAE_CUDA
+            if (dev == UVAE_CUDA) uvae__cu_sync();
+#endif
+            t0 = now();
+            if (mode == 0) uvae_params_zero_grad(P);
+            if (r->kind == 0) {
+                uvae_tensor *lg = uvae_unet_forward(ctx, &U, x);
+                loss = r->loss == 0 ? uvae_cross_entropy(ctx, lg, y) : uvae_dice_loss(ctx, lg, y, 1.0f);
+            } else {
+                loss = uvae_cvae_loss(ctx, uvae_cvae_forward(ctx, &V, x, y, NULL), x);
+            }
+            if (mode == 0 && (uvae_backward(ctx, loss) != UVAE_OK || uvae_optim_step(&opt, P, -1) != UVAE_OK)) fail("step");
+            if (!loss || uvae_tensor_copy_out(loss, &v) != UVAE_OK) fail("forward");
+            (mode == 0 ? t : ti)[s] = now() - t0;
+        }
+    {
+        double mt = median(t + 2, steps), mi = median(ti + 2, steps);
+        printf("%-22s batch %3d  %dx%d  train %9.1f img/s (%7.1f ms/step)  inference %9.1f img/s\n", r->name, B, S, S, B / mt, 1e3 * mt,
+               B / mi);
+        fflush(stdout);
+    }
+    uvae_optim_free(&opt);
+    if (r->kind == 0) uvae_unet_free(&U);
+    else uvae_cvae_free(&V);
+    uvae_ctx_free(ctx);
+    free(hx); free(hy); free(t); free(ti);
+}
+
+int main(int argc, char **argv) {
+    int dev = UVAE_CPU, steps = 6;
+    const char *only = NULL;
+    static const row cpu_rows[] = {
+        {"unet mp+tr+ce", 0, UVAE_DOWN_MAXPOOL, UVAE_UP_TRANSPOSE, 0, 128, 3, 4},
+        {"unet mp+tr+dice", 0, UVAE_DOWN_MAXPOOL, UVAE_UP_TRANSPOSE, 1, 128, 3, 4},
+        {"unet st+tr+ce", 0, UVAE_DOWN_STRIDED, UVAE_UP_TRANSPOSE, 0, 128, 3, 4},
+        {"unet st+up+dice", 0, UVAE_DOWN_STRIDED, UVAE_UP_UPSAMPLE, 1, 128, 3, 4},
+        {"cvae mnist", 1, 0, 0, 0, 28, 1, 128},
+        {"cvae cifar", 1, 0, 0, 0, 32, 3, 128},
+    };
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--device") && i + 1 < argc) dev = !strcmp(argv[++i], "cuda") ? UVAE_CUDA : UVAE_CPU;
+        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+        else { fprintf(stderr, "usage: bench [--device cpu|cuda] [--steps N] [--only SUBSTRING]\n"); return 1; }
+    }
+    if (steps < 1) steps = 1;
+    if (dev == UVAE_CUDA && !uvae_cuda_available()) fail("--device cuda");
+    for (size_t i = 0; i < sizeof cpu_rows / sizeof *cpu_rows; i++)
+        if (!only || strstr(cpu_rows[i].name, only)) run(&cpu_rows[i], dev, steps);
+    return 0;
+}
