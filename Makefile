@@ -14,11 +14,11 @@ TEST_SRC = tests/test_main.c tests/test_core.c tests/test_grad.c tests/test_opti
            tests/test_unet.c tests/test_cvae.c
 DEPS     = unetvae.h tests/test.h
 
-.PHONY: all test test-asan check-header clean cuda test-cuda check-cuda-build test-cuda-selfcheck
+.PHONY: all test test-asan check-header clean cuda test-cuda check-cuda-build test-cuda-selfcheck bench bench-cuda experiments-unet
 
 EXAMPLES = $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c))
 
-all: $(BUILD)/test_unetvae $(EXAMPLES)
+all: $(BUILD)/test_unetvae $(EXAMPLES) $(BUILD)/bench
 
 $(BUILD)/%: examples/%.c unetvae.h
 	@mkdir -p $(BUILD)
@@ -92,3 +92,24 @@ test-cuda-selfcheck:
 	@mkdir -p $(BUILD)
 	$(CC) $(WARN) $(CFLAGS) $(OMP) -DUVT_DEVICE=UVAE_CPU tests/test_cuda.c $(LDLIBS) -o $(BUILD)/test_cuda_selfcheck
 	OMP_NUM_THREADS=2 ./$(BUILD)/test_cuda_selfcheck
+
+# ---- benchmarks and experiments (they report numbers; they are not tests) -------------------------
+$(BUILD)/bench: bench/bench.c unetvae.h
+	@mkdir -p $(BUILD)
+	$(CC) $(WARN) $(CFLAGS) $(OMP) $< $(LDLIBS) -o $@
+
+$(BUILD)/bench_cuda: bench/bench.c unetvae.h unetvae_cuda.cu
+	@mkdir -p $(BUILD)
+	$(NVCC) -O3 -DUNETVAE_CUDA -Xcompiler -fopenmp $< unetvae_cuda.cu $(LDLIBS) -o $@
+
+# training and inference images/s per model (CPU: OMP_NUM_THREADS threads, default 2)
+bench: $(BUILD)/bench
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./$(BUILD)/bench
+
+bench-cuda: $(BUILD)/bench_cuda
+	./$(BUILD)/bench_cuda --device cuda
+
+# the four UNet variants with one recipe, and results.md (see bench/experiments_unet.sh for the settings:
+# BIN, DATA, OUT, RECIPE, TWIN, DEVICE). Meant for the GPU: make experiments-unet BIN=build/unet_pets_cuda DEVICE=cuda
+experiments-unet: $(BUILD)/unet_pets
+	bash bench/experiments_unet.sh

@@ -61,7 +61,7 @@
                    reshape/flatten, sum/mean, dropout — forward and backward side by side
      [autograd]    uvae_backward
      [loss/...]    cross_entropy, bce_with_logits, dice, ce_dice, kl_normal, bernoulli_nll,
-                   gaussian_nll
+                   gaussian_nll, discretized_logistic
      [optim]       SGD+momentum, Adam, AdamW, lr schedules, global-norm clipping
      [layers]      conv, batch norm, linear, embedding layers that own named parameters
      [models]      UNet, conditional VAE, a small classifier (the judge)
@@ -77,6 +77,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <math.h>     /* the shared element functions below */
 
 #ifdef __cplusplus
 extern "C" {
@@ -225,6 +226,10 @@ uvae_tensor *uvae_bernoulli_nll(uvae_ctx *ctx, uvae_tensor *logits, uvae_tensor 
 /* Gaussian NLL 0.5*((t-mean)^2/exp(logvar) + logvar + log 2pi): summed per sample, mean over batch.
    logvar has the shape of mean, or is one element shared by all. */
 uvae_tensor *uvae_gaussian_nll(uvae_ctx *ctx, uvae_tensor *mean, uvae_tensor *logvar, uvae_tensor *target);
+/* 8-bit pixels (targets k/255) under a logistic (mean, log_scale; all three of one shape) discretised
+   into 256 bins, the end bins open (PixelCNN++'s likelihood, one component): -log P summed per
+   sample, mean over the batch, in nats (bits/dim = nats / (log 2 * pixels per sample)). */
+uvae_tensor *uvae_discretized_logistic_nll(uvae_ctx *ctx, uvae_tensor *mean, uvae_tensor *log_scale, uvae_tensor *target);
 
 /* ---------------------------------------------------------------------------------------------
    [optim] */
@@ -293,7 +298,11 @@ uvae_tensor *uvae_unet_forward(uvae_ctx *ctx, uvae_unet *m, uvae_tensor *x); /* 
 typedef struct uvae_cvae_config {
     int in_ch, size, n_classes;   /* images [N,in_ch,size,size], size divisible by 4 */
     int latent, width, embed;     /* latent dim, conv width, label embedding dim */
+    int cond_planes;              /* > 0: the label also enters each decoder stage as this many
+                                     learned per-class feature maps (0: only through fc_dec) */
+    int likelihood;               /* UVAE_BERNOULLI (pixels in [0,1]) or UVAE_DLOGISTIC (8-bit pixels) */
 } uvae_cvae_config;
+enum { UVAE_BERNOULLI = 0, UVAE_DLOGISTIC = 1 };
 typedef struct uvae_cvae {
     uvae_cvae_config cfg;
     uvae_tensor *label_plane;     /* [n_classes, size*size]: the label as an extra input channel */
@@ -301,16 +310,25 @@ typedef struct uvae_cvae {
     uvae_conv e1, e2;             /* encoder convs, 4x4 stride 2 */
     uvae_dense fc_mu, fc_logvar, fc_dec;
     uvae_conv d1, d2;             /* decoder transposed convs, 4x4 stride 2 */
+    uvae_tensor *cond1, *cond2;   /* [n_classes, P*(S/4)^2], [n_classes, P*(S/2)^2] (cond_planes P > 0) */
+    uvae_conv d2s;                /* UVAE_DLOGISTIC: the log-scale head beside d2 */
     uvae_params params;
 } uvae_cvae;
-typedef struct uvae_cvae_out { uvae_tensor *logits, *mu, *logvar, *z; } uvae_cvae_out;
+/* logits: the decoder's output; the image it describes is sigmoid(logits) (the Bernoulli mean, or
+   the logistic's mean); log_scale: the logistic's per-pixel log-scale (UVAE_DLOGISTIC, else NULL). */
+typedef struct uvae_cvae_out { uvae_tensor *logits, *log_scale, *mu, *logvar, *z; int likelihood; } uvae_cvae_out;
 int uvae_cvae_init(uvae_cvae *m, const uvae_cvae_config *cfg, uint64_t seed);
 void uvae_cvae_free(uvae_cvae *m);
 /* x [N,in_ch,S,S] in [0,1], labels [N]; eps [N,latent] or NULL to draw it from the ctx rng. */
 uvae_cvae_out uvae_cvae_forward(uvae_ctx *ctx, uvae_cvae *m, uvae_tensor *x, uvae_tensor *labels,
                                 uvae_tensor *eps);
-/* Bernoulli NLL + KL, nats per image. */
+/* The decoder alone: z [N,latent], labels [N] -> logits [N,in_ch,S,S] (e.g. samples from the prior);
+   with UVAE_DLOGISTIC and log_scale != NULL, also the log-scale head's output. */
+uvae_tensor *uvae_cvae_decode(uvae_ctx *ctx, uvae_cvae *m, uvae_tensor *z, uvae_tensor *labels, uvae_tensor **log_scale);
+/* Reconstruction NLL (Bernoulli, or discretised logistic of sigmoid(logits)) of x + KL: nats per image. */
 uvae_tensor *uvae_cvae_loss(uvae_ctx *ctx, uvae_cvae_out out, uvae_tensor *x);
+/* The reconstruction term alone (the same likelihood), nats per image. */
+uvae_tensor *uvae_cvae_nll(uvae_ctx *ctx, uvae_cvae_out out, uvae_tensor *x);
 
 /* [models/classifier] A small image classifier (the CVAE example's judge of label-follow):
      (conv3x3 -> BN -> ReLU) x2 -> maxpool 2   at width w,   then the same at width 2w,
@@ -462,6 +480,9 @@ void uvae__cu_kl_bwd(const float *mu, const float *lv, const float *dy, size_t n
    dm += dy/N * -(t-m) e^-lv;  dlv += dy/N * 0.5 (1 - (t-m)^2 e^-lv) (summed into dlv[0] when shared) */
 void uvae__cu_gnll_fwd(const float *m, const float *lv, const float *t, size_t n, int shared, int N, float *out);
 void uvae__cu_gnll_bwd(const float *m, const float *lv, const float *t, const float *dy, size_t n, int shared, int N, float *dm, float *dlv);
+/* discretized logistic: out[0] = sum uvae__dlogistic(t, m, ls) / N;  dm += dy/N dm_i, dls += dy/N dls_i */
+void uvae__cu_dlog_fwd(const float *m, const float *ls, const float *t, size_t n, int N, float *out);
+void uvae__cu_dlog_bwd(const float *m, const float *ls, const float *t, const float *dy, size_t n, int N, float *dm, float *dls);
 /* optimizers over one parameter slice, as in [optim]: kind 0 SGD (m = first ? g : mu m + g, with
    L2 wd), 1 Adam (L2 wd), 2 AdamW (decoupled); step_size = lr / (1 - b1^t), bc2s = sqrt(1 - b2^t) */
 void uvae__cu_optim(int kind, float *p, const float *g, float *m, float *v, size_t n, float lr, float b1, float b2,
@@ -473,11 +494,36 @@ void uvae__cu_randn(float *x, size_t n, uint32_t seed);
 void uvae__cu_scale(float *x, size_t n, float s);                  /* x *= s */
 #endif
 
-/* The dropout stream, shared by both devices: a uniform float in [0,1) from (seed, i). */
-static inline float uvae_hash_uniform(uint32_t seed, uint32_t i) {
+/* Element functions shared by both devices (compiled for the GPU too when nvcc includes this). */
+#ifdef __CUDACC__
+#define UVAE__HD __host__ __device__
+#else
+#define UVAE__HD
+#endif
+/* The dropout stream: a uniform float in [0,1) from (seed, i). */
+static inline UVAE__HD float uvae_hash_uniform(uint32_t seed, uint32_t i) {
     uint32_t h = seed ^ (i * 0x9E3779B9u);
     h ^= h >> 16; h *= 0x7feb352du; h ^= h >> 15; h *= 0x846ca68bu; h ^= h >> 16;
     return (float)(h >> 8) * (1.0f / 16777216.0f);
+}
+/* [loss/discretized_logistic] one pixel t = k/255 under mean m, log-scale ls: returns -log P(k)
+   (double) and, when dm is not NULL, the partials dm, dls (see the loss's comment). */
+static inline UVAE__HD double uvae__dlogistic(float t, float m, float ls, float *dm, float *dls) {
+    double inv = exp(-(double)ls), c = (double)t - m, a = inv * (c + 0.5 / 255), b = inv * (c - 0.5 / 255), d = a - b;
+    double sa = 1 / (1 + exp(-a)), sb = 1 / (1 + exp(-b)), nll;
+    double sp_a = a > 0 ? a + log1p(exp(-a)) : log1p(exp(a)), sp_mb = -b > 0 ? -b + log1p(exp(b)) : log1p(exp(-b));
+    int k = (int)floor((double)t * 255 + 0.5);
+    if (k <= 0) {                                        /* open left bin: softplus(-a) */
+        nll = sp_a - a;
+        if (dm) { *dm = (float)(inv * (1 - sa)); *dls = (float)(a * (1 - sa)); }
+    } else if (k >= 255) {                               /* open right bin: softplus(b) */
+        nll = sp_mb + b;
+        if (dm) { *dm = (float)(-inv * sb); *dls = (float)(-b * sb); }
+    } else {                                             /* softplus(a) + softplus(-b) - log(expm1(d)) */
+        nll = sp_a + sp_mb - (d > 20 ? d + log1p(-exp(-d)) : log(expm1(d)));
+        if (dm) { *dm = (float)(inv * (1 - sa - sb)); *dls = (float)(-a * sa + b * (1 - sb) + d / -expm1(-d)); }
+    }
+    return nll;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -551,6 +597,21 @@ void uvae_pets_stats(const uvae_pets *p, float mean[3], float std[3]);
    checked first (UVAE_ERR_ARG, nothing written). */
 int uvae_pets_batch(const uvae_pets *p, const int *idx, int B, const float mean[3], const float std[3],
                     const unsigned char *flip, int binary, uvae_tensor *x, uvae_tensor *y);
+/* Training augmentation. A view of an S x S image: the crop box (x0, y0, w, h) in pixels, resized
+   back to S x S (bilinear for the image, nearest for the trimap), a horizontal mirror, and colour
+   factors applied to the image in [0,1] before normalising: brightness (v *= b), contrast (towards
+   the image's mean grey), saturation (towards each pixel's grey, 0.299 R + 0.587 G + 0.114 B),
+   clamped to [0,1]. The identity view is {0, 0, S, S, 0, 1, 1, 1}. */
+typedef struct uvae_pets_view { float x0, y0, w, h; int flip; float brightness, contrast, saturation; } uvae_pets_view;
+/* Draws B random views, as torchvision's RandomResizedCrop(scale=(min_scale, 1), ratio=(3/4, 4/3))
+   + RandomHorizontalFlip + ColorJitter(jitter, jitter, jitter): the box's area is U(min_scale, 1) of
+   the image, its log aspect ratio uniform, its place uniform (the whole image after 10 misses);
+   mirror with probability 1/2; each colour factor U(1 - jitter, 1 + jitter). min_scale in (0, 1],
+   jitter in [0, 1): min_scale 1 and jitter 0 give flips only. */
+int uvae_pets_random_views(uvae_rng *rng, int B, int S, float min_scale, float jitter, uvae_pets_view *views);
+/* uvae_pets_batch with a view per sample (views may be NULL: identity views). */
+int uvae_pets_batch_views(const uvae_pets *p, const int *idx, int B, const float mean[3], const float std[3],
+                          const uvae_pets_view *views, int binary, uvae_tensor *x, uvae_tensor *y);
 
 /* Segmentation metrics from one confusion matrix pooled over a whole evaluation set (not a mean
    of per-image scores). Start from a zeroed struct. */
@@ -2430,6 +2491,61 @@ uvae_tensor *uvae_gaussian_nll(uvae_ctx *ctx, uvae_tensor *m, uvae_tensor *lv, u
     return y;
 }
 
+/* [loss/discretized_logistic] P(k) = F((k + 1/2)/255) - F((k - 1/2)/255), F(x) = sigmoid((x - m) e^-ls),
+   F(-inf) = 0 for k = 0 and F(+inf) = 1 for k = 255 (one component of PixelCNN++'s mixture).
+   With a = e^-ls (t - m + 1/510), b = e^-ls (t - m - 1/510), d = a - b = e^-ls / 255, since
+   sigmoid(a) - sigmoid(b) = sigmoid(-a) sigmoid(b) (e^d - 1):
+     -log P = softplus(a) + softplus(-b) - log(expm1(d))      0 < k < 255 (stable for any a, b)
+            = softplus(-a)  (k = 0),   softplus(b)  (k = 255)
+   dm  = e^-ls (1 - sigmoid(a) - sigmoid(b)),  dls = -a sigmoid(a) + b sigmoid(-b) + d / (1 - e^-d)
+   (k = 0: dm = e^-ls sigmoid(-a), dls = a sigmoid(-a);  k = 255: dm = -e^-ls sigmoid(b), dls = -b sigmoid(b)).
+   Summed over elements in UVAE__CHUNKS fixed chunks, divided by N. uvae__dlogistic has the element. */
+static void uvae__cpu_dlog_fwd(const float *m, const float *ls, const float *t, size_t n, int N, float *out) {
+    double part[UVAE__CHUNKS], s = 0;
+    int k;
+    UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN / 16))
+    for (k = 0; k < UVAE__CHUNKS; k++) {
+        double acc = 0;
+        for (size_t i = n * k / UVAE__CHUNKS; i < n * (k + 1) / UVAE__CHUNKS; i++) acc += uvae__dlogistic(t[i], m[i], ls[i], NULL, NULL);
+        part[k] = acc;
+    }
+    for (k = 0; k < UVAE__CHUNKS; k++) s += part[k];
+    out[0] = (float)(s / N);
+}
+static void uvae__cpu_dlog_bwd(const float *m, const float *ls, const float *t, const float *dy, size_t n, int N, float *dm, float *dls) {
+    float g = dy[0] / (float)N;
+    ptrdiff_t i;
+    UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN / 16))
+    for (i = 0; i < (ptrdiff_t)n; i++) {
+        float a, b;
+        uvae__dlogistic(t[i], m[i], ls[i], &a, &b);
+        if (dm) dm[i] += g * a;
+        if (dls) dls[i] += g * b;
+    }
+}
+static void uvae__dlog_backward(uvae__node *nd) {
+    uvae_tensor *m = nd->in[0], *ls = nd->in[1];
+    UVAE__K(nd->ctx->device, dlog_bwd, m->data, ls->data, nd->in[2]->data, nd->out->grad, m->size, m->shape[0], m->grad, ls->grad);
+}
+uvae_tensor *uvae_discretized_logistic_nll(uvae_ctx *ctx, uvae_tensor *m, uvae_tensor *ls, uvae_tensor *t) {
+    uvae_tensor *y;
+    if (!m || !ls || !t) return NULL;
+    if (!uvae_same_shape(m, t) || !uvae_same_shape(m, ls) || t->device != ctx->device)
+        return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_discretized_logistic_nll: mean %s, log_scale %s, target %s do not fit",
+                                          uvae__shape_str(m), uvae__shape_str(ls), uvae__shape_str(t));
+    if (t->device == UVAE_CPU)
+        for (size_t i = 0; i < t->size; i++) {
+            float k = t->data[i] * 255.0f;
+            if (!(k >= -1e-3f && k <= 255.001f && fabsf(k - floorf(k + 0.5f)) < 1e-3f))
+                return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_discretized_logistic_nll: target %g at %zu is not k/255, k in 0..255",
+                                                  (double)t->data[i], i);
+        }
+    if (!(y = uvae__out(ctx, 1, (int[]){1}, m, ls, NULL))) return NULL;
+    UVAE__K(ctx->device, dlog_fwd, m->data, ls->data, t->data, m->size, m->shape[0], y->data);
+    if (!uvae__record(ctx, uvae__dlog_backward, y, m, ls, t) && y->grad) return NULL;
+    return y;
+}
+
 /* ---------------------------------------------------------------------------------------------
    [optim] over the trainable parameters' slices of the slab (buffers are skipped).
    SGD:   b = mu b + g;  p -= lr b                                   == torch.optim.SGD(momentum)
@@ -2666,17 +2782,22 @@ uvae_tensor *uvae_unet_forward(uvae_ctx *ctx, uvae_unet *m, uvae_tensor *x) {
 }
 
 /* ---------------------------------------------------------------------------------------------
-   [models/cvae] A conditional VAE. The label y enters twice: as an extra input channel (a learned
-   S x S plane per class) and as an embedding e concatenated to the encoder's features and to z.
+   [models/cvae] A conditional VAE. The label y enters as an extra input channel (a learned S x S
+   plane per class), as an embedding e concatenated to the encoder's features and to z, and, with
+   cond_planes P > 0, as P learned per-class feature maps c1(y), c2(y) at each decoder stage:
      h = [x, plane(y)] -> conv4x4/2 -> lrelu -> conv4x4/2 -> lrelu -> flatten -> [., e]
      mu = fc_mu(h), logvar = fc_logvar(h), z = mu + exp(logvar / 2) * eps
-     d = relu(fc_dec([z, e])) -> [2w, S/4, S/4] -> convT4x4/2 -> relu -> convT4x4/2 -> logits */
+     d = relu(fc_dec([z, e])) -> [2w, S/4, S/4] (-> [d, c1(y)]) -> convT4x4/2 -> relu
+                                 [w, S/2, S/2]   (-> [d, c2(y)]) -> convT4x4/2 -> logits */
 int uvae_cvae_init(uvae_cvae *m, const uvae_cvae_config *c, uint64_t seed) {
-    int S = c->size, w = c->width, F;
+    int S = c->size, w = c->width, P = c->cond_planes, F;
     memset(m, 0, sizeof *m);
-    if (c->in_ch < 1 || S < 4 || S % 4 || c->n_classes < 1 || c->latent < 1 || w < 1 || c->embed < 1)
-        return uvae__fail(UVAE_ERR_ARG, "uvae_cvae_init: bad config (in_ch %d, size %d divisible by 4, classes %d, latent %d, width %d, embed %d)",
-                          c->in_ch, S, c->n_classes, c->latent, w, c->embed);
+    if (c->in_ch < 1 || S < 4 || S % 4 || c->n_classes < 1 || c->latent < 1 || w < 1 || c->embed < 1 || P < 0 ||
+        (double)S * S * (c->n_classes + P) > 1e9)
+        return uvae__fail(UVAE_ERR_ARG, "uvae_cvae_init: bad config (in_ch %d, size %d divisible by 4, classes %d, latent %d, width %d, embed %d, cond_planes %d)",
+                          c->in_ch, S, c->n_classes, c->latent, w, c->embed, P);
+    if (c->likelihood != UVAE_BERNOULLI && c->likelihood != UVAE_DLOGISTIC)
+        return uvae__fail(UVAE_ERR_ARG, "uvae_cvae_init: likelihood %d is not UVAE_BERNOULLI or UVAE_DLOGISTIC", c->likelihood);
     m->cfg = *c;
     F = 2 * w * (S / 4) * (S / 4);
     uvae_params_init(&m->params);
@@ -2687,8 +2808,13 @@ int uvae_cvae_init(uvae_cvae *m, const uvae_cvae_config *c, uint64_t seed) {
     uvae_dense_init(&m->params, &m->fc_mu, "fc_mu", F + c->embed, c->latent);
     uvae_dense_init(&m->params, &m->fc_logvar, "fc_logvar", F + c->embed, c->latent);
     uvae_dense_init(&m->params, &m->fc_dec, "fc_dec", c->latent + c->embed, F);
-    uvae_conv_transpose_init(&m->params, &m->d1, "dec1", 2 * w, w, 4, 2, 1, 1);
-    uvae_conv_transpose_init(&m->params, &m->d2, "dec2", w, c->in_ch, 4, 2, 1, 1);
+    uvae_conv_transpose_init(&m->params, &m->d1, "dec1", 2 * w + P, w, 4, 2, 1, 1);
+    uvae_conv_transpose_init(&m->params, &m->d2, "dec2", w + P, c->in_ch, 4, 2, 1, 1);
+    if (P > 0) {
+        m->cond1 = uvae_params_add(&m->params, 1, UVAE_INIT_NORMAL, 1.0f, 2, (int[]){c->n_classes, P * (S / 4) * (S / 4)}, "cond1.weight");
+        m->cond2 = uvae_params_add(&m->params, 1, UVAE_INIT_NORMAL, 1.0f, 2, (int[]){c->n_classes, P * (S / 2) * (S / 2)}, "cond2.weight");
+    }
+    if (c->likelihood == UVAE_DLOGISTIC) uvae_conv_transpose_init(&m->params, &m->d2s, "dec2_scale", w + P, c->in_ch, 4, 2, 1, 1);
     if (uvae_params_alloc(&m->params, seed) != UVAE_OK) {
         int st = m->params.status ? m->params.status : UVAE_ERR_NOMEM;
         uvae_params_free(&m->params);
@@ -2700,8 +2826,8 @@ void uvae_cvae_free(uvae_cvae *m) { uvae_params_free(&m->params); }
 
 uvae_cvae_out uvae_cvae_forward(uvae_ctx *ctx, uvae_cvae *m, uvae_tensor *x, uvae_tensor *y, uvae_tensor *eps) {
     uvae_cvae_out o;
-    uvae_tensor *h, *e, *d;
-    int N, S = m->cfg.size, w = m->cfg.width;
+    uvae_tensor *h, *e;
+    int N, S = m->cfg.size;
     memset(&o, 0, sizeof o);
     if (!x || !y) return o;
     N = x->shape[0];
@@ -2721,14 +2847,35 @@ uvae_cvae_out uvae_cvae_forward(uvae_ctx *ctx, uvae_cvae *m, uvae_tensor *x, uva
     if (!eps && (eps = uvae_ctx_tensor(ctx, 2, (int[]){N, m->cfg.latent})))   /* eps ~ N(0, I), on the device */
         UVAE__K(ctx->device, randn, eps->data, eps->size, uvae_rng_u32(&ctx->rng));
     o.z = uvae_add(ctx, o.mu, uvae_mul(ctx, uvae_exp(ctx, uvae_scale(ctx, o.logvar, 0.5f)), eps));
-    d = uvae_relu(ctx, uvae_dense_forward(ctx, &m->fc_dec, uvae_concat(ctx, o.z, e)));
-    d = uvae_reshape(ctx, d, 4, (int[]){N, 2 * w, S / 4, S / 4});
-    d = uvae_relu(ctx, uvae_conv_forward(ctx, &m->d1, d));
-    o.logits = uvae_conv_forward(ctx, &m->d2, d);
+    o.logits = uvae_cvae_decode(ctx, m, o.z, y, &o.log_scale);
+    o.likelihood = m->cfg.likelihood;
     return o;
 }
+/* [d, maps(y)]: the label's learned feature maps [N,P,s,s] concatenated to d [N,C,s,s] */
+static uvae_tensor *uvae__cvae_cond(uvae_ctx *ctx, uvae_cvae *m, uvae_tensor *d, uvae_tensor *y, uvae_tensor *maps, int s) {
+    if (!maps || !d) return d;
+    return uvae_concat(ctx, d, uvae_reshape(ctx, uvae_embedding(ctx, y, maps), 4, (int[]){d->shape[0], m->cfg.cond_planes, s, s}));
+}
+uvae_tensor *uvae_cvae_decode(uvae_ctx *ctx, uvae_cvae *m, uvae_tensor *z, uvae_tensor *y, uvae_tensor **log_scale) {
+    uvae_tensor *d;
+    int S = m->cfg.size, w = m->cfg.width;
+    if (!z || !y) return NULL;
+    if (z->ndim != 2 || z->shape[1] != m->cfg.latent || y->ndim != 1 || y->shape[0] != z->shape[0])
+        return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_cvae_decode: z %s (want [N,%d]), labels %s (want [N])",
+                                          uvae__shape_str(z), m->cfg.latent, uvae__shape_str(y));
+    d = uvae_relu(ctx, uvae_dense_forward(ctx, &m->fc_dec, uvae_concat(ctx, z, uvae_embedding(ctx, y, m->label_embed))));
+    d = uvae_reshape(ctx, d, 4, (int[]){z->shape[0], 2 * w, S / 4, S / 4});
+    d = uvae_relu(ctx, uvae_conv_forward(ctx, &m->d1, uvae__cvae_cond(ctx, m, d, y, m->cond1, S / 4)));
+    d = uvae__cvae_cond(ctx, m, d, y, m->cond2, S / 2);
+    if (log_scale) *log_scale = m->cfg.likelihood == UVAE_DLOGISTIC ? uvae_conv_forward(ctx, &m->d2s, d) : NULL;
+    return uvae_conv_forward(ctx, &m->d2, d);
+}
+uvae_tensor *uvae_cvae_nll(uvae_ctx *ctx, uvae_cvae_out o, uvae_tensor *x) {
+    if (o.likelihood == UVAE_DLOGISTIC) return uvae_discretized_logistic_nll(ctx, uvae_sigmoid(ctx, o.logits), o.log_scale, x);
+    return uvae_bernoulli_nll(ctx, o.logits, x);
+}
 uvae_tensor *uvae_cvae_loss(uvae_ctx *ctx, uvae_cvae_out o, uvae_tensor *x) {
-    return uvae_add(ctx, uvae_bernoulli_nll(ctx, o.logits, x), uvae_kl_normal(ctx, o.mu, o.logvar));
+    return uvae_add(ctx, uvae_cvae_nll(ctx, o, x), uvae_kl_normal(ctx, o.mu, o.logvar));
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -4347,8 +4494,60 @@ void uvae_pets_stats(const uvae_pets *p, float mean[3], float std[3]) {
     }
 }
 
-int uvae_pets_batch(const uvae_pets *p, const int *idx, int B, const float mean[3], const float std[3],
-                    const unsigned char *flip, int binary, uvae_tensor *x, uvae_tensor *y) {
+/* One sample of a batch through its view: xd [3,S,S] normalised, yd [S,S] (or [1,S,S] binary). */
+static void uvae__pets_sample(const uvae_pets *p, int i, const float mean[3], const float std[3], const uvae_pets_view *v,
+                              int binary, float *xd, float *yd) {
+    int S = p->size;
+    size_t plane = (size_t)S * (size_t)S;
+    const float *src = p->images + (size_t)i * 3 * plane;
+    const unsigned char *m = p->masks + (size_t)i * plane;
+    float sy = v->h / (float)S, sx = v->w / (float)S, grey_mean = 0;
+    for (int r = 0; r < S; r++)
+        for (int col = 0; col < S; col++) {
+            int oc = v->flip ? S - 1 - col : col, y0, x0, y1, x1;
+            float fy = v->y0 + ((float)r + 0.5f) * sy - 0.5f, fx = v->x0 + ((float)oc + 0.5f) * sx - 0.5f, wy, wx;
+            size_t o = (size_t)r * S + col;
+            int ny = (int)floorf(v->y0 + ((float)r + 0.5f) * sy), nx = (int)floorf(v->x0 + ((float)oc + 0.5f) * sx);
+            unsigned char lab;
+            /* bilinear, edges clamped; at whole coordinates it is the pixel itself */
+            fy = fy < 0 ? 0 : fy > (float)(S - 1) ? (float)(S - 1) : fy;
+            fx = fx < 0 ? 0 : fx > (float)(S - 1) ? (float)(S - 1) : fx;
+            y0 = (int)fy; x0 = (int)fx; wy = fy - (float)y0; wx = fx - (float)x0;
+            y1 = y0 + 1 < S ? y0 + 1 : y0; x1 = x0 + 1 < S ? x0 + 1 : x0;
+            for (int c = 0; c < 3; c++) {
+                const float *s = src + (size_t)c * plane;
+                float a = s[(size_t)y0 * S + x0] * (1 - wx) + s[(size_t)y0 * S + x1] * wx;
+                float b = s[(size_t)y1 * S + x0] * (1 - wx) + s[(size_t)y1 * S + x1] * wx;
+                xd[(size_t)c * plane + o] = (a * (1 - wy) + b * wy) * v->brightness;
+            }
+            ny = ny < 0 ? 0 : ny >= S ? S - 1 : ny;
+            nx = nx < 0 ? 0 : nx >= S ? S - 1 : nx;
+            lab = m[(size_t)ny * S + nx];
+            yd[o] = binary ? (lab == 1 ? 0.0f : 1.0f) : (float)lab;
+        }
+    if (v->contrast != 1.0f) {
+        double g = 0;
+        for (size_t o = 0; o < plane; o++) g += 0.299 * xd[o] + 0.587 * xd[plane + o] + 0.114 * xd[2 * plane + o];
+        grey_mean = (float)(g / (double)plane);
+    }
+    for (size_t o = 0; o < plane; o++) {
+        float rgb[3], grey;
+        for (int c = 0; c < 3; c++) {
+            float t = xd[(size_t)c * plane + o];
+            if (v->contrast != 1.0f) t = grey_mean + (t - grey_mean) * v->contrast;
+            rgb[c] = t < 0 ? 0 : t > 1 ? 1 : t;
+        }
+        grey = 0.299f * rgb[0] + 0.587f * rgb[1] + 0.114f * rgb[2];
+        for (int c = 0; c < 3; c++) {
+            float t = v->saturation != 1.0f ? grey + (rgb[c] - grey) * v->saturation : rgb[c];
+            t = t < 0 ? 0 : t > 1 ? 1 : t;
+            xd[(size_t)c * plane + o] = (t - mean[c]) * (1.0f / std[c]);
+        }
+    }
+}
+
+int uvae_pets_batch_views(const uvae_pets *p, const int *idx, int B, const float mean[3], const float std[3],
+                          const uvae_pets_view *views, int binary, uvae_tensor *x, uvae_tensor *y) {
     int S;
     size_t plane;
     if (!p || !idx || !mean || !std || !x || !y) return uvae__fail(UVAE_ERR_ARG, "uvae_pets_batch: NULL argument");
@@ -4368,27 +4567,59 @@ int uvae_pets_batch(const uvae_pets *p, const int *idx, int B, const float mean[
         if (!(std[c] > 0.0f) || !isfinite(std[c]) || !isfinite(mean[c]))
             return uvae__fail(UVAE_ERR_ARG, "uvae_pets_batch: channel %d: mean %g, std %g (want finite, std > 0)",
                               c, (double)mean[c], (double)std[c]);
-    for (int b = 0; b < B; b++)
+    for (int b = 0; b < B; b++) {
+        const uvae_pets_view *v = views ? &views[b] : NULL;
         if (idx[b] < 0 || idx[b] >= p->n)
             return uvae__fail(UVAE_ERR_ARG, "uvae_pets_batch: idx[%d] = %d not in 0..%d", b, idx[b], p->n - 1);
+        if (v && !(v->w > 0 && v->h > 0 && v->x0 >= 0 && v->y0 >= 0 && v->x0 + v->w <= (float)S * 1.0001f &&
+                   v->y0 + v->h <= (float)S * 1.0001f && v->brightness >= 0 && v->contrast >= 0 && v->saturation >= 0))
+            return uvae__fail(UVAE_ERR_ARG, "uvae_pets_batch: view %d (box %g,%g %gx%g, colour %g %g %g) is not inside the %dx%d image",
+                              b, (double)v->x0, (double)v->y0, (double)v->w, (double)v->h, (double)v->brightness,
+                              (double)v->contrast, (double)v->saturation, S, S);
+    }
     for (int b = 0; b < B; b++) {
-        int fl = flip && flip[b];
-        const float *src = p->images + (size_t)idx[b] * 3 * plane;
-        const unsigned char *m = p->masks + (size_t)idx[b] * plane;
-        float *xd = x->data + (size_t)b * 3 * plane, *yd = y->data + (size_t)b * plane;
-        for (int c = 0; c < 3; c++) {
-            float mu = mean[c], inv = 1.0f / std[c];
-            for (int r = 0; r < S; r++)
-                for (int col = 0; col < S; col++) {
-                    int sc = fl ? S - 1 - col : col;
-                    xd[((size_t)c * S + r) * S + col] = (src[((size_t)c * S + r) * S + sc] - mu) * inv;
-                }
-        }
-        for (int r = 0; r < S; r++)
-            for (int col = 0; col < S; col++) {
-                unsigned char v = m[(size_t)r * S + (fl ? S - 1 - col : col)];
-                yd[(size_t)r * S + col] = binary ? (v == 1 ? 0.0f : 1.0f) : (float)v;
+        uvae_pets_view id;
+        id.x0 = id.y0 = 0; id.w = id.h = (float)S; id.flip = 0; id.brightness = id.contrast = id.saturation = 1;
+        uvae__pets_sample(p, idx[b], mean, std, views ? &views[b] : &id, binary, x->data + (size_t)b * 3 * plane, y->data + (size_t)b * plane);
+    }
+    return UVAE_OK;
+}
+int uvae_pets_batch(const uvae_pets *p, const int *idx, int B, const float mean[3], const float std[3],
+                    const unsigned char *flip, int binary, uvae_tensor *x, uvae_tensor *y) {
+    int st = uvae_pets_batch_views(p, idx, B, mean, std, NULL, binary, x, y), S = p ? p->size : 0;
+    if (st != UVAE_OK || !flip) return st;
+    for (int b = 0; b < B; b++)                          /* mirror the flipped samples in place */
+        if (flip[b])
+            for (int row = 0; row < 4 * S; row++) {        /* 3 image rows per line, then the label row */
+                float *q = row < 3 * S ? x->data + ((size_t)b * 3 * S + (size_t)row) * S : y->data + ((size_t)b * S + (size_t)(row - 3 * S)) * S;
+                for (int i = 0, j = S - 1; i < j; i++, j--) { float t = q[i]; q[i] = q[j]; q[j] = t; }
             }
+    return UVAE_OK;
+}
+int uvae_pets_random_views(uvae_rng *rng, int B, int S, float min_scale, float jitter, uvae_pets_view *views) {
+    if (!rng || !views || B < 1 || S < 1 || !(min_scale > 0 && min_scale <= 1) || !(jitter >= 0 && jitter < 1))
+        return uvae__fail(UVAE_ERR_ARG, "uvae_pets_random_views: bad arguments (B %d, S %d, min_scale %g, jitter %g)",
+                          B, S, (double)min_scale, (double)jitter);
+    for (int b = 0; b < B; b++) {
+        uvae_pets_view *v = &views[b];
+        v->x0 = v->y0 = 0; v->w = v->h = (float)S;
+        if (min_scale < 1)
+            for (int t = 0; t < 10; t++) {
+                float area = (float)S * (float)S * (min_scale + (1 - min_scale) * uvae_rng_uniform(rng));
+                float ratio = expf(logf(0.75f) + (logf(4.0f / 3.0f) - logf(0.75f)) * uvae_rng_uniform(rng));
+                float w = sqrtf(area * ratio), h = sqrtf(area / ratio);
+                if (w <= (float)S && h <= (float)S) {
+                    v->w = w; v->h = h;
+                    v->x0 = ((float)S - w) * uvae_rng_uniform(rng);
+                    v->y0 = ((float)S - h) * uvae_rng_uniform(rng);
+                    break;
+                }
+            }
+        v->flip = (int)(uvae_rng_u32(rng) & 1u);
+        v->brightness = 1 + jitter * (2 * uvae_rng_uniform(rng) - 1);
+        v->contrast = 1 + jitter * (2 * uvae_rng_uniform(rng) - 1);
+        v->saturation = 1 + jitter * (2 * uvae_rng_uniform(rng) - 1);
+        if (jitter == 0) v->brightness = v->contrast = v->saturation = 1;
     }
     return UVAE_OK;
 }

@@ -152,12 +152,6 @@ static __device__ void uvae__d_softmax_ms(const float *zp, int C, size_t HW, flo
     *s = sum;
 }
 
-/* uvae_hash_uniform from the header, same arithmetic: a uniform float in [0,1) from (seed, i) */
-static __device__ float uvae__d_hash_uniform(uint32_t seed, uint32_t i) {
-    uint32_t h = seed ^ (i * 0x9E3779B9u);
-    h ^= h >> 16; h *= 0x7feb352du; h ^= h >> 15; h *= 0x846ca68bu; h ^= h >> 16;
-    return (float)(h >> 8) * (1.0f / 16777216.0f);
-}
 
 /* ---------------------------------------------------------------------------------------------
    generic reduction: out = mul * sum_i op(i) / div in double, over two kernels (deterministic) */
@@ -691,7 +685,7 @@ void uvae__cu_sum_bwd(const float *dy, float scale, float *dx, size_t n) {
 /* [dropout] mask[i] = hash_uniform(seed, i) < p ? 0 : keep (= 1/(1-p));  y = x mask */
 static __global__ void uvae__k_dropout_fwd(const float *x, float *y, float *mask, size_t n, float p, float keep, uint32_t seed) {
     UVAE__FOR(i, n) {
-        float mk = uvae__d_hash_uniform(seed, (uint32_t)i) < p ? 0.0f : keep;
+        float mk = uvae_hash_uniform(seed, (uint32_t)i) < p ? 0.0f : keep;
         mask[i] = mk;
         y[i] = x[i] * mk;
     }
@@ -924,6 +918,28 @@ void uvae__cu_gnll_bwd(const float *m, const float *lv, const float *t, const fl
     }
 }
 
+/* discretized logistic: the element is the header's uvae__dlogistic (host and device) */
+struct uvae__op_dlog {
+    const float *m, *ls, *t;
+    __device__ double operator()(size_t i) const { return uvae__dlogistic(t[i], m[i], ls[i], NULL, NULL); }
+};
+void uvae__cu_dlog_fwd(const float *m, const float *ls, const float *t, size_t n, int N, float *out) {
+    uvae__op_dlog op = {m, ls, t};
+    uvae__h_reduce(__func__, op, n, 1.0, (double)N, 0, out, NULL);
+}
+static __global__ void uvae__k_dlog_bwd(const float *m, const float *ls, const float *t, const float *dy, size_t n, int N, float *dm, float *dls) {
+    float g = dy[0] / (float)N;
+    UVAE__FOR(i, n) {
+        float a, b;
+        uvae__dlogistic(t[i], m[i], ls[i], &a, &b);
+        if (dm) dm[i] += g * a;
+        if (dls) dls[i] += g * b;
+    }
+}
+void uvae__cu_dlog_bwd(const float *m, const float *ls, const float *t, const float *dy, size_t n, int N, float *dm, float *dls) {
+    if (dm || dls) UVAE__LAUNCH(n, uvae__k_dlog_bwd, m, ls, t, dy, n, N, dm, dls);
+}
+
 /* ---------------------------------------------------------------------------------------------
    [optim] one slice, elementwise:
    SGD:   g += wd p (wd > 0);  m = first ? g : mu m + g;  p -= lr m
@@ -970,7 +986,7 @@ void uvae__cu_sumsq(const float *x, size_t n, double *out_host) {
    x = sqrtf(-2 logf(u1)) cosf(2 pi u2) */
 static __global__ void uvae__k_randn(float *x, size_t n, uint32_t seed) {
     UVAE__FOR(i, n) {
-        float u1 = 1.0f - uvae__d_hash_uniform(seed, (uint32_t)(2 * i)), u2 = uvae__d_hash_uniform(seed, (uint32_t)(2 * i + 1));
+        float u1 = 1.0f - uvae_hash_uniform(seed, (uint32_t)(2 * i)), u2 = uvae_hash_uniform(seed, (uint32_t)(2 * i + 1));
         x[i] = sqrtf(-2.0f * logf(u1)) * cosf(6.28318530718f * u2);
     }
 }

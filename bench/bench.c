@@ -25,7 +25,7 @@ static void fail(const char *what) {
 
 typedef struct row {
     const char *name;
-    int kind;            /* 0 unet, 1 cvae */
+    int kind;            /* 0 unet, 1 cvae, 2 classifier (the CVAE example's judge, width 32) */
     int down, up, loss;  /* unet: loss 0 ce, 1 dice */
     int size, ch, batch;
 } row;
@@ -39,6 +39,7 @@ static void run(const row *r, int dev, int steps) {
     uvae_ctx *ctx = uvae_ctx_new_on(dev, 0);
     uvae_unet U;
     uvae_cvae V;
+    uvae_classifier J;
     uvae_params *P;
     uvae_optim opt;
     int B = r->batch, S = r->size, C = r->ch;
@@ -54,11 +55,16 @@ static void run(const row *r, int dev, int steps) {
         for (size_t i = 0; i < (size_t)B * S * S; i++) hy[i] = (float)(uvae_rng_u32(&rng) % 3);
         if (uvae_unet_init(&U, &cfg, 1) != UVAE_OK) fail("unet");
         P = &U.params;
-    } else {
-        uvae_cvae_config cfg = {C, S, 10, 32, 32, 16};
+    } else if (r->kind == 1) {
+        uvae_cvae_config cfg = {C, S, 10, 32, 32, 16, 0, UVAE_BERNOULLI};
         for (int i = 0; i < B; i++) hy[i] = (float)(uvae_rng_u32(&rng) % 10);
         if (uvae_cvae_init(&V, &cfg, 1) != UVAE_OK) fail("cvae");
         P = &V.params;
+    } else {
+        uvae_classifier_config cfg = {C, S, 10, 32};
+        for (int i = 0; i < B; i++) hy[i] = (float)(uvae_rng_u32(&rng) % 10);
+        if (uvae_classifier_init(&J, &cfg, 1) != UVAE_OK) fail("classifier");
+        P = &J.params;
     }
     if (uvae_params_to(P, dev) != UVAE_OK || uvae_optim_init(&opt, P, UVAE_ADAM, 1e-4f) != UVAE_OK) fail("params");
     for (int mode = 0; mode < 2; mode++)   /* 0 training step, 1 inference */
@@ -78,8 +84,10 @@ static void run(const row *r, int dev, int steps) {
             if (r->kind == 0) {
                 uvae_tensor *lg = uvae_unet_forward(ctx, &U, x);
                 loss = r->loss == 0 ? uvae_cross_entropy(ctx, lg, y) : uvae_dice_loss(ctx, lg, y, 1.0f);
-            } else {
+            } else if (r->kind == 1) {
                 loss = uvae_cvae_loss(ctx, uvae_cvae_forward(ctx, &V, x, y, NULL), x);
+            } else {
+                loss = uvae_cross_entropy(ctx, uvae_classifier_forward(ctx, &J, x), y);
             }
             if (mode == 0 && (uvae_backward(ctx, loss) != UVAE_OK || uvae_optim_step(&opt, P, -1) != UVAE_OK)) fail("step");
             if (!loss || uvae_tensor_copy_out(loss, &v) != UVAE_OK) fail("forward");
@@ -93,7 +101,8 @@ static void run(const row *r, int dev, int steps) {
     }
     uvae_optim_free(&opt);
     if (r->kind == 0) uvae_unet_free(&U);
-    else uvae_cvae_free(&V);
+    else if (r->kind == 1) uvae_cvae_free(&V);
+    else uvae_classifier_free(&J);
     uvae_ctx_free(ctx);
     free(hx); free(hy); free(t); free(ti);
 }
@@ -108,6 +117,8 @@ int main(int argc, char **argv) {
         {"unet st+up+dice", 0, UVAE_DOWN_STRIDED, UVAE_UP_UPSAMPLE, 1, 128, 3, 4},
         {"cvae mnist", 1, 0, 0, 0, 28, 1, 128},
         {"cvae cifar", 1, 0, 0, 0, 32, 3, 128},
+        {"judge mnist", 2, 0, 0, 0, 28, 1, 128},
+        {"judge cifar", 2, 0, 0, 0, 32, 3, 128},
     };
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--device") && i + 1 < argc) dev = !strcmp(argv[++i], "cuda") ? UVAE_CUDA : UVAE_CPU;

@@ -2,12 +2,14 @@
 
    1. A judge (uvae_classifier) is trained on the real training set (or loaded with --judge F) and
       its test accuracy is reported.
-   2. The CVAE (uvae_cvae) is trained with the Bernoulli likelihood (pixels in [0,1]) + beta * KL.
-      --label-loss W > 0 adds W * cross-entropy of the FROZEN judge on sigmoid(decoder logits) of the
-      same images given random wrong labels: the judge runs in evaluation mode, its gradients are
-      zeroed every step and it is never stepped.
-   3. Test loss (Bernoulli NLL + KL, nats/image, correct labels), label-follow (every test image
-      given a random wrong label, decoded at z = mu, classified by the judge), pictures, checkpoint.
+      A second classifier, the teacher, is trained the same way from another seed when the label
+      loss needs one: the judge that measures label-follow is never used in training.
+   2. The CVAE (uvae_cvae) is trained with its likelihood (Bernoulli for pixels in [0,1], or a
+      discretised logistic for 8-bit pixels) + beta * KL. --label-loss W > 0 adds W * cross-entropy
+      of the FROZEN teacher on sigmoid(decoder logits) of the same images given random wrong labels:
+      the teacher runs in evaluation mode, its gradients are zeroed every step, it is never stepped.
+   3. Test loss (NLL + KL, nats/image, correct labels), label-follow (every test image given a random
+      wrong label, decoded at z = mu, classified by the judge), pictures, checkpoint.
 
      make build/cvae && ./build/cvae --dataset mnist --epochs 10
      ./build/cvae --help                                                 (every flag, with defaults)
@@ -25,6 +27,8 @@
 
 static const char *const CIFAR_NAMES[10] = {"airplane", "automobile", "bird", "cat", "deer",
                                             "dog", "frog", "horse", "ship", "truck"};
+/* the same classes, short enough for a caption under a 32 x 32 image */
+static const char *const CIFAR_SHORT[10] = {"plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
 static int bar_open = 0;   /* a progress line is on stderr without its newline */
 
 static void die(const char *fmt, ...) {
@@ -49,8 +53,8 @@ static double now(void) {
 }
 
 typedef struct opts {
-    const char *dataset, *data, *out, *judge, *dump, *device;
-    int epochs, batch, latent, width, judge_epochs, judge_width, limit;
+    const char *dataset, *data, *out, *judge, *teacher, *dump, *device;
+    int epochs, batch, latent, width, cond_planes, judge_epochs, judge_width, limit, likelihood;
     float lr, beta, label_loss, judge_lr;
     unsigned long long seed;
 } opts;
@@ -65,14 +69,21 @@ static void usage(void) {
            "  --lr F              CVAE Adam learning rate (default 0.001)\n"
            "  --latent N          latent dimension (default 32)\n"
            "  --width N           CVAE conv width (default 32)\n"
+           "  --cond-planes P     per-class feature maps fed to each decoder stage (default 0)\n"
+           "  --likelihood L      bernoulli | logistic (8-bit pixels under a discretised logistic with a\n"
+           "                      per-pixel scale; test loss also in bits/dim) (default: bernoulli for\n"
+           "                      mnist and fashion, logistic for cifar10)\n"
            "  --beta F            KL weight in the training loss (default 1)\n"
-           "  --label-loss W      W > 0: add W * cross-entropy of the frozen judge on outputs generated\n"
-           "                      with random wrong labels (default 0: off)\n"
+           "  --label-loss W      W > 0: add W * cross-entropy of a frozen teacher classifier on outputs\n"
+           "                      generated with random wrong labels (default 0: off)\n"
            "  --judge-epochs N    judge training epochs (default 2)\n"
            "  --judge-width N     judge conv width (default 16)\n"
            "  --judge-lr F        judge Adam learning rate (default 0.001)\n"
            "  --judge F           load this judge checkpoint instead of training one (default: train it\n"
            "                      and save OUT/judge.safetensors)\n"
+           "  --teacher F         load this teacher checkpoint (the label loss's classifier; trained\n"
+           "                      like the judge from another seed, never the judge itself; default:\n"
+           "                      train it when --label-loss > 0 and save OUT/teacher.safetensors)\n"
            "  --limit N           use only the first N training images (default 0: all)\n"
            "  --seed N            seed of everything (default 1)\n"
            "  --device D          cpu | cuda (cuda only in a GPU build; default cpu, or cuda in a GPU build)\n"
@@ -101,6 +112,7 @@ static float parse_float(const char *flag, const char *v, float lo) {
 
 static void parse(int argc, char **argv, opts *o) {
     memset(o, 0, sizeof *o);
+    o->likelihood = -1;
     o->dataset = "mnist"; o->out = "runs/cvae";
     o->epochs = 10; o->batch = 128; o->latent = 32; o->width = 32; o->judge_epochs = 2; o->judge_width = 16;
     o->lr = 1e-3f; o->beta = 1.0f; o->judge_lr = 1e-3f; o->seed = 1;
@@ -115,7 +127,7 @@ static void parse(int argc, char **argv, opts *o) {
         if (strncmp(a, "--", 2) != 0) die("unexpected argument '%s' (see --help)", a);
         if (i + 1 >= argc) {
             static const char *known[] = {"--dataset", "--data", "--epochs", "--batch", "--lr", "--latent", "--width", "--beta",
-                                          "--label-loss", "--judge-epochs", "--judge-width", "--judge-lr", "--judge", "--limit",
+                                          "--label-loss", "--judge-epochs", "--judge-width", "--judge-lr", "--judge", "--teacher", "--limit", "--cond-planes", "--likelihood",
                                           "--seed", "--device", "--out", "--dump"};
             for (size_t k = 0; k < sizeof known / sizeof *known; k++)
                 if (!strcmp(a, known[k])) die("%s needs a value (see --help)", a);
@@ -135,6 +147,13 @@ static void parse(int argc, char **argv, opts *o) {
         else if (!strcmp(a, "--judge-width")) o->judge_width = parse_int(a, v, 1);
         else if (!strcmp(a, "--judge-lr")) o->judge_lr = parse_float(a, v, 0);
         else if (!strcmp(a, "--judge")) o->judge = v;
+        else if (!strcmp(a, "--teacher")) o->teacher = v;
+        else if (!strcmp(a, "--cond-planes")) o->cond_planes = parse_int(a, v, 0);
+        else if (!strcmp(a, "--likelihood")) {
+            if (!strcmp(v, "bernoulli")) o->likelihood = UVAE_BERNOULLI;
+            else if (!strcmp(v, "logistic")) o->likelihood = UVAE_DLOGISTIC;
+            else die("--likelihood: bad value '%s' (want bernoulli or logistic)", v);
+        }
         else if (!strcmp(a, "--limit")) o->limit = parse_int(a, v, 0);
         else if (!strcmp(a, "--seed")) o->seed = (unsigned long long)parse_int(a, v, 0);
         else if (!strcmp(a, "--device")) o->device = v;
@@ -145,6 +164,7 @@ static void parse(int argc, char **argv, opts *o) {
     if (strcmp(o->dataset, "mnist") && strcmp(o->dataset, "fashion") && strcmp(o->dataset, "cifar10"))
         die("--dataset: bad value '%s' (want mnist, fashion or cifar10)", o->dataset);
     if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) die("--device: bad value '%s' (want cpu or cuda)", o->device);
+    if (o->likelihood < 0) o->likelihood = !strcmp(o->dataset, "cifar10") ? UVAE_DLOGISTIC : UVAE_BERNOULLI;
     if (!o->data)
         o->data = !strcmp(o->dataset, "mnist") ? "data/mnist" : !strcmp(o->dataset, "fashion") ? "/usr/share/datasets/fashion-mnist" : "data/cifar10";
 }
@@ -268,7 +288,7 @@ static double judge_accuracy(uvae_ctx *ctx, uvae_classifier *J, const uvae_datas
     return (double)right / d->n;
 }
 
-/* Test loss of the CVAE: Bernoulli NLL + KL with the correct labels, one z sample, nats/image. */
+/* Test loss of the CVAE: NLL (its likelihood) + KL with the correct labels, one z sample, nats/image. */
 static double cvae_test_loss(uvae_ctx *ctx, uvae_cvae *M, const uvae_dataset *d, int B, float *hx, float *hy, int *idx) {
     int C = d->channels, S = d->height;
     double sum = 0;
@@ -301,6 +321,48 @@ static void decode_mu(uvae_ctx *ctx, uvae_cvae *M, int nb, int C, int S, const f
     if (!p || uvae_tensor_copy_out(p, img) != UVAE_OK) die_lib("decode");
 }
 
+/* Every test image is given a random wrong label (from `seed`: the same labels on every call), decoded
+   at z = mu, and classified by each of n_judges classifiers: follow[j] counts outputs classified as
+   the given label, stay[j] as the original one. The outputs (uint8) and labels go to `keep`. */
+typedef struct mismatch_out { unsigned char *img, *given, *truth; } mismatch_out;
+static void mismatch_pass(uvae_ctx *ctx, uvae_cvae *M, uvae_classifier *const *judges, int n_judges, const uvae_dataset *te, int B,
+                          uint64_t seed, float *hx, float *hy, float *hy2, float *img, int *idx, int *follow, int *stay, mismatch_out *keep) {
+    int C = te->channels, S = te->height;
+    size_t px = (size_t)C * S * S;
+    float lg[10 * 1024];
+    uvae_rng wr;
+    uvae_rng_seed(&wr, seed);
+    for (int j = 0; j < n_judges; j++) follow[j] = stay[j] = 0;
+    for (int s = 0; s < te->n; s += B) {
+        int nb = te->n - s < B ? te->n - s : B;
+        for (int i = 0; i < nb; i++) idx[i] = s + i;
+        fill_batch(te, idx, nb, hx, hy);
+        for (int i = 0; i < nb; i++) hy2[i] = (float)(((int)hy[i] + 1 + (int)(uvae_rng_u32(&wr) % 9)) % 10);
+        decode_mu(ctx, M, nb, C, S, hx, hy2, img);
+        for (int j = 0; j < n_judges; j++) {
+            uvae_tensor *g, *l;
+            uvae_ctx_reset(ctx, 0);
+            g = staged(ctx, 4, (int[]){nb, C, S, S}, img);
+            l = uvae_classifier_forward(ctx, judges[j], g);
+            if (!l || uvae_tensor_copy_out(l, lg) != UVAE_OK) die_lib("judging outputs");
+            for (int i = 0; i < nb; i++) {
+                int k = argmax(lg + 10 * i, 10);
+                follow[j] += k == (int)hy2[i];
+                stay[j] += k == (int)hy[i];
+            }
+        }
+        if (keep)
+            for (int i = 0; i < nb; i++) {
+                for (size_t k = 0; k < px; k++) {
+                    float v = img[(size_t)i * px + k] * 255.0f + 0.5f;
+                    keep->img[(size_t)(s + i) * px + k] = (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
+                }
+                keep->given[s + i] = (unsigned char)hy2[i];
+                keep->truth[s + i] = (unsigned char)hy[i];
+            }
+    }
+}
+
 static int write_idx(const char *path, const unsigned char *data, int n, int ndim_rest, const int *dims) {
     FILE *f = fopen(path, "wb");
     unsigned char h[4];
@@ -319,6 +381,59 @@ static int write_idx(const char *path, const unsigned char *data, int n, int ndi
     return fclose(f) == 0 && ok;
 }
 
+/* Train a classifier (Adam, cosine schedule, --judge-epochs over the training set) and save it to
+   OUT/<name>.safetensors, or load it from `path`. */
+static void get_classifier(const opts *o, const char *name, const char *path, uint64_t seed, uvae_ctx *ctx, int dev,
+                           const uvae_dataset *tr, uvae_rng *rng, uvae_classifier *J, float *hx, float *hy, int *order,
+                           int steps, int B) {
+    uvae_classifier_config jc = {tr->channels, tr->height, 10, o->judge_width};
+    int C = tr->channels, S = tr->height, ntr = tr->n;
+    char file[4096], base[64];
+    if (uvae_classifier_init(J, &jc, seed) != UVAE_OK) die_lib(name);
+    if (uvae_params_to(&J->params, dev) != UVAE_OK) die_lib(name);
+    if (path) {
+        if (uvae_load(path, &J->params, NULL) != UVAE_OK) die_lib(name);
+        printf("%s: loaded %s\n", name, path);
+    } else {
+        uvae_optim jo;
+        double t0 = now();
+        const char *meta[6];
+        char w[32], sz[32];
+        if (uvae_optim_init(&jo, &J->params, UVAE_ADAM, o->judge_lr) != UVAE_OK) die_lib(name);
+        for (int e = 0; e < o->judge_epochs; e++) {
+            double sum = 0, te0 = now();
+            for (int i = 0; i < ntr; i++) order[i] = i;
+            uvae_shuffle(order, ntr, rng);
+            for (int s = 0; s < steps; s++) {
+                uvae_tensor *x, *y, *loss;
+                fill_batch(tr, order + (size_t)s * B, B, hx, hy);
+                uvae_ctx_reset(ctx, 1);
+                uvae_params_zero_grad(&J->params);
+                x = staged(ctx, 4, (int[]){B, C, S, S}, hx);
+                y = staged(ctx, 1, (int[]){B}, hy);
+                loss = uvae_cross_entropy(ctx, uvae_classifier_forward(ctx, J, x), y);
+                if (uvae_backward(ctx, loss) != UVAE_OK) die_lib(name);
+                if (uvae_optim_step(&jo, &J->params, uvae_lr_cosine((int64_t)e * steps + s, (int64_t)o->judge_epochs * steps, o->judge_lr, 0)) != UVAE_OK)
+                    die_lib(name);
+                sum += read1(loss);
+                if (s % 10 == 0 || s == steps - 1) {
+                    double el = now() - te0;
+                    progress(name, e + 1, o->judge_epochs, s + 1, steps, sum / (s + 1), (s + 1) * B / el,
+                             el / (s + 1) * ((double)(o->judge_epochs - e) * steps - s - 1));
+                }
+            }
+            progress_end();
+        }
+        uvae_optim_free(&jo);
+        snprintf(w, sizeof w, "%d", o->judge_width);
+        snprintf(sz, sizeof sz, "%dx%dx%d", C, S, S);
+        snprintf(base, sizeof base, "%s.safetensors", name);
+        meta[0] = "model"; meta[1] = "uvae_classifier"; meta[2] = "width"; meta[3] = w; meta[4] = "input"; meta[5] = sz;
+        if (uvae_save(join(file, sizeof file, o->out, base), &J->params, NULL, meta, 3) != UVAE_OK) die_lib(name);
+        printf("%s: trained %d epochs in %.1f s, saved %s\n", name, o->judge_epochs, now() - t0, file);
+    }
+}
+
 int main(int argc, char **argv) {
     opts o;
     uvae_dataset tr, te;
@@ -328,14 +443,16 @@ int main(int argc, char **argv) {
     int *idx, *order;
     uvae_ctx *ctx;
     uvae_rng rng;
-    uvae_classifier J;
+    uvae_classifier J, T;
+    int have_teacher = 0;
     uvae_cvae M;
     uvae_optim opt;
     char path[4096];
     double judge_acc, t_start, test_loss = 0;
     FILE *csv;
-    float *tr_curve, *te_curve;
+    float *tr_curve, *te_curve, *lf_curve;
 
+    setvbuf(stdout, NULL, _IOLBF, 0);   /* progress and results show as they happen, also in a log file */
     parse(argc, argv, &o);
     if (!strcmp(o.device, "cuda")) {
 #ifdef UNETVAE_CUDA
@@ -366,6 +483,7 @@ int main(int argc, char **argv) {
     order = (int *)xmalloc((size_t)ntr * sizeof(int));
     tr_curve = (float *)xmalloc((size_t)(o.epochs + 1) * sizeof(float));
     te_curve = (float *)xmalloc((size_t)(o.epochs + 1) * sizeof(float));
+    lf_curve = (float *)xmalloc((size_t)(o.epochs + 1) * sizeof(float));
     if (!(ctx = uvae_ctx_new_on(dev, 0))) die_lib("context");
     uvae_rng_seed(&rng, o.seed);
     uvae_rng_seed(uvae_ctx_rng(ctx), o.seed ^ 0x5eedULL);
@@ -378,66 +496,28 @@ int main(int argc, char **argv) {
 #endif
     );
 
-    /* ---- 1. the judge ---- */
-    {
-        uvae_classifier_config jc = {C, S, 10, o.judge_width};
-        if (uvae_classifier_init(&J, &jc, o.seed + 101) != UVAE_OK) die_lib("judge");
-        if (uvae_params_to(&J.params, dev) != UVAE_OK) die_lib("judge to device");
-        if (o.judge) {
-            if (uvae_load(o.judge, &J.params, NULL) != UVAE_OK) die_lib("--judge");
-            printf("judge: loaded %s\n", o.judge);
-        } else {
-            uvae_optim jo;
-            double t0 = now();
-            const char *meta[6];
-            char w[32], sz[32];
-            if (uvae_optim_init(&jo, &J.params, UVAE_ADAM, o.judge_lr) != UVAE_OK) die_lib("judge optimizer");
-            for (int e = 0; e < o.judge_epochs; e++) {
-                double sum = 0, te0 = now();
-                for (int i = 0; i < ntr; i++) order[i] = i;
-                uvae_shuffle(order, ntr, &rng);
-                for (int s = 0; s < steps; s++) {
-                    uvae_tensor *x, *y, *loss;
-                    fill_batch(&tr, order + (size_t)s * B, B, hx, hy);
-                    uvae_ctx_reset(ctx, 1);
-                    uvae_params_zero_grad(&J.params);
-                    x = staged(ctx, 4, (int[]){B, C, S, S}, hx);
-                    y = staged(ctx, 1, (int[]){B}, hy);
-                    loss = uvae_cross_entropy(ctx, uvae_classifier_forward(ctx, &J, x), y);
-                    if (uvae_backward(ctx, loss) != UVAE_OK) die_lib("judge step");
-                    if (uvae_optim_step(&jo, &J.params, uvae_lr_cosine((int64_t)e * steps + s, (int64_t)o.judge_epochs * steps, o.judge_lr, 0)) != UVAE_OK)
-                        die_lib("judge step");
-                    sum += read1(loss);
-                    if (s % 10 == 0 || s == steps - 1) {
-                        double el = now() - te0;
-                        progress("judge", e + 1, o.judge_epochs, s + 1, steps, sum / (s + 1), (s + 1) * B / el,
-                                 el / (s + 1) * ((double)(o.judge_epochs - e) * steps - s - 1));
-                    }
-                }
-                progress_end();
-            }
-            uvae_optim_free(&jo);
-            snprintf(w, sizeof w, "%d", o.judge_width);
-            snprintf(sz, sizeof sz, "%dx%dx%d", C, S, S);
-            meta[0] = "model"; meta[1] = "uvae_classifier"; meta[2] = "width"; meta[3] = w; meta[4] = "input"; meta[5] = sz;
-            if (uvae_save(join(path, sizeof path, o.out, "judge.safetensors"), &J.params, NULL, meta, 3) != UVAE_OK) die_lib("saving the judge");
-            printf("judge: trained %d epochs in %.1f s, saved %s\n", o.judge_epochs, now() - t0, path);
-        }
-        judge_acc = judge_accuracy(ctx, &J, &te, B, hx, hy, idx);
-        printf("judge: test accuracy %.2f %%\n", 100 * judge_acc);
-        J.frozen = 1;   /* from now on: evaluation mode, never stepped */
+    /* ---- 1. the judge (measures label-follow) and the teacher (the label loss's classifier) ---- */
+    get_classifier(&o, "judge", o.judge, o.seed + 101, ctx, dev, &tr, &rng, &J, hx, hy, order, steps, B);
+    judge_acc = judge_accuracy(ctx, &J, &te, B, hx, hy, idx);
+    printf("judge: test accuracy %.2f %%\n", 100 * judge_acc);
+    J.frozen = 1;   /* from now on: evaluation mode, never stepped */
+    if (o.label_loss > 0 || o.teacher) {
+        get_classifier(&o, "teacher", o.teacher, o.seed + 7919, ctx, dev, &tr, &rng, &T, hx, hy, order, steps, B);
+        printf("teacher: test accuracy %.2f %%\n", 100 * judge_accuracy(ctx, &T, &te, B, hx, hy, idx));
+        T.frozen = 1;
+        have_teacher = 1;
     }
 
     /* ---- 2. the CVAE ---- */
     {
-        uvae_cvae_config cc = {C, S, 10, o.latent, o.width, 16};
+        uvae_cvae_config cc = {C, S, 10, o.latent, o.width, 16, o.cond_planes, o.likelihood};
         if (uvae_cvae_init(&M, &cc, o.seed + 202) != UVAE_OK) die_lib("cvae");
         if (uvae_params_to(&M.params, dev) != UVAE_OK || uvae_optim_init(&opt, &M.params, UVAE_ADAM, o.lr) != UVAE_OK) die_lib("cvae");
     }
     printf("cvae: %zu parameters, latent %d, width %d, beta %g, label loss %g\n", uvae_params_count(&M.params), o.latent, o.width,
            (double)o.beta, (double)o.label_loss);
     if (!(csv = fopen(join(path, sizeof path, o.out, "metrics.csv"), "w"))) die("cannot write %s: %s", path, strerror(errno));
-    fprintf(csv, "epoch,train_loss,test_loss_nats,seconds\n");
+    fprintf(csv, "epoch,train_loss,test_loss_nats,label_follow,still_original,seconds\n");
     t_start = now();
     for (int e = 0; e < o.epochs; e++) {
         double sum = 0, te0 = now();
@@ -452,20 +532,21 @@ int main(int argc, char **argv) {
             x = staged(ctx, 4, (int[]){B, C, S, S}, hx);
             y = staged(ctx, 1, (int[]){B}, hy);
             out = uvae_cvae_forward(ctx, &M, x, y, NULL);
-            loss = uvae_add(ctx, uvae_bernoulli_nll(ctx, out.logits, x), uvae_scale(ctx, uvae_kl_normal(ctx, out.mu, out.logvar), o.beta));
-            if (o.label_loss > 0) {   /* the same images with random wrong labels, judged by the frozen judge */
+            loss = uvae_add(ctx, uvae_cvae_nll(ctx, out, x), uvae_scale(ctx, uvae_kl_normal(ctx, out.mu, out.logvar), o.beta));
+            if (o.label_loss > 0) {   /* the same images with random wrong labels, judged by the frozen teacher */
                 uvae_tensor *yw, *gen, *ce;
                 uvae_cvae_out ow;
                 for (int i = 0; i < B; i++) hy2[i] = (float)(((int)hy[i] + 1 + (int)(uvae_rng_u32(&rng) % 9)) % 10);
                 yw = staged(ctx, 1, (int[]){B}, hy2);
                 ow = uvae_cvae_forward(ctx, &M, x, yw, NULL);
                 gen = uvae_sigmoid(ctx, ow.logits);
-                ce = uvae_cross_entropy(ctx, uvae_classifier_forward(ctx, &J, gen), yw);
+                ce = uvae_cross_entropy(ctx, uvae_classifier_forward(ctx, &T, gen), yw);
                 loss = uvae_add(ctx, loss, uvae_scale(ctx, ce, o.label_loss));
             }
             if (uvae_backward(ctx, loss) != UVAE_OK) die_lib("cvae step");
-            uvae_params_zero_grad(&J.params);   /* the judge is frozen: its gradients are dropped */
-            if (uvae_optim_step(&opt, &M.params, -1) != UVAE_OK) die_lib("cvae step");
+            if (have_teacher) uvae_params_zero_grad(&T.params);   /* the teacher is frozen: its gradients are dropped */
+            if (uvae_optim_step(&opt, &M.params, uvae_lr_cosine((int64_t)e * steps + s, (int64_t)o.epochs * steps, o.lr, 0.02f * o.lr)) != UVAE_OK)
+                die_lib("cvae step");
             {
                 float v = read1(loss);
                 if (!isfinite(v)) die("cvae step: loss is not finite (try a lower --lr)");
@@ -479,100 +560,88 @@ int main(int argc, char **argv) {
         }
         progress_end();
         test_loss = cvae_test_loss(ctx, &M, &te, B, hx, hy, idx);
-        tr_curve[e] = (float)(sum / steps);
-        te_curve[e] = (float)test_loss;
-        fprintf(csv, "%d,%.4f,%.4f,%.1f\n", e + 1, sum / steps, test_loss, now() - t_start);
-        fflush(csv);
-        printf("epoch %d: train loss %.2f, test loss %.2f nats/image, %.1f s\n", e + 1, sum / steps, test_loss, now() - te0);
         {
-            const char *names[2] = {"train loss", "test loss (nats)"};
-            const float *series[2] = {tr_curve, te_curve};
-            if (uvae_plot_png(join(path, sizeof path, o.out, "curves.png"), 640, 400, "CVAE loss per epoch", names, series, 2, e + 1) != UVAE_OK)
+            uvae_classifier *judges[2];
+            int fol[2], sty[2];
+            judges[0] = &J; judges[1] = &T;
+            mismatch_pass(ctx, &M, judges, have_teacher ? 2 : 1, &te, B, o.seed + 303, hx, hy, hy2, img, idx, fol, sty, NULL);
+            tr_curve[e] = (float)(sum / steps);
+            te_curve[e] = (float)test_loss;
+            lf_curve[e] = (float)(100.0 * fol[0] / te.n);
+            fprintf(csv, "%d,%.4f,%.4f,%.4f,%.4f,%.1f\n", e + 1, sum / steps, test_loss, (double)fol[0] / te.n, (double)sty[0] / te.n, now() - t_start);
+            fflush(csv);
+            printf("epoch %d: train loss %.2f, test loss %.2f nats/image, label-follow %.2f %% (original %.2f %%)", e + 1, sum / steps,
+                   test_loss, 100.0 * fol[0] / te.n, 100.0 * sty[0] / te.n);
+            if (have_teacher) printf(", by the teacher %.2f %%", 100.0 * fol[1] / te.n);
+            printf(", %.1f s\n", now() - te0);
+            fflush(stdout);
+        }
+        {
+            const char *names[3] = {"train loss", "test loss (nats)", "label-follow (%)"};
+            const float *series[3] = {tr_curve, te_curve, lf_curve};
+            if (uvae_plot_png(join(path, sizeof path, o.out, "curves.png"), 640, 400, "CVAE per epoch", names, series, 3, e + 1) != UVAE_OK)
                 die_lib("curves.png");
         }
     }
     if (fclose(csv) != 0) die("cannot write metrics.csv");
     if (o.epochs == 0) test_loss = cvae_test_loss(ctx, &M, &te, B, hx, hy, idx);
     {
-        const char *meta[12];
-        char v[4][32];
+        const char *meta[16];
+        char v[5][32];
         snprintf(v[0], 32, "%d", o.latent); snprintf(v[1], 32, "%d", o.width); snprintf(v[2], 32, "%dx%dx%d", C, S, S);
-        snprintf(v[3], 32, "%s", o.dataset);
+        snprintf(v[3], 32, "%s", o.dataset); snprintf(v[4], 32, "%d", o.cond_planes);
         meta[0] = "model"; meta[1] = "uvae_cvae"; meta[2] = "latent"; meta[3] = v[0]; meta[4] = "width"; meta[5] = v[1];
         meta[6] = "input"; meta[7] = v[2]; meta[8] = "embed"; meta[9] = "16"; meta[10] = "dataset"; meta[11] = v[3];
-        if (uvae_save(join(path, sizeof path, o.out, "checkpoint.safetensors"), &M.params, &opt, meta, 6) != UVAE_OK) die_lib("checkpoint");
+        meta[12] = "cond_planes"; meta[13] = v[4]; meta[14] = "likelihood"; meta[15] = o.likelihood == UVAE_DLOGISTIC ? "logistic" : "bernoulli";
+        if (uvae_save(join(path, sizeof path, o.out, "checkpoint.safetensors"), &M.params, &opt, meta, 8) != UVAE_OK) die_lib("checkpoint");
     }
 
     /* ---- 3. label-follow over the whole test set, pictures, dump ---- */
     {
-        int is_cifar = !strcmp(o.dataset, "cifar10"), follow = 0, stay = 0, scale = is_cifar ? 4 : 2;
-        unsigned char *dump_img = NULL, *dump_given = NULL, *dump_true = NULL;
+        int is_cifar = !strcmp(o.dataset, "cifar10"), follow[2] = {0, 0}, stay[2] = {0, 0}, scale = is_cifar ? 4 : 2;
+        uvae_classifier *judges[2];
+        mismatch_out mo;
         float *grid = (float *)xmalloc((size_t)100 * px * sizeof(float));
-        float lg[10 * 1024];
         char caps[100][48];
         const char *capp[100];
         uvae_rng wr;
-        uvae_rng_seed(&wr, o.seed + 303);
-        if (o.dump) {
-            dump_img = (unsigned char *)xmalloc((size_t)te.n * px);
-            dump_given = (unsigned char *)xmalloc((size_t)te.n);
-            dump_true = (unsigned char *)xmalloc((size_t)te.n);
-        }
-        for (int s = 0; s < te.n; s += B) {
-            int nb = te.n - s < B ? te.n - s : B;
-            uvae_tensor *g, *l;
-            for (int i = 0; i < nb; i++) idx[i] = s + i;
-            fill_batch(&te, idx, nb, hx, hy);
-            for (int i = 0; i < nb; i++) hy2[i] = (float)(((int)hy[i] + 1 + (int)(uvae_rng_u32(&wr) % 9)) % 10);
-            decode_mu(ctx, &M, nb, C, S, hx, hy2, img);
-            uvae_ctx_reset(ctx, 0);
-            g = staged(ctx, 4, (int[]){nb, C, S, S}, img);
-            l = uvae_classifier_forward(ctx, &J, g);
-            if (!l || uvae_tensor_copy_out(l, lg) != UVAE_OK) die_lib("judging outputs");
-            for (int i = 0; i < nb; i++) {
-                int k = argmax(lg + 10 * i, 10);
-                follow += k == (int)hy2[i];
-                stay += k == (int)hy[i];
-            }
-            if (s == 0) {   /* the mismatched grid: 25 (input, output) pairs */
-                for (int i = 0; i < 25 && i < nb; i++) {
-                    int t = (int)hy[i], gv = (int)hy2[i];
-                    memcpy(grid + (size_t)(2 * i) * px, hx + (size_t)i * px, px * sizeof(float));
-                    memcpy(grid + (size_t)(2 * i + 1) * px, img + (size_t)i * px, px * sizeof(float));
-                    if (is_cifar) {
-                        snprintf(caps[2 * i], 48, "in: %s", CIFAR_NAMES[t]);
-                        snprintf(caps[2 * i + 1], 48, "%s->%s", CIFAR_NAMES[t], CIFAR_NAMES[gv]);
-                    } else {
-                        snprintf(caps[2 * i], 48, "in %d", t);
-                        snprintf(caps[2 * i + 1], 48, "%d->%d", t, gv);
-                    }
-                    capp[2 * i] = caps[2 * i]; capp[2 * i + 1] = caps[2 * i + 1];
+        uvae_rng_seed(&wr, o.seed + 304);
+        judges[0] = &J; judges[1] = &T;
+        mo.img = (unsigned char *)xmalloc((size_t)te.n * px);
+        mo.given = (unsigned char *)xmalloc((size_t)te.n);
+        mo.truth = (unsigned char *)xmalloc((size_t)te.n);
+        mismatch_pass(ctx, &M, judges, have_teacher ? 2 : 1, &te, B, o.seed + 303, hx, hy, hy2, img, idx, follow, stay, &mo);
+        if (te.n >= 25) {   /* the mismatched grid: the 25 inputs (5 x 5, left) and their 25 outputs (right) */
+            for (int i = 0; i < 25; i++) {
+                int t = mo.truth[i], gv = mo.given[i], cin = (i / 5) * 10 + i % 5, cout = cin + 5;
+                for (size_t k = 0; k < px; k++) {
+                    grid[(size_t)cin * px + k] = te.images[(size_t)i * px + k] * (1.0f / 255.0f);
+                    grid[(size_t)cout * px + k] = mo.img[(size_t)i * px + k] * (1.0f / 255.0f);
                 }
-                if (nb >= 25 && uvae_grid_png(join(path, sizeof path, o.out, "mismatched.png"), grid, 50, C, S, S, 0, 1, 10, scale, capp,
-                                              "input | output given a wrong label (true->given), z = mu") != UVAE_OK)
-                    die_lib("mismatched.png");
-            }
-            if (o.dump)
-                for (int i = 0; i < nb; i++) {
-                    for (size_t k = 0; k < px; k++) {
-                        float v = img[(size_t)i * px + k] * 255.0f + 0.5f;
-                        dump_img[(size_t)(s + i) * px + k] = (unsigned char)(v < 0 ? 0 : v > 255 ? 255 : v);
-                    }
-                    dump_given[s + i] = (unsigned char)hy2[i];
-                    dump_true[s + i] = (unsigned char)hy[i];
+                if (is_cifar) {
+                    snprintf(caps[cin], 48, "%s", CIFAR_SHORT[t]);
+                    snprintf(caps[cout], 48, "%s->%s", CIFAR_SHORT[t], CIFAR_SHORT[gv]);
+                } else {
+                    snprintf(caps[cin], 48, "in %d", t);
+                    snprintf(caps[cout], 48, "%d->%d", t, gv);
                 }
+                capp[cin] = caps[cin]; capp[cout] = caps[cout];
+            }
+            if (uvae_grid_png(join(path, sizeof path, o.out, "mismatched.png"), grid, 50, C, S, S, 0, 1, 10, scale, capp,
+                              "25 test inputs | the outputs given a wrong label (true->given), z = mu") != UVAE_OK)
+                die_lib("mismatched.png");
         }
         if (o.dump) {
             int dims3[3] = {C, S, S};
             mkdir_p(o.dump);
-            if (!write_idx(join(path, sizeof path, o.dump, C == 1 ? "images-idx3-ubyte" : "images-idx4-ubyte"), dump_img, te.n,
+            if (!write_idx(join(path, sizeof path, o.dump, C == 1 ? "images-idx3-ubyte" : "images-idx4-ubyte"), mo.img, te.n,
                            C == 1 ? 2 : 3, C == 1 ? dims3 + 1 : dims3) ||
-                !write_idx(join(path, sizeof path, o.dump, "given-labels-idx1-ubyte"), dump_given, te.n, 0, NULL) ||
-                !write_idx(join(path, sizeof path, o.dump, "true-labels-idx1-ubyte"), dump_true, te.n, 0, NULL))
+                !write_idx(join(path, sizeof path, o.dump, "given-labels-idx1-ubyte"), mo.given, te.n, 0, NULL) ||
+                !write_idx(join(path, sizeof path, o.dump, "true-labels-idx1-ubyte"), mo.truth, te.n, 0, NULL))
                 die("--dump: cannot write %s: %s", path, strerror(errno));
             printf("dump: %d mismatched outputs in %s (uint8 IDX images, given and true labels)\n", te.n, o.dump);
-            free(dump_img); free(dump_given); free(dump_true);
         }
+        free(mo.img); free(mo.given); free(mo.truth);
         /* recon.png: 25 (input, reconstruction) pairs with the correct labels */
         {
             int nb = te.n < 25 ? te.n : 25;
@@ -593,7 +662,7 @@ int main(int argc, char **argv) {
         }
         /* samples.png: one row per class, z ~ N(0, I) */
         {
-            uvae_tensor *z, *yl, *d, *p;
+            uvae_tensor *z, *yl, *p;
             static float zh[100 * 1024];
             float yh[100];
             if (o.latent > 1024) die("--latent: at most 1024 for samples.png");
@@ -604,30 +673,33 @@ int main(int argc, char **argv) {
                 if (!is_cifar) snprintf(caps[i], 48, "%d", i / 10);
                 capp[i] = caps[i];
             }
-            /* the decoder half of uvae_cvae_forward, from z and the label embedding */
             uvae_ctx_reset(ctx, 0);
             z = staged(ctx, 2, (int[]){100, o.latent}, zh);
             yl = staged(ctx, 1, (int[]){100}, yh);
-            d = uvae_relu(ctx, uvae_dense_forward(ctx, &M.fc_dec, uvae_concat(ctx, z, uvae_embedding(ctx, yl, M.label_embed))));
-            d = uvae_reshape(ctx, d, 4, (int[]){100, 2 * o.width, S / 4, S / 4});
-            d = uvae_relu(ctx, uvae_conv_forward(ctx, &M.d1, d));
-            p = uvae_sigmoid(ctx, uvae_conv_forward(ctx, &M.d2, d));
+            p = uvae_sigmoid(ctx, uvae_cvae_decode(ctx, &M, z, yl, NULL));
             if (!p || uvae_tensor_copy_out(p, grid) != UVAE_OK) die_lib("samples");
             if (uvae_grid_png(join(path, sizeof path, o.out, "samples.png"), grid, 100, C, S, S, 0, 1, 10, scale, capp,
                               "samples: one row per class, z ~ N(0, I)") != UVAE_OK)
                 die_lib("samples.png");
         }
-        printf("test loss %.2f nats/image (Bernoulli NLL + KL, correct labels) | judge test accuracy %.2f %% | "
+        char bpd[64] = "";
+        if (o.likelihood == UVAE_DLOGISTIC) snprintf(bpd, sizeof bpd, " = %.3f bits/dim", test_loss / (log(2.0) * (double)px));
+        printf("test loss %.2f nats/image%s (%s NLL + KL, correct labels) | judge test accuracy %.2f %% | "
                "label-follow %.2f %% (still the original class %.2f %%) over %d test images with random wrong labels | %.1f s\n",
-               test_loss, 100 * judge_acc, 100.0 * follow / te.n, 100.0 * stay / te.n, te.n, now() - t_start);
+               test_loss, bpd, o.likelihood == UVAE_DLOGISTIC ? "discretized logistic" : "Bernoulli", 100 * judge_acc,
+               100.0 * follow[0] / te.n, 100.0 * stay[0] / te.n, te.n, now() - t_start);
+        if (have_teacher)
+            printf("(by the teacher, the label loss's own classifier: label-follow %.2f %%, still the original %.2f %%)\n",
+                   100.0 * follow[1] / te.n, 100.0 * stay[1] / te.n);
         free(grid);
     }
     uvae_optim_free(&opt);
     uvae_cvae_free(&M);
     uvae_classifier_free(&J);
+    if (have_teacher) uvae_classifier_free(&T);
     uvae_ctx_free(ctx);
     uvae_dataset_free(&tr);
     uvae_dataset_free(&te);
-    free(hx); free(img); free(hy); free(hy2); free(idx); free(order); free(tr_curve); free(te_curve);
+    free(hx); free(img); free(hy); free(hy2); free(idx); free(order); free(tr_curve); free(te_curve); free(lf_curve);
     return 0;
 }

@@ -51,7 +51,7 @@ static double now_s(void) {
 /* ---- options -------------------------------------------------------------------------------- */
 typedef struct opts {
     const char *data, *train_list, *val_list, *out, *ckpt, *list, *device;
-    double val_frac, lr;
+    double val_frac, lr, min_scale, jitter;
     int size, epochs, batch, width, depth, limit, n;
     int down, up, loss;           /* UVAE_DOWN_*, UVAE_UP_*, LOSS_* */
     unsigned long long seed;
@@ -77,6 +77,10 @@ static void usage(FILE *f) {
         "  --epochs E        epochs (1..100000)                                 [40]\n"
         "  --batch B         batch size (1..1024)                               [16]\n"
         "  --lr LR           one-cycle peak learning rate (Adam)                [1e-3]\n"
+        "  --min-scale F     random scale-crop: box area U(F, 1) of the image,\n"
+        "                    aspect 3/4..4/3, resized back; 1 = off, in (0, 1]   [1]\n"
+        "  --jitter F        colour jitter: brightness, contrast, saturation\n"
+        "                    factors U(1-F, 1+F); 0 = off, in [0, 0.9]           [0]\n"
         "  --down maxpool|strided     downsampling                             [maxpool]\n"
         "  --up transpose|upsample    upsampling                               [transpose]\n"
         "  --loss ce|bce|dice|ce+dice loss; bce = 1-class sigmoid head on pet+border\n"
@@ -126,14 +130,15 @@ static int parse_choice(const char *flag, const char *s, const char *const *name
 /* cmd: 0 train, 1 eval, 2 predict. Flags that do not belong to the subcommand are errors. */
 static void parse_args(int argc, char **argv, int cmd, opts *o) {
     static const char *const train_flags[] = {"--data", "--train-list", "--val-frac", "--val-list", "--size", "--epochs",
-        "--batch", "--lr", "--down", "--up", "--loss", "--width", "--depth", "--seed", "--device", "--out", "--limit", NULL};
+        "--batch", "--lr", "--down", "--up", "--loss", "--width", "--depth", "--seed", "--device", "--out", "--limit",
+        "--min-scale", "--jitter", NULL};
     static const char *const eval_flags[] = {"--ckpt", "--data", "--list", "--batch", "--device", NULL};
     static const char *const pred_flags[] = {"--ckpt", "--data", "--list", "--batch", "--device", "--out", "--n", NULL};
     const char *const *allowed = cmd == 0 ? train_flags : cmd == 1 ? eval_flags : pred_flags;
     int val_frac_given = 0;
     memset(o, 0, sizeof *o);
     o->data = "data/oxford-pets"; o->out = "runs/unet"; o->device = DEFAULT_DEVICE;
-    o->val_frac = 0.2; o->lr = 1e-3; o->size = 128; o->epochs = 40; o->batch = 16; o->width = 64; o->depth = 4;
+    o->val_frac = 0.2; o->lr = 1e-3; o->min_scale = 1; o->jitter = 0; o->size = 128; o->epochs = 40; o->batch = 16; o->width = 64; o->depth = 4;
     o->n = 8; o->seed = 1; o->down = UVAE_DOWN_MAXPOOL; o->up = UVAE_UP_TRANSPOSE; o->loss = LOSS_CE;
     for (int i = 2; i < argc; i++) {
         const char *f = argv[i], *v;
@@ -151,6 +156,8 @@ static void parse_args(int argc, char **argv, int cmd, opts *o) {
         else if (!strcmp(f, "--epochs")) o->epochs = (int)parse_long(f, v, 1, 100000);
         else if (!strcmp(f, "--batch")) o->batch = (int)parse_long(f, v, 1, 1024);
         else if (!strcmp(f, "--lr")) o->lr = parse_double(f, v, 0.0, 10.0, 1);
+        else if (!strcmp(f, "--min-scale")) o->min_scale = parse_double(f, v, 0.0, 1.0, 1);
+        else if (!strcmp(f, "--jitter")) o->jitter = parse_double(f, v, 0.0, 0.9, 0);
         else if (!strcmp(f, "--down")) o->down = parse_choice(f, v, down_names, 2);
         else if (!strcmp(f, "--up")) o->up = parse_choice(f, v, up_names, 2);
         else if (!strcmp(f, "--loss")) o->loss = parse_choice(f, v, loss_names, 4);
@@ -258,9 +265,9 @@ static void model_free(model *m) {
     uvae_unet_free(&m->net);
     free(m->logits);
 }
-/* Fill the batch from B indices into p (flip may be NULL). */
-static void model_batch(model *m, const uvae_pets *p, const int *idx, const unsigned char *flip) {
-    if (uvae_pets_batch(p, idx, m->batch, m->mean, m->std, flip, m->binary, m->xc, m->yc) != UVAE_OK) die_lib("making a batch");
+/* Fill the batch from B indices into p (views may be NULL: the images as they are). */
+static void model_batch(model *m, const uvae_pets *p, const int *idx, const uvae_pets_view *views) {
+    if (uvae_pets_batch_views(p, idx, m->batch, m->mean, m->std, views, m->binary, m->xc, m->yc) != UVAE_OK) die_lib("making a batch");
     if (m->dev != UVAE_CPU && (uvae_tensor_copy_in(m->xd, m->xc->data) != UVAE_OK || uvae_tensor_copy_in(m->yd, m->yc->data) != UVAE_OK))
         die_lib("copying a batch to the GPU");
 }
@@ -443,7 +450,8 @@ static int cmd_train(const opts *o0) {
     uvae_rng rng;
     char *train_list, *p_csv, *p_curves, *p_ckpt, *p_pred;
     float *h_loss, *h_piou, *h_miou;
-    unsigned char *flip, *preds;
+    unsigned char *preds;
+    uvae_pets_view *views;
     double t_train = 0, t_start = now_s();
     long long images_seen = 0;
     uvae_seg_metrics last;
@@ -488,6 +496,18 @@ static int cmd_train(const opts *o0) {
         free(perm);
     }
     if (o.limit > 0 && o.limit < ntr) ntr = o.limit;
+    mkdir_p(o.out);
+    {   /* the split as lists of names, so another program (bench/torch_unet.py) can use the same one */
+        char *pt = path_join(o.out, "split_train.txt"), *pv = path_join(o.out, "split_val.txt");
+        FILE *ft = fopen(pt, "w"), *fv = fopen(pv, "w");
+        int ok = ft && fv;
+        for (int i = 0; ok && i < ntr; i++) ok = fprintf(ft, "%s\n", tr.names[tidx[i]]) > 0;
+        for (int i = 0; ok && i < nva; i++) ok = fprintf(fv, "%s\n", vs->names[vidx[i]]) > 0;
+        if (ft && fclose(ft) != 0) ok = 0;
+        if (fv && fclose(fv) != 0) ok = 0;
+        if (!ok) die("cannot write '%s' or '%s'", pt, pv);
+        free(pt); free(pv);
+    }
     if (o.batch > ntr) {
         fprintf(stderr, "unet_pets: note: --batch %d > %d training images; using batch %d\n", o.batch, ntr, ntr);
         o.batch = ntr;
@@ -501,7 +521,6 @@ static int cmd_train(const opts *o0) {
     model_to_device(&m);
     if (uvae_optim_init(&opt, &m.net.params, UVAE_ADAM, (float)o.lr) != UVAE_OK) die_lib("making the optimizer");
 
-    mkdir_p(o.out);
     p_csv = path_join(o.out, "metrics.csv");
     p_curves = path_join(o.out, "curves.png");
     p_ckpt = path_join(o.out, "checkpoint.safetensors");
@@ -512,10 +531,11 @@ static int cmd_train(const opts *o0) {
     h_loss = (float *)xmalloc((size_t)o.epochs * sizeof(float));
     h_piou = (float *)xmalloc((size_t)o.epochs * sizeof(float));
     h_miou = (float *)xmalloc((size_t)o.epochs * sizeof(float));
-    flip = (unsigned char *)xmalloc((size_t)o.batch);
+    views = (uvae_pets_view *)xmalloc((size_t)o.batch * sizeof *views);
     printf("unet_pets: %d train / %d val images at %dx%d, UNet width %d depth %d (%s/%s), loss %s, %zu params, "
-           "%d steps of batch %d, device %s\n", ntr, nva, o.size, o.size, o.width, o.depth, down_names[o.down],
-           up_names[o.up], loss_names[o.loss], uvae_params_count(&m.net.params), total_steps, o.batch, o.device);
+           "%d steps of batch %d, augmentation: flips, scale-crop %g..1, colour jitter %g, device %s\n", ntr, nva, o.size, o.size,
+           o.width, o.depth, down_names[o.down], up_names[o.up], loss_names[o.loss], uvae_params_count(&m.net.params), total_steps,
+           o.batch, o.min_scale, o.jitter, o.device);
     fflush(stdout);
 
     for (int e = 0; e < o.epochs; e++) {
@@ -530,11 +550,9 @@ static int cmd_train(const opts *o0) {
             uvae_tensor *loss;
             float lv;
             double el;
-            for (int b = 0; b < o.batch; b++) {
-                bi[b] = tidx[order[s * o.batch + b]];
-                flip[b] = (unsigned char)(uvae_rng_u32(&rng) & 1u);
-            }
-            model_batch(&m, &tr, bi, flip);
+            for (int b = 0; b < o.batch; b++) bi[b] = tidx[order[s * o.batch + b]];
+            if (uvae_pets_random_views(&rng, o.batch, o.size, (float)o.min_scale, (float)o.jitter, views) != UVAE_OK) die_lib("augmentation");
+            model_batch(&m, &tr, bi, views);
             uvae_ctx_reset(m.ctx, 1);
             uvae_params_zero_grad(&m.net.params);
             loss = loss_of(&m, o.loss, uvae_unet_forward(m.ctx, &m.net, m.xd));
@@ -605,7 +623,7 @@ static int cmd_train(const opts *o0) {
     uvae_pets_free(&tr);
     uvae_pets_free(&vsep);
     if (train_list != o.train_list) free(train_list);
-    free(tidx); free(vidx); free(h_loss); free(h_piou); free(h_miou); free(flip);
+    free(tidx); free(vidx); free(h_loss); free(h_piou); free(h_miou); free(views);
     free(p_csv); free(p_curves); free(p_ckpt); free(p_pred);
     return 0;
 }
@@ -656,6 +674,7 @@ static int cmd_eval_predict(const opts *o, int predict) {
 int main(int argc, char **argv) {
     opts o;
     int cmd;
+    setvbuf(stdout, NULL, _IOLBF, 0);   /* results show as they happen, also in a log file */
     if (argc < 2) die("missing command: train, eval or predict (see --help)");
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
     if (!strcmp(argv[1], "train")) cmd = 0;

@@ -4,7 +4,7 @@
 #define UVAE_OP_CASES_H
 #include "../unetvae.h"
 
-enum { V_UNIFORM, V_DISTINCT, V_AWAY0, V_CLASSES, V_BINARY, V_PROB, V_SMALL, V_POS, V_NORMAL };
+enum { V_UNIFORM, V_DISTINCT, V_AWAY0, V_CLASSES, V_BINARY, V_PROB, V_SMALL, V_POS, V_NORMAL, V_PIXEL, V_LOGSCALE };
 typedef struct { int ndim, shape[4], grad, kind, arg; } spec;
 typedef uvae_tensor *(*build_fn)(uvae_ctx *ctx, uvae_tensor **in);
 
@@ -21,6 +21,12 @@ static void fill(uvae_tensor *t, const spec *s) {
         case V_SMALL: t->data[i] = 0.5f * (2 * u - 1); break;
         case V_POS: t->data[i] = 0.5f + u; break;
         case V_NORMAL: t->data[i] = uvae_rng_normal(&rng); break;
+        case V_PIXEL: {                                 /* k/255, with the end bins 0 and 255 frequent */
+            int k = (int)(uvae_rng_u32(&rng) % 400) - 80;
+            t->data[i] = (float)(k < 0 ? 0 : k > 255 ? 255 : k) / 255.0f;
+            break;
+        }
+        case V_LOGSCALE: t->data[i] = -5.0f + 4.5f * u; break;   /* scales e^-5 .. e^-0.5 */
         case V_DISTINCT: t->data[i] = (float)i; break;   /* shuffled below */
         default: t->data[i] = 2 * u - 1; break;
         }
@@ -72,6 +78,7 @@ static uvae_tensor *b_cedice(uvae_ctx *c, uvae_tensor **t) { return uvae_ce_dice
 static uvae_tensor *b_kl(uvae_ctx *c, uvae_tensor **t) { return uvae_kl_normal(c, t[0], t[1]); }
 static uvae_tensor *b_bern(uvae_ctx *c, uvae_tensor **t) { return uvae_bernoulli_nll(c, t[0], t[1]); }
 static uvae_tensor *b_gnll(uvae_ctx *c, uvae_tensor **t) { return uvae_gaussian_nll(c, t[0], t[1], t[2]); }
+static uvae_tensor *b_dlog(uvae_ctx *c, uvae_tensor **t) { return uvae_discretized_logistic_nll(c, t[0], t[1], t[2]); }
 
 #define T4(a, b, c, d) 4, {a, b, c, d}
 #define T3(a, b, c) 3, {a, b, c, 0}

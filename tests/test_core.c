@@ -106,7 +106,7 @@ static void test_training(void) {
 
 static void test_cvae(void) {
     uvae_cvae m;
-    uvae_cvae_config cfg = {1, 12, 4, 4, 6, 4};
+    uvae_cvae_config cfg = {1, 12, 4, 4, 6, 4, 2, UVAE_BERNOULLI};
     uvae_optim opt;
     uvae_ctx *ctx = uvae_ctx_new(0);
     uvae_tensor *x = uvae_tensor_new(4, (int[]){8, 1, 12, 12}), *y = uvae_tensor_new(1, (int[]){8});

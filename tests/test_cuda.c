@@ -215,6 +215,7 @@ static const ocase cases[] = {
     {"bernoulli_nll", b_bern, 2, {X4(4, 1, 32, 32), {T4(4, 1, 32, 32), 0, V_PROB, 0}}, 1, 0},
     {"gaussian_nll", b_gnll, 3, {X2(64, 32), {T2(64, 32), 1, V_SMALL, 0}, {T2(64, 32), 0, V_UNIFORM, 0}}, 1, 0},
     {"gaussian_nll shared logvar", b_gnll, 3, {X2(64, 32), {T1(1), 1, V_SMALL, 0}, {T2(64, 32), 0, V_UNIFORM, 0}}, 1, 0},
+    {"discretized_logistic", b_dlog, 3, {{T4(8, 3, 16, 16), 1, V_PROB, 0}, {T4(8, 3, 16, 16), 1, V_LOGSCALE, 0}, {T4(8, 3, 16, 16), 0, V_PIXEL, 0}}, 1, 0},
 };
 
 static void test_ops(void) {
@@ -331,7 +332,7 @@ static uvae_tensor *cvae_loss(uvae_ctx *ctx, void *model, uvae_tensor *const *in
 }
 
 static void test_cvae_step(void) {
-    uvae_cvae_config cfg = {1, 28, 10, 16, 16, 16};
+    uvae_cvae_config cfg = {1, 28, 10, 16, 16, 16, 4, UVAE_BERNOULLI};
     uvae_cvae hm, dm;
     uvae_tensor *hin[3], *din[3] = {0};
     uvae_rng r;

@@ -5,7 +5,10 @@
       cross-entropy(judge(sigmoid(decoder logits)), wrong labels) reaches the CVAE's decoder,
       encoder and label embedding; zeroing the judge's gradients and stepping only the CVAE leaves
       the judge (weights and batch-norm statistics) bit-identical.
-   3. uvae_save / uvae_load round trip of a classifier: identical logits; a wrong config is refused. */
+   3. uvae_save / uvae_load round trip of a classifier: identical logits; a wrong config is refused.
+   4. The reparameterisation: with the noise fixed, the CVAE loss's gradients (through mu, logvar,
+      the label embedding and the decoder's label maps) match central finite differences.
+   5. A tiny CVAE on 256 real MNIST digits halves its loss (SKIP without ../shared/data). */
 #include "test.h"
 #include <stdlib.h>
 #include <string.h>
@@ -105,7 +108,7 @@ static void test_frozen_judge_label_loss(void) {
     int ok;
     if (!ctx || !x || !y || !yw) { CHECK(0, "allocations"); goto out; }
     ok = uvae_classifier_init(&J, &(uvae_classifier_config){1, QS, 4, 4}, 3) == UVAE_OK &&
-         uvae_cvae_init(&M, &(uvae_cvae_config){1, QS, 4, 4, 4, 4}, 5) == UVAE_OK;
+         uvae_cvae_init(&M, &(uvae_cvae_config){1, QS, 4, 4, 4, 4, 2, UVAE_BERNOULLI}, 5) == UVAE_OK;
     CHECK(ok, "init: %s", uvae_last_error());
     if (!ok) goto out;
     uvae_rng_seed(&r, 9);
@@ -210,10 +213,127 @@ out:
     uvae_tensor_free(x);
 }
 
+/* The reparameterisation inside the model: with the noise eps fixed, the loss (Bernoulli NLL + KL,
+   both through z = mu + exp(logvar/2) * eps) is a plain function of the parameters, so its
+   gradient w.r.t. fc_mu, fc_logvar, the label embedding and the decoder's label maps must match
+   central finite differences (float forward: step 1e-2, tolerance 2 % + 1e-3 + the quotient's
+   rounding noise, 2 ulp of the loss / 2e-2). Both likelihoods. */
+static double cvae_loss_at(uvae_ctx *ctx, uvae_cvae *M, uvae_tensor *x, uvae_tensor *y, uvae_tensor *eps) {
+    uvae_tensor *l;
+    uvae_ctx_reset(ctx, 0);
+    l = uvae_cvae_loss(ctx, uvae_cvae_forward(ctx, M, x, y, eps), x);
+    return l ? (double)l->data[0] : NAN;
+}
+static void test_reparam_grad(int likelihood) {
+    enum { N = 6 };
+    uvae_cvae M;
+    uvae_rng r;
+    uvae_ctx *ctx = uvae_ctx_new(0);
+    uvae_tensor *x = uvae_tensor_new(4, (int[]){N, 1, QS, QS}), *y = uvae_tensor_new(1, (int[]){N});
+    uvae_tensor *eps = uvae_tensor_new(2, (int[]){N, 4});
+    const char *names[6] = {"fc_mu.weight", "fc_logvar.weight", "fc_logvar.bias", "label_embed.weight", "cond2.weight",
+                            likelihood == UVAE_DLOGISTIC ? "dec2_scale.weight" : "dec2.bias"};
+    int checked = 0, bad = 0;
+    double worst = 0;
+    if (!ctx || !x || !y || !eps || uvae_cvae_init(&M, &(uvae_cvae_config){1, QS, 4, 4, 4, 3, 2, likelihood}, 11) != UVAE_OK) {
+        CHECK(0, "setup: %s", uvae_last_error());
+        goto out;
+    }
+    uvae_rng_seed(&r, 21);
+    make_quadrants(&r, N, x->data, y->data);
+    if (likelihood == UVAE_DLOGISTIC)   /* 8-bit pixels */
+        for (size_t i = 0; i < x->size; i++) x->data[i] = floorf(x->data[i] * 255 + 0.5f) / 255;
+    for (size_t i = 0; i < eps->size; i++) eps->data[i] = uvae_rng_normal(&r);
+    for (size_t i = 0; i < M.fc_logvar.w->size; i++) M.fc_logvar.w->data[i] *= 3;   /* logvar far from 0: exp matters */
+    uvae_ctx_reset(ctx, 1);
+    uvae_params_zero_grad(&M.params);
+    {
+        uvae_tensor *l = uvae_cvae_loss(ctx, uvae_cvae_forward(ctx, &M, x, y, eps), x);
+        CHECK(l && uvae_backward(ctx, l) == UVAE_OK, "backward: %s", uvae_last_error());
+    }
+    for (int k = 0; k < 6; k++) {
+        uvae_param *p = uvae_params_find(&M.params, names[k]);
+        if (!p) { CHECK(0, "parameter %s", names[k]); continue; }
+        for (size_t i = 0; i < p->t.size; i += 1 + p->t.size / 7) {
+            float keep = p->t.data[i];
+            double up, down, fd, g = p->t.grad[i], err;
+            p->t.data[i] = keep + 1e-2f;
+            up = cvae_loss_at(ctx, &M, x, y, eps);
+            p->t.data[i] = keep - 1e-2f;
+            down = cvae_loss_at(ctx, &M, x, y, eps);
+            p->t.data[i] = keep;
+            fd = (up - down) / 2e-2;
+            /* the float loss resolves changes of one ulp: the difference quotient is noisy by ~2 ulp / 2h */
+            err = fabs(fd - g) / (1e-3 + 2 * 1.2e-7 * fabs(up) / 2e-2 + 0.02 * fabs(fd));
+            worst = err > worst ? err : worst;
+            bad += err > 1;
+            checked++;
+        }
+    }
+    CHECK(checked > 20 && bad == 0, "reparameterised CVAE loss (%s): %d of %d gradients off finite differences (worst ratio %.3f)",
+          likelihood == UVAE_DLOGISTIC ? "discretized logistic" : "Bernoulli", bad, checked, worst);
+    uvae_cvae_free(&M);
+out:
+    uvae_ctx_free(ctx);
+    uvae_tensor_free(x); uvae_tensor_free(y); uvae_tensor_free(eps);
+}
+
+/* A tiny CVAE on the first 256 real MNIST training digits halves its loss on the CPU (SKIP without
+   ../shared/data). */
+static void test_tiny_cvae_mnist(void) {
+    uvae_dataset d;
+    uvae_cvae M;
+    uvae_optim opt;
+    uvae_ctx *ctx;
+    uvae_tensor *x, *y;
+    int idx[64];
+    double first = 0, last = 0;
+    memset(&d, 0, sizeof d);
+    if (uvae_load_idx(UVT_DATA_DIR "/mnist/train-images-idx3-ubyte.gz", UVT_DATA_DIR "/mnist/train-labels-idx1-ubyte.gz", &d) != UVAE_OK) {
+        printf("SKIP tiny CVAE on MNIST: %s\n", uvae_last_error());
+        return;
+    }
+    ctx = uvae_ctx_new(0);
+    x = uvae_tensor_new(4, (int[]){64, 1, 28, 28});
+    y = uvae_tensor_new(1, (int[]){64});
+    if (!ctx || !x || !y || uvae_cvae_init(&M, &(uvae_cvae_config){1, 28, 10, 8, 8, 8, 2, UVAE_BERNOULLI}, 3) != UVAE_OK) {
+        CHECK(0, "setup: %s", uvae_last_error());
+        goto out;
+    }
+    uvae_optim_init(&opt, &M.params, UVAE_ADAM, 3e-3f);
+    for (int epoch = 0; epoch < 12; epoch++) {
+        double sum = 0;
+        for (int b = 0; b < 4; b++) {
+            uvae_tensor *l;
+            for (int i = 0; i < 64; i++) idx[i] = b * 64 + i;
+            uvae_dataset_batch(&d, idx, 64, x, y);
+            uvae_ctx_reset(ctx, 1);
+            uvae_params_zero_grad(&M.params);
+            l = uvae_cvae_loss(ctx, uvae_cvae_forward(ctx, &M, x, y, NULL), x);
+            if (!l || uvae_backward(ctx, l) != UVAE_OK) { CHECK(0, "step: %s", uvae_last_error()); epoch = 99; break; }
+            sum += l->data[0];
+            uvae_optim_step(&opt, &M.params, -1);
+        }
+        if (epoch == 0) first = sum / 4;
+        last = sum / 4;
+    }
+    printf("tiny CVAE on 256 MNIST digits, 12 epochs: loss %.1f -> %.1f nats/image\n", first, last);
+    CHECK(last < 0.5 * first, "the loss halves: %.1f -> %.1f", first, last);
+    uvae_optim_free(&opt);
+    uvae_cvae_free(&M);
+out:
+    uvae_ctx_free(ctx);
+    uvae_tensor_free(x); uvae_tensor_free(y);
+    uvae_dataset_free(&d);
+}
+
 void suite_cvae(void) {
     clock_t t0 = clock();
     test_classifier_learns();
     test_frozen_judge_label_loss();
     test_classifier_save_load();
+    test_reparam_grad(UVAE_BERNOULLI);
+    test_reparam_grad(UVAE_DLOGISTIC);
+    test_tiny_cvae_mnist();
     printf("cvae suite: %.1f s CPU\n", (double)(clock() - t0) / CLOCKS_PER_SEC);
 }

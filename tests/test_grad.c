@@ -107,6 +107,8 @@ static const gcase cases[] = {
     {"bernoulli_nll", b_bern, 2, {{T4(2, 1, 3, 3), 1, V_UNIFORM, 0}, {T4(2, 1, 3, 3), 0, V_PROB, 0}}, 1},
     {"gaussian_nll", b_gnll, 3, {{T2(3, 4), 1, V_UNIFORM, 0}, {T2(3, 4), 1, V_SMALL, 0}, {T2(3, 4), 0, V_UNIFORM, 0}}, 1},
     {"gaussian_nll shared logvar", b_gnll, 3, {{T2(3, 4), 1, V_UNIFORM, 0}, {T1(1), 1, V_SMALL, 0}, {T2(3, 4), 0, V_UNIFORM, 0}}, 1},
+    {"discretized_logistic", b_dlog, 3, {{T4(2, 1, 2, 3), 1, V_PROB, 0}, {T4(2, 1, 2, 3), 1, V_LOGSCALE, 0}, {T4(2, 1, 2, 3), 0, V_PIXEL, 0}}, 1},
+    {"discretized_logistic wide", b_dlog, 3, {{T2(4, 6), 1, V_UNIFORM, 0}, {T2(4, 6), 1, V_SMALL, 0}, {T2(4, 6), 0, V_PIXEL, 0}}, 1},
 };
 
 void suite_grad(void) {

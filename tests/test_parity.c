@@ -105,7 +105,7 @@ enum {
     OP_TANH, OP_EXP, OP_LINEAR, OP_EMBED, OP_CONCAT, OP_ADD, OP_MUL, OP_SCALE, OP_SUM, OP_MEAN,
     OP_FLATTEN, OP_DROPOUT,
     LOSS_FIRST, LOSS_CE = LOSS_FIRST, LOSS_BCE, LOSS_DICE, LOSS_CE_DICE, LOSS_KL, LOSS_BERNOULLI,
-    LOSS_GAUSSIAN
+    LOSS_GAUSSIAN, LOSS_DLOGISTIC
 };
 enum { F_EVAL = 1,    /* eval mode (running stats, no dropout) with the tape recorded */
        F_AFTER = 2 }; /* the no-gradient inputs are updated: compare with "<input>_after" */
@@ -162,6 +162,7 @@ static const op_case op_cases[] = {
     {"bernoulli_nll",       LOSS_BERNOULLI, "logits !target", 0, 0, 0, 0},
     {"gaussian_nll_full",   LOSS_GAUSSIAN, "mean logvar !target", 0, 0, 0, 0},
     {"gaussian_nll_scalar", LOSS_GAUSSIAN, "mean logvar !target", 0, 0, 0, 0},
+    {"dlogistic",           LOSS_DLOGISTIC, "mean log_scale !target", 0, 0, 0, 0},
 };
 
 #define MAX_ARGS 5
@@ -215,6 +216,7 @@ static uvae_tensor *run_op(uvae_ctx *ctx, const op_case *c, uvae_tensor **in) {
     case LOSS_KL:        return uvae_kl_normal(ctx, in[0], in[1]);
     case LOSS_BERNOULLI: return uvae_bernoulli_nll(ctx, in[0], in[1]);
     case LOSS_GAUSSIAN:  return uvae_gaussian_nll(ctx, in[0], in[1], in[2]);
+    case LOSS_DLOGISTIC: return uvae_discretized_logistic_nll(ctx, in[0], in[1], in[2]);
     }
     return NULL;
 }
@@ -513,7 +515,7 @@ static uvae_tensor *cvae_loss(uvae_ctx *ctx, void *model, int step) {
 
 static void parity_cvae(void) {
     uvae_st_file f;
-    uvae_cvae_config cfg = {1, 16, 10, 8, 8, 8};
+    uvae_cvae_config cfg = {1, 16, 10, 8, 8, 8, 0, UVAE_BERNOULLI};
     cvae_run r;
     int ok = 1;
 

@@ -206,6 +206,73 @@ static void pt_synthetic(void) {
             CHECK(uvae_pets_batch(&p, idx, 2, mean, std, NULL, 0, x, y) == UVAE_ERR_ARG, "wrong batch size accepted");
             uvae_tensor_free(x); uvae_tensor_free(y); uvae_tensor_free(xf); uvae_tensor_free(yf); uvae_tensor_free(yb);
         }
+        {   /* augmentation views: identity and mirror views equal the plain and flipped batches; the
+               left-half crop samples at the right places; colour factors; random views stay inside */
+            int idx[3] = {2, 0, 1}, same = 1, crop = 1, inside = 1, varied = 0;
+            unsigned char flip[3] = {1, 0, 1};
+            uvae_pets_view v[3], half, dark, rv[200], rv2[200];
+            uvae_tensor *x = uvae_tensor_new(4, (int[]){3, 3, 16, 16}), *y = uvae_tensor_new(3, (int[]){3, 16, 16});
+            uvae_tensor *xv = uvae_tensor_new(4, (int[]){3, 3, 16, 16}), *yv = uvae_tensor_new(3, (int[]){3, 16, 16});
+            uvae_rng rng;
+            for (int b = 0; b < 3; b++) {
+                v[b].x0 = v[b].y0 = 0; v[b].w = v[b].h = 16; v[b].flip = flip[b];
+                v[b].brightness = v[b].contrast = v[b].saturation = 1;
+            }
+            CHECK(uvae_pets_batch(&p, idx, 3, mean, std, flip, 0, x, y) == UVAE_OK, "flipped batch");
+            CHECK(uvae_pets_batch_views(&p, idx, 3, mean, std, v, 0, xv, yv) == UVAE_OK, "views batch: %s", uvae_last_error());
+            same = !memcmp(x->data, xv->data, x->size * sizeof(float)) && !memcmp(y->data, yv->data, y->size * sizeof(float));
+            CHECK(same, "identity/mirror views give exactly the plain/flipped batch");
+            half = v[1]; half.w = 8; half.flip = 0;                   /* the left half, stretched 2x */
+            CHECK(uvae_pets_batch_views(&p, idx + 1, 1, mean, std, &half, 0, xv, yv) == UVAE_ERR_ARG, "batch size 1 into [3,...] refused");
+            v[0] = half; v[1] = half; v[2] = half;
+            CHECK(uvae_pets_batch_views(&p, idx, 3, mean, std, v, 0, xv, yv) == UVAE_OK, "crop views");
+            for (int r = 0; r < 16; r++)
+                for (int col = 0; col < 16; col++) {
+                    /* output column col samples source x = (col + 0.5)/2 - 0.5: pixels col/2 (and a neighbour) */
+                    float fx = (col + 0.5f) * 0.5f - 0.5f, w;
+                    int x0, x1;
+                    fx = fx < 0 ? 0 : fx;
+                    x0 = (int)fx; x1 = x0 + 1 < 16 ? x0 + 1 : x0; w = fx - (float)x0;
+                    for (int c = 0; c < 3; c++) {
+                        const float *src = p.images + ((size_t)idx[0] * 3 + c) * plane + (size_t)r * 16;
+                        float want = ((src[x0] * (1 - w) + src[x1] * w) - mean[c]) / std[c];
+                        if (fabsf(xv->data[((size_t)c * 16 + r) * 16 + col] - want) > 1e-4f * (1 + fabsf(want))) crop = 0;
+                    }
+                    if (yv->data[(size_t)r * 16 + col] != (float)p.masks[(size_t)idx[0] * plane + (size_t)r * 16 + col / 2]) crop = 0;
+                }
+            CHECK(crop, "a left-half crop is the bilinear (image) / nearest (trimap) stretch of that half");
+            dark = half; dark.x0 = 0; dark.w = 16; dark.brightness = 0;   /* brightness 0: every pixel black */
+            v[0] = dark; v[1] = dark; v[2] = dark;
+            CHECK(uvae_pets_batch_views(&p, idx, 3, mean, std, v, 0, xv, yv) == UVAE_OK, "dark views");
+            {
+                int black = 1;
+                for (int b = 0; b < 3; b++)
+                    for (int c = 0; c < 3; c++)
+                        for (int k = 0; k < 256; k++)
+                            if (fabsf(xv->data[((size_t)b * 3 + c) * 256 + k] - (0 - mean[c]) / std[c]) > 1e-5f) black = 0;
+                CHECK(black, "brightness 0 gives black images (normalised)");
+            }
+            v[0].x0 = 10; v[0].w = 8;
+            CHECK(uvae_pets_batch_views(&p, idx, 3, mean, std, v, 0, xv, yv) == UVAE_ERR_ARG && strstr(uvae_last_error(), "view 0"),
+                  "a box outside the image is refused: %s", uvae_last_error());
+            uvae_rng_seed(&rng, 9);
+            CHECK(uvae_pets_random_views(&rng, 200, 16, 0.5f, 0.2f, rv) == UVAE_OK, "random views");
+            uvae_rng_seed(&rng, 9);
+            uvae_pets_random_views(&rng, 200, 16, 0.5f, 0.2f, rv2);
+            CHECK(!memcmp(rv, rv2, sizeof rv), "random views are reproducible from the seed");
+            for (int i = 0; i < 200; i++) {
+                float area = rv[i].w * rv[i].h / 256.0f;
+                if (rv[i].x0 < 0 || rv[i].y0 < 0 || rv[i].x0 + rv[i].w > 16.001f || rv[i].y0 + rv[i].h > 16.001f ||
+                    area < 0.5f - 1e-4f || area > 1 + 1e-4f || fabsf(rv[i].brightness - 1) > 0.2f + 1e-6f ||
+                    fabsf(rv[i].contrast - 1) > 0.2f + 1e-6f || fabsf(rv[i].saturation - 1) > 0.2f + 1e-6f) inside = 0;
+                varied += rv[i].flip;
+            }
+            CHECK(inside, "random boxes inside the image, area in [0.5, 1], colour factors in [0.8, 1.2]");
+            CHECK(varied > 70 && varied < 130, "about half the views are mirrored: %d of 200", varied);
+            CHECK(uvae_pets_batch_views(&p, (int[]){0, 1, 2}, 3, mean, std, rv, 0, xv, yv) == UVAE_OK, "a batch of random views");
+            CHECK(uvae_pets_random_views(&rng, 3, 16, 0.0f, 0.2f, rv) == UVAE_ERR_ARG, "min_scale 0 refused");
+            uvae_tensor_free(x); uvae_tensor_free(y); uvae_tensor_free(xv); uvae_tensor_free(yv);
+        }
         uvae_pets_free(&p);
         CHECK(p.n == 0 && !p.images, "free zeroes");
         uvae_pets_free(&p);   /* twice: safe */

@@ -113,6 +113,18 @@ def bernoulli_nll(logits, target):
     return F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / logits.shape[0]
 
 
+def dlogistic_nll(mean, log_scale, target):
+    """-log P(k) of pixels k/255 under a logistic discretised into 256 bins with open end bins,
+    summed per sample, mean over the batch (computed in double, PixelCNN++'s way: cdf differences)."""
+    m, ls, t = mean.double(), log_scale.double(), target.double()
+    inv = torch.exp(-ls)
+    cdf_plus = torch.sigmoid(inv * (t - m + 0.5 / 255))
+    cdf_min = torch.sigmoid(inv * (t - m - 0.5 / 255))
+    k = torch.round(t * 255)
+    p = torch.where(k <= 0, cdf_plus, torch.where(k >= 255, 1 - cdf_min, cdf_plus - cdf_min))
+    return (-torch.log(p).sum() / mean.shape[0]).float()
+
+
 def gaussian_nll(mean, logvar, target):
     return (0.5 * ((target - mean) ** 2 / logvar.exp() + logvar + math.log(2 * math.pi))).sum() \
         / mean.shape[0]
@@ -251,6 +263,12 @@ def make_ops():
     op_case(T, "gaussian_nll_scalar",
             {"mean": U(3, 2, 3, 3), "logvar": U(1), "target": U(3, 2, 3, 3)},
             gaussian_nll, ["mean", "logvar"], loss=True)
+    # pixels k/255 with both end bins present; means near the pixels, scales e^-3.5 .. e^-1
+    k = torch.randint(0, 256, (3, 2, 3, 3)).float()
+    k[0, 0, 0, :] = 0
+    k[1, 1, 2, :] = 255
+    op_case(T, "dlogistic", {"mean": k / 255 + U(3, 2, 3, 3) * 0.1, "log_scale": U(3, 2, 3, 3, lo=-3.5, hi=-1.0),
+                             "target": k / 255}, dlogistic_nll, ["mean", "log_scale"], loss=True)
 
     write_safetensors(os.path.join(HERE, "ops.safetensors"), T, META)
 

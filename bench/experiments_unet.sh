@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# bench/experiments_unet.sh — the four seed variants of the UNet experiment with one recipe, and
+# (TWIN=1) the PyTorch twin of each on the same split; writes OUT/results.md. `make experiments-unet`
+# runs it. Settings come from the environment:
+#   BIN      the unet_pets binary        (build/unet_pets; build/unet_pets_cuda for the GPU)
+#   DATA     the Oxford-IIIT Pet folder  (data/oxford-pets)
+#   OUT      the output folder           (runs/experiments-unet)
+#   RECIPE   flags given to every run    (the issue's recipe: 128x128, 40 epochs, batch 16, lr 1e-3)
+#   TWIN     1: also run bench/torch_unet.py on each variant (PyTorch on the CPU)
+#   DEVICE   cpu | cuda                  (cpu)
+set -euo pipefail
+BIN=${BIN:-build/unet_pets}
+DATA=${DATA:-data/oxford-pets}
+OUT=${OUT:-runs/experiments-unet}
+RECIPE=${RECIPE:---size 128 --epochs 40 --batch 16 --lr 1e-3 --width 64 --depth 4}
+TWIN=${TWIN:-0}
+DEVICE=${DEVICE:-cpu}
+PY=${PY:-/usr/bin/python3}
+
+[ -x "$BIN" ] || { echo "experiments_unet: $BIN is not built (make $BIN)" >&2; exit 1; }
+[ -d "$DATA/images" ] || { echo "experiments_unet: no Oxford-IIIT Pet images in '$DATA' (set DATA=..., or make data)" >&2; exit 1; }
+mkdir -p "$OUT"
+variants=("maxpool transpose ce" "maxpool transpose dice" "strided transpose ce" "strided upsample dice")
+rows=()
+for v in "${variants[@]}"; do
+    set -- $v
+    name="$1-$2-$3"
+    echo "== $name: $BIN train --data $DATA --down $1 --up $2 --loss $3 $RECIPE --device $DEVICE --out $OUT/$name"
+    # shellcheck disable=SC2086
+    "$BIN" train --data "$DATA" --down "$1" --up "$2" --loss "$3" $RECIPE --device "$DEVICE" --out "$OUT/$name" | tee "$OUT/$name.log"
+    c=$(grep '^summary:' "$OUT/$name.log" | tail -1)
+    twin="| | |"
+    if [ "$TWIN" = 1 ]; then
+        echo "== $name: PyTorch twin"
+        # shellcheck disable=SC2086
+        "$PY" bench/torch_unet.py --data "$DATA" --split "$OUT/$name" --down "$1" --up "$2" --loss "$3" $RECIPE | tee "$OUT/$name.torch.log"
+        t=$(grep '^summary:' "$OUT/$name.torch.log" | tail -1)
+        twin=$(echo "$t" | awk -F'|' '{ split($6, a, " "); split($5, s, " "); printf "| %s / %s | %s |", a[4], a[6], s[1] }')
+    fi
+    # summary: unet D/U loss L width W depth D size S | P params | E epochs | T s (train X s) | R img/s | val pet IoU a mIoU b pixel acc c | dir
+    rows+=("$(echo "$c" | awk -F'|' -v name="$name" -v twin="$twin" '{
+        split($2, p, " "); split($3, e, " "); split($4, t, " "); split($5, r, " "); split($6, m, " ");
+        printf "| %s | %s | %s | %s s | %s | %s | %s | %s %s\n", name, p[1], e[1], t[1], r[1], m[4], m[6], m[9], twin }')")
+done
+{
+    echo "# UNet on Oxford-IIIT Pet: the four seed variants"
+    echo
+    echo "Recipe: \`$RECIPE\`, device $DEVICE, data \`$DATA\` (validation: the seeded 20 % of the train list that"
+    echo "\`unet_pets train\` holds out; the PyTorch twin, when run, uses the same split). Made by bench/experiments_unet.sh"
+    echo "on $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $(nproc) CPU threads."
+    echo
+    echo "| variant | params | epochs | time | img/s | val pet IoU | val mIoU | pixel acc. | PyTorch twin pet IoU / mIoU | twin img/s |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    printf '%s\n' "${rows[@]}"
+} > "$OUT/results.md"
+echo "wrote $OUT/results.md"
+cat "$OUT/results.md"
