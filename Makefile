@@ -14,7 +14,7 @@ TEST_SRC = tests/test_main.c tests/test_core.c tests/test_grad.c tests/test_opti
            tests/test_unet.c tests/test_cvae.c
 DEPS     = unetvae.h tests/test.h
 
-.PHONY: all test test-asan check-header clean cuda test-cuda check-cuda-build test-cuda-selfcheck bench bench-cuda experiments-unet
+.PHONY: all test test-asan check-header clean cuda test-cuda check-cuda-build test-cuda-selfcheck bench bench-cuda experiments-unet experiments-cvae
 
 EXAMPLES = $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c))
 
@@ -113,3 +113,8 @@ bench-cuda: $(BUILD)/bench_cuda
 # BIN, DATA, OUT, RECIPE, TWIN, DEVICE). Meant for the GPU: make experiments-unet BIN=build/unet_pets_cuda DEVICE=cuda
 experiments-unet: $(BUILD)/unet_pets
 	bash bench/experiments_unet.sh
+
+# the CVAE on MNIST and CIFAR-10 with the README's recipes, and results.md (bench/experiments_cvae.sh:
+# BIN, MNIST, CIFAR, OUT, MNIST_ARGS, CIFAR_ARGS, ONLY)
+experiments-cvae: $(BUILD)/cvae
+	bash bench/experiments_cvae.sh

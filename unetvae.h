@@ -331,19 +331,20 @@ uvae_tensor *uvae_cvae_loss(uvae_ctx *ctx, uvae_cvae_out out, uvae_tensor *x);
 uvae_tensor *uvae_cvae_nll(uvae_ctx *ctx, uvae_cvae_out out, uvae_tensor *x);
 
 /* [models/classifier] A small image classifier (the CVAE example's judge of label-follow):
-     (conv3x3 -> BN -> ReLU) x2 -> maxpool 2   at width w,   then the same at width 2w,
-     flatten -> dropout 0.25 -> linear -> logits [N, n_classes]. size divisible by 4.
+     blocks b = 1..B (B = blocks, 2 when 0): DoubleConv at width w 2^(b-1), then maxpool 2;
+     flatten -> dropout 0.25 -> linear -> logits [N, n_classes]. size divisible by 2^B.
    frozen != 0: the forward pass always runs in evaluation mode (running BN statistics, no dropout,
    running statistics untouched) yet stays on the tape, so gradients flow through it to its input
    (e.g. a label loss on generated images); its own gradients still accumulate: zero them, don't step. */
+#define UVAE_CLASSIFIER_MAX_BLOCKS 4
 typedef struct uvae_classifier_config {
-    int in_ch, size, n_classes;   /* images [N,in_ch,size,size] in [0,1], size divisible by 4 */
-    int width;                    /* conv width of the first block (the second has 2*width) */
+    int in_ch, size, n_classes;   /* images [N,in_ch,size,size] in [0,1], size divisible by 2^blocks */
+    int width;                    /* conv width of the first block (each next one doubles it) */
+    int blocks;                   /* 1..UVAE_CLASSIFIER_MAX_BLOCKS; 0 means 2 */
 } uvae_classifier_config;
 typedef struct uvae_classifier {
-    uvae_classifier_config cfg;
-    uvae_conv c1, c2, c3, c4;     /* 3x3, padding 1, no bias */
-    uvae_bn b1, b2, b3, b4;
+    uvae_classifier_config cfg;   /* as given, with blocks filled in */
+    uvae_double_conv block[UVAE_CLASSIFIER_MAX_BLOCKS];   /* "block<b>.conv1" ... "block<b>.bn2" */
     uvae_dense fc;
     float dropout;                /* 0.25 after init */
     int frozen;                   /* 0 after init; see above */
@@ -1303,13 +1304,14 @@ size_t uvae_params_count(const uvae_params *P) {
 #define UVAE__MC 144                /* a multiple of MR: Ap (MC x KC) stays in L2 */
 #define UVAE__NC 2048               /* a multiple of NR: Bp (KC x NC) stays in L3 */
 
-/* tile (+)= Ap @ Bp over K, written to C (ldc) whole: acc 0 stores, 1 adds */
-typedef void (*uvae__ukr_fn)(int K, const float *Ap, const float *Bp, float *C, int ldc, int acc);
+/* tile (+)= Ap @ Bp over K, written to C (ldc) whole: acc 0 stores, 1 adds. Row k of the B panel is
+   at Bp + k * ldb (NR when packed; B's own row stride when read in place). */
+typedef void (*uvae__ukr_fn)(int K, const float *Ap, const float *Bp, int ldb, float *C, int ldc, int acc);
 
-static void uvae__ukr_generic(int K, const float *Ap, const float *Bp, float *C, int ldc, int acc) {
+static void uvae__ukr_generic(int K, const float *Ap, const float *Bp, int ldb, float *C, int ldc, int acc) {
     float t[UVAE__MR][UVAE__NR];
     memset(t, 0, sizeof t);
-    for (int k = 0; k < K; k++, Ap += UVAE__MR, Bp += UVAE__NR)
+    for (int k = 0; k < K; k++, Ap += UVAE__MR, Bp += ldb)
         for (int r = 0; r < UVAE__MR; r++) {
             float a = Ap[r];
             for (int j = 0; j < UVAE__NR; j++) t[r][j] += a * Bp[j];
@@ -1327,11 +1329,11 @@ static void uvae__ukr_generic(int K, const float *Ap, const float *Bp, float *C,
         if (acc) { c##r##0 = _mm512_add_ps(c##r##0, _mm512_loadu_ps(c_)); c##r##1 = _mm512_add_ps(c##r##1, _mm512_loadu_ps(c_ + 16)); } \
         _mm512_storeu_ps(c_, c##r##0); _mm512_storeu_ps(c_ + 16, c##r##1); } while (0)
 __attribute__((target("avx512f")))
-static void uvae__ukr_avx512(int K, const float *Ap, const float *Bp, float *C, int ldc, int acc) {
+static void uvae__ukr_avx512(int K, const float *Ap, const float *Bp, int ldb, float *C, int ldc, int acc) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
            c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00,
            c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00, c111 = c00, a, b0, b1;
-    for (int k = 0; k < K; k++, Ap += UVAE__MR, Bp += UVAE__NR) {
+    for (int k = 0; k < K; k++, Ap += UVAE__MR, Bp += ldb) {
         b0 = _mm512_loadu_ps(Bp);
         b1 = _mm512_loadu_ps(Bp + 16);
         UVAE__R512(0) UVAE__R512(1) UVAE__R512(2) UVAE__R512(3) UVAE__R512(4) UVAE__R512(5)
@@ -1346,13 +1348,13 @@ static void uvae__ukr_avx512(int K, const float *Ap, const float *Bp, float *C, 
         if (acc) { c##r##0 = _mm256_add_ps(c##r##0, _mm256_loadu_ps(c_)); c##r##1 = _mm256_add_ps(c##r##1, _mm256_loadu_ps(c_ + 8)); } \
         _mm256_storeu_ps(c_, c##r##0); _mm256_storeu_ps(c_ + 8, c##r##1); } while (0)
 __attribute__((target("avx2,fma")))
-static void uvae__ukr_avx2(int K, const float *Ap, const float *Bp, float *C, int ldc, int acc) {
+static void uvae__ukr_avx2(int K, const float *Ap, const float *Bp, int ldb, float *C, int ldc, int acc) {
     for (int r0 = 0; r0 < UVAE__MR; r0 += 6)
         for (int j0 = 0; j0 < UVAE__NR; j0 += 16) {
             __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
                    c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, a, b0, b1;
             const float *A = Ap + r0, *B = Bp + j0;
-            for (int k = 0; k < K; k++, A += UVAE__MR, B += UVAE__NR) {
+            for (int k = 0; k < K; k++, A += UVAE__MR, B += ldb) {
                 b0 = _mm256_loadu_ps(B);
                 b1 = _mm256_loadu_ps(B + 8);
                 UVAE__R256(0) UVAE__R256(1) UVAE__R256(2) UVAE__R256(3) UVAE__R256(4) UVAE__R256(5)
@@ -1456,11 +1458,15 @@ static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, 
     UVAE__OMP(omp parallel if ((double)M * N * K > 1e6))
     {
         uvae__ukr_fn ukr = uvae__ukr;
+        /* few rows of A: each B panel serves few tiles, so read B in place rather than pack it
+           (its whole panels; the ragged last one is still packed) */
+        int direct = !tb && M <= 4 * UVAE__MR;
         for (int jc = 0; jc < N; jc += UVAE__NC) {
-            int nc = N - jc < UVAE__NC ? N - jc : UVAE__NC, nbp = (nc + UVAE__NR - 1) / UVAE__NR;
+            int nc = N - jc < UVAE__NC ? N - jc : UVAE__NC, nbp = (nc + UVAE__NR - 1) / UVAE__NR, nfull = nc / UVAE__NR;
             for (int pc = 0; pc < K; pc += UVAE__KC) {
                 int kc = K - pc < UVAE__KC ? K - pc : UVAE__KC, acc = accumulate || pc > 0;
-                uvae__pack_b(tb, B, ldb, pc, jc, kc, nc, Bp);            /* ends with a barrier */
+                if (!direct) uvae__pack_b(tb, B, ldb, pc, jc, kc, nc, Bp);                  /* ends with a barrier */
+                else if (nfull < nbp) uvae__pack_b(tb, B, ldb, pc, jc + nfull * UVAE__NR, kc, nc - nfull * UVAE__NR, Bp);
                 for (int ic = 0; ic < M; ic += UVAE__MC) {
                     int mc = M - ic < UVAE__MC ? M - ic : UVAE__MC, nap = (mc + UVAE__MR - 1) / UVAE__MR, t;
                     uvae__pack_a(ta, A, lda, ic, pc, mc, kc, Ap, 0);      /* ends with a barrier */
@@ -1470,10 +1476,15 @@ static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, 
                         int rows = M - i0 < UVAE__MR ? M - i0 : UVAE__MR, cols = N - j0 < UVAE__NR ? N - j0 : UVAE__NR;
                         const float *a = Ap + (size_t)ip * kc * UVAE__MR, *b = Bp + (size_t)jp * kc * UVAE__NR;
                         float *c = C + (size_t)i0 * ldc + j0;
-                        if (rows == UVAE__MR && cols == UVAE__NR) ukr(kc, a, b, c, ldc, acc);
+                        int bs = UVAE__NR;
+                        if (direct) {
+                            if (jp < nfull) { b = B + (size_t)pc * ldb + j0; bs = ldb; }
+                            else b = Bp;                                      /* the packed ragged panel */
+                        }
+                        if (rows == UVAE__MR && cols == UVAE__NR) ukr(kc, a, b, bs, c, ldc, acc);
                         else {                                            /* an edge tile: via a whole one */
                             float tile[UVAE__MR * UVAE__NR];
-                            ukr(kc, a, b, tile, UVAE__NR, 0);
+                            ukr(kc, a, b, bs, tile, UVAE__NR, 0);
                             for (int r = 0; r < rows; r++)
                                 for (int j = 0; j < cols; j++) c[(size_t)r * ldc + j] = acc ? c[(size_t)r * ldc + j] + tile[r * UVAE__NR + j] : tile[r * UVAE__NR + j];
                         }
@@ -1970,36 +1981,35 @@ uvae_tensor *uvae_batch_norm2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *gamma
      scale       y = a x                     dy/dx = a                    == x * a          */
 enum { UVAE__RELU, UVAE__LEAKY, UVAE__SIGMOID, UVAE__TANH, UVAE__EXP, UVAE__SCALE };
 static float uvae__sigmoidf(float x) { return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x)); }
+/* one loop per kind (the switch outside), so the simple ones vectorise */
+#define UVAE__UNARY_LOOP(expr) do {                                                         \
+        UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))                   \
+        for (i = 0; i < (ptrdiff_t)n; i++) { float v = x[i]; y[i] = (expr); }                \
+    } while (0)
 static void uvae__cpu_unary_fwd(int kind, float a, const float *x, float *y, size_t n) {
     ptrdiff_t i;
-    UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))
-    for (i = 0; i < (ptrdiff_t)n; i++) {
-        float v = x[i];
-        switch (kind) {
-        case UVAE__RELU: v = v > 0 ? v : 0.0f; break;
-        case UVAE__LEAKY: v = v > 0 ? v : a * v; break;
-        case UVAE__SIGMOID: v = uvae__sigmoidf(v); break;
-        case UVAE__TANH: v = tanhf(v); break;
-        case UVAE__EXP: v = expf(v); break;
-        default: v = a * v; break;
-        }
-        y[i] = v;
+    switch (kind) {
+    case UVAE__RELU: UVAE__UNARY_LOOP(v > 0 ? v : 0.0f); break;
+    case UVAE__LEAKY: UVAE__UNARY_LOOP(v > 0 ? v : a * v); break;
+    case UVAE__SIGMOID: UVAE__UNARY_LOOP(uvae__sigmoidf(v)); break;
+    case UVAE__TANH: UVAE__UNARY_LOOP(tanhf(v)); break;
+    case UVAE__EXP: UVAE__UNARY_LOOP(expf(v)); break;
+    default: UVAE__UNARY_LOOP(a * v); break;
     }
 }
+#define UVAE__UNARY_BWD_LOOP(deriv) do {                                                    \
+        UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))                   \
+        for (i = 0; i < (ptrdiff_t)n; i++) dx[i] += (deriv) * dy[i];                          \
+    } while (0)
 static void uvae__cpu_unary_bwd(int kind, float a, const float *x, const float *y, const float *dy, float *dx, size_t n) {
     ptrdiff_t i;
-    UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))
-    for (i = 0; i < (ptrdiff_t)n; i++) {
-        float d;
-        switch (kind) {
-        case UVAE__RELU: d = x[i] > 0 ? 1.0f : 0.0f; break;
-        case UVAE__LEAKY: d = x[i] > 0 ? 1.0f : a; break;
-        case UVAE__SIGMOID: d = y[i] * (1 - y[i]); break;
-        case UVAE__TANH: d = 1 - y[i] * y[i]; break;
-        case UVAE__EXP: d = y[i]; break;
-        default: d = a; break;
-        }
-        dx[i] += d * dy[i];
+    switch (kind) {
+    case UVAE__RELU: UVAE__UNARY_BWD_LOOP(x[i] > 0 ? 1.0f : 0.0f); break;
+    case UVAE__LEAKY: UVAE__UNARY_BWD_LOOP(x[i] > 0 ? 1.0f : a); break;
+    case UVAE__SIGMOID: UVAE__UNARY_BWD_LOOP(y[i] * (1 - y[i])); break;
+    case UVAE__TANH: UVAE__UNARY_BWD_LOOP(1 - y[i] * y[i]); break;
+    case UVAE__EXP: UVAE__UNARY_BWD_LOOP(y[i]); break;
+    default: UVAE__UNARY_BWD_LOOP(a); break;
     }
 }
 static void uvae__unary_backward(uvae__node *nd) {
@@ -2881,23 +2891,23 @@ uvae_tensor *uvae_cvae_loss(uvae_ctx *ctx, uvae_cvae_out o, uvae_tensor *x) {
 /* ---------------------------------------------------------------------------------------------
    [models/classifier] conv-BN-ReLU blocks, max pooling, a dropout and a linear head. */
 int uvae_classifier_init(uvae_classifier *m, const uvae_classifier_config *c, uint64_t seed) {
-    int S = c->size, w = c->width;
+    int S = c->size, w = c->width, B = c->blocks ? c->blocks : 2, side;
+    char name[UVAE_NAME_MAX];
     memset(m, 0, sizeof *m);
-    if (c->in_ch < 1 || S < 4 || S % 4 || c->n_classes < 1 || w < 1 || (double)2 * w * (S / 4) * (S / 4) > 1e9)
-        return uvae__fail(UVAE_ERR_ARG, "uvae_classifier_init: bad config (in_ch %d, size %d divisible by 4, classes %d, width %d)",
-                          c->in_ch, S, c->n_classes, w);
+    side = B >= 1 && B <= UVAE_CLASSIFIER_MAX_BLOCKS ? S >> B : 0;
+    if (c->in_ch < 1 || B < 1 || B > UVAE_CLASSIFIER_MAX_BLOCKS || side < 1 || S % (1 << B) || c->n_classes < 1 || w < 1 ||
+        (double)w * (1 << (B - 1)) * side * side > 1e9)
+        return uvae__fail(UVAE_ERR_ARG, "uvae_classifier_init: bad config (in_ch %d, size %d divisible by 2^blocks, classes %d, width %d, blocks %d in 1..%d)",
+                          c->in_ch, S, c->n_classes, w, B, UVAE_CLASSIFIER_MAX_BLOCKS);
     m->cfg = *c;
+    m->cfg.blocks = B;
     m->dropout = 0.25f;
     uvae_params_init(&m->params);
-    uvae_conv_init(&m->params, &m->c1, "block1.conv1", c->in_ch, w, 3, 1, 1, 0);
-    uvae_bn_init(&m->params, &m->b1, "block1.bn1", w);
-    uvae_conv_init(&m->params, &m->c2, "block1.conv2", w, w, 3, 1, 1, 0);
-    uvae_bn_init(&m->params, &m->b2, "block1.bn2", w);
-    uvae_conv_init(&m->params, &m->c3, "block2.conv1", w, 2 * w, 3, 1, 1, 0);
-    uvae_bn_init(&m->params, &m->b3, "block2.bn1", 2 * w);
-    uvae_conv_init(&m->params, &m->c4, "block2.conv2", 2 * w, 2 * w, 3, 1, 1, 0);
-    uvae_bn_init(&m->params, &m->b4, "block2.bn2", 2 * w);
-    uvae_dense_init(&m->params, &m->fc, "fc", 2 * w * (S / 4) * (S / 4), c->n_classes);
+    for (int b = 0; b < B; b++) {
+        snprintf(name, sizeof name, "block%d", b + 1);
+        uvae__double_conv_init(&m->params, &m->block[b], name, b ? w << (b - 1) : c->in_ch, w << b);
+    }
+    uvae_dense_init(&m->params, &m->fc, "fc", (w << (B - 1)) * side * side, c->n_classes);
     if (uvae_params_alloc(&m->params, seed) != UVAE_OK) {
         int st = m->params.status ? m->params.status : UVAE_ERR_NOMEM;
         uvae_params_free(&m->params);
@@ -2915,12 +2925,8 @@ uvae_tensor *uvae_classifier_forward(uvae_ctx *ctx, uvae_classifier *m, uvae_ten
         return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_classifier_forward: input %s, want [N,%d,%d,%d]",
                                           uvae__shape_str(x), m->cfg.in_ch, S, S);
     if (m->frozen) ctx->train = 0;   /* evaluation behaviour; the tape (ctx->record) is untouched */
-    h = uvae_relu(ctx, uvae_bn_forward(ctx, &m->b1, uvae_conv_forward(ctx, &m->c1, x)));
-    h = uvae_relu(ctx, uvae_bn_forward(ctx, &m->b2, uvae_conv_forward(ctx, &m->c2, h)));
-    h = uvae_max_pool2d(ctx, h, 2, 2);
-    h = uvae_relu(ctx, uvae_bn_forward(ctx, &m->b3, uvae_conv_forward(ctx, &m->c3, h)));
-    h = uvae_relu(ctx, uvae_bn_forward(ctx, &m->b4, uvae_conv_forward(ctx, &m->c4, h)));
-    h = uvae_max_pool2d(ctx, h, 2, 2);
+    h = x;
+    for (int b = 0; b < m->cfg.blocks; b++) h = uvae_max_pool2d(ctx, uvae__double_conv(ctx, &m->block[b], h), 2, 2);
     h = uvae_dropout(ctx, uvae_flatten(ctx, h), m->dropout);
     h = uvae_dense_forward(ctx, &m->fc, h);
     ctx->train = train;

@@ -61,7 +61,7 @@ static void run(const row *r, int dev, int steps) {
         if (uvae_cvae_init(&V, &cfg, 1) != UVAE_OK) fail("cvae");
         P = &V.params;
     } else {
-        uvae_classifier_config cfg = {C, S, 10, 32};
+        uvae_classifier_config cfg = {C, S, 10, 32, 2};
         for (int i = 0; i < B; i++) hy[i] = (float)(uvae_rng_u32(&rng) % 10);
         if (uvae_classifier_init(&J, &cfg, 1) != UVAE_OK) fail("classifier");
         P = &J.params;

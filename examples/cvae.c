@@ -54,7 +54,7 @@ static double now(void) {
 
 typedef struct opts {
     const char *dataset, *data, *out, *judge, *teacher, *dump, *device;
-    int epochs, batch, latent, width, cond_planes, judge_epochs, judge_width, limit, likelihood;
+    int epochs, batch, latent, width, cond_planes, judge_epochs, judge_width, teacher_width, judge_blocks, limit, likelihood;
     float lr, beta, label_loss, judge_lr;
     unsigned long long seed;
 } opts;
@@ -76,8 +76,11 @@ static void usage(void) {
            "  --beta F            KL weight in the training loss (default 1)\n"
            "  --label-loss W      W > 0: add W * cross-entropy of a frozen teacher classifier on outputs\n"
            "                      generated with random wrong labels (default 0: off)\n"
-           "  --judge-epochs N    judge training epochs (default 2)\n"
-           "  --judge-width N     judge conv width (default 16)\n"
+           "  --judge-epochs N    judge (and teacher) training epochs (default 3)\n"
+           "  --judge-width N     judge conv width (default 32)\n"
+           "  --teacher-width N   teacher conv width (default 16)\n"
+           "  --judge-blocks N    conv blocks of the judge and the teacher, 1..4 (default 2 for 28x28\n"
+           "                      images, 3 for 32x32)\n"
            "  --judge-lr F        judge Adam learning rate (default 0.001)\n"
            "  --judge F           load this judge checkpoint instead of training one (default: train it\n"
            "                      and save OUT/judge.safetensors)\n"
@@ -114,7 +117,7 @@ static void parse(int argc, char **argv, opts *o) {
     memset(o, 0, sizeof *o);
     o->likelihood = -1;
     o->dataset = "mnist"; o->out = "runs/cvae";
-    o->epochs = 10; o->batch = 128; o->latent = 32; o->width = 32; o->judge_epochs = 2; o->judge_width = 16;
+    o->epochs = 10; o->batch = 128; o->latent = 32; o->width = 32; o->judge_epochs = 3; o->judge_width = 32; o->teacher_width = 16;
     o->lr = 1e-3f; o->beta = 1.0f; o->judge_lr = 1e-3f; o->seed = 1;
 #ifdef UNETVAE_CUDA
     o->device = "cuda";
@@ -127,7 +130,7 @@ static void parse(int argc, char **argv, opts *o) {
         if (strncmp(a, "--", 2) != 0) die("unexpected argument '%s' (see --help)", a);
         if (i + 1 >= argc) {
             static const char *known[] = {"--dataset", "--data", "--epochs", "--batch", "--lr", "--latent", "--width", "--beta",
-                                          "--label-loss", "--judge-epochs", "--judge-width", "--judge-lr", "--judge", "--teacher", "--limit", "--cond-planes", "--likelihood",
+                                          "--label-loss", "--judge-epochs", "--judge-width", "--teacher-width", "--judge-blocks", "--judge-lr", "--judge", "--teacher", "--limit", "--cond-planes", "--likelihood",
                                           "--seed", "--device", "--out", "--dump"};
             for (size_t k = 0; k < sizeof known / sizeof *known; k++)
                 if (!strcmp(a, known[k])) die("%s needs a value (see --help)", a);
@@ -145,6 +148,8 @@ static void parse(int argc, char **argv, opts *o) {
         else if (!strcmp(a, "--label-loss")) o->label_loss = parse_float(a, v, 0);
         else if (!strcmp(a, "--judge-epochs")) o->judge_epochs = parse_int(a, v, 0);
         else if (!strcmp(a, "--judge-width")) o->judge_width = parse_int(a, v, 1);
+        else if (!strcmp(a, "--teacher-width")) o->teacher_width = parse_int(a, v, 1);
+        else if (!strcmp(a, "--judge-blocks")) o->judge_blocks = parse_int(a, v, 1);
         else if (!strcmp(a, "--judge-lr")) o->judge_lr = parse_float(a, v, 0);
         else if (!strcmp(a, "--judge")) o->judge = v;
         else if (!strcmp(a, "--teacher")) o->teacher = v;
@@ -164,6 +169,7 @@ static void parse(int argc, char **argv, opts *o) {
     if (strcmp(o->dataset, "mnist") && strcmp(o->dataset, "fashion") && strcmp(o->dataset, "cifar10"))
         die("--dataset: bad value '%s' (want mnist, fashion or cifar10)", o->dataset);
     if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) die("--device: bad value '%s' (want cpu or cuda)", o->device);
+    if (o->judge_blocks > 4) die("--judge-blocks: at most 4");
     if (o->likelihood < 0) o->likelihood = !strcmp(o->dataset, "cifar10") ? UVAE_DLOGISTIC : UVAE_BERNOULLI;
     if (!o->data)
         o->data = !strcmp(o->dataset, "mnist") ? "data/mnist" : !strcmp(o->dataset, "fashion") ? "/usr/share/datasets/fashion-mnist" : "data/cifar10";
@@ -235,6 +241,23 @@ static void fill_batch(const uvae_dataset *d, const int *idx, int B, float *x, f
         const unsigned char *src = d->images + (size_t)idx[i] * px;
         for (size_t k = 0; k < px; k++) x[(size_t)i * px + k] = src[k] * (1.0f / 255.0f);
         y[i] = (float)d->labels[idx[i]];
+    }
+}
+/* Classifier training augmentation (colour images only, i.e. CIFAR-10): each image of the batch
+   x [B,C,S,S] is shifted by up to 4 pixels each way (zeros enter: a random crop of the image padded
+   by 4) and mirrored with probability 1/2. */
+static void augment_batch(float *x, int B, int C, int S, uvae_rng *rng, float *tmp) {
+    size_t px = (size_t)C * S * S;
+    for (int i = 0; i < B; i++) {
+        float *im = x + (size_t)i * px;
+        int dy = (int)(uvae_rng_u32(rng) % 9) - 4, dx = (int)(uvae_rng_u32(rng) % 9) - 4, flip = (int)(uvae_rng_u32(rng) & 1u);
+        memcpy(tmp, im, px * sizeof(float));
+        for (int c = 0; c < C; c++)
+            for (int r = 0; r < S; r++)
+                for (int q = 0; q < S; q++) {
+                    int sr = r + dy, sq = (flip ? S - 1 - q : q) + dx;
+                    im[((size_t)c * S + r) * S + q] = sr >= 0 && sr < S && sq >= 0 && sq < S ? tmp[((size_t)c * S + sr) * S + sq] : 0.0f;
+                }
     }
 }
 /* An arena tensor on the ctx device holding `host`. */
@@ -381,14 +404,27 @@ static int write_idx(const char *path, const unsigned char *data, int n, int ndi
     return fclose(f) == 0 && ok;
 }
 
-/* Train a classifier (Adam, cosine schedule, --judge-epochs over the training set) and save it to
-   OUT/<name>.safetensors, or load it from `path`. */
-static void get_classifier(const opts *o, const char *name, const char *path, uint64_t seed, uvae_ctx *ctx, int dev,
+/* Train a classifier (Adam, cosine schedule, --judge-epochs over the training set; colour images
+   augmented by augment_batch) and save it to OUT/<name>.safetensors, or load it from `path`. */
+static void get_classifier(const opts *o, const char *name, const char *path, int width, int blocks, uint64_t seed, uvae_ctx *ctx, int dev,
                            const uvae_dataset *tr, uvae_rng *rng, uvae_classifier *J, float *hx, float *hy, int *order,
                            int steps, int B) {
-    uvae_classifier_config jc = {tr->channels, tr->height, 10, o->judge_width};
+    uvae_classifier_config jc = {tr->channels, tr->height, 10, width, blocks};
     int C = tr->channels, S = tr->height, ntr = tr->n;
     char file[4096], base[64];
+    float aug_tmp[3 * 64 * 64];
+    if ((size_t)C * S * S > sizeof aug_tmp / sizeof *aug_tmp) die("%s: images larger than 3x64x64 are not supported", name);
+    if (path) {   /* the width comes from the checkpoint's metadata */
+        uvae_st_file f;
+        const char *w;
+        if (uvae_st_read(path, &f) != UVAE_OK) die_lib(name);
+        w = uvae_st_meta(&f, "width");
+        jc.width = w ? atoi(w) : 0;
+        w = uvae_st_meta(&f, "blocks");
+        jc.blocks = w ? atoi(w) : 2;
+        uvae_st_free(&f);
+        if (jc.width < 1 || jc.width > 4096) die("%s: %s has no valid 'width' metadata (not a classifier saved by this program?)", name, path);
+    }
     if (uvae_classifier_init(J, &jc, seed) != UVAE_OK) die_lib(name);
     if (uvae_params_to(&J->params, dev) != UVAE_OK) die_lib(name);
     if (path) {
@@ -397,8 +433,8 @@ static void get_classifier(const opts *o, const char *name, const char *path, ui
     } else {
         uvae_optim jo;
         double t0 = now();
-        const char *meta[6];
-        char w[32], sz[32];
+        const char *meta[8];
+        char w[32], sz[32], bl[32];
         if (uvae_optim_init(&jo, &J->params, UVAE_ADAM, o->judge_lr) != UVAE_OK) die_lib(name);
         for (int e = 0; e < o->judge_epochs; e++) {
             double sum = 0, te0 = now();
@@ -407,6 +443,7 @@ static void get_classifier(const opts *o, const char *name, const char *path, ui
             for (int s = 0; s < steps; s++) {
                 uvae_tensor *x, *y, *loss;
                 fill_batch(tr, order + (size_t)s * B, B, hx, hy);
+                if (C == 3) augment_batch(hx, B, C, S, rng, aug_tmp);
                 uvae_ctx_reset(ctx, 1);
                 uvae_params_zero_grad(&J->params);
                 x = staged(ctx, 4, (int[]){B, C, S, S}, hx);
@@ -425,11 +462,13 @@ static void get_classifier(const opts *o, const char *name, const char *path, ui
             progress_end();
         }
         uvae_optim_free(&jo);
-        snprintf(w, sizeof w, "%d", o->judge_width);
+        snprintf(w, sizeof w, "%d", width);
+        snprintf(bl, sizeof bl, "%d", blocks);
         snprintf(sz, sizeof sz, "%dx%dx%d", C, S, S);
         snprintf(base, sizeof base, "%s.safetensors", name);
         meta[0] = "model"; meta[1] = "uvae_classifier"; meta[2] = "width"; meta[3] = w; meta[4] = "input"; meta[5] = sz;
-        if (uvae_save(join(file, sizeof file, o->out, base), &J->params, NULL, meta, 3) != UVAE_OK) die_lib(name);
+        meta[6] = "blocks"; meta[7] = bl;
+        if (uvae_save(join(file, sizeof file, o->out, base), &J->params, NULL, meta, 4) != UVAE_OK) die_lib(name);
         printf("%s: trained %d epochs in %.1f s, saved %s\n", name, o->judge_epochs, now() - t0, file);
     }
 }
@@ -469,6 +508,8 @@ int main(int argc, char **argv) {
     if (tr.channels != te.channels || tr.height != te.height || tr.width != te.width) die("data: train and test image shapes differ");
     if (o.limit > 0 && o.limit < tr.n) tr.n = o.limit;   /* the first N images */
     C = tr.channels; S = tr.height; px = (size_t)C * S * S;
+    if (o.judge_blocks == 0) o.judge_blocks = S % 8 == 0 ? 3 : 2;
+    if (S % (1 << o.judge_blocks)) die("--judge-blocks %d: the image side %d is not divisible by %d", o.judge_blocks, S, 1 << o.judge_blocks);
     B = o.batch;
     ntr = tr.n;
     if (B > ntr) { fprintf(stderr, "cvae: note: --batch %d > %d training images; using %d\n", B, ntr, ntr); B = ntr; }
@@ -497,12 +538,12 @@ int main(int argc, char **argv) {
     );
 
     /* ---- 1. the judge (measures label-follow) and the teacher (the label loss's classifier) ---- */
-    get_classifier(&o, "judge", o.judge, o.seed + 101, ctx, dev, &tr, &rng, &J, hx, hy, order, steps, B);
+    get_classifier(&o, "judge", o.judge, o.judge_width, o.judge_blocks, o.seed + 101, ctx, dev, &tr, &rng, &J, hx, hy, order, steps, B);
     judge_acc = judge_accuracy(ctx, &J, &te, B, hx, hy, idx);
     printf("judge: test accuracy %.2f %%\n", 100 * judge_acc);
     J.frozen = 1;   /* from now on: evaluation mode, never stepped */
     if (o.label_loss > 0 || o.teacher) {
-        get_classifier(&o, "teacher", o.teacher, o.seed + 7919, ctx, dev, &tr, &rng, &T, hx, hy, order, steps, B);
+        get_classifier(&o, "teacher", o.teacher, o.teacher_width, o.judge_blocks, o.seed + 7919, ctx, dev, &tr, &rng, &T, hx, hy, order, steps, B);
         printf("teacher: test accuracy %.2f %%\n", 100 * judge_accuracy(ctx, &T, &te, B, hx, hy, idx));
         T.frozen = 1;
         have_teacher = 1;

@@ -39,7 +39,7 @@ static double abs_sum(const uvae_tensor *t) {
 
 static void test_classifier_learns(void) {
     enum { NTR = 256, NTE = 200, B = 32 };
-    uvae_classifier_config cfg = {1, QS, 4, 4};
+    uvae_classifier_config cfg = {1, QS, 4, 4, 2};
     uvae_classifier m;
     uvae_optim opt;
     uvae_rng r;
@@ -51,8 +51,8 @@ static void test_classifier_learns(void) {
     int right = 0, ok;
     CHECK(ctx && xtr && ytr && xte && yte && x && y && xe, "allocations");
     if (!(ctx && xtr && ytr && xte && yte && x && y && xe)) goto done;
-    CHECK(uvae_classifier_init(&m, &(uvae_classifier_config){1, 6, 4, 4}, 1) == UVAE_ERR_ARG, "size 6 is refused");
-    CHECK(uvae_classifier_init(&m, &(uvae_classifier_config){0, 8, 4, 4}, 1) == UVAE_ERR_ARG, "in_ch 0 is refused");
+    CHECK(uvae_classifier_init(&m, &(uvae_classifier_config){1, 6, 4, 4, 2}, 1) == UVAE_ERR_ARG, "size 6 is refused");
+    CHECK(uvae_classifier_init(&m, &(uvae_classifier_config){0, 8, 4, 4, 2}, 1) == UVAE_ERR_ARG, "in_ch 0 is refused");
     ok = uvae_classifier_init(&m, &cfg, 7) == UVAE_OK;
     CHECK(ok, "classifier init: %s", uvae_last_error());
     if (!ok) goto done;
@@ -107,7 +107,7 @@ static void test_frozen_judge_label_loss(void) {
     float *judge0 = NULL, *cvae0 = NULL, ref[N * 4];
     int ok;
     if (!ctx || !x || !y || !yw) { CHECK(0, "allocations"); goto out; }
-    ok = uvae_classifier_init(&J, &(uvae_classifier_config){1, QS, 4, 4}, 3) == UVAE_OK &&
+    ok = uvae_classifier_init(&J, &(uvae_classifier_config){1, QS, 4, 4, 2}, 3) == UVAE_OK &&
          uvae_cvae_init(&M, &(uvae_cvae_config){1, QS, 4, 4, 4, 4, 2, UVAE_BERNOULLI}, 5) == UVAE_OK;
     CHECK(ok, "init: %s", uvae_last_error());
     if (!ok) goto out;
@@ -181,9 +181,9 @@ static void test_classifier_save_load(void) {
     snprintf(path, sizeof path, "%s/uvae_cvae_test.%ld.%u.judge.safetensors", tmp && *tmp ? tmp : "/tmp", (long)time(NULL),
              (unsigned)(uintptr_t)&r % 100000u);
     if (!ctx || !x) { CHECK(0, "allocations"); goto out; }
-    ok = uvae_classifier_init(&a, &(uvae_classifier_config){3, 12, 5, 3}, 11) == UVAE_OK &&
-         uvae_classifier_init(&b, &(uvae_classifier_config){3, 12, 5, 3}, 12) == UVAE_OK &&
-         uvae_classifier_init(&c, &(uvae_classifier_config){3, 12, 5, 4}, 12) == UVAE_OK;
+    ok = uvae_classifier_init(&a, &(uvae_classifier_config){3, 12, 5, 3, 2}, 11) == UVAE_OK &&
+         uvae_classifier_init(&b, &(uvae_classifier_config){3, 12, 5, 3, 2}, 12) == UVAE_OK &&
+         uvae_classifier_init(&c, &(uvae_classifier_config){3, 12, 5, 4, 2}, 12) == UVAE_OK;
     CHECK(ok, "init: %s", uvae_last_error());
     if (!ok) goto out;
     uvae_rng_seed(&r, 4);
