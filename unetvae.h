@@ -46,6 +46,7 @@
    CONFIG MACROS (define before the implementation)
      UVAE_MALLOC / UVAE_REALLOC / UVAE_FREE   all three or none (default: stdlib)
      UVAE_ASSERT                              programmer errors only (default: assert)
+     UVAE_NO_SIMD                             the CPU GEMM without AVX-512/AVX2 micro-kernels
    LIMITATIONS
      No dilation or groups in convolutions. Square kernels; 2-D pooling without padding. The GPU
      kernels are plain fp32 (no tensor cores yet).
@@ -56,7 +57,8 @@
      [rng]         seeded PCG32 generator
      [ctx]         context: arena, tape, mode
      [params]      named parameter registry and slabs
-     [ops/...]     gemm, conv2d, conv_transpose2d, max_pool2d, avg_pool2d, upsample, batch_norm2d,
+     [ops/...]     gemm (packed, AVX-512/AVX2 micro-kernels), conv kernels, conv2d, conv_transpose2d,
+                   max_pool2d, avg_pool2d, upsample, batch_norm2d,
                    relu, leaky_relu, sigmoid, tanh, exp, linear, embedding, concat, add, mul, scale,
                    reshape/flatten, sum/mean, dropout — forward and backward side by side
      [autograd]    uvae_backward
@@ -64,12 +66,13 @@
                    gaussian_nll, discretized_logistic
      [optim]       SGD+momentum, Adam, AdamW, lr schedules, global-norm clipping
      [layers]      conv, batch norm, linear, embedding layers that own named parameters
-     [models]      UNet, conditional VAE, a small classifier (the judge)
+     [models/...]  unet, cvae (conditional VAE), classifier (the CVAE example's judge)
      [ckpt]        safetensors reader and writer, uvae_save / uvae_load
      [device]      GPU memory, transfers and the kernel dispatch (UVAE__K)
      [kernels]     the compute behind every op: uvae__cpu_* here, uvae__cu_* in unetvae_cuda.cu
      [data]        IDX (MNIST, Fashion-MNIST; .gz read directly) and CIFAR-10 readers, batches, shuffle
-     [data/pets]   Oxford-IIIT Pet lists, images and trimaps; confusion-matrix segmentation metrics
+     [data/pets]   Oxford-IIIT Pet lists, images and trimaps, augmentation views; confusion-matrix
+                   segmentation metrics
      [image]       PNG canvases: pasted images, label maps, text, grids with captions, line plots
 */
 #ifndef UNETVAE_H
@@ -1282,6 +1285,15 @@ size_t uvae_params_count(const uvae_params *P) {
     for (int i = 0; i < P->n; i++)
         if (P->p[i]->trainable) n += P->p[i]->t.size;
     return n;
+}
+/* A model's last init step: allocate and initialise its registry, or free it and say why. */
+static int uvae__params_finish(uvae_params *P, uint64_t seed) {
+    int st = uvae_params_alloc(P, seed);
+    if (st != UVAE_OK) {
+        st = P->status ? P->status : st;
+        uvae_params_free(P);
+    }
+    return st;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -2762,11 +2774,7 @@ int uvae_unet_init(uvae_unet *m, const uvae_unet_config *cfg, uint64_t seed) {
         uvae__double_conv_init(&m->params, &m->up[i - 1], s, cin, cin / 2);
     }
     uvae_conv_init(&m->params, &m->outc, "outc", b, cfg->n_classes, 1, 1, 0, 1);
-    if (uvae_params_alloc(&m->params, seed) != UVAE_OK) {
-        uvae_params_free(&m->params);
-        return m->params.status ? m->params.status : UVAE_ERR_NOMEM;
-    }
-    return UVAE_OK;
+    return uvae__params_finish(&m->params, seed);
 }
 void uvae_unet_free(uvae_unet *m) { uvae_params_free(&m->params); }
 
@@ -2825,12 +2833,7 @@ int uvae_cvae_init(uvae_cvae *m, const uvae_cvae_config *c, uint64_t seed) {
         m->cond2 = uvae_params_add(&m->params, 1, UVAE_INIT_NORMAL, 1.0f, 2, (int[]){c->n_classes, P * (S / 2) * (S / 2)}, "cond2.weight");
     }
     if (c->likelihood == UVAE_DLOGISTIC) uvae_conv_transpose_init(&m->params, &m->d2s, "dec2_scale", w + P, c->in_ch, 4, 2, 1, 1);
-    if (uvae_params_alloc(&m->params, seed) != UVAE_OK) {
-        int st = m->params.status ? m->params.status : UVAE_ERR_NOMEM;
-        uvae_params_free(&m->params);
-        return st;
-    }
-    return UVAE_OK;
+    return uvae__params_finish(&m->params, seed);
 }
 void uvae_cvae_free(uvae_cvae *m) { uvae_params_free(&m->params); }
 
@@ -2908,12 +2911,7 @@ int uvae_classifier_init(uvae_classifier *m, const uvae_classifier_config *c, ui
         uvae__double_conv_init(&m->params, &m->block[b], name, b ? w << (b - 1) : c->in_ch, w << b);
     }
     uvae_dense_init(&m->params, &m->fc, "fc", (w << (B - 1)) * side * side, c->n_classes);
-    if (uvae_params_alloc(&m->params, seed) != UVAE_OK) {
-        int st = m->params.status ? m->params.status : UVAE_ERR_NOMEM;
-        uvae_params_free(&m->params);
-        return st;
-    }
-    return UVAE_OK;
+    return uvae__params_finish(&m->params, seed);
 }
 void uvae_classifier_free(uvae_classifier *m) { uvae_params_free(&m->params); }
 

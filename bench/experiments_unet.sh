@@ -8,6 +8,7 @@
 #   RECIPE   flags given to every run    (the recipe: 128x128, 40 epochs, batch 16, lr 1e-3)
 #   TWIN     1: also run bench/torch_unet.py on each variant (PyTorch on the CPU)
 #   DEVICE   cpu | cuda                  (cpu)
+#   REPORT   1: run nothing, only rebuild results.md from the logs already in OUT
 set -euo pipefail
 BIN=${BIN:-build/unet_pets}
 DATA=${DATA:-data/oxford-pets}
@@ -16,24 +17,29 @@ RECIPE=${RECIPE:---size 128 --epochs 40 --batch 16 --lr 1e-3 --width 64 --depth 
 TWIN=${TWIN:-0}
 DEVICE=${DEVICE:-cpu}
 PY=${PY:-/usr/bin/python3}
+REPORT=${REPORT:-0}
 
-[ -x "$BIN" ] || { echo "experiments_unet: $BIN is not built (make $BIN)" >&2; exit 1; }
-[ -d "$DATA/images" ] || { echo "experiments_unet: no Oxford-IIIT Pet images in '$DATA' (set DATA=..., or make data)" >&2; exit 1; }
+[ "$REPORT" = 1 ] || [ -x "$BIN" ] || { echo "experiments_unet: $BIN is not built (make $BIN)" >&2; exit 1; }
+[ "$REPORT" = 1 ] || [ -d "$DATA/images" ] || { echo "experiments_unet: no Oxford-IIIT Pet images in '$DATA' (set DATA=..., or make data)" >&2; exit 1; }
 mkdir -p "$OUT"
 variants=("maxpool transpose ce" "maxpool transpose dice" "strided transpose ce" "strided upsample dice")
 rows=()
 for v in "${variants[@]}"; do
     set -- $v
     name="$1-$2-$3"
-    echo "== $name: $BIN train --data $DATA --down $1 --up $2 --loss $3 $RECIPE --device $DEVICE --out $OUT/$name"
-    # shellcheck disable=SC2086
-    "$BIN" train --data "$DATA" --down "$1" --up "$2" --loss "$3" $RECIPE --device "$DEVICE" --out "$OUT/$name" | tee "$OUT/$name.log"
+    if [ "$REPORT" != 1 ]; then
+        echo "== $name: $BIN train --data $DATA --down $1 --up $2 --loss $3 $RECIPE --device $DEVICE --out $OUT/$name"
+        # shellcheck disable=SC2086
+        "$BIN" train --data "$DATA" --down "$1" --up "$2" --loss "$3" $RECIPE --device "$DEVICE" --out "$OUT/$name" | tee "$OUT/$name.log"
+    fi
     c=$(grep '^summary:' "$OUT/$name.log" | tail -1)
     twin="| | |"
     if [ "$TWIN" = 1 ]; then
-        echo "== $name: PyTorch twin"
-        # shellcheck disable=SC2086
-        "$PY" bench/torch_unet.py --data "$DATA" --split "$OUT/$name" --down "$1" --up "$2" --loss "$3" $RECIPE | tee "$OUT/$name.torch.log"
+        if [ "$REPORT" != 1 ]; then
+            echo "== $name: PyTorch twin"
+            # shellcheck disable=SC2086
+            "$PY" bench/torch_unet.py --data "$DATA" --split "$OUT/$name" --down "$1" --up "$2" --loss "$3" $RECIPE | tee "$OUT/$name.torch.log"
+        fi
         t=$(grep '^summary:' "$OUT/$name.torch.log" | tail -1)
         twin=$(echo "$t" | awk -F'|' '{ split($6, a, " "); split($5, s, " "); printf "| %s / %s | %s |", a[4], a[6], s[1] }')
     fi

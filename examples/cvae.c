@@ -550,6 +550,10 @@ int main(int argc, char **argv) {
     }
 
     /* ---- 2. the CVAE ---- */
+    /* its own random streams (shuffles, wrong labels; eps, dropout): the same whether the classifiers
+       were trained above or loaded */
+    uvae_rng_seed(&rng, o.seed);
+    uvae_rng_seed(uvae_ctx_rng(ctx), o.seed ^ 0x5eedULL);
     {
         uvae_cvae_config cc = {C, S, 10, o.latent, o.width, 16, o.cond_planes, o.likelihood};
         if (uvae_cvae_init(&M, &cc, o.seed + 202) != UVAE_OK) die_lib("cvae");

@@ -11,7 +11,8 @@
       the step) are copied back and compared with the CPU's by normalised MSE,
           nmse(gpu, cpu) = sum((gpu - cpu)^2) / max(sum(cpu^2), 1e-30)  <=  1e-8,
       one CHECK per compared tensor and one line per op with its largest nmse.
-   2. models: one training step of each UNet variant and of the CVAE, built twice from one seed, one
+   2. models: one training step of each UNet variant, of the CVAE (both likelihoods) and of the
+      classifier (the judge), built twice from one seed, one
       copy moved to the GPU: the loss, every parameter gradient, then (both optimizers stepping
       from the CPU's gradients) every parameter and buffer after one Adam step; one CHECK each.
    3. 20 Adam steps of a tiny UNet on the GPU on a learnable task: the loss falls below half.
@@ -331,9 +332,10 @@ static uvae_tensor *cvae_loss(uvae_ctx *ctx, void *model, uvae_tensor *const *in
     return uvae_cvae_loss(ctx, uvae_cvae_forward(ctx, m, in[0], in[1], in[2]), in[0]);
 }
 
-static void test_cvae_step(void) {
+static void cvae_step(int likelihood) {
     uvae_cvae_config cfg = {1, 28, 10, 16, 16, 16, 4, UVAE_BERNOULLI};
     uvae_cvae hm, dm;
+    const char *name = likelihood == UVAE_DLOGISTIC ? "cvae logistic" : "cvae bernoulli";
     uvae_tensor *hin[3], *din[3] = {0};
     uvae_rng r;
     hin[0] = uvae_tensor_new(4, (int[]){8, 1, 28, 28});
@@ -341,18 +343,50 @@ static void test_cvae_step(void) {
     hin[2] = uvae_tensor_new(2, (int[]){8, 16});
     if (!hin[0] || !hin[1] || !hin[2]) { FAIL("cvae: %s", uvae_last_error()); goto done; }
     uvae_rng_seed(&r, 8);
-    for (size_t i = 0; i < hin[0]->size; i++) hin[0]->data[i] = uvae_rng_uniform(&r);
+    cfg.likelihood = likelihood;
+    for (size_t i = 0; i < hin[0]->size; i++) hin[0]->data[i] = floorf(uvae_rng_uniform(&r) * 256) / 255;   /* 8-bit pixels */
     for (int n = 0; n < 8; n++) hin[1]->data[n] = (float)(n % 10);
     for (size_t i = 0; i < hin[2]->size; i++) hin[2]->data[i] = uvae_rng_normal(&r);
     for (int k = 0; k < 3; k++)
         if (!(din[k] = to_dev(hin[k], 0))) goto done;
     if (uvae_cvae_init(&hm, &cfg, 5) != UVAE_OK) { FAIL("cvae: init: %s", uvae_last_error()); goto done; }
     if (uvae_cvae_init(&dm, &cfg, 5) != UVAE_OK) { FAIL("cvae: init: %s", uvae_last_error()); uvae_cvae_free(&hm); goto done; }
-    model_compare("cvae", &hm.params, &dm.params, cvae_loss, &hm, &dm, hin, din);
+    model_compare(name, &hm.params, &dm.params, cvae_loss, &hm, &dm, hin, din);
     uvae_cvae_free(&hm);
     uvae_cvae_free(&dm);
 done:
     for (int k = 0; k < 3; k++) { uvae_tensor_free(hin[k]); uvae_tensor_free(din[k]); }
+}
+static void test_cvae_step(void) {
+    cvae_step(UVAE_BERNOULLI);
+    cvae_step(UVAE_DLOGISTIC);
+}
+
+/* the classifier (the CVAE example's judge): dropout draws the same mask on both devices */
+static uvae_tensor *classifier_loss(uvae_ctx *ctx, void *model, uvae_tensor *const *in) {
+    uvae_rng_seed(uvae_ctx_rng(ctx), 3);
+    return uvae_cross_entropy(ctx, uvae_classifier_forward(ctx, (uvae_classifier *)model, in[0]), in[1]);
+}
+static void test_classifier_step(void) {
+    uvae_classifier_config cfg = {3, 32, 10, 8, 3};
+    uvae_classifier hm, dm;
+    uvae_tensor *hin[2], *din[2] = {0};
+    uvae_rng r;
+    hin[0] = uvae_tensor_new(4, (int[]){6, 3, 32, 32});
+    hin[1] = uvae_tensor_new(1, (int[]){6});
+    if (!hin[0] || !hin[1]) { FAIL("classifier: %s", uvae_last_error()); goto done; }
+    uvae_rng_seed(&r, 12);
+    for (size_t i = 0; i < hin[0]->size; i++) hin[0]->data[i] = uvae_rng_uniform(&r);
+    for (int n = 0; n < 6; n++) hin[1]->data[n] = (float)(n * 3 % 10);
+    for (int k = 0; k < 2; k++)
+        if (!(din[k] = to_dev(hin[k], 0))) goto done;
+    if (uvae_classifier_init(&hm, &cfg, 4) != UVAE_OK) { FAIL("classifier: init: %s", uvae_last_error()); goto done; }
+    if (uvae_classifier_init(&dm, &cfg, 4) != UVAE_OK) { FAIL("classifier: init: %s", uvae_last_error()); uvae_classifier_free(&hm); goto done; }
+    model_compare("classifier (3 blocks)", &hm.params, &dm.params, classifier_loss, &hm, &dm, hin, din);
+    uvae_classifier_free(&hm);
+    uvae_classifier_free(&dm);
+done:
+    for (int k = 0; k < 2; k++) { uvae_tensor_free(hin[k]); uvae_tensor_free(din[k]); }
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -409,7 +443,8 @@ done:
 
 int main(void) {
     static const struct { const char *name; void (*fn)(void); } parts[] = {
-        {"ops", test_ops}, {"unet", test_unet_step}, {"cvae", test_cvae_step}, {"training", test_gpu_training},
+        {"ops", test_ops}, {"unet", test_unet_step}, {"cvae", test_cvae_step}, {"judge", test_classifier_step},
+        {"training", test_gpu_training},
     };
     clock_t t0 = clock();
     if (UVT_DEVICE == UVAE_CUDA && !uvae_cuda_available()) {

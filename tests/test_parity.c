@@ -513,13 +513,17 @@ static uvae_tensor *cvae_loss(uvae_ctx *ctx, void *model, int step) {
     return uvae_cvae_loss(ctx, out, r->x);
 }
 
-static void parity_cvae(void) {
+/* fixture: cvae.safetensors (Bernoulli, label only through fc_dec) or cvae_cond_logistic.safetensors
+   (2 label maps per decoder stage, the discretised logistic with its log-scale head) */
+static void parity_cvae(const char *fixture, const char *name, int cond_planes, int likelihood) {
     uvae_st_file f;
     uvae_cvae_config cfg = {1, 16, 10, 8, 8, 8, 0, UVAE_BERNOULLI};
     cvae_run r;
     int ok = 1;
 
-    if (!open_fixture("cvae.safetensors", &f)) return;
+    cfg.cond_planes = cond_planes;
+    cfg.likelihood = likelihood;
+    if (!open_fixture(fixture, &f)) return;
     memset(&r, 0, sizeof r);
     if (uvae_cvae_init(&r.m, &cfg, 0) != UVAE_OK) {
         FAIL("parity cvae: uvae_cvae_init failed: %s", uvae_last_error());
@@ -527,7 +531,7 @@ static void parity_cvae(void) {
         r.x = tensor_from(need(&f, "input.x"), 0);
         r.labels = tensor_from(need(&f, "input.labels"), 0);
         for (int i = 0; i < MODEL_STEPS; i++) ok = (r.eps[i] = tensor_from(need(&f, "eps.%d", i), 0)) && ok;
-        if (ok && r.x && r.labels) train_and_compare(&f, &r.m.params, cvae_loss, &r, "cvae");
+        if (ok && r.x && r.labels) train_and_compare(&f, &r.m.params, cvae_loss, &r, name);
         uvae_cvae_free(&r.m);
     }
     uvae_tensor_free(r.x);
@@ -540,5 +544,6 @@ void suite_parity(void) {
     parity_ops();
     parity_optim();
     for (size_t i = 0; i < sizeof unet_cases / sizeof unet_cases[0]; i++) parity_unet(&unet_cases[i]);
-    parity_cvae();
+    parity_cvae("cvae.safetensors", "cvae", 0, UVAE_BERNOULLI);
+    parity_cvae("cvae_cond_logistic.safetensors", "cvae_cond_logistic", 2, UVAE_DLOGISTIC);
 }

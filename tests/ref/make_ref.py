@@ -422,9 +422,9 @@ def make_unet(variant, seed):
 
 
 class CVAE(nn.Module):
-    def __init__(self, in_ch, S, n_classes, latent, w, E):
+    def __init__(self, in_ch, S, n_classes, latent, w, E, P=0, logistic=False):
         super().__init__()
-        self.S, self.w = S, w
+        self.S, self.w, self.P = S, w, P
         flat = 2 * w * (S // 4) ** 2
         self.label_plane = nn.Embedding(n_classes, S * S)
         self.label_embed = nn.Embedding(n_classes, E)
@@ -433,8 +433,14 @@ class CVAE(nn.Module):
         self.fc_mu = nn.Linear(flat + E, latent)
         self.fc_logvar = nn.Linear(flat + E, latent)
         self.fc_dec = nn.Linear(latent + E, flat)
-        self.dec1 = nn.ConvTranspose2d(2 * w, w, 4, stride=2, padding=1)
-        self.dec2 = nn.ConvTranspose2d(w, in_ch, 4, stride=2, padding=1)
+        self.dec1 = nn.ConvTranspose2d(2 * w + P, w, 4, stride=2, padding=1)
+        self.dec2 = nn.ConvTranspose2d(w + P, in_ch, 4, stride=2, padding=1)
+        if P:
+            self.cond1 = nn.Embedding(n_classes, P * (S // 4) ** 2)
+            self.cond2 = nn.Embedding(n_classes, P * (S // 2) ** 2)
+        if logistic:
+            self.dec2_scale = nn.ConvTranspose2d(w + P, in_ch, 4, stride=2, padding=1)
+        self.logistic = logistic
 
     def forward(self, x, labels, eps):
         N, S, w = x.shape[0], self.S, self.w
@@ -447,29 +453,37 @@ class CVAE(nn.Module):
         mu, logvar = self.fc_mu(h), self.fc_logvar(h)
         z = mu + torch.exp(0.5 * logvar) * eps
         d = F.relu(self.fc_dec(torch.cat([z, e], 1))).view(N, 2 * w, S // 4, S // 4)
+        if self.P:
+            d = torch.cat([d, self.cond1(lab).view(N, self.P, S // 4, S // 4)], 1)
         d = F.relu(self.dec1(d))
-        return self.dec2(d), mu, logvar
+        if self.P:
+            d = torch.cat([d, self.cond2(lab).view(N, self.P, S // 2, S // 2)], 1)
+        ls = self.dec2_scale(d) if self.logistic else None
+        return self.dec2(d), ls, mu, logvar
 
 
-def make_cvae(seed):
+def make_cvae(seed, P=0, logistic=False, name="cvae"):
     torch.manual_seed(seed)
-    model = CVAE(1, 16, 10, 8, 8, 8)
+    model = CVAE(1, 16, 10, 8, 8, 8, P, logistic)
     x = torch.rand(4, 1, 16, 16)
+    if logistic:
+        x = torch.round(x * 255) / 255
     labels = torch.tensor([3., 7., 0., 3.])
     eps = [torch.randn(4, 8) for _ in range(5)]
     T = model_state(model)
     model.train()
 
     def loss_fn(step):
-        logits, mu, logvar = model(x, labels, eps[step])
-        return bernoulli_nll(logits, x) + kl_normal(mu, logvar)
+        logits, ls, mu, logvar = model(x, labels, eps[step])
+        nll = dlogistic_nll(torch.sigmoid(logits), ls, x) if logistic else bernoulli_nll(logits, x)
+        return nll + kl_normal(mu, logvar)
     losses = train(model, loss_fn, 5)
     T += [("input.x", x), ("input.labels", labels)]
     T += [("eps.%d" % i, e) for i, e in enumerate(eps)]
     T += [("losses", losses)]
-    meta = dict(META, in_ch=1, size=16, n_classes=10, latent=8, width=8, embed=8,
-                optim="adam lr=1e-3")
-    write_safetensors(os.path.join(HERE, "cvae.safetensors"), T, meta)
+    meta = dict(META, in_ch=1, size=16, n_classes=10, latent=8, width=8, embed=8, cond_planes=P,
+                likelihood="logistic" if logistic else "bernoulli", optim="adam lr=1e-3")
+    write_safetensors(os.path.join(HERE, name + ".safetensors"), T, meta)
 
 
 def main():
@@ -478,6 +492,7 @@ def main():
     for i, v in enumerate(["mp_tr_ce", "mp_tr_dice", "st_tr_ce", "st_up_dice"]):
         make_unet(v, 2000 + i)
     make_cvae(3000)
+    make_cvae(3001, P=2, logistic=True, name="cvae_cond_logistic")
 
 
 if __name__ == "__main__":
