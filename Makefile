@@ -18,7 +18,7 @@ DEPS     = unetvae.h tests/test.h
 
 EXAMPLES = $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c))
 
-all: $(BUILD)/test_unetvae $(EXAMPLES) $(BUILD)/bench
+all: $(BUILD)/test_unetvae $(EXAMPLES) $(BUILD)/bench $(BUILD)/peak
 
 $(BUILD)/%: examples/%.c unetvae.h
 	@mkdir -p $(BUILD)
@@ -102,8 +102,13 @@ $(BUILD)/bench_cuda: bench/bench.c unetvae.h unetvae_cuda.cu
 	@mkdir -p $(BUILD)
 	$(NVCC) -O3 -DUNETVAE_CUDA -Xcompiler -fopenmp $< unetvae_cuda.cu $(LDLIBS) -o $@
 
-# training and inference images/s per model (CPU: OMP_NUM_THREADS threads, default 2)
-bench: $(BUILD)/bench
+$(BUILD)/peak: bench/peak.c
+	@mkdir -p $(BUILD)
+	$(CC) $(WARN) $(CFLAGS) $(OMP) $< -o $@
+
+# the CPU's fp32 FMA peak, then training and inference images/s per model (OMP_NUM_THREADS, default 2)
+bench: $(BUILD)/bench $(BUILD)/peak
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./$(BUILD)/peak
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./$(BUILD)/bench
 
 bench-cuda: $(BUILD)/bench_cuda

@@ -2808,7 +2808,7 @@ uvae_tensor *uvae_unet_forward(uvae_ctx *ctx, uvae_unet *m, uvae_tensor *x) {
      d = relu(fc_dec([z, e])) -> [2w, S/4, S/4] (-> [d, c1(y)]) -> convT4x4/2 -> relu
                                  [w, S/2, S/2]   (-> [d, c2(y)]) -> convT4x4/2 -> logits */
 int uvae_cvae_init(uvae_cvae *m, const uvae_cvae_config *c, uint64_t seed) {
-    int S = c->size, w = c->width, P = c->cond_planes, F;
+    int S = c->size, w = c->width, P = c->cond_planes, F, st;
     memset(m, 0, sizeof *m);
     if (c->in_ch < 1 || S < 4 || S % 4 || c->n_classes < 1 || c->latent < 1 || w < 1 || c->embed < 1 || P < 0 ||
         (double)S * S * (c->n_classes + P) > 1e9)
@@ -2833,7 +2833,11 @@ int uvae_cvae_init(uvae_cvae *m, const uvae_cvae_config *c, uint64_t seed) {
         m->cond2 = uvae_params_add(&m->params, 1, UVAE_INIT_NORMAL, 1.0f, 2, (int[]){c->n_classes, P * (S / 2) * (S / 2)}, "cond2.weight");
     }
     if (c->likelihood == UVAE_DLOGISTIC) uvae_conv_transpose_init(&m->params, &m->d2s, "dec2_scale", w + P, c->in_ch, 4, 2, 1, 1);
-    return uvae__params_finish(&m->params, seed);
+    if ((st = uvae__params_finish(&m->params, seed)) != UVAE_OK) return st;
+    if (m->d2s.b)   /* log-scales start near -3 (e^-3 = 0.05 of the pixel range), not 0: Adam moves a
+                       bias by about lr per step, and a scale of 1 would leave the likelihood flat */
+        for (size_t i = 0; i < m->d2s.b->size; i++) m->d2s.b->data[i] -= 3.0f;
+    return UVAE_OK;
 }
 void uvae_cvae_free(uvae_cvae *m) { uvae_params_free(&m->params); }
 

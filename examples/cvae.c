@@ -56,6 +56,7 @@ typedef struct opts {
     const char *dataset, *data, *out, *judge, *teacher, *dump, *device;
     int epochs, batch, latent, width, cond_planes, judge_epochs, judge_width, teacher_width, judge_blocks, limit, likelihood;
     float lr, beta, label_loss, judge_lr;
+    int label_aug;
     unsigned long long seed;
 } opts;
 
@@ -76,6 +77,8 @@ static void usage(void) {
            "  --beta F            KL weight in the training loss (default 1)\n"
            "  --label-loss W      W > 0: add W * cross-entropy of a frozen teacher classifier on outputs\n"
            "                      generated with random wrong labels (default 0: off)\n"
+           "  --label-aug 0|1     1: the teacher sees each generated batch shifted by up to 2 pixels\n"
+           "                      (and, for colour images, mirrored at random) (default 0)\n"
            "  --judge-epochs N    judge (and teacher) training epochs (default 3)\n"
            "  --judge-width N     judge conv width (default 32)\n"
            "  --teacher-width N   teacher conv width (default 16)\n"
@@ -130,7 +133,7 @@ static void parse(int argc, char **argv, opts *o) {
         if (strncmp(a, "--", 2) != 0) die("unexpected argument '%s' (see --help)", a);
         if (i + 1 >= argc) {
             static const char *known[] = {"--dataset", "--data", "--epochs", "--batch", "--lr", "--latent", "--width", "--beta",
-                                          "--label-loss", "--judge-epochs", "--judge-width", "--teacher-width", "--judge-blocks", "--judge-lr", "--judge", "--teacher", "--limit", "--cond-planes", "--likelihood",
+                                          "--label-loss", "--label-aug", "--judge-epochs", "--judge-width", "--teacher-width", "--judge-blocks", "--judge-lr", "--judge", "--teacher", "--limit", "--cond-planes", "--likelihood",
                                           "--seed", "--device", "--out", "--dump"};
             for (size_t k = 0; k < sizeof known / sizeof *known; k++)
                 if (!strcmp(a, known[k])) die("%s needs a value (see --help)", a);
@@ -146,6 +149,7 @@ static void parse(int argc, char **argv, opts *o) {
         else if (!strcmp(a, "--width")) o->width = parse_int(a, v, 1);
         else if (!strcmp(a, "--beta")) o->beta = parse_float(a, v, 0);
         else if (!strcmp(a, "--label-loss")) o->label_loss = parse_float(a, v, 0);
+        else if (!strcmp(a, "--label-aug")) o->label_aug = parse_int(a, v, 0) != 0;
         else if (!strcmp(a, "--judge-epochs")) o->judge_epochs = parse_int(a, v, 0);
         else if (!strcmp(a, "--judge-width")) o->judge_width = parse_int(a, v, 1);
         else if (!strcmp(a, "--teacher-width")) o->teacher_width = parse_int(a, v, 1);
@@ -265,6 +269,35 @@ static uvae_tensor *staged(uvae_ctx *ctx, int ndim, const int *shape, const floa
     uvae_tensor *t = uvae_ctx_tensor(ctx, ndim, shape);
     if (!t || uvae_tensor_copy_in(t, host) != UVAE_OK) die_lib("staging a batch");
     return t;
+}
+/* --label-aug: the teacher sees the generated batch g [B,C,S,S] moved by a random shift of up to 2
+   pixels each way (zeros enter) and, for colour images, mirrored with probability 1/2 -- one draw
+   per batch, written with differentiable ops so the label loss's gradient flows back through it:
+   the shift is a conv2d with a one-hot 5x5 kernel per channel, the mirror a product with the
+   reversal matrix over the rows. Outputs that satisfy the teacher under every view carry the
+   class, not one network's blind spots (which another classifier, the judge, would not share). */
+static uvae_tensor *view_shift(uvae_ctx *ctx, uvae_tensor *g, uvae_rng *rng) {
+    int B, C, S, dy = (int)(uvae_rng_u32(rng) % 5), dx = (int)(uvae_rng_u32(rng) % 5), flip = (int)(uvae_rng_u32(rng) & 1u);
+    float *hw;
+    uvae_tensor *w;
+    if (!g) return NULL;
+    B = g->shape[0]; C = g->shape[1]; S = g->shape[2];
+    hw = (float *)xmalloc((size_t)C * C * 25 * sizeof(float));
+    memset(hw, 0, (size_t)C * C * 25 * sizeof(float));
+    for (int c = 0; c < C; c++) hw[((size_t)c * C + c) * 25 + dy * 5 + dx] = 1;   /* out[y,x] = in[y+dy-2, x+dx-2] */
+    w = staged(ctx, 4, (int[]){C, C, 5, 5}, hw);
+    free(hw);
+    g = uvae_conv2d(ctx, g, w, NULL, 1, 2);
+    if (C == 3 && flip) {
+        float *hr = (float *)xmalloc((size_t)S * S * sizeof(float));
+        uvae_tensor *r;
+        memset(hr, 0, (size_t)S * S * sizeof(float));
+        for (int i = 0; i < S; i++) hr[(size_t)i * S + (S - 1 - i)] = 1;
+        r = staged(ctx, 2, (int[]){S, S}, hr);
+        free(hr);
+        g = uvae_reshape(ctx, uvae_linear(ctx, uvae_reshape(ctx, g, 2, (int[]){B * C * S, S}), r, NULL), 4, (int[]){B, C, S, S});
+    }
+    return g;
 }
 static float read1(const uvae_tensor *t) {
     float v;
@@ -585,6 +618,7 @@ int main(int argc, char **argv) {
                 yw = staged(ctx, 1, (int[]){B}, hy2);
                 ow = uvae_cvae_forward(ctx, &M, x, yw, NULL);
                 gen = uvae_sigmoid(ctx, ow.logits);
+                if (o.label_aug) gen = view_shift(ctx, gen, &rng);
                 ce = uvae_cross_entropy(ctx, uvae_classifier_forward(ctx, &T, gen), yw);
                 loss = uvae_add(ctx, loss, uvae_scale(ctx, ce, o.label_loss));
             }
