@@ -1423,6 +1423,18 @@ static void uvae__pack_b(int tb, const float *B, int ldb, int k0, int j0, int kc
     for (p = 0; p < np; p++) {
         float *dst = Bp + (size_t)p * kc * UVAE__NR;
         int c0 = p * UVAE__NR, cols = nc - c0 < UVAE__NR ? nc - c0 : UVAE__NR;
+        if (tb && cols == UVAE__NR) {
+            /* a transpose: in 8 x 8 blocks, so reads run along B's rows and writes stay in a few lines */
+            for (int kb = 0; kb < kc; kb += 8) {
+                int ke = kc - kb < 8 ? kc - kb : 8;
+                for (int jb = 0; jb < UVAE__NR; jb += 8)
+                    for (int j = jb; j < jb + 8; j++) {
+                        const float *src = B + (size_t)(j0 + c0 + j) * ldb + k0 + kb;
+                        for (int k = 0; k < ke; k++) dst[(size_t)(kb + k) * UVAE__NR + j] = src[k];
+                    }
+            }
+            continue;
+        }
         for (int k = 0; k < kc; k++, dst += UVAE__NR) {
             int j = 0;
             if (!tb) { const float *src = B + (size_t)(k0 + k) * ldb + j0 + c0; for (; j < cols; j++) dst[j] = src[j]; }
@@ -1519,11 +1531,22 @@ static void uvae__cpu_im2col(const float *img, int b, int C, int H, int W, int k
         int i = t % b, r = t / b, c = r / (k * k), ki = (r / k) % k, kj = r % k;
         const float *src = img + ((size_t)i * C + c) * H * W;
         float *dst = col + (size_t)r * ld + (size_t)i * HWo;
+        /* stride 1: a row of outputs reads one run of an input row, ow in [lo, hi); zeros around it */
+        int lo = p - kj > 0 ? p - kj : 0, hi = W + p - kj < Wo ? W + p - kj : Wo;
         for (int oh = 0; oh < Ho; oh++) {
             int ih = oh * s - p + ki;
+            float *d = dst + (size_t)oh * Wo;
+            if (ih < 0 || ih >= H) { memset(d, 0, (size_t)Wo * sizeof(float)); continue; }
+            if (s == 1) {
+                if (hi <= lo) { memset(d, 0, (size_t)Wo * sizeof(float)); continue; }
+                memset(d, 0, (size_t)lo * sizeof(float));
+                memcpy(d + lo, src + (size_t)ih * W + (lo - p + kj), (size_t)(hi - lo) * sizeof(float));
+                memset(d + hi, 0, (size_t)(Wo - hi) * sizeof(float));
+                continue;
+            }
             for (int ow = 0; ow < Wo; ow++) {
                 int iw = ow * s - p + kj;
-                dst[oh * Wo + ow] = (ih >= 0 && ih < H && iw >= 0 && iw < W) ? src[(size_t)ih * W + iw] : 0.0f;
+                d[ow] = (iw >= 0 && iw < W) ? src[(size_t)ih * W + iw] : 0.0f;
             }
         }
     }
@@ -1538,9 +1561,16 @@ static void uvae__cpu_col2im(const float *col, int b, int C, int H, int W, int k
         for (int ki = 0; ki < k; ki++)
             for (int kj = 0; kj < k; kj++) {
                 const float *src = col + ((size_t)(c * k + ki) * k + kj) * ld + (size_t)i * HWo;
+                int lo = p - kj > 0 ? p - kj : 0, hi = W + p - kj < Wo ? W + p - kj : Wo;   /* stride 1: ow in [lo, hi) */
                 for (int oh = 0; oh < Ho; oh++) {
                     int ih = oh * s - p + ki;
                     if (ih < 0 || ih >= H) continue;
+                    if (s == 1) {
+                        float *d = dst + (size_t)ih * W + (lo - p + kj);
+                        const float *sr = src + (size_t)oh * Wo + lo;
+                        for (int q = 0; q < hi - lo; q++) d[q] += sr[q];
+                        continue;
+                    }
                     for (int ow = 0; ow < Wo; ow++) {
                         int iw = ow * s - p + kj;
                         if (iw >= 0 && iw < W) dst[(size_t)ih * W + iw] += src[oh * Wo + ow];
