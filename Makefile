@@ -14,7 +14,7 @@ TEST_SRC = tests/test_main.c tests/test_core.c tests/test_grad.c tests/test_opti
            tests/test_unet.c tests/test_cvae.c
 DEPS     = unetvae.h tests/test.h
 
-.PHONY: all test test-asan check-header clean cuda test-cuda check-cuda-build test-cuda-selfcheck bench bench-cuda experiments-unet experiments-cvae
+.PHONY: all test test-asan check-header clean cuda test-cuda check-cuda-build test-cuda-selfcheck bench bench-cuda bench-torch experiments-unet experiments-cvae
 
 EXAMPLES = $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c))
 
@@ -123,3 +123,7 @@ experiments-unet: $(BUILD)/unet_pets
 # BIN, MNIST, CIFAR, OUT, MNIST_ARGS, CIFAR_ARGS, ONLY)
 experiments-cvae: $(BUILD)/cvae
 	bash bench/experiments_cvae.sh
+
+# the same rows in PyTorch (Debian's python3-torch), for the ratios in the README
+bench-torch:
+	/usr/bin/python3 bench/torch_bench.py --threads $${OMP_NUM_THREADS:-2}

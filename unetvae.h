@@ -1110,16 +1110,17 @@ static float *uvae__scratch(uvae_ctx *ctx, size_t n) {
 }
 
 /* An activation: host struct + zeroed device values, and a zeroed gradient when `grad`. */
-static uvae_tensor *uvae__new(uvae_ctx *ctx, int ndim, const int *shape, int grad) {
+static uvae_tensor *uvae__new_ex(uvae_ctx *ctx, int ndim, const int *shape, int grad, int zero) {
     uvae_tensor *t = (uvae_tensor *)uvae__host_alloc(ctx, sizeof *t);
     if (!t) return NULL;
     if (uvae__set_shape(t, ndim, shape, "tensor") != UVAE_OK) return NULL;
     t->device = ctx->device;
-    t->data = uvae__arena_floats(ctx, t->size, 1);
+    t->data = uvae__arena_floats(ctx, t->size, zero);
     if (!t->data) return NULL;
     if (grad && !(t->grad = uvae__arena_floats(ctx, t->size, 1))) return NULL;
     return t;
 }
+static uvae_tensor *uvae__new(uvae_ctx *ctx, int ndim, const int *shape, int grad) { return uvae__new_ex(ctx, ndim, shape, grad, 1); }
 uvae_tensor *uvae_ctx_tensor(uvae_ctx *ctx, int ndim, const int *shape) { return uvae__new(ctx, ndim, shape, 0); }
 
 static int uvae__needs_grad(uvae_ctx *ctx, uvae_tensor *a, uvae_tensor *b, uvae_tensor *c) {
@@ -1128,14 +1129,22 @@ static int uvae__needs_grad(uvae_ctx *ctx, uvae_tensor *a, uvae_tensor *b, uvae_
 
 /* The output tensor of an op, with a gradient when any input has one and the tape records.
    Inputs must live on the context's device. */
-static uvae_tensor *uvae__out(uvae_ctx *ctx, int ndim, const int *shape, uvae_tensor *a, uvae_tensor *b, uvae_tensor *c) {
+static uvae_tensor *uvae__out_ex(uvae_ctx *ctx, int ndim, const int *shape, uvae_tensor *a, uvae_tensor *b, uvae_tensor *c, int zero) {
     uvae_tensor *in[3];
     in[0] = a; in[1] = b; in[2] = c;
     for (int i = 0; i < 3; i++)
         if (in[i] && in[i]->device != ctx->device)
             return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "op input %s is on the %s, the context on the %s",
                                               uvae__shape_str(in[i]), uvae__dev_name(in[i]->device), uvae__dev_name(ctx->device));
-    return uvae__new(ctx, ndim, shape, uvae__needs_grad(ctx, a, b, c));
+    return uvae__new_ex(ctx, ndim, shape, uvae__needs_grad(ctx, a, b, c), zero);
+}
+static uvae_tensor *uvae__out(uvae_ctx *ctx, int ndim, const int *shape, uvae_tensor *a, uvae_tensor *b, uvae_tensor *c) {
+    return uvae__out_ex(ctx, ndim, shape, a, b, c, 1);
+}
+/* The same for an op whose CPU kernel writes every output value: on the CPU its values are not
+   zeroed first (one pass less over the activation); its gradient still is. */
+static uvae_tensor *uvae__out_full(uvae_ctx *ctx, int ndim, const int *shape, uvae_tensor *a, uvae_tensor *b, uvae_tensor *c) {
+    return uvae__out_ex(ctx, ndim, shape, a, b, c, ctx->device != UVAE_CPU);
 }
 
 /* Append a node for `out` (only when out has a gradient). Returns the node or NULL. */
@@ -1700,7 +1709,7 @@ uvae_tensor *uvae_conv2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, uvae_ten
     if (g.H + 2 * pad < g.k || g.W + 2 * pad < g.k)
         return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_conv2d: input %s smaller than kernel %d", uvae__shape_str(x), g.k);
     g.Ho = (g.H + 2 * pad - g.k) / stride + 1; g.Wo = (g.W + 2 * pad - g.k) / stride + 1;
-    out = uvae__out(ctx, 4, (int[]){g.N, g.Co, g.Ho, g.Wo}, x, w, b);
+    out = uvae__out_full(ctx, 4, (int[]){g.N, g.Co, g.Ho, g.Wo}, x, w, b);
     if (!out || !uvae__scratch(ctx, uvae__conv_scratch(ctx->device, &g))) return NULL;
     UVAE__K(ctx->device, conv_fwd, &g, x->data, w->data, out->data, 0, ctx->scratch);
     if (b) UVAE__K(ctx->device, bias_add, out->data, b->data, g.N, g.Co, (size_t)g.Ho * g.Wo);
@@ -1799,7 +1808,7 @@ uvae_tensor *uvae_max_pool2d(uvae_ctx *ctx, uvae_tensor *x, int k, int s) {
     int Ho, Wo, *arg;
     if (!x) return NULL;
     if (uvae__pool_shape("uvae_max_pool2d", x, k, s, &Ho, &Wo) != UVAE_OK) return NULL;
-    out = uvae__out(ctx, 4, (int[]){x->shape[0], x->shape[1], Ho, Wo}, x, NULL, NULL);
+    out = uvae__out_full(ctx, 4, (int[]){x->shape[0], x->shape[1], Ho, Wo}, x, NULL, NULL);
     if (!out || !(arg = (int *)uvae__dev_alloc(ctx, out->size * sizeof(int)))) return NULL;
     UVAE__K(ctx->device, maxpool_fwd, x->data, out->data, arg, x->shape[0] * x->shape[1], x->shape[2], x->shape[3], k, s, Ho, Wo);
     if ((nd = uvae__record(ctx, uvae__maxpool_backward, out, x, NULL, NULL))) nd->saved = arg;
@@ -2004,7 +2013,7 @@ uvae_tensor *uvae_batch_norm2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *gamma
     C = x->shape[1]; HW = (size_t)x->shape[2] * x->shape[3];
     if (ctx->train && (double)x->shape[0] * HW < 2)
         return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_batch_norm2d: training needs more than one value per channel, got %s", uvae__shape_str(x));
-    out = uvae__out(ctx, 4, x->shape, x, gamma, beta);
+    out = uvae__out_full(ctx, 4, x->shape, x, gamma, beta);
     if (!out || !(st = uvae__arena_floats(ctx, 2 * (size_t)C, 0))) return NULL;
     UVAE__K(ctx->device, bn_fwd, x->data, gamma ? gamma->data : NULL, beta ? beta->data : NULL, rmean->data, rvar->data, out->data, st,
             x->shape[0], C, HW, ctx->train, momentum, eps);
@@ -2062,7 +2071,7 @@ static uvae_tensor *uvae__unary(uvae_ctx *ctx, uvae_tensor *x, int kind, float a
     uvae_tensor *y;
     uvae__node *nd;
     if (!x) return NULL;
-    if (!(y = uvae__out(ctx, x->ndim, x->shape, x, NULL, NULL))) return NULL;
+    if (!(y = uvae__out_full(ctx, x->ndim, x->shape, x, NULL, NULL))) return NULL;
     UVAE__K(ctx->device, unary_fwd, kind, a, x->data, y->data, x->size);
     if ((nd = uvae__record(ctx, uvae__unary_backward, y, x, NULL, NULL))) { nd->i[0] = kind; nd->f[0] = a; }
     else if (y->grad) return NULL;

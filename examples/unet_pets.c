@@ -94,11 +94,12 @@ static void usage(FILE *f) {
         "  --limit N         use only the first N training images (0: all)      [0]\n"
         "eval/predict flags: --ckpt F (required), --data DIR [data/oxford-pets], --list FILE\n"
         "  [DIR/annotations/trainval.txt], --batch B [16], --device [" DEFAULT_DEVICE "], predict: --out DIR\n"
-        "  [runs/unet], --n N images (1..64) [8]. The model is rebuilt from the checkpoint's metadata.\n"
+        "  [runs/unet], --n N images spread over the list (1..64) [8]. The model is rebuilt from the\n"
+        "  checkpoint's metadata.\n"
         "Metrics come from one confusion matrix pooled over the split: pet IoU (pet+border vs\n"
         "background, the headline), mIoU over the 3 classes, pixel accuracy, Dice of pet+border.\n"
         "train writes OUT/metrics.csv, OUT/curves.png, OUT/checkpoint.safetensors (every epoch)\n"
-        "and OUT/predictions.png (8 validation images: image | truth | prediction).\n",
+        "and OUT/predictions.png (8 validation images spread over the split: image | truth | prediction).\n",
         UVAE_UNET_MAX_DEPTH);
 }
 
@@ -605,11 +606,12 @@ static int cmd_train(const opts *o0) {
     }
 
     {
-        int n = nva < 8 ? nva : 8;
+        int n = nva < 8 ? nva : 8, pick[8];
         uvae_confusion conf;
+        for (int i = 0; i < n; i++) pick[i] = vidx[(int)((long long)i * nva / n)];   /* spread over the split (and the breeds) */
         preds = (unsigned char *)xmalloc((size_t)n * (size_t)o.size * (size_t)o.size);
-        evaluate(&m, vs, vidx, n, &conf, preds);
-        write_predictions(p_pred, vs, vidx, n, preds);
+        evaluate(&m, vs, pick, n, &conf, preds);
+        write_predictions(p_pred, vs, pick, n, preds);
         free(preds);
     }
     printf("summary: unet %s/%s loss %s width %d depth %d size %d | %zu params | %d epochs | %.1f s (train %.1f s) | "
@@ -645,7 +647,7 @@ static int cmd_eval_predict(const opts *o, int predict) {
     load_set(o->data, list, m.size, &set);
     n = predict ? (o->n < set.n ? o->n : set.n) : set.n;
     idx = (int *)xmalloc((size_t)n * sizeof(int));
-    for (int i = 0; i < n; i++) idx[i] = i;
+    for (int i = 0; i < n; i++) idx[i] = (int)((long long)i * set.n / n);   /* predict: spread over the list */
     if (predict) {
         unsigned char *preds = (unsigned char *)xmalloc((size_t)n * (size_t)m.size * (size_t)m.size);
         char *path;
