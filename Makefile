@@ -11,10 +11,11 @@ BUILD    = build
 
 TEST_SRC = tests/test_main.c tests/test_core.c tests/test_grad.c tests/test_optim.c \
            tests/test_ckpt.c tests/test_parity.c tests/test_data.c tests/test_pets.c tests/test_image.c \
-           tests/test_unet.c tests/test_cvae.c
+           tests/test_unet.c tests/test_cvae.c tests/test_resume.c \
+           tests/test_hostile.c
 DEPS     = unetvae.h tests/test.h
 
-.PHONY: all test test-asan check-header clean cuda test-cuda check-cuda-build test-cuda-selfcheck bench bench-cuda bench-torch experiments-unet experiments-cvae
+.PHONY: all test test-examples test-demo demo test-asan check-header clean fuzz fuzz-smoke fuzz-corpus cuda test-cuda check-cuda-build test-cuda-selfcheck bench bench-cuda bench-torch experiments-unet experiments-cvae
 
 EXAMPLES = $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c))
 
@@ -44,11 +45,84 @@ check-header:
 	g++ -x c++ -Wall -Wextra -Werror -fsyntax-only unetvae.h
 	@echo "header checks passed"
 
-test: check-header $(BUILD)/test_unetvae
+# `make test`: the header checks, the unit suites, the examples as a user runs them (resume,
+# NaN guard, bad command lines), the data scripts offline, and the demo on its quick setting.
+test: check-header $(BUILD)/test_unetvae $(BUILD)/test_oom test-examples test-scripts test-demo
 	OMP_NUM_THREADS=2 ./$(BUILD)/test_unetvae
+	OMP_NUM_THREADS=2 ./$(BUILD)/test_oom
 
-test-asan: $(BUILD)/test_unetvae_asan
+test-examples: $(BUILD)/unet_pets $(BUILD)/cvae
+	bash tests/test_examples.sh $(BUILD)
+
+# The first run (examples/demo.sh): installs what is missing when root, builds, trains the CVAE on
+# Fashion-MNIST and a small UNet, prints the pictures and numbers. CUDA=1: on the GPU.
+# DEMO_QUICK=1: tiny settings (test-demo runs it so, and checks the pictures).
+CUDA       ?= 0
+DEMO_QUICK ?= 0
+demo:
+	CUDA=$(CUDA) DEMO_QUICK=$(DEMO_QUICK) BUILD=$(BUILD) bash examples/demo.sh
+
+test-demo:
+	bash tests/test_demo.sh $(BUILD)
+
+test-asan: $(BUILD)/test_unetvae_asan $(BUILD)/test_oom_asan
 	OMP_NUM_THREADS=2 ./$(BUILD)/test_unetvae_asan
+	OMP_NUM_THREADS=2 ./$(BUILD)/test_oom_asan
+
+# Out of memory: its own program, as it routes the library's allocator through a failing counter.
+$(BUILD)/test_oom: tests/test_oom.c unetvae.h
+	@mkdir -p $(BUILD)
+	$(CC) $(WARN) $(CFLAGS) $(OMP) $< $(LDLIBS) -o $@
+
+$(BUILD)/test_oom_asan: tests/test_oom.c unetvae.h
+	@mkdir -p $(BUILD)
+	$(CC) $(WARN) -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	    $(OMP) $< $(LDLIBS) -o $@
+
+# ---- fuzzing (libFuzzer; fuzz/README.md) ---------------------------------------------------------
+# One harness per reader, built with clang -fsanitize=fuzzer,address,undefined into build/fuzz/.
+# The image harness gets smaller image limits, so that a tiny header claiming a huge image is
+# refused before stb spends seconds decoding it (the same check, at a lower bound).
+FUZZ_CC    ?= clang
+FUZZ_TIME  ?= 20
+FUZZERS     = idx cifar pets_list pets_image ckpt
+FUZZ_BINS   = $(patsubst %,$(BUILD)/fuzz/fuzz_%,$(FUZZERS))
+FUZZ_FLAGS  = -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+              -fsanitize-recover=shift-exponent '-DFZ_UBSAN_SUPP="$(CURDIR)/fuzz/ubsan.supp"'
+FUZZ_IMG    = -DUVAE_MAX_IMAGE_SIDE=2048 '-DUVAE_MAX_IMAGE_PIXELS=((size_t)1 << 18)'
+# exit status 0 when $(FUZZ_CC) can build and link a libFuzzer target
+FUZZ_PROBE  = mkdir -p $(BUILD)/fuzz && \
+	printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n);\nint LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; (void)n; return 0; }\n' > $(BUILD)/fuzz/probe.c && \
+	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined $(BUILD)/fuzz/probe.c -o $(BUILD)/fuzz/probe >/dev/null 2>&1
+
+fuzz: $(FUZZ_BINS)
+
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h fuzz/ubsan.supp unetvae.h
+	@mkdir -p $(BUILD)/fuzz
+	$(FUZZ_CC) $(WARN) $(FUZZ_FLAGS) $(if $(filter %pets_image,$@),$(FUZZ_IMG)) $< $(LDLIBS) -o $@
+
+# Each harness for FUZZ_TIME seconds on a copy of its committed seeds (build/fuzz/corpus-NAME;
+# fuzz/corpus/ never grows); any crash, leak, UB report or timeout fails. Without clang's
+# libFuzzer: a visible SKIP, exit 0.
+fuzz-smoke:
+	@if ! ( $(FUZZ_PROBE) ); then echo "SKIP fuzz-smoke: $(FUZZ_CC) cannot build libFuzzer targets (install clang and libclang-rt-dev)"; exit 0; fi; \
+	$(MAKE) --no-print-directory fuzz || exit 1; \
+	for f in $(FUZZERS); do \
+	    rm -rf $(BUILD)/fuzz/corpus-$$f $(BUILD)/fuzz/artifacts-$$f; mkdir -p $(BUILD)/fuzz/corpus-$$f $(BUILD)/fuzz/artifacts-$$f; \
+	    cp fuzz/corpus/$$f/* $(BUILD)/fuzz/corpus-$$f/; \
+	    echo "fuzz-smoke: fuzz_$$f for $(FUZZ_TIME) s"; \
+	    ./$(BUILD)/fuzz/fuzz_$$f -max_total_time=$(FUZZ_TIME) -timeout=10 -print_final_stats=1 \
+	        -artifact_prefix=$(BUILD)/fuzz/artifacts-$$f/ $(BUILD)/fuzz/corpus-$$f > $(BUILD)/fuzz/log-$$f.txt 2>&1; rc=$$?; \
+	    grep -E '^stat::number_of_executed_units|^Done' $(BUILD)/fuzz/log-$$f.txt; \
+	    if [ $$rc -ne 0 ]; then tail -n 40 $(BUILD)/fuzz/log-$$f.txt; echo "fuzz-smoke FAILED: fuzz_$$f (exit $$rc; input in $(BUILD)/fuzz/artifacts-$$f/)"; exit 1; fi; \
+	done; \
+	echo "fuzz-smoke passed: $(FUZZERS)"
+
+# Regenerate the committed seed corpora (deterministic) with the library's and stb's writers.
+fuzz-corpus:
+	@mkdir -p $(BUILD)
+	$(CC) $(WARN) -O1 fuzz/make_corpus.c $(LDLIBS) -o $(BUILD)/make_corpus
+	./$(BUILD)/make_corpus fuzz/corpus
 
 # ---- GPU build (nvcc; unetvae_cuda.cu) -------------------------------------------------------
 CUDA_EXAMPLES = $(patsubst examples/%.c,$(BUILD)/%_cuda,$(wildcard examples/*.c))
@@ -127,3 +201,46 @@ experiments-cvae: $(BUILD)/cvae
 # the same rows in PyTorch (Debian's python3-torch), for the ratios in the README
 bench-torch:
 	/usr/bin/python3 bench/torch_bench.py --threads $${OMP_NUM_THREADS:-2}
+
+# ==== data scripts, install, PyTorch interop (issue 8) ==========================================
+# make data                  MNIST, CIFAR-10 and Oxford-IIIT Pet into data/ (DATA_DIR=... elsewhere),
+#                            downloaded with sha256 checks by data_scripts/get_*.sh
+# make test-scripts          offline tests of those scripts and of make install (tests/test_scripts.sh)
+# make install PREFIX=DIR    the header and the CUDA companion into DIR/include, the docs into
+#                            DIR/share/doc/unetvae (default PREFIX /usr/local; DESTDIR is honoured)
+# make uninstall PREFIX=DIR  removes what install put there
+# make interop               our checkpoints loaded into PyTorch twins; outputs compared (tools/interop.py)
+.PHONY: data test-scripts install uninstall interop
+
+PREFIX  ?= /usr/local
+DOCDIR   = $(DESTDIR)$(PREFIX)/share/doc/unetvae
+
+data:
+	bash data_scripts/get_mnist.sh
+	bash data_scripts/get_cifar10.sh
+	bash data_scripts/get_oxford_pets.sh
+
+test-scripts:
+	bash tests/test_scripts.sh
+
+install:
+	install -d "$(DESTDIR)$(PREFIX)/include" "$(DOCDIR)/docs/img"
+	install -m 644 unetvae.h unetvae_cuda.cu "$(DESTDIR)$(PREFIX)/include/"
+	install -m 644 README.md "$(DOCDIR)/"
+	$(if $(wildcard docs/*.md),install -m 644 $(wildcard docs/*.md) "$(DOCDIR)/docs/")
+	$(if $(wildcard docs/img/*),install -m 644 $(wildcard docs/img/*) "$(DOCDIR)/docs/img/")
+
+uninstall:
+	rm -f "$(DESTDIR)$(PREFIX)/include/unetvae.h" "$(DESTDIR)$(PREFIX)/include/unetvae_cuda.cu"
+	rm -rf "$(DOCDIR)"
+
+$(BUILD)/interop_dump: tools/interop_dump.c unetvae.h
+	@mkdir -p $(BUILD)
+	$(CC) $(WARN) $(CFLAGS) $(OMP) $< $(LDLIBS) -o $@
+
+# needs Debian's python3-torch (and numpy); without it a SKIP line, not a failure
+interop: $(BUILD)/interop_dump
+	@if ! /usr/bin/python3 -c "import torch, numpy" >/dev/null 2>&1; then \
+	    echo "SKIP interop: /usr/bin/python3 with torch and numpy not found (apt-get install python3-torch)"; \
+	else OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} /usr/bin/python3 tools/interop.py --dump ./$(BUILD)/interop_dump; fi
+# ==== end of issue 8 block ========================================================================

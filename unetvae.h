@@ -47,6 +47,8 @@
      UVAE_MALLOC / UVAE_REALLOC / UVAE_FREE   all three or none (default: stdlib)
      UVAE_ASSERT                              programmer errors only (default: assert)
      UVAE_NO_SIMD                             the CPU GEMM without AVX-512/AVX2 micro-kernels
+     UVAE_MAX_*                               the readers' limits against hostile files ([data],
+                                              [data/pets], [ckpt]); fuzz/ holds libFuzzer harnesses
    LIMITATIONS
      No dilation or groups in convolutions. Square kernels; 2-D pooling without padding. The GPU
      kernels are plain fp32 (no tensor cores yet).
@@ -129,6 +131,11 @@ void uvae_rng_seed(uvae_rng *r, uint64_t seed);
 uint32_t uvae_rng_u32(uvae_rng *r);
 float uvae_rng_uniform(uvae_rng *r);          /* [0, 1) */
 float uvae_rng_normal(uvae_rng *r);           /* N(0, 1), Box-Muller */
+/* The state as 32 hex digits (state, then inc) and back, e.g. for checkpoint metadata: a run
+   resumed from a checkpoint draws the same numbers. from_str: UVAE_ERR_FORMAT if s is not one. */
+#define UVAE_RNG_STR 33
+void uvae_rng_to_str(const uvae_rng *r, char s[UVAE_RNG_STR]);
+int uvae_rng_from_str(uvae_rng *r, const char *s);
 
 /* ---------------------------------------------------------------------------------------------
    [ctx] a context: the activation arena, the autograd tape and the mode. */
@@ -361,7 +368,21 @@ uvae_tensor *uvae_classifier_forward(uvae_ctx *ctx, uvae_classifier *m, uvae_ten
 /* ---------------------------------------------------------------------------------------------
    [ckpt] safetensors: 8-byte little-endian header length N, N bytes of JSON
    {"name": {"dtype": "F32", "shape": [..], "data_offsets": [a, b]}, ..., "__metadata__": {"k": "v"}},
-   then the data. Only F32 tensors are written or read. */
+   then the data. Only F32 tensors are written or read.
+   Reader limits against hostile files (define before including the header to change them): the
+   JSON header is at most UVAE_MAX_ST_HEADER bytes and never longer than the file; at most
+   UVAE_MAX_ST_TENSORS tensors; each at most UVAE_MAX_TENSOR_BYTES bytes; sizes and offsets are
+   overflow-checked and must tile the data section exactly. Each refusal is UVAE_ERR_FORMAT naming
+   the file and the limit. */
+#ifndef UVAE_MAX_ST_HEADER
+#define UVAE_MAX_ST_HEADER 100000000           /* bytes; the reference implementation's limit */
+#endif
+#ifndef UVAE_MAX_ST_TENSORS
+#define UVAE_MAX_ST_TENSORS 65536
+#endif
+#ifndef UVAE_MAX_TENSOR_BYTES
+#define UVAE_MAX_TENSOR_BYTES ((uint64_t)1 << 31)   /* 2 GiB */
+#endif
 #define UVAE_META_MAX 32
 typedef struct uvae_st_tensor {
     char name[UVAE_NAME_MAX];
@@ -379,7 +400,7 @@ int uvae_st_read(const char *path, uvae_st_file *f);
 void uvae_st_free(uvae_st_file *f);
 const uvae_st_tensor *uvae_st_find(const uvae_st_file *f, const char *name);
 const char *uvae_st_meta(const uvae_st_file *f, const char *key);   /* NULL if absent */
-/* Write tensors and string metadata atomically (temp file, then rename). */
+/* Write tensors and string metadata atomically (temp file, fsync, then rename). */
 int uvae_st_write(const char *path, const uvae_st_tensor *t, int n,
                   const char *const *meta_kv, int n_meta /* pairs */);
 /* Parameters and buffers under their names; with opt, also its moments ("optim.m.<name>",
@@ -534,8 +555,17 @@ static inline UVAE__HD double uvae__dlogistic(float t, float m, float ls, float 
    [data] dataset readers: IDX (MNIST, Fashion-MNIST) and CIFAR-10 binary, plain or gzip.
    A file is gzip when it starts with 0x1f (gzip magic 1f 8b), whatever its name. Every error
    names the file and the problem: UVAE_ERR_IO (missing/unreadable, with strerror),
-   UVAE_ERR_FORMAT (bad content), UVAE_ERR_NOMEM, UVAE_ERR_ARG. Files and decompressed contents
-   above 2 GiB are refused. On failure the dataset is zeroed, with nothing to free. */
+   UVAE_ERR_FORMAT (bad content), UVAE_ERR_NOMEM, UVAE_ERR_ARG. On failure the dataset is zeroed,
+   with nothing to free. Limits against hostile files (define before including to change them):
+   a file, and a gzip file's decompressed contents, of at most UVAE_MAX_DATA_BYTES (a gzip trailer
+   claiming more than deflate can expand to is refused before anything is allocated); IDX rows
+   and cols in 1..UVAE_MAX_IDX_SIDE; counts (and all size arithmetic) checked for overflow. */
+#ifndef UVAE_MAX_DATA_BYTES
+#define UVAE_MAX_DATA_BYTES ((size_t)1 << 31)   /* 2 GiB */
+#endif
+#ifndef UVAE_MAX_IDX_SIDE
+#define UVAE_MAX_IDX_SIDE 4096
+#endif
 typedef struct uvae_dataset {
     int n, channels, height, width, n_classes;
     unsigned char *images;   /* [n, channels, height, width] uint8, CHW planes */
@@ -545,7 +575,7 @@ typedef struct uvae_dataset {
 /* IDX: images file (magic 0x00000803, big-endian count, rows, cols, then count*rows*cols bytes)
    and labels file (magic 0x00000801, count, then count bytes). Checks: the magics, header and data
    sizes against the file (truncated or trailing bytes -> error), equal counts, labels 0..9,
-   rows and cols in 1..4096. Gives channels 1, n_classes 10. */
+   rows and cols in 1..UVAE_MAX_IDX_SIDE. Gives channels 1, n_classes 10. */
 int uvae_load_idx(const char *images_path, const char *labels_path, uvae_dataset *d);
 /* CIFAR-10 binary: files of 3073-byte records (label 0..9, then R, G, B 32x32 planes), .bin or
    .bin.gz; the record count comes from each file's size. The files are concatenated in order.
@@ -566,7 +596,17 @@ void uvae_shuffle(int *order, int n, uvae_rng *rng);
    3 border), split lists DIR/annotations/{trainval,test}.txt with lines `Name class species breed`
    ('#' comment lines and blank lines are skipped). Every error names the file: UVAE_ERR_IO
    (missing/unreadable, with strerror), UVAE_ERR_FORMAT (corrupt or unexpected content),
-   UVAE_ERR_NOMEM, UVAE_ERR_ARG. On failure the set is zeroed, with nothing to free. */
+   UVAE_ERR_NOMEM, UVAE_ERR_ARG. On failure the set is zeroed, with nothing to free.
+   Limits against hostile files (define before including to change them): images and trimaps must
+   be JPEG or PNG data (trimaps PNG), whatever the file name says; at most UVAE_MAX_IMAGE_SIDE
+   pixels per side and UVAE_MAX_IMAGE_PIXELS pixels, checked from the file's header before
+   anything is decoded; list lines of at most 1022 characters. */
+#ifndef UVAE_MAX_IMAGE_SIDE
+#define UVAE_MAX_IMAGE_SIDE 8192
+#endif
+#ifndef UVAE_MAX_IMAGE_PIXELS
+#define UVAE_MAX_IMAGE_PIXELS ((size_t)1 << 25)   /* 33.5 million, e.g. 8192 x 4096 */
+#endif
 typedef struct uvae_pets {
     int n, size;                 /* images resized to size x size */
     float *images;               /* [n, 3, size, size] RGB floats in [0,1] */
@@ -586,8 +626,9 @@ int uvae_pets_read_list(const char *list_path, char (*names)[64], int max_names)
    align_corners=False)), pixel/255. Trimaps: nearest at pixel centres (source pixel
    floor((i + 0.5) * in / out), PyTorch's "nearest-exact"), value - 1. Errors name the file: a
    missing image or trimap (UVAE_ERR_IO "cannot open image|trimap"), an undecodable one
-   (UVAE_ERR_FORMAT "cannot decode"), an image larger than 8192x8192, a trimap that is not one
-   8-bit grey channel, whose size differs from its image, or with a value outside 1..3. */
+   (UVAE_ERR_FORMAT "cannot decode"), data that is not JPEG or PNG, an image above the limits, a
+   trimap that is not one 8-bit grey channel, whose size differs from its image, or with a value
+   outside 1..3. */
 int uvae_pets_load(const char *dir, const char *list_path, int size, uvae_pets *p);
 /* Frees and zeroes (safe on a zeroed set). */
 void uvae_pets_free(uvae_pets *p);
@@ -717,6 +758,17 @@ extern const unsigned char uvae_plot_colors[8][3];
 #include <math.h>
 #include <errno.h>
 #include <assert.h>
+#if (defined(__unix__) || defined(__APPLE__)) && !defined(_WIN32)
+#ifdef __cplusplus
+#include <unistd.h>
+#else
+int fileno(FILE *);   /* POSIX; declared here so that a strict -std=c99 build needs no feature macros */
+int fsync(int);
+#endif
+#define UVAE__FSYNC(fp) fsync(fileno(fp))   /* the data is on the disk before the rename */
+#else
+#define UVAE__FSYNC(fp) 0
+#endif
 
 /* ---------------------------------------------------------------------------------------------
    [config] allocator macros (all or none), assertions for programmer errors, OpenMP pragmas. */
@@ -754,19 +806,29 @@ static UVAE__TLS char uvae__err[512];
 
 const char *uvae_last_error(void) { return uvae__err[0] ? uvae__err : "no error"; }
 
-/* Record "what went wrong" for uvae_last_error() and return `status` (for `return uvae__fail(..)`). */
+/* Record "what went wrong" for uvae_last_error() and return `status` (for `return uvae__fail(..)`).
+   The message is formatted aside first, so it may quote the previous one (uvae_last_error()). */
+static void uvae__set_error(const char *fmt, va_list ap) {
+    char msg[sizeof uvae__err];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    memcpy(uvae__err, msg, sizeof msg);
+}
 static int uvae__fail(int status, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(uvae__err, sizeof uvae__err, fmt, ap);
+    uvae__set_error(fmt, ap);
     va_end(ap);
     return status;
 }
+/* Where a reader's bytes come from: the named file (a NULL uvae__mem *) or a buffer holding the
+   file's contents (the fuzz harnesses in fuzz/); messages name `path` either way. */
+typedef struct uvae__mem { const unsigned char *p; size_t n; } uvae__mem;
+
 /* The same for functions that return a pointer. */
 static void *uvae__failp(int status, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(uvae__err, sizeof uvae__err, fmt, ap);
+    uvae__set_error(fmt, ap);
     va_end(ap);
     (void)status;
     return NULL;
@@ -874,6 +936,25 @@ float uvae_rng_normal(uvae_rng *r) {
     float u1 = ((float)(uvae_rng_u32(r) >> 8) + 1.0f) * (1.0f / 16777216.0f);
     float u2 = uvae_rng_uniform(r);
     return sqrtf(-2.0f * logf(u1)) * cosf(6.28318530718f * u2);
+}
+void uvae_rng_to_str(const uvae_rng *r, char s[UVAE_RNG_STR]) {
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        s[i] = hex[(r->state >> (60 - 4 * i)) & 15];
+        s[16 + i] = hex[(r->inc >> (60 - 4 * i)) & 15];
+    }
+    s[32] = '\0';
+}
+int uvae_rng_from_str(uvae_rng *r, const char *s) {
+    uint64_t v[2] = {0, 0};
+    for (int i = 0; s && i < 32; i++) {
+        int c = (unsigned char)s[i], d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0) break;
+        v[i / 16] = v[i / 16] << 4 | (uint64_t)d;
+        if (i == 31 && s[32] == '\0' && (v[1] & 1)) { r->state = v[0]; r->inc = v[1]; return UVAE_OK; }
+    }
+    return uvae__fail(UVAE_ERR_FORMAT, "uvae_rng_from_str: '%.40s' is not a generator state (32 lowercase hex digits, odd inc)",
+                      s ? s : "(null)");
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -2996,8 +3077,9 @@ uvae_tensor *uvae_classifier_forward(uvae_ctx *ctx, uvae_classifier *m, uvae_ten
 
    Writer (uvae_st_write): the header is built in memory with "__metadata__" first, tensors in the
    caller's order with contiguous offsets, and padded with spaces so the data starts at a multiple
-   of 8 bytes. It is written to "<path>.tmp", then renamed over path: a failed or interrupted
-   write never leaves a half-written checkpoint behind, and an existing file stays untouched.
+   of 8 bytes. It is written to "<path>.tmp", flushed to the disk (fsync on POSIX), then renamed
+   over path, which replaces the old file in one step: a failed, interrupted or killed write never
+   leaves a half-written checkpoint behind, and the previous one stays whole until the new one is.
 
    Both assume a little-endian host (as every safetensors file is little-endian) and refuse to
    run on a big-endian one.
@@ -3007,7 +3089,7 @@ uvae_tensor *uvae_classifier_forward(uvae_ctx *ctx, uvae_classifier *m, uvae_ten
    "format": "unetvae-1", "optim.kind": "sgd"|"adam"|"adamw", "optim.step": "<decimal>". */
 #include <limits.h>
 
-#define UVAE__ST_HEADER_MAX 100000000u   /* the limit the reference implementation enforces */
+#define UVAE__ST_HEADER_MAX ((unsigned)UVAE_MAX_ST_HEADER)   /* see [ckpt] in the declarations */
 #define UVAE__ST_KEY_MAX 64               /* == sizeof uvae_st_file.meta_key[0] */
 #define UVAE__ST_VAL_MAX 256              /* == sizeof uvae_st_file.meta_val[0] */
 
@@ -3320,6 +3402,9 @@ static int uvae__st_parse_entry(uvae__json *J, uvae__st_ent *e, uint64_t data_si
     numel = uvae__st_numel(e->t.ndim, e->t.shape);
     uvae__st_shape_str(shp, sizeof shp, e->t.ndim, e->t.shape);
     if (numel == (size_t)-1) return uvae__json_err(J, "tensor '%s': shape %s is too large", name, shp);
+    if ((uint64_t)numel > (uint64_t)UVAE_MAX_TENSOR_BYTES / 4)
+        return uvae__json_err(J, "tensor '%s': shape %s F32 is %llu bytes, above the limit of %llu (UVAE_MAX_TENSOR_BYTES)",
+                              name, shp, (unsigned long long)numel * 4, (unsigned long long)UVAE_MAX_TENSOR_BYTES);
     e->t.size = numel;
     if (e->end < e->begin || e->end - e->begin != (uint64_t)numel * 4)
         return uvae__json_err(J, "tensor '%s': data_offsets [%llu,%llu] do not match shape %s F32 (%llu bytes)", name,
@@ -3405,6 +3490,10 @@ static int uvae__st_parse_header(uvae__json *J, uvae_st_file *f, uint64_t data_s
                 uvae__json_err(J, "tensor name '%s...' is %zu bytes, at most %d are supported", name, len, UVAE_NAME_MAX - 1);
                 goto fail;
             }
+            if (n >= UVAE_MAX_ST_TENSORS) {
+                uvae__json_err(J, "more than %d tensors (UVAE_MAX_ST_TENSORS)", (int)UVAE_MAX_ST_TENSORS);
+                goto fail;
+            }
             if (n == cap) {
                 int c2 = cap ? 2 * cap : 16;
                 uvae__st_ent *e2 = (uvae__st_ent *)UVAE_REALLOC(e, (size_t)c2 * sizeof *e2);
@@ -3481,10 +3570,18 @@ fail:
 #define UVAE__FTELL ftell
 #endif
 
-/* fread exactly n bytes, or an IO / FORMAT error naming the file and what was being read. */
-static int uvae__st_fread(FILE *fp, void *dst, size_t n, const char *path, const char *what) {
+/* fread exactly n bytes (or copy them from mem at *at), or an IO / FORMAT error naming the file
+   and what was being read. */
+static int uvae__st_fread(FILE *fp, const uvae__mem *mem, size_t *at, void *dst, size_t n, const char *path, const char *what) {
     size_t got;
     if (n == 0) return UVAE_OK;
+    if (mem) {
+        got = mem->n - *at < n ? mem->n - *at : n;
+        memcpy(dst, mem->p + *at, got);
+        *at += got;
+        if (got == n) return UVAE_OK;
+        return uvae__st_fail(UVAE_ERR_FORMAT, path, "truncated: %s has %zu of its %zu bytes", what, got, n);
+    }
     errno = 0;
     got = fread(dst, 1, n, fp);
     if (got == n) return UVAE_OK;
@@ -3493,25 +3590,28 @@ static int uvae__st_fread(FILE *fp, void *dst, size_t n, const char *path, const
     return uvae__st_fail(UVAE_ERR_FORMAT, path, "truncated: %s has %zu of its %zu bytes", what, got, n);
 }
 
-int uvae_st_read(const char *path, uvae_st_file *f) {
+/* uvae_st_read of the file `path`, or (mem != NULL) of its contents in memory. */
+static int uvae__st_read_from(const char *path, const uvae__mem *mem, uvae_st_file *f) {
     FILE *fp = NULL;
     unsigned char len8[8];
     char *hdr = NULL;
     uvae__st_ent *e = NULL;
     int n = 0, st;
     uint64_t N = 0, fsize, data_size;
-    size_t bad;
+    size_t bad, at = 0;
     uvae__json J;
     if (!f) return uvae__fail(UVAE_ERR_ARG, "uvae_st_read: f is NULL");
     memset(f, 0, sizeof *f);
     if (!path) return uvae__fail(UVAE_ERR_ARG, "uvae_st_read: path is NULL");
     if (!uvae__st_little_endian())
         return uvae__st_fail(UVAE_ERR_FORMAT, path, "safetensors reading needs a little-endian host");
-    errno = 0;
-    fp = fopen(path, "rb");
-    if (!fp) return uvae__st_fail(UVAE_ERR_IO, path, "cannot open: %s", errno ? strerror(errno) : "unknown error");
-    {   /* the file's size, to check every length and offset against */
+    if (mem) {
+        fsize = (uint64_t)mem->n;
+    } else {   /* the file's size, to check every length and offset against */
         long long sz = -1;
+        errno = 0;
+        fp = fopen(path, "rb");
+        if (!fp) return uvae__st_fail(UVAE_ERR_IO, path, "cannot open: %s", errno ? strerror(errno) : "unknown error");
         if (UVAE__FSEEK(fp, 0, SEEK_END) == 0) sz = (long long)UVAE__FTELL(fp);
         if (sz < 0 || UVAE__FSEEK(fp, 0, SEEK_SET) != 0) {
             st = uvae__st_fail(UVAE_ERR_IO, path, "cannot determine the file size: %s", errno ? strerror(errno) : "unknown error");
@@ -3524,7 +3624,7 @@ int uvae_st_read(const char *path, uvae_st_file *f) {
         st = uvae__st_fail(UVAE_ERR_FORMAT, path, "file is only %llu bytes, too small for the 8-byte header length", (unsigned long long)fsize);
         goto fail;
     }
-    if ((st = uvae__st_fread(fp, len8, 8, path, "the header length")) != UVAE_OK) goto fail;
+    if ((st = uvae__st_fread(fp, mem, &at, len8, 8, path, "the header length")) != UVAE_OK) goto fail;
     for (int i = 7; i >= 0; i--) N = (N << 8) | len8[i];
     if (N > fsize - 8) {
         st = uvae__st_fail(UVAE_ERR_FORMAT, path, "truncated: header says %llu bytes of JSON but the file has %llu after the length",
@@ -3532,7 +3632,7 @@ int uvae_st_read(const char *path, uvae_st_file *f) {
         goto fail;
     }
     if (N > UVAE__ST_HEADER_MAX) {
-        st = uvae__st_fail(UVAE_ERR_FORMAT, path, "header of %llu bytes exceeds the limit of %u", (unsigned long long)N, UVAE__ST_HEADER_MAX);
+        st = uvae__st_fail(UVAE_ERR_FORMAT, path, "header of %llu bytes exceeds the limit of %u (UVAE_MAX_ST_HEADER)", (unsigned long long)N, UVAE__ST_HEADER_MAX);
         goto fail;
     }
     data_size = fsize - 8 - N;
@@ -3542,7 +3642,7 @@ int uvae_st_read(const char *path, uvae_st_file *f) {
     }
     hdr = (char *)UVAE_MALLOC((size_t)N + 1);
     if (!hdr) { st = uvae__st_fail(UVAE_ERR_NOMEM, path, "out of memory for a %llu-byte header", (unsigned long long)N); goto fail; }
-    if ((st = uvae__st_fread(fp, hdr, (size_t)N, path, "the JSON header")) != UVAE_OK) goto fail;
+    if ((st = uvae__st_fread(fp, mem, &at, hdr, (size_t)N, path, "the JSON header")) != UVAE_OK) goto fail;
     hdr[N] = 0;
     if ((bad = uvae__st_utf8_bad((const unsigned char *)hdr, (size_t)N)) != (size_t)-1) {
         st = uvae__st_fail(UVAE_ERR_FORMAT, path, "header is not valid UTF-8 (byte 0x%02x at header byte %zu)", (unsigned char)hdr[bad], bad);
@@ -3557,7 +3657,7 @@ int uvae_st_read(const char *path, uvae_st_file *f) {
     f->buf = (unsigned char *)UVAE_MALLOC(data_size ? (size_t)data_size : 1);
     if (!f->buf) { st = uvae__st_fail(UVAE_ERR_NOMEM, path, "out of memory for %llu bytes of tensor data", (unsigned long long)data_size); goto fail; }
     f->buf_size = (size_t)data_size;
-    if ((st = uvae__st_fread(fp, f->buf, (size_t)data_size, path, "the data section")) != UVAE_OK) goto fail;
+    if ((st = uvae__st_fread(fp, mem, &at, f->buf, (size_t)data_size, path, "the data section")) != UVAE_OK) goto fail;
     if (n > 0) {
         f->t = (uvae_st_tensor *)UVAE_MALLOC((size_t)n * sizeof *f->t);
         if (!f->t) { st = uvae__st_fail(UVAE_ERR_NOMEM, path, "out of memory for %d tensors", n); goto fail; }
@@ -3568,7 +3668,7 @@ int uvae_st_read(const char *path, uvae_st_file *f) {
     }
     f->n = n;
     UVAE_FREE(e);
-    fclose(fp);
+    if (fp) fclose(fp);
     return UVAE_OK;
 fail:
     if (fp) fclose(fp);
@@ -3579,6 +3679,8 @@ fail:
     memset(f, 0, sizeof *f);
     return st;
 }
+
+int uvae_st_read(const char *path, uvae_st_file *f) { return uvae__st_read_from(path, NULL, f); }
 
 void uvae_st_free(uvae_st_file *f) {
     if (!f) return;
@@ -3729,7 +3831,7 @@ int uvae_st_write(const char *path, const uvae_st_tensor *t, int n, const char *
         off += bytes;
     }
     uvae__sb_put(&h, "}", 1);
-    while ((8 + h.n) % 8) uvae__sb_put(&h, " ", 1);   /* the data starts 8-byte aligned */
+    while (!h.oom && (8 + h.n) % 8) uvae__sb_put(&h, " ", 1);   /* the data starts 8-byte aligned */
     if (h.oom) { st = uvae__st_fail(UVAE_ERR_NOMEM, path, "out of memory for the header"); goto done; }
     if (h.n > UVAE__ST_HEADER_MAX) { st = uvae__st_fail(UVAE_ERR_ARG, path, "header of %zu bytes is too large", h.n); goto done; }
     N = h.n;
@@ -3749,7 +3851,7 @@ int uvae_st_write(const char *path, const uvae_st_tensor *t, int n, const char *
     if (fwrite(len8, 1, 8, fp) != 8 || fwrite(h.s, 1, h.n, fp) != h.n) goto write_error;
     for (int i = 0; i < n; i++)
         if (t[i].size > 0 && fwrite(t[i].data, sizeof(float), t[i].size, fp) != t[i].size) goto write_error;
-    if (fflush(fp) != 0 || ferror(fp)) goto write_error;
+    if (fflush(fp) != 0 || ferror(fp) || UVAE__FSYNC(fp) != 0) goto write_error;
     errno = 0;
     if (fclose(fp) != 0) { fp = NULL; goto write_error; }
     fp = NULL;
@@ -3952,7 +4054,7 @@ done:
 /* ---------------------------------------------------------------------------------------------
    [data] dataset readers (implementation). Helpers are uvae__ds_*. */
 #include <limits.h>
-#define UVAE__DS_MAX_BYTES ((size_t)1 << 31)   /* 2 GiB: refuse larger files or contents */
+#define UVAE__DS_MAX_BYTES ((size_t)UVAE_MAX_DATA_BYTES)   /* refuse larger files or contents */
 
 static unsigned uvae__ds_be32(const unsigned char *p) {
     return ((unsigned)p[0] << 24) | ((unsigned)p[1] << 16) | ((unsigned)p[2] << 8) | (unsigned)p[3];
@@ -4012,11 +4114,12 @@ static int uvae__ds_gunzip(const char *path, const unsigned char *g, size_t len,
     body = len - pos - 8;
     isize = uvae__ds_le32(g + len - 4);
     /* deflate expands at most ~1032:1: a larger claim is a lie (or a truncated file) */
-    if (isize > body * 1032 + 64)
+    if (isize > 64 && (isize - 64) / 1032 > body)
         return uvae__fail(UVAE_ERR_FORMAT, "%s: size in the trailer does not match: %zu bytes from %zu compressed "
                           "(corrupt or truncated gzip)", path, isize, body);
-    if (isize >= UVAE__DS_MAX_BYTES - 1)
-        return uvae__fail(UVAE_ERR_FORMAT, "%s: decompressed size %zu bytes is above the 2 GiB limit", path, isize);
+    if (isize > UVAE__DS_MAX_BYTES || isize > (size_t)INT_MAX - 1)
+        return uvae__fail(UVAE_ERR_FORMAT, "%s: decompressed size %zu bytes is above the limit of %zu (UVAE_MAX_DATA_BYTES)",
+                          path, isize, UVAE__DS_MAX_BYTES);
     if (body > (size_t)INT_MAX - 8) return uvae__fail(UVAE_ERR_FORMAT, "%s: gzip body too large", path);
     /* inflate into a buffer of exactly the announced size (+1 to see overruns): bounded memory.
        The input includes the 8 trailer bytes: stb 2.27 reads ahead and calls a stream that ends
@@ -4054,8 +4157,9 @@ trunc:
     return uvae__fail(UVAE_ERR_FORMAT, "%s: truncated gzip file (%zu bytes, header not complete)", path, len);
 }
 
-/* Read a whole file (inflated when it starts with the gzip magic) into a UVAE_MALLOC buffer. */
-static int uvae__ds_read(const char *path, unsigned char **out, size_t *out_len) {
+/* Read a whole file (inflated when it starts with the gzip magic) into a UVAE_MALLOC buffer;
+   with mem, its contents come from memory instead. */
+static int uvae__ds_read(const char *path, const uvae__mem *mem, unsigned char **out, size_t *out_len) {
     FILE *fp;
     long sz;
     unsigned char *raw;
@@ -4064,6 +4168,17 @@ static int uvae__ds_read(const char *path, unsigned char **out, size_t *out_len)
     *out = NULL;
     *out_len = 0;
     if (!path) return uvae__fail(UVAE_ERR_ARG, "uvae dataset: NULL path");
+    if (mem) {
+        if (mem->n > UVAE__DS_MAX_BYTES)
+            return uvae__fail(UVAE_ERR_FORMAT, "%s: %zu bytes is above the limit of %zu (UVAE_MAX_DATA_BYTES)", path,
+                              mem->n, UVAE__DS_MAX_BYTES);
+        if (mem->n == 0) return uvae__fail(UVAE_ERR_FORMAT, "%s: empty file", path);
+        if (!(raw = (unsigned char *)UVAE_MALLOC(mem->n)))
+            return uvae__fail(UVAE_ERR_NOMEM, "%s: out of memory for %zu bytes", path, mem->n);
+        memcpy(raw, mem->p, mem->n);
+        len = mem->n;
+        goto got_raw;
+    }
     errno = 0;
     if (!(fp = fopen(path, "rb"))) return uvae__fail(UVAE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     if (fseek(fp, 0, SEEK_END) != 0 || (sz = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0) {
@@ -4073,7 +4188,8 @@ static int uvae__ds_read(const char *path, unsigned char **out, size_t *out_len)
     }
     if ((unsigned long)sz > (unsigned long)UVAE__DS_MAX_BYTES) {
         fclose(fp);
-        return uvae__fail(UVAE_ERR_FORMAT, "%s: %ld bytes is above the 2 GiB limit", path, sz);
+        return uvae__fail(UVAE_ERR_FORMAT, "%s: %ld bytes is above the limit of %zu (UVAE_MAX_DATA_BYTES)", path, sz,
+                          UVAE__DS_MAX_BYTES);
     }
     len = (size_t)sz;
     if (len == 0) {
@@ -4091,6 +4207,7 @@ static int uvae__ds_read(const char *path, unsigned char **out, size_t *out_len)
         return st;
     }
     fclose(fp);
+got_raw:
     if (raw[0] != 0x1f) {   /* neither IDX (00 00 ..) nor CIFAR (label 0..9) starts with 0x1f */
         *out = raw;
         *out_len = len;
@@ -4113,7 +4230,9 @@ void uvae_dataset_free(uvae_dataset *d) {
     memset(d, 0, sizeof *d);
 }
 
-int uvae_load_idx(const char *images_path, const char *labels_path, uvae_dataset *d) {
+/* uvae_load_idx; with im_mem / lb_mem, the files' contents come from memory. */
+static int uvae__ds_load_idx_from(const char *images_path, const char *labels_path, const uvae__mem *im_mem,
+                                  const uvae__mem *lb_mem, uvae_dataset *d) {
     unsigned char *im = NULL, *lb = NULL;
     size_t im_len = 0, lb_len = 0;
     unsigned magic, count, rows, cols, lcount;
@@ -4122,7 +4241,7 @@ int uvae_load_idx(const char *images_path, const char *labels_path, uvae_dataset
     if (!d) return uvae__fail(UVAE_ERR_ARG, "uvae_load_idx: NULL dataset");
     memset(d, 0, sizeof *d);
     if (!images_path || !labels_path) return uvae__fail(UVAE_ERR_ARG, "uvae_load_idx: NULL path");
-    if ((st = uvae__ds_read(images_path, &im, &im_len)) != UVAE_OK) return st;
+    if ((st = uvae__ds_read(images_path, im_mem, &im, &im_len)) != UVAE_OK) return st;
     if (im_len < 16) {
         st = uvae__fail(UVAE_ERR_FORMAT, "%s: truncated header: %zu bytes, an IDX images header has 16", images_path, im_len);
         goto fail;
@@ -4135,8 +4254,9 @@ int uvae_load_idx(const char *images_path, const char *labels_path, uvae_dataset
     count = uvae__ds_be32(im + 4);
     rows = uvae__ds_be32(im + 8);
     cols = uvae__ds_be32(im + 12);
-    if (rows < 1 || rows > 4096 || cols < 1 || cols > 4096) {
-        st = uvae__fail(UVAE_ERR_FORMAT, "%s: image size %ux%u is not in 1..4096", images_path, rows, cols);
+    if (rows < 1 || rows > UVAE_MAX_IDX_SIDE || cols < 1 || cols > UVAE_MAX_IDX_SIDE) {
+        st = uvae__fail(UVAE_ERR_FORMAT, "%s: image size %ux%u is not in 1..%d (UVAE_MAX_IDX_SIDE)", images_path, rows, cols,
+                        (int)UVAE_MAX_IDX_SIDE);
         goto fail;
     }
     if (count == 0 || count > INT_MAX) {
@@ -4149,7 +4269,7 @@ int uvae_load_idx(const char *images_path, const char *labels_path, uvae_dataset
                         images_path, want > im_len ? "truncated" : "trailing bytes", count, rows, cols, want, im_len);
         goto fail;
     }
-    if ((st = uvae__ds_read(labels_path, &lb, &lb_len)) != UVAE_OK) goto fail;
+    if ((st = uvae__ds_read(labels_path, lb_mem, &lb, &lb_len)) != UVAE_OK) goto fail;
     if (lb_len < 8) {
         st = uvae__fail(UVAE_ERR_FORMAT, "%s: truncated header: %zu bytes, an IDX labels header has 8", labels_path, lb_len);
         goto fail;
@@ -4190,7 +4310,12 @@ fail:
     return st;
 }
 
-int uvae_load_cifar10(const char *const *paths, int n_paths, uvae_dataset *d) {
+int uvae_load_idx(const char *images_path, const char *labels_path, uvae_dataset *d) {
+    return uvae__ds_load_idx_from(images_path, labels_path, NULL, NULL, d);
+}
+
+/* uvae_load_cifar10; with mems (n_paths entries), the files' contents come from memory. */
+static int uvae__ds_load_cifar10_from(const char *const *paths, int n_paths, const uvae__mem *mems, uvae_dataset *d) {
     enum { REC = 3073, PIX = 3072 };
     unsigned char *buf = NULL, *im = NULL, *lb = NULL;
     size_t len = 0, total = 0;
@@ -4201,13 +4326,13 @@ int uvae_load_cifar10(const char *const *paths, int n_paths, uvae_dataset *d) {
     for (int f = 0; f < n_paths; f++) {
         size_t nrec;
         unsigned char *p;
-        if ((st = uvae__ds_read(paths[f], &buf, &len)) != UVAE_OK) goto fail;
+        if ((st = uvae__ds_read(paths[f], mems ? &mems[f] : NULL, &buf, &len)) != UVAE_OK) goto fail;
         if (len % REC != 0) {
             st = uvae__fail(UVAE_ERR_FORMAT, "%s: %zu bytes is not a whole number of %d-byte records", paths[f], len, REC);
             goto fail;
         }
         nrec = len / REC;
-        if (total + nrec > (size_t)INT_MAX) {
+        if (total + nrec > (size_t)INT_MAX || total + nrec > (size_t)-1 / PIX) {
             st = uvae__fail(UVAE_ERR_FORMAT, "%s: more than %d records in all", paths[f], INT_MAX);
             goto fail;
         }
@@ -4249,6 +4374,10 @@ fail:
     return st;
 }
 
+int uvae_load_cifar10(const char *const *paths, int n_paths, uvae_dataset *d) {
+    return uvae__ds_load_cifar10_from(paths, n_paths, NULL, d);
+}
+
 int uvae_dataset_batch(const uvae_dataset *d, const int *idx, int B, uvae_tensor *x, uvae_tensor *y) {
     size_t per;
     if (!d || !d->images || !d->labels || d->n < 1 || !idx || !x || !y || B < 1)
@@ -4286,123 +4415,335 @@ void uvae_shuffle(int *order, int n, uvae_rng *rng) {
 
 /* ---------------------------------------------------------------------------------------------
    [data/pets] implementation */
-#define UVAE__PETS_MAX_SIDE 8192
 
 static int uvae__pets_is_blank(int ch) { return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' || ch == '\v' || ch == '\f'; }
 static int uvae__pets_name_char(int ch) {
     return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
 }
 
-int uvae_pets_read_list(const char *list_path, char (*names)[64], int max_names) {
+/* The list's bytes, from its file or from memory. */
+typedef struct uvae__pets_src { FILE *f; const uvae__mem *mem; size_t at; } uvae__pets_src;
+static int uvae__pets_getc(uvae__pets_src *s) {
+    if (s->f) return getc(s->f);
+    return s->at < s->mem->n ? s->mem->p[s->at++] : EOF;
+}
+
+/* uvae_pets_read_list; with mem, the list's contents come from memory. */
+static int uvae__pets_read_list_from(const char *list_path, const uvae__mem *mem, char (*names)[64], int max_names) {
     char line[1024];
-    int count = 0, lineno = 0;
-    FILE *f;
+    int count = 0, lineno = 0, ch = 0, st = 0;
+    uvae__pets_src src;
     if (!list_path) return uvae__fail(UVAE_ERR_ARG, "uvae_pets_read_list: NULL path");
     if (names && max_names < 0) return uvae__fail(UVAE_ERR_ARG, "uvae_pets_read_list: max_names %d < 0", max_names);
-    if (!(f = fopen(list_path, "rb")))
+    src.f = NULL; src.mem = mem; src.at = 0;
+    if (!mem && !(src.f = fopen(list_path, "rb")))
         return uvae__fail(UVAE_ERR_IO, "uvae_pets_read_list: cannot open list %s: %s", list_path, strerror(errno));
-    while (fgets(line, sizeof line, f)) {
-        size_t len = strlen(line);
+    while (ch != EOF) {
+        size_t len = 0, nlen;
         char *s = line, *name;
-        size_t nlen;
-        int fields = 0;
-        lineno++;
-        if (len == sizeof line - 1 && line[len - 1] != '\n' && !feof(f)) {
-            fclose(f);
-            return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s:%d: malformed line (longer than %d characters)",
-                              list_path, lineno, (int)sizeof line - 2);
+        int fields = 0, nul = 0;
+        while ((ch = uvae__pets_getc(&src)) != EOF && ch != '\n') {   /* one line, without its '\n' */
+            if (ch == 0) nul = 1;
+            if (len < sizeof line - 1) line[len] = (char)ch;
+            if (len < sizeof line) len++;
         }
+        if (len == 0 && ch == EOF) break;
+        lineno++;
+        if (len > sizeof line - 2) {
+            st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s:%d: malformed line (longer than %d characters)",
+                            list_path, lineno, (int)sizeof line - 2);
+            break;
+        }
+        if (nul) {
+            st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s:%d: malformed line (a NUL byte)", list_path, lineno);
+            break;
+        }
+        line[len] = '\0';
         while (*s && uvae__pets_is_blank((unsigned char)*s)) s++;
         if (*s == '\0' || *s == '#') continue;
         name = s;
         while (*s && uvae__pets_name_char((unsigned char)*s)) s++;
         nlen = (size_t)(s - name);
         if (*s && !uvae__pets_is_blank((unsigned char)*s)) {
-            fclose(f);
-            return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s:%d: malformed line (character '%c' in the name; "
-                              "names are [A-Za-z0-9_-])", list_path, lineno, *s);
+            unsigned char c = (unsigned char)*s;
+            if (c > 0x20 && c < 0x7f)
+                st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s:%d: malformed line (character '%c' in the name; "
+                                "names are [A-Za-z0-9_-])", list_path, lineno, c);
+            else
+                st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s:%d: malformed line (byte 0x%02x in the name; "
+                                "names are [A-Za-z0-9_-])", list_path, lineno, c);
+            break;
         }
         if (nlen >= 64) {
-            fclose(f);
-            return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s:%d: malformed line (name of %zu characters, at most 63)",
-                              list_path, lineno, nlen);
+            st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s:%d: malformed line (name of %zu characters, at most 63)",
+                            list_path, lineno, nlen);
+            break;
         }
         for (;;) {   /* the optional fields: non-negative integers */
             while (*s && uvae__pets_is_blank((unsigned char)*s)) s++;
             if (!*s) break;
-            if (!(*s >= '0' && *s <= '9')) {
-                fclose(f);
-                return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s:%d: malformed line (want `Name class species breed`)",
-                                  list_path, lineno);
-            }
+            if (!(*s >= '0' && *s <= '9')) { fields = -1; break; }
             while (*s >= '0' && *s <= '9') s++;
-            if (*s && !uvae__pets_is_blank((unsigned char)*s)) {
-                fclose(f);
-                return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s:%d: malformed line (want `Name class species breed`)",
-                                  list_path, lineno);
-            }
+            if (*s && !uvae__pets_is_blank((unsigned char)*s)) { fields = -1; break; }
             fields++;
         }
+        if (fields < 0) {
+            st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s:%d: malformed line (want `Name class species breed`)",
+                            list_path, lineno);
+            break;
+        }
         if (fields != 0 && fields != 3) {
-            fclose(f);
-            return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s:%d: malformed line (%d fields after the name, want 3)",
-                              list_path, lineno, fields);
+            st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s:%d: malformed line (%d fields after the name, want 3)",
+                            list_path, lineno, fields);
+            break;
         }
         if (names) {
             if (count >= max_names) {
-                fclose(f);
-                return uvae__fail(UVAE_ERR_ARG, "uvae_pets_read_list: %s names more than max_names = %d images", list_path, max_names);
+                st = uvae__fail(UVAE_ERR_ARG, "uvae_pets_read_list: %s names more than max_names = %d images", list_path, max_names);
+                break;
             }
             memcpy(names[count], name, nlen);
             names[count][nlen] = '\0';
         }
-        if (count == INT32_MAX) { fclose(f); return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s: too many names", list_path); }
+        if (count == INT32_MAX) {
+            st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_read_list: %s: too many names", list_path);
+            break;
+        }
         count++;
     }
-    if (ferror(f)) {
-        fclose(f);
-        return uvae__fail(UVAE_ERR_IO, "uvae_pets_read_list: cannot read list %s: %s", list_path, strerror(errno));
-    }
-    fclose(f);
-    return count;
+    if (!st && src.f && ferror(src.f))
+        st = uvae__fail(UVAE_ERR_IO, "uvae_pets_read_list: cannot read list %s: %s", list_path, strerror(errno));
+    if (src.f) fclose(src.f);
+    return st ? st : count;
 }
 
-/* Opens and decodes one file with stb into `want` channels; the caller frees with stbi_image_free.
-   Checks the size limit before decoding; *chan gets the file's own channel count. */
-static int uvae__pets_decode(const char *path, const char *what, int want, unsigned char **out, int *w, int *h, int *chan) {
-    FILE *f = fopen(path, "rb");
+int uvae_pets_read_list(const char *list_path, char (*names)[64], int max_names) {
+    return uvae__pets_read_list_from(list_path, NULL, names, max_names);
+}
+
+/* What the first bytes say: 1 JPEG (FF D8 FF), 2 PNG (its 8-byte signature), 0 anything else. */
+static int uvae__pets_sniff(const unsigned char *b, size_t n) {
+    static const unsigned char png[8] = {0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a};
+    if (n >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff) return 1;
+    if (n >= 8 && memcmp(b, png, 8) == 0) return 2;
+    return 0;
+}
+
+/* stb_image 2.27 (Debian bookworm's libstb-dev) has two memory bugs on hostile JPEGs, found by
+   fuzz/fuzz_pets_image.c (stb 2.28 checks both): a DHT segment declaring more than 256 codes makes
+   it write past its Huffman tables, and a scan that uses a Huffman table no DHT defined makes it
+   read outside them (the tables are uninitialised). So before stb sees a JPEG, its segments are
+   walked the way stb reads them (junk skipped before the frame header, segment lengths, each
+   scan's entropy-coded data up to its next marker): every Huffman table is checked, and each scan
+   may only use tables defined before it (and, in a baseline frame, quantisation tables). Where
+   stb itself would fail, the walk stops and leaves the error to stb. *w, *h get the frame's size
+   (0 when not found). Returns NULL, or what is wrong. */
+static const char *uvae__pets_jpeg_check(const unsigned char *p, size_t n, unsigned long *w, unsigned long *h) {
+    size_t i = 2, L;                           /* after SOI */
+    int frame = 0, progressive = 0, nf = 0;    /* the frame header (SOF0..2): seen, kind, components */
+    unsigned char dht[2][4], dqt[4], tq[4];
+    *w = *h = 0;
+    memset(dht, 0, sizeof dht);
+    memset(dqt, 0, sizeof dqt);
+    for (;;) {
+        unsigned m;
+        if (!frame) while (i < n && p[i] != 0xff) i++;   /* stb skips junk before the frame header */
+        if (i >= n || p[i] != 0xff) return NULL;
+        while (i < n && p[i] == 0xff) i++;                /* fill bytes */
+        if (i + 2 >= n) return NULL;
+        m = p[i++];
+        if (m == 0xd9 || m == 0x00 || m == 0x01 || (m >= 0xd0 && m <= 0xd8)) return NULL;   /* EOI, or stb fails */
+        L = ((size_t)p[i] << 8) | p[i + 1];
+        if (L < 2) return NULL;
+        if (m == 0xc4) {                       /* DHT: tables while L > 0, as stb reads them */
+            long rem = (long)L - 2;
+            size_t k = i + 2;
+            while (rem > 0) {
+                unsigned codes = 0, q = k < n ? p[k] : 0;
+                if ((q >> 4) > 1 || (q & 15) > 3) return NULL;   /* stb: "bad DHT header" */
+                for (size_t c = 1; c <= 16; c++) codes += k + c < n ? p[k + c] : 0;
+                if (codes > 256) return "a Huffman table with more than 256 codes";
+                dht[q >> 4][q & 15] = 1;
+                rem -= 17 + (long)codes;
+                k += 17 + codes;
+            }
+            if (rem != 0) return NULL;         /* stb: "bad DHT header" */
+            i = k;
+            continue;
+        }
+        if (i + L > n) return NULL;            /* a truncated segment: stb reads zeros and fails or stops */
+        if (m == 0xdb) {                       /* DQT: 65- or 129-byte tables */
+            size_t k = i + 2, end = i + L;
+            while (k < end) {
+                if ((p[k] >> 4) > 1 || (p[k] & 15) > 3) return NULL;
+                dqt[p[k] & 15] = 1;
+                k += (p[k] >> 4) ? 129 : 65;
+            }
+        } else if (m == 0xc0 || m == 0xc1 || m == 0xc2) {
+            if (frame || L < 8) return NULL;   /* stb: "unknown marker", "bad SOF len" */
+            nf = p[i + 7];
+            if (nf < 1 || nf > 4 || L != 8 + 3 * (size_t)nf) return NULL;
+            for (int c = 0; c < nf; c++) tq[c] = p[i + 10 + 3 * (size_t)c];
+            *h = ((unsigned long)p[i + 3] << 8) | p[i + 4];
+            *w = ((unsigned long)p[i + 5] << 8) | p[i + 6];
+            frame = 1;
+            progressive = m == 0xc2;
+        } else if (m == 0xda) {                /* SOS: its header, then entropy-coded data */
+            size_t ns = L >= 8 ? p[i + 2] : 0;
+            unsigned ss;
+            if (!frame || ns < 1 || ns > 4 || L != 6 + 2 * ns) return NULL;
+            ss = p[i + 3 + 2 * ns];
+            for (size_t c = 0; c < ns; c++) {
+                unsigned td = p[i + 4 + 2 * c] >> 4, ta = p[i + 4 + 2 * c] & 15;
+                if (td > 3 || ta > 3) return NULL;
+                if ((!progressive || ss == 0) && !dht[0][td]) return "a scan uses a DC Huffman table that no DHT defined";
+                if ((!progressive || ss != 0) && !dht[1][ta]) return "a scan uses an AC Huffman table that no DHT defined";
+            }
+            for (int c = 0; c < nf && !progressive; c++)
+                if (tq[c] > 3 || !dqt[tq[c]]) return tq[c] > 3 ? NULL : "a scan uses a quantisation table that no DQT defined";
+            i += L;
+            for (;;) {                         /* up to the next marker: not FF 00 (a stuffed FF), not RSTn */
+                size_t j;
+                while (i < n && p[i] != 0xff) i++;
+                for (j = i; j < n && p[j] == 0xff; j++) {}
+                if (j >= n) return NULL;
+                if (p[j] != 0x00 && (p[j] < 0xd0 || p[j] > 0xd7)) break;
+                i = j + 1;
+            }
+            continue;
+        }
+        i += L;
+    }
+}
+
+/* stb_image 2.27 also grows its buffer for the compressed data to the size that a PNG chunk's
+   header claims before it reads the chunk (found by fuzz/fuzz_pets_image.c: a 60-byte file made it
+   allocate 2 GiB), and an empty first IDAT chunk makes it offset a NULL pointer (undefined
+   behaviour). So every chunk up to IEND must fit in the file, and the first IDAT must not be
+   empty. *w, *h get the size from the IHDR chunk (0 when there is none). Returns NULL, or what
+   is wrong. */
+static const char *uvae__pets_png_check(const unsigned char *p, size_t n, unsigned long *w, unsigned long *h) {
+    size_t i = 8;                              /* after the signature */
+    int idat = 0;
+    *w = *h = 0;
+    if (n >= 24 && memcmp(p + 12, "IHDR", 4) == 0) {
+        *w = ((unsigned long)p[16] << 24) | ((unsigned long)p[17] << 16) | ((unsigned long)p[18] << 8) | p[19];
+        *h = ((unsigned long)p[20] << 24) | ((unsigned long)p[21] << 16) | ((unsigned long)p[22] << 8) | p[23];
+    }
+    while (n - i >= 8) {
+        size_t len = ((size_t)p[i] << 24) | ((size_t)p[i + 1] << 16) | ((size_t)p[i + 2] << 8) | (size_t)p[i + 3];
+        if (len > n - i - 8) return "a chunk longer than the rest of the file";
+        if (memcmp(p + i + 4, "IEND", 4) == 0) return NULL;
+        if (memcmp(p + i + 4, "IDAT", 4) == 0 && !idat++ && len == 0) return "an empty first IDAT chunk";
+        i += 8 + len;
+        if (n - i < 4) return NULL;            /* no CRC: stb fails by itself */
+        i += 4;
+    }
+    return NULL;
+}
+
+/* Decodes one image (its file, or its contents in mem) with stb into `want` channels; the caller
+   frees with stbi_image_free. A file is read whole first, so stb's header check and its decode
+   see the same bytes. Only PNG data, and JPEG data when jpeg_ok, reach stb's decoders; the size
+   limits are checked from the header before decoding; *chan gets the file's own channel count. */
+static int uvae__pets_decode(const char *path, const uvae__mem *mem, const char *what, int jpeg_ok, int want,
+                             unsigned char **out, int *w, int *h, int *chan) {
+    unsigned char *buf = NULL;
+    const unsigned char *p;
+    const char *why;
+    size_t n;
+    unsigned long hw, hh;
+    int kind, w2, h2, c2, st = UVAE_OK;
     *out = NULL;
-    if (!f) return uvae__fail(UVAE_ERR_IO, "uvae_pets_load: cannot open %s %s: %s", what, path, strerror(errno));
-    if (!stbi_info_from_file(f, w, h, chan)) {
-        const char *why = stbi_failure_reason();
-        fclose(f);
-        return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: cannot decode %s %s: %s", what, path, why ? why : "unknown format");
-    }
-    if (*w < 1 || *h < 1 || *w > UVAE__PETS_MAX_SIDE || *h > UVAE__PETS_MAX_SIDE) {
-        fclose(f);
-        return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: %s %s is %dx%d, larger than %dx%d", what, path, *w, *h,
-                          UVAE__PETS_MAX_SIDE, UVAE__PETS_MAX_SIDE);
-    }
-    if (want == 1 && (*chan != 1 || stbi_is_16_bit_from_file(f))) {
-        fclose(f);
-        return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: %s %s is not 8-bit grey (%d channels%s)", what, path, *chan,
-                          *chan == 1 ? ", 16-bit" : "");
-    }
-    {
-        int w2, h2, c2;
-        *out = stbi_load_from_file(f, &w2, &h2, &c2, want);
-        fclose(f);
-        if (!*out) {
-            const char *why = stbi_failure_reason();
-            return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: cannot decode %s %s: %s", what, path, why ? why : "corrupt data");
+    if (mem) {
+        p = mem->p;
+        n = mem->n;
+    } else {
+        FILE *f = fopen(path, "rb");
+        long sz = -1;
+        if (!f) return uvae__fail(UVAE_ERR_IO, "uvae_pets_load: cannot open %s %s: %s", what, path, strerror(errno));
+        if (fseek(f, 0, SEEK_END) != 0 || (sz = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+            st = uvae__fail(UVAE_ERR_IO, "uvae_pets_load: cannot read %s %s: %s", what, path, strerror(errno));
+            fclose(f);
+            return st;
         }
-        if (w2 != *w || h2 != *h) {
-            stbi_image_free(*out);
-            *out = NULL;
-            return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: cannot decode %s %s: inconsistent header", what, path);
+        if ((unsigned long)sz > (unsigned long)INT_MAX) {
+            fclose(f);
+            return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: %s %s: %ld bytes is too large", what, path, sz);
         }
+        if (sz > 0 && !(buf = (unsigned char *)UVAE_MALLOC((size_t)sz))) {
+            fclose(f);
+            return uvae__fail(UVAE_ERR_NOMEM, "uvae_pets_load: %s %s: out of memory for %ld bytes", what, path, sz);
+        }
+        if (sz > 0 && fread(buf, 1, (size_t)sz, f) != (size_t)sz) {
+            st = uvae__fail(UVAE_ERR_IO, "uvae_pets_load: cannot read %s %s: %s", what, path, ferror(f) ? strerror(errno) : "file shrank");
+            fclose(f);
+            UVAE_FREE(buf);
+            return st;
+        }
+        fclose(f);
+        p = buf;
+        n = (size_t)sz;
     }
-    return UVAE_OK;
+    if (n > (size_t)INT_MAX) {
+        st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: %s %s: %zu bytes is too large", what, path, n);
+        goto done;
+    }
+    kind = uvae__pets_sniff(p, n);
+    if (kind == 0 || (kind == 1 && !jpeg_ok)) {
+        if (n == 0) st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: cannot decode %s %s: empty file", what, path);
+        else st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: cannot decode %s %s: not %s data (starts with 0x%02x 0x%02x)",
+                             what, path, jpeg_ok ? "JPEG or PNG" : "PNG", p[0], n > 1 ? p[1] : 0);
+        goto done;
+    }
+    why = kind == 1 ? uvae__pets_jpeg_check(p, n, &hw, &hh) : uvae__pets_png_check(p, n, &hw, &hh);
+    if (hw > UVAE_MAX_IMAGE_SIDE || hh > UVAE_MAX_IMAGE_SIDE) {   /* the header's size, before stb reads it */
+        st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: %s %s is %lux%lu, larger than %dx%d (UVAE_MAX_IMAGE_SIDE)", what, path,
+                        hw, hh, (int)UVAE_MAX_IMAGE_SIDE, (int)UVAE_MAX_IMAGE_SIDE);
+        goto done;
+    }
+    if ((size_t)hw * (size_t)hh > (size_t)UVAE_MAX_IMAGE_PIXELS) {
+        st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: %s %s is %lux%lu = %zu pixels, more than %zu (UVAE_MAX_IMAGE_PIXELS)",
+                        what, path, hw, hh, (size_t)hw * (size_t)hh, (size_t)UVAE_MAX_IMAGE_PIXELS);
+        goto done;
+    }
+    if (why) {
+        st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: cannot decode %s %s: corrupt %s (%s)", what, path,
+                        kind == 1 ? "JPEG" : "PNG", why);
+        goto done;
+    }
+    if (!stbi_info_from_memory(p, (int)n, w, h, chan)) {
+        why = stbi_failure_reason();
+        st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: cannot decode %s %s: %s", what, path, why ? why : "unknown format");
+        goto done;
+    }
+    if (*w < 1 || *h < 1 || *w > UVAE_MAX_IMAGE_SIDE || *h > UVAE_MAX_IMAGE_SIDE) {
+        st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: %s %s is %dx%d, larger than %dx%d (UVAE_MAX_IMAGE_SIDE)", what, path,
+                        *w, *h, (int)UVAE_MAX_IMAGE_SIDE, (int)UVAE_MAX_IMAGE_SIDE);
+        goto done;
+    }
+    if ((size_t)*w * (size_t)*h > (size_t)UVAE_MAX_IMAGE_PIXELS) {
+        st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: %s %s is %dx%d = %zu pixels, more than %zu (UVAE_MAX_IMAGE_PIXELS)",
+                        what, path, *w, *h, (size_t)*w * (size_t)*h, (size_t)UVAE_MAX_IMAGE_PIXELS);
+        goto done;
+    }
+    if (want == 1 && (*chan != 1 || stbi_is_16_bit_from_memory(p, (int)n))) {
+        st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: %s %s is not 8-bit grey (%d channels%s)", what, path, *chan,
+                        *chan == 1 ? ", 16-bit" : "");
+        goto done;
+    }
+    *out = stbi_load_from_memory(p, (int)n, &w2, &h2, &c2, want);
+    if (!*out) {
+        why = stbi_failure_reason();
+        st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: cannot decode %s %s: %s", what, path, why ? why : "corrupt data");
+    } else if (w2 != *w || h2 != *h) {
+        stbi_image_free(*out);
+        *out = NULL;
+        st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: cannot decode %s %s: inconsistent header", what, path);
+    }
+done:
+    UVAE_FREE(buf);
+    return st;
 }
 
 /* Bilinear, align_corners=False: source coordinate (i + 0.5) * in / out - 0.5, clamped at 0. */
@@ -4454,6 +4795,33 @@ void uvae_pets_free(uvae_pets *p) {
     memset(p, 0, sizeof *p);
 }
 
+/* One image and its trimap (their files, or their contents in memory), checked, then resized into
+   img_out [3, size, size] and mask_out [size, size]. */
+static int uvae__pets_load_pair(const char *img_path, const uvae__mem *img_mem, const char *tri_path, const uvae__mem *tri_mem,
+                                int size, float *img_out, unsigned char *mask_out) {
+    unsigned char *img = NULL, *tri = NULL;
+    int w, h, c, tw, th, tc, st;
+    if ((st = uvae__pets_decode(img_path, img_mem, "image", 1, 3, &img, &w, &h, &c)) != UVAE_OK) return st;
+    if ((st = uvae__pets_decode(tri_path, tri_mem, "trimap", 0, 1, &tri, &tw, &th, &tc)) != UVAE_OK) goto done;
+    if (tw != w || th != h) {
+        st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: trimap %s is %dx%d but its image %s is %dx%d", tri_path, tw, th,
+                        img_path, w, h);
+        goto done;
+    }
+    for (size_t k = 0; k < (size_t)w * (size_t)h; k++)
+        if (tri[k] < 1 || tri[k] > 3) {
+            st = uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: trimap %s has value %d at (x %d, y %d), outside 1..3",
+                            tri_path, tri[k], (int)(k % (size_t)w), (int)(k / (size_t)w));
+            goto done;
+        }
+    uvae__pets_resize_rgb(img, w, h, size, img_out);
+    uvae__pets_resize_mask(tri, w, h, size, mask_out);
+done:
+    if (img) stbi_image_free(img);
+    if (tri) stbi_image_free(tri);
+    return st;
+}
+
 int uvae_pets_load(const char *dir, const char *list_path, int size, uvae_pets *p) {
     char img_path[4096], tri_path[4096];
     int n, st;
@@ -4480,39 +4848,16 @@ int uvae_pets_load(const char *dir, const char *list_path, int size, uvae_pets *
         return st < 0 ? st : uvae__fail(UVAE_ERR_IO, "uvae_pets_load: list %s changed while being read", list_path);
     }
     for (int i = 0; i < n; i++) {
-        unsigned char *img = NULL, *tri = NULL;
-        int w, h, c, tw, th, tc;
         if ((size_t)snprintf(img_path, sizeof img_path, "%s/images/%s.jpg", dir, p->names[i]) >= sizeof img_path ||
             (size_t)snprintf(tri_path, sizeof tri_path, "%s/annotations/trimaps/%s.png", dir, p->names[i]) >= sizeof tri_path) {
             uvae_pets_free(p);
             return uvae__fail(UVAE_ERR_ARG, "uvae_pets_load: path of dataset folder %s is too long", dir);
         }
-        if ((st = uvae__pets_decode(img_path, "image", 3, &img, &w, &h, &c)) != UVAE_OK ||
-            (st = uvae__pets_decode(tri_path, "trimap", 1, &tri, &tw, &th, &tc)) != UVAE_OK) {
-            if (img) stbi_image_free(img);
+        if ((st = uvae__pets_load_pair(img_path, NULL, tri_path, NULL, size, p->images + (size_t)i * 3 * plane,
+                                       p->masks + (size_t)i * plane)) != UVAE_OK) {
             uvae_pets_free(p);
             return st;
         }
-        if (tw != w || th != h) {
-            stbi_image_free(img);
-            stbi_image_free(tri);
-            uvae_pets_free(p);
-            return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: trimap %s is %dx%d but its image %s is %dx%d",
-                              tri_path, tw, th, img_path, w, h);
-        }
-        for (size_t k = 0; k < (size_t)w * (size_t)h; k++)
-            if (tri[k] < 1 || tri[k] > 3) {
-                int v = tri[k];
-                stbi_image_free(img);
-                stbi_image_free(tri);
-                uvae_pets_free(p);
-                return uvae__fail(UVAE_ERR_FORMAT, "uvae_pets_load: trimap %s has value %d at (x %d, y %d), outside 1..3",
-                                  tri_path, v, (int)(k % (size_t)w), (int)(k / (size_t)w));
-            }
-        uvae__pets_resize_rgb(img, w, h, size, p->images + (size_t)i * 3 * plane);
-        uvae__pets_resize_mask(tri, w, h, size, p->masks + (size_t)i * plane);
-        stbi_image_free(img);
-        stbi_image_free(tri);
     }
     p->n = n;
     p->size = size;

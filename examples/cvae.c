@@ -29,6 +29,9 @@ static const char *const CIFAR_NAMES[10] = {"airplane", "automobile", "bird", "c
                                             "dog", "frog", "horse", "ship", "truck"};
 /* the same classes, short enough for a caption under a 32 x 32 image */
 static const char *const CIFAR_SHORT[10] = {"plane", "car", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
+/* Fashion-MNIST's classes (0 T-shirt/top ... 9 ankle boot), short for captions */
+static const char *const FASHION_SHORT[10] = {"top", "trouser", "pullover", "dress", "coat",
+                                              "sandal", "shirt", "sneaker", "bag", "boot"};
 static int bar_open = 0;   /* a progress line is on stderr without its newline */
 
 static void die(const char *fmt, ...) {
@@ -53,7 +56,8 @@ static double now(void) {
 }
 
 typedef struct opts {
-    const char *dataset, *data, *out, *judge, *teacher, *dump, *device;
+    const char *dataset, *data, *out, *judge, *teacher, *dump, *device, *resume, *log_steps;
+    int save_every, check_every, stop_after, poison_step;   /* CVAE checkpoints, the NaN guard, and two for tests */
     int epochs, batch, latent, width, cond_planes, judge_epochs, judge_width, teacher_width, judge_blocks, limit, likelihood;
     float lr, beta, label_loss, judge_lr;
     int label_aug;
@@ -96,6 +100,17 @@ static void usage(void) {
            "  --out DIR           output folder (default runs/cvae)\n"
            "  --dump DIR          also write every mismatched test output as IDX files in DIR\n"
            "                      (default: none)\n"
+           "  --save-every N      also checkpoint the CVAE every N steps, not only at epoch ends (default 0)\n"
+           "  --resume F          continue the CVAE training saved in F (OUT/checkpoint.safetensors):\n"
+           "                      weights, Adam moments, step, schedule and random state; the judge and\n"
+           "                      teacher are read from OUT unless --judge/--teacher say otherwise.\n"
+           "                      Give the same flags as the first run\n"
+           "  --check-every N     check the gradients' global norm every N steps and before each\n"
+           "                      checkpoint; the loss is checked every step. A NaN/Inf stops the run\n"
+           "                      and the last checkpoint stays as it was (default 10)\n"
+           "  --log-steps FILE    append 'step,loss' for every CVAE step (9 significant digits: exact)\n"
+           "  --stop-after N      (tests) stop after N CVAE steps of this run, as if killed (default 0)\n"
+           "  --poison-step N     (tests, CPU) make the CVAE's gradients NaN at step N (default 0)\n"
            "  --help              this text\n");
 }
 
@@ -121,7 +136,7 @@ static void parse(int argc, char **argv, opts *o) {
     o->likelihood = -1;
     o->dataset = "mnist"; o->out = "runs/cvae";
     o->epochs = 10; o->batch = 128; o->latent = 32; o->width = 32; o->judge_epochs = 3; o->judge_width = 32; o->teacher_width = 16;
-    o->lr = 1e-3f; o->beta = 1.0f; o->judge_lr = 1e-3f; o->seed = 1;
+    o->lr = 1e-3f; o->beta = 1.0f; o->judge_lr = 1e-3f; o->seed = 1; o->check_every = 10;
 #ifdef UNETVAE_CUDA
     o->device = "cuda";
 #else
@@ -134,7 +149,8 @@ static void parse(int argc, char **argv, opts *o) {
         if (i + 1 >= argc) {
             static const char *known[] = {"--dataset", "--data", "--epochs", "--batch", "--lr", "--latent", "--width", "--beta",
                                           "--label-loss", "--label-aug", "--judge-epochs", "--judge-width", "--teacher-width", "--judge-blocks", "--judge-lr", "--judge", "--teacher", "--limit", "--cond-planes", "--likelihood",
-                                          "--seed", "--device", "--out", "--dump"};
+                                          "--seed", "--device", "--out", "--dump", "--save-every", "--resume", "--check-every",
+                                          "--log-steps", "--stop-after", "--poison-step"};
             for (size_t k = 0; k < sizeof known / sizeof *known; k++)
                 if (!strcmp(a, known[k])) die("%s needs a value (see --help)", a);
             die("unknown flag '%s' (see --help)", a);
@@ -168,12 +184,19 @@ static void parse(int argc, char **argv, opts *o) {
         else if (!strcmp(a, "--device")) o->device = v;
         else if (!strcmp(a, "--out")) o->out = v;
         else if (!strcmp(a, "--dump")) o->dump = v;
+        else if (!strcmp(a, "--save-every")) o->save_every = parse_int(a, v, 0);
+        else if (!strcmp(a, "--resume")) o->resume = v;
+        else if (!strcmp(a, "--check-every")) o->check_every = parse_int(a, v, 1);
+        else if (!strcmp(a, "--log-steps")) o->log_steps = v;
+        else if (!strcmp(a, "--stop-after")) o->stop_after = parse_int(a, v, 0);
+        else if (!strcmp(a, "--poison-step")) o->poison_step = parse_int(a, v, 0);
         else die("unknown flag '%s' (see --help)", a);
     }
     if (strcmp(o->dataset, "mnist") && strcmp(o->dataset, "fashion") && strcmp(o->dataset, "cifar10"))
         die("--dataset: bad value '%s' (want mnist, fashion or cifar10)", o->dataset);
     if (strcmp(o->device, "cpu") && strcmp(o->device, "cuda")) die("--device: bad value '%s' (want cpu or cuda)", o->device);
     if (o->judge_blocks > 4) die("--judge-blocks: at most 4");
+    if (o->poison_step && strcmp(o->device, "cpu")) die("--poison-step is for tests on the CPU");
     if (o->likelihood < 0) o->likelihood = !strcmp(o->dataset, "cifar10") ? UVAE_DLOGISTIC : UVAE_BERNOULLI;
     if (!o->data)
         o->data = !strcmp(o->dataset, "mnist") ? "data/mnist" : !strcmp(o->dataset, "fashion") ? "/usr/share/datasets/fashion-mnist" : "data/cifar10";
@@ -300,7 +323,7 @@ static uvae_tensor *view_shift(uvae_ctx *ctx, uvae_tensor *g, uvae_rng *rng) {
     return g;
 }
 static float read1(const uvae_tensor *t) {
-    float v;
+    float v = 0;
     if (!t || uvae_tensor_copy_out(t, &v) != UVAE_OK) die_lib("reading a value");
     return v;
 }
@@ -485,7 +508,11 @@ static void get_classifier(const opts *o, const char *name, const char *path, in
                 if (uvae_backward(ctx, loss) != UVAE_OK) die_lib(name);
                 if (uvae_optim_step(&jo, &J->params, uvae_lr_cosine((int64_t)e * steps + s, (int64_t)o->judge_epochs * steps, o->judge_lr, 0)) != UVAE_OK)
                     die_lib(name);
-                sum += read1(loss);
+                {
+                    float v = read1(loss);
+                    if (!isfinite(v)) die("%s: step %d: the loss is %g (try a lower --judge-lr)", name, e * steps + s + 1, (double)v);
+                    sum += v;
+                }
                 if (s % 10 == 0 || s == steps - 1) {
                     double el = now() - te0;
                     progress(name, e + 1, o->judge_epochs, s + 1, steps, sum / (s + 1), (s + 1) * B / el,
@@ -506,6 +533,80 @@ static void get_classifier(const opts *o, const char *name, const char *path, in
     }
 }
 
+/* ---- CVAE checkpoints: the weights and what --resume needs to continue the run exactly ---------- */
+typedef struct train_state {
+    uvae_optim *opt;        /* moments and step count (which also places the schedule) */
+    uvae_rng rng;           /* the run's generator (shuffles, wrong labels, views) now */
+    uvae_rng rng_epoch;     /* the same at the start of the current epoch, before its shuffle */
+    uvae_rng ctx_rng;       /* the context's generator (eps) */
+    double epoch_sum;       /* the loss summed over the current epoch so far */
+    char recipe[256];       /* the flags that shape the run; a resumed run must match them */
+} train_state;
+
+static void save_cvae(const char *path, const uvae_cvae *M, const opts *o, int epoch, const train_state *ts) {
+    const char *meta[38];
+    char v[7][32], rs[3][UVAE_RNG_STR];
+    const uvae_cvae_config *c = &M->cfg;
+    snprintf(v[0], 32, "%d", c->latent); snprintf(v[1], 32, "%d", c->width); snprintf(v[2], 32, "%dx%dx%d", c->in_ch, c->size, c->size);
+    snprintf(v[3], 32, "%d", c->embed); snprintf(v[4], 32, "%d", c->cond_planes); snprintf(v[5], 32, "%d", epoch);
+    snprintf(v[6], 32, "%a", ts->epoch_sum);   /* hexadecimal: exact */
+    uvae_rng_to_str(&ts->rng, rs[0]); uvae_rng_to_str(&ts->rng_epoch, rs[1]); uvae_rng_to_str(&ts->ctx_rng, rs[2]);
+    meta[0] = "model"; meta[1] = "uvae_cvae"; meta[2] = "latent"; meta[3] = v[0]; meta[4] = "width"; meta[5] = v[1];
+    meta[6] = "input"; meta[7] = v[2]; meta[8] = "embed"; meta[9] = v[3]; meta[10] = "dataset"; meta[11] = o->dataset;
+    meta[12] = "cond_planes"; meta[13] = v[4]; meta[14] = "likelihood"; meta[15] = c->likelihood == UVAE_DLOGISTIC ? "logistic" : "bernoulli";
+    meta[16] = "epoch"; meta[17] = v[5]; meta[18] = "rng"; meta[19] = rs[0]; meta[20] = "rng_epoch"; meta[21] = rs[1];
+    meta[22] = "ctx_rng"; meta[23] = rs[2]; meta[24] = "epoch_loss_sum"; meta[25] = v[6]; meta[26] = "recipe"; meta[27] = ts->recipe;
+    if (uvae_save(path, &M->params, ts->opt, meta, 14) != UVAE_OK) die_lib("checkpoint");
+}
+static void resume_cvae(const char *path, uvae_cvae *M, train_state *ts) {
+    uvae_st_file f;
+    const char *r;
+    char *end;
+    if (!file_exists(path)) die("--resume: cannot open '%s'", path);
+    if (uvae_st_read(path, &f) != UVAE_OK) die_lib("--resume");
+    if (!(r = uvae_st_meta(&f, "recipe"))) die("--resume %s: no training state in it (metadata 'recipe' missing)", path);
+    if (strcmp(r, ts->recipe) != 0) die("--resume %s: it was trained with '%s' but this run has '%s': give the same flags", path, r, ts->recipe);
+    if (uvae_rng_from_str(&ts->rng, uvae_st_meta(&f, "rng")) != UVAE_OK ||
+        uvae_rng_from_str(&ts->rng_epoch, uvae_st_meta(&f, "rng_epoch")) != UVAE_OK ||
+        uvae_rng_from_str(&ts->ctx_rng, uvae_st_meta(&f, "ctx_rng")) != UVAE_OK)
+        die("--resume %s: %s", path, uvae_last_error());
+    r = uvae_st_meta(&f, "epoch_loss_sum");
+    errno = 0;
+    ts->epoch_sum = r ? strtod(r, &end) : NAN;
+    if (!r || errno || end == r || *end || !isfinite(ts->epoch_sum)) die("--resume %s: metadata 'epoch_loss_sum' missing or bad", path);
+    uvae_st_free(&f);
+    if (uvae_load(path, &M->params, ts->opt) != UVAE_OK) die_lib("--resume");
+}
+/* --resume: the curves' first `epochs` points from OUT/metrics.csv, which is cut back to them. */
+static const char CSV_HEADER[] = "epoch,train_loss,test_loss_nats,label_follow,still_original,seconds\n";
+static void history_from_csv(const char *path, int epochs, float *tr_curve, float *te_curve, float *lf_curve) {
+    char line[512], *rows = (char *)xmalloc((size_t)epochs * sizeof line + 1);
+    size_t len = 0;
+    int got = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) die("--resume: cannot read '%s' (the run's per-epoch history): %s", path, strerror(errno));
+    while (fgets(line, sizeof line, f)) {
+        int ep;
+        double a, b, c;
+        if (sscanf(line, "%d,%lf,%lf,%lf", &ep, &a, &b, &c) != 4 || ep > epochs) continue;   /* the header, later epochs */
+        if (ep != got + 1) die("--resume: '%s' has epoch %d where epoch %d was expected", path, ep, got + 1);
+        tr_curve[got] = (float)a; te_curve[got] = (float)b; lf_curve[got] = (float)(100 * c);
+        got++;
+        memcpy(rows + len, line, strlen(line));
+        len += strlen(line);
+    }
+    fclose(f);
+    if (got != epochs) die("--resume: '%s' holds %d of the %d epochs before the checkpoint", path, got, epochs);
+    if (!(f = fopen(path, "w")) || fputs(CSV_HEADER, f) < 0 || fwrite(rows, 1, len, f) != len || fclose(f) != 0)
+        die("cannot write '%s': %s", path, strerror(errno));
+    free(rows);
+}
+/* The NaN/Inf guard: stop before the optimizer step; the checkpoint on disk is from a good step. */
+static void not_finite(long long step, const char *what, double v, const char *ckpt) {
+    die("cvae step %lld: %s is %g; stopped before the optimizer step. The last checkpoint, %s (if any), is as it was; "
+        "try a lower --lr", step, what, v, ckpt);
+}
+
 int main(int argc, char **argv) {
     opts o;
     uvae_dataset tr, te;
@@ -521,8 +622,12 @@ int main(int argc, char **argv) {
     uvae_optim opt;
     char path[4096];
     double judge_acc, t_start, test_loss = 0;
-    FILE *csv;
+    FILE *csv, *steplog = NULL;
     float *tr_curve, *te_curve, *lf_curve;
+    train_state ts;
+    int64_t done = 0;   /* CVAE steps done before this run (--resume) */
+    int run_steps = 0;
+    char judge_file[4096], teacher_file[4096], ckpt[4096];
 
     setvbuf(stdout, NULL, _IOLBF, 0);   /* progress and results show as they happen, also in a log file */
     parse(argc, argv, &o);
@@ -570,6 +675,12 @@ int main(int argc, char **argv) {
 #endif
     );
 
+    join(ckpt, sizeof ckpt, o.out, "checkpoint.safetensors");
+    if (o.resume) {   /* the classifiers of the run being resumed, unless given */
+        if (!o.judge) o.judge = join(judge_file, sizeof judge_file, o.out, "judge.safetensors");
+        if (!o.teacher && o.label_loss > 0) o.teacher = join(teacher_file, sizeof teacher_file, o.out, "teacher.safetensors");
+    }
+
     /* ---- 1. the judge (measures label-follow) and the teacher (the label loss's classifier) ---- */
     get_classifier(&o, "judge", o.judge, o.judge_width, o.judge_blocks, o.seed + 101, ctx, dev, &tr, &rng, &J, hx, hy, order, steps, B);
     judge_acc = judge_accuracy(ctx, &J, &te, B, hx, hy, idx);
@@ -594,14 +705,41 @@ int main(int argc, char **argv) {
     }
     printf("cvae: %zu parameters, latent %d, width %d, beta %g, label loss %g\n", uvae_params_count(&M.params), o.latent, o.width,
            (double)o.beta, (double)o.label_loss);
-    if (!(csv = fopen(join(path, sizeof path, o.out, "metrics.csv"), "w"))) die("cannot write %s: %s", path, strerror(errno));
-    fprintf(csv, "epoch,train_loss,test_loss_nats,label_follow,still_original,seconds\n");
+    memset(&ts, 0, sizeof ts);
+    ts.opt = &opt;
+    snprintf(ts.recipe, sizeof ts.recipe, "dataset %s train %d batch %d epochs %d lr %.9g latent %d width %d cond-planes %d "
+             "likelihood %d beta %.9g label-loss %.9g label-aug %d seed %llu", o.dataset, ntr, B, o.epochs, (double)o.lr, o.latent,
+             o.width, o.cond_planes, o.likelihood, (double)o.beta, (double)o.label_loss, o.label_aug, o.seed);
+    join(path, sizeof path, o.out, "metrics.csv");
+    if (o.resume) {
+        resume_cvae(o.resume, &M, &ts);
+        done = opt.step;
+        if (done > (int64_t)o.epochs * steps) die("--resume %s: %lld steps done, more than the run's %lld", o.resume, (long long)done, (long long)o.epochs * steps);
+        rng = ts.rng;
+        *uvae_ctx_rng(ctx) = ts.ctx_rng;
+        history_from_csv(path, (int)(done / steps), tr_curve, te_curve, lf_curve);
+        printf("resumed from %s at step %lld (epoch %d, batch %d of %d)\n", o.resume, (long long)done, (int)(done / steps) + 1,
+               (int)(done % steps), steps);
+        if (!(csv = fopen(path, "a"))) die("cannot append to %s: %s", path, strerror(errno));
+    } else {
+        if (!(csv = fopen(path, "w"))) die("cannot write %s: %s", path, strerror(errno));
+        fputs(CSV_HEADER, csv);
+    }
+    if (o.log_steps && !(steplog = fopen(o.log_steps, "a"))) die("--log-steps: cannot append to '%s': %s", o.log_steps, strerror(errno));
     t_start = now();
-    for (int e = 0; e < o.epochs; e++) {
-        double sum = 0, te0 = now();
-        for (int i = 0; i < ntr; i++) order[i] = i;
-        uvae_shuffle(order, ntr, &rng);
-        for (int s = 0; s < steps; s++) {
+    for (int e = (int)(done / steps); e < o.epochs; e++) {
+        int s0 = e == done / steps ? (int)(done % steps) : 0;   /* a resumed run starts mid-epoch */
+        double sum = s0 > 0 ? ts.epoch_sum : 0, te0 = now();
+        if (s0 == 0) ts.rng_epoch = rng;
+        {   /* this epoch's order, from the generator as it was at the epoch's start */
+            uvae_rng r = ts.rng_epoch;
+            for (int i = 0; i < ntr; i++) order[i] = i;
+            uvae_shuffle(order, ntr, &r);
+            if (s0 == 0) rng = r;
+        }
+        for (int s = s0; s < steps; s++) {
+            int64_t gstep = (int64_t)e * steps + s;   /* this is step gstep + 1 */
+            int save_now = (o.save_every > 0 && (gstep + 1) % o.save_every == 0) || s + 1 == steps;
             uvae_tensor *x, *y, *loss;
             uvae_cvae_out out;
             fill_batch(&tr, order + (size_t)s * B, B, hx, hy);
@@ -624,17 +762,35 @@ int main(int argc, char **argv) {
             }
             if (uvae_backward(ctx, loss) != UVAE_OK) die_lib("cvae step");
             if (have_teacher) uvae_params_zero_grad(&T.params);   /* the teacher is frozen: its gradients are dropped */
-            if (uvae_optim_step(&opt, &M.params, uvae_lr_cosine((int64_t)e * steps + s, (int64_t)o.epochs * steps, o.lr, 0.02f * o.lr)) != UVAE_OK)
-                die_lib("cvae step");
+            if (o.poison_step == gstep + 1) M.params.grad[0] = NAN;
             {
                 float v = read1(loss);
-                if (!isfinite(v)) die("cvae step: loss is not finite (try a lower --lr)");
+                if (!isfinite(v)) not_finite(gstep + 1, "the loss", v, ckpt);
+                if ((gstep + 1) % o.check_every == 0 || save_now) {
+                    float gn = uvae_grad_norm(&M.params);
+                    if (!isfinite(gn)) not_finite(gstep + 1, "the gradients' global norm", gn, ckpt);
+                }
+                if (uvae_optim_step(&opt, &M.params, uvae_lr_cosine(gstep, (int64_t)o.epochs * steps, o.lr, 0.02f * o.lr)) != UVAE_OK)
+                    die_lib("cvae step");
                 sum += v;
+                if (steplog && (fprintf(steplog, "%lld,%.9g\n", (long long)gstep + 1, v) < 0 || fflush(steplog) != 0))
+                    die("--log-steps: cannot write '%s'", o.log_steps);
+            }
+            if (save_now && s + 1 < steps) {   /* the epoch's end saves after its evaluation, below */
+                ts.rng = rng;
+                ts.ctx_rng = *uvae_ctx_rng(ctx);
+                ts.epoch_sum = sum;
+                save_cvae(ckpt, &M, &o, e, &ts);
             }
             if (s % 10 == 0 || s == steps - 1) {
                 double el = now() - te0;
                 progress("cvae", e + 1, o.epochs, s + 1, steps, sum / (s + 1), (s + 1) * B / el,
                          el / (s + 1) * ((double)(o.epochs - e) * steps - s - 1));
+            }
+            if (o.stop_after > 0 && ++run_steps == o.stop_after) {
+                progress_end();
+                printf("stopped after %d steps of this run (--stop-after), at step %lld\n", run_steps, (long long)gstep + 1);
+                exit(0);
             }
         }
         progress_end();
@@ -661,23 +817,22 @@ int main(int argc, char **argv) {
             if (uvae_plot_png(join(path, sizeof path, o.out, "curves.png"), 640, 400, "CVAE per epoch", names, series, 3, e + 1) != UVAE_OK)
                 die_lib("curves.png");
         }
+        ts.rng = rng;
+        ts.ctx_rng = *uvae_ctx_rng(ctx);
+        ts.epoch_sum = 0;
+        save_cvae(ckpt, &M, &o, e + 1, &ts);
     }
+    if (steplog) fclose(steplog);
     if (fclose(csv) != 0) die("cannot write metrics.csv");
-    if (o.epochs == 0) test_loss = cvae_test_loss(ctx, &M, &te, B, hx, hy, idx);
-    {
-        const char *meta[16];
-        char v[5][32];
-        snprintf(v[0], 32, "%d", o.latent); snprintf(v[1], 32, "%d", o.width); snprintf(v[2], 32, "%dx%dx%d", C, S, S);
-        snprintf(v[3], 32, "%s", o.dataset); snprintf(v[4], 32, "%d", o.cond_planes);
-        meta[0] = "model"; meta[1] = "uvae_cvae"; meta[2] = "latent"; meta[3] = v[0]; meta[4] = "width"; meta[5] = v[1];
-        meta[6] = "input"; meta[7] = v[2]; meta[8] = "embed"; meta[9] = "16"; meta[10] = "dataset"; meta[11] = v[3];
-        meta[12] = "cond_planes"; meta[13] = v[4]; meta[14] = "likelihood"; meta[15] = o.likelihood == UVAE_DLOGISTIC ? "logistic" : "bernoulli";
-        if (uvae_save(join(path, sizeof path, o.out, "checkpoint.safetensors"), &M.params, &opt, meta, 8) != UVAE_OK) die_lib("checkpoint");
-    }
+    if (o.epochs == 0 || done == (int64_t)o.epochs * steps) test_loss = cvae_test_loss(ctx, &M, &te, B, hx, hy, idx);
+    if (o.epochs == 0) save_cvae(ckpt, &M, &o, 0, &ts);
 
     /* ---- 3. label-follow over the whole test set, pictures, dump ---- */
     {
-        int is_cifar = !strcmp(o.dataset, "cifar10"), follow[2] = {0, 0}, stay[2] = {0, 0}, scale = is_cifar ? 4 : 2;
+        int is_cifar = !strcmp(o.dataset, "cifar10"), is_fashion = !strcmp(o.dataset, "fashion");
+        int follow[2] = {0, 0}, stay[2] = {0, 0}, scale = is_cifar || is_fashion ? 4 : 2;   /* room for class names */
+        const char *const *names = is_cifar ? CIFAR_SHORT : is_fashion ? FASHION_SHORT : NULL;   /* NULL: digits */
+        const char *const *full = is_cifar ? CIFAR_NAMES : names;
         uvae_classifier *judges[2];
         mismatch_out mo;
         float *grid = (float *)xmalloc((size_t)100 * px * sizeof(float));
@@ -697,9 +852,9 @@ int main(int argc, char **argv) {
                     grid[(size_t)cin * px + k] = te.images[(size_t)i * px + k] * (1.0f / 255.0f);
                     grid[(size_t)cout * px + k] = mo.img[(size_t)i * px + k] * (1.0f / 255.0f);
                 }
-                if (is_cifar) {
-                    snprintf(caps[cin], 48, "%s", CIFAR_SHORT[t]);
-                    snprintf(caps[cout], 48, "%s->%s", CIFAR_SHORT[t], CIFAR_SHORT[gv]);
+                if (names) {
+                    snprintf(caps[cin], 48, "%s", names[t]);
+                    snprintf(caps[cout], 48, "%s->%s", names[t], names[gv]);
                 } else {
                     snprintf(caps[cin], 48, "in %d", t);
                     snprintf(caps[cout], 48, "%d->%d", t, gv);
@@ -730,8 +885,8 @@ int main(int argc, char **argv) {
             for (int i = 0; i < nb; i++) {
                 memcpy(grid + (size_t)(2 * i) * px, hx + (size_t)i * px, px * sizeof(float));
                 memcpy(grid + (size_t)(2 * i + 1) * px, img + (size_t)i * px, px * sizeof(float));
-                snprintf(caps[2 * i], 48, "in %s", is_cifar ? CIFAR_NAMES[(int)hy[i]] : "");
-                if (!is_cifar) snprintf(caps[2 * i], 48, "in %d", (int)hy[i]);
+                if (full) snprintf(caps[2 * i], 48, "in %s", full[(int)hy[i]]);
+                else snprintf(caps[2 * i], 48, "in %d", (int)hy[i]);
                 snprintf(caps[2 * i + 1], 48, "recon");
                 capp[2 * i] = caps[2 * i]; capp[2 * i + 1] = caps[2 * i + 1];
             }
@@ -748,8 +903,8 @@ int main(int argc, char **argv) {
             for (int i = 0; i < 100; i++) {
                 yh[i] = (float)(i / 10);
                 for (int k = 0; k < o.latent; k++) zh[i * o.latent + k] = uvae_rng_normal(&wr);
-                snprintf(caps[i], 48, "%s", is_cifar ? CIFAR_NAMES[i / 10] : "");
-                if (!is_cifar) snprintf(caps[i], 48, "%d", i / 10);
+                if (full) snprintf(caps[i], 48, "%s", full[i / 10]);
+                else snprintf(caps[i], 48, "%d", i / 10);
                 capp[i] = caps[i];
             }
             uvae_ctx_reset(ctx, 0);

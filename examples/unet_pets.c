@@ -50,9 +50,10 @@ static double now_s(void) {
 
 /* ---- options -------------------------------------------------------------------------------- */
 typedef struct opts {
-    const char *data, *train_list, *val_list, *out, *ckpt, *list, *device;
+    const char *data, *train_list, *val_list, *out, *ckpt, *list, *device, *resume, *log_steps;
     double val_frac, lr, min_scale, jitter;
-    int size, epochs, batch, width, depth, limit, n;
+    int size, epochs, batch, width, depth, limit, n, synthetic;
+    int save_every, check_every, stop_after, poison_step;   /* checkpoints, the NaN guard, and two for tests */
     int down, up, loss;           /* UVAE_DOWN_*, UVAE_UP_*, LOSS_* */
     unsigned long long seed;
 } opts;
@@ -92,6 +93,18 @@ static void usage(FILE *f) {
         "  --device cpu|cuda (cuda only in the GPU build)                       [" DEFAULT_DEVICE "]\n"
         "  --out DIR         output folder                                      [runs/unet]\n"
         "  --limit N         use only the first N training images (0: all)      [0]\n"
+        "  --synthetic N     train on N generated images (ellipse 'pets' with a border ring\n"
+        "                    on textured backgrounds) instead of --data (0: off) [0]\n"
+        "  --save-every N    also checkpoint every N steps, not only at epoch ends\n"
+        "                    (0: epoch ends only); every checkpoint can be resumed [0]\n"
+        "  --resume F        continue the run saved in checkpoint F: model, Adam moments, step,\n"
+        "                    schedule and random state; give the same flags as the first run\n"
+        "  --check-every N   check the gradients' global norm every N steps (and before each\n"
+        "                    checkpoint); the loss is checked every step. A NaN/Inf stops the\n"
+        "                    run and the last checkpoint stays as it was      [10]\n"
+        "  --log-steps FILE  append 'step,loss' for every step (9 significant digits: exact)\n"
+        "  --stop-after N    (tests) stop after N steps of this run, as if killed [0: off]\n"
+        "  --poison-step N   (tests, CPU) make the gradients NaN at step N    [0: off]\n"
         "eval/predict flags: --ckpt F (required), --data DIR [data/oxford-pets], --list FILE\n"
         "  [DIR/annotations/trainval.txt], --batch B [16], --device [" DEFAULT_DEVICE "], predict: --out DIR\n"
         "  [runs/unet], --n N images spread over the list (1..64) [8]. The model is rebuilt from the\n"
@@ -132,7 +145,8 @@ static int parse_choice(const char *flag, const char *s, const char *const *name
 static void parse_args(int argc, char **argv, int cmd, opts *o) {
     static const char *const train_flags[] = {"--data", "--train-list", "--val-frac", "--val-list", "--size", "--epochs",
         "--batch", "--lr", "--down", "--up", "--loss", "--width", "--depth", "--seed", "--device", "--out", "--limit",
-        "--min-scale", "--jitter", NULL};
+        "--min-scale", "--jitter", "--synthetic", "--save-every", "--resume", "--check-every", "--log-steps", "--stop-after",
+        "--poison-step", NULL};
     static const char *const eval_flags[] = {"--ckpt", "--data", "--list", "--batch", "--device", NULL};
     static const char *const pred_flags[] = {"--ckpt", "--data", "--list", "--batch", "--device", "--out", "--n", NULL};
     const char *const *allowed = cmd == 0 ? train_flags : cmd == 1 ? eval_flags : pred_flags;
@@ -140,7 +154,7 @@ static void parse_args(int argc, char **argv, int cmd, opts *o) {
     memset(o, 0, sizeof *o);
     o->data = "data/oxford-pets"; o->out = "runs/unet"; o->device = DEFAULT_DEVICE;
     o->val_frac = 0.2; o->lr = 1e-3; o->min_scale = 1; o->jitter = 0; o->size = 128; o->epochs = 40; o->batch = 16; o->width = 64; o->depth = 4;
-    o->n = 8; o->seed = 1; o->down = UVAE_DOWN_MAXPOOL; o->up = UVAE_UP_TRANSPOSE; o->loss = LOSS_CE;
+    o->n = 8; o->seed = 1; o->check_every = 10; o->down = UVAE_DOWN_MAXPOOL; o->up = UVAE_UP_TRANSPOSE; o->loss = LOSS_CE;
     for (int i = 2; i < argc; i++) {
         const char *f = argv[i], *v;
         int ok = 0;
@@ -171,6 +185,13 @@ static void parse_args(int argc, char **argv, int cmd, opts *o) {
         else if (!strcmp(f, "--ckpt")) o->ckpt = v;
         else if (!strcmp(f, "--list")) o->list = v;
         else if (!strcmp(f, "--n")) o->n = (int)parse_long(f, v, 1, 64);
+        else if (!strcmp(f, "--synthetic")) o->synthetic = (int)parse_long(f, v, 0, 100000);
+        else if (!strcmp(f, "--save-every")) o->save_every = (int)parse_long(f, v, 0, 1000000000L);
+        else if (!strcmp(f, "--resume")) o->resume = v;
+        else if (!strcmp(f, "--check-every")) o->check_every = (int)parse_long(f, v, 1, 1000000000L);
+        else if (!strcmp(f, "--log-steps")) o->log_steps = v;
+        else if (!strcmp(f, "--stop-after")) o->stop_after = (int)parse_long(f, v, 0, 1000000000L);
+        else if (!strcmp(f, "--poison-step")) o->poison_step = (int)parse_long(f, v, 0, 1000000000L);
     }
     if (cmd == 0) {
         if (o->val_list && val_frac_given) die("give --val-frac or --val-list, not both");
@@ -350,10 +371,22 @@ static void write_predictions(const char *path, const uvae_pets *p, const int *i
     uvae_image_free(&im);
 }
 
-/* ---- checkpoint metadata -------------------------------------------------------------------- */
-static void save_checkpoint(const char *path, model *m, const opts *o, int epoch) {
-    char v[9][64];
-    const char *kv[18];
+/* ---- checkpoints ---------------------------------------------------------------------------- */
+/* What a training checkpoint holds besides the weights, so that --resume continues the run exactly:
+   the optimizer (its moments and step count, which also places the schedule), the generators, and
+   the loss summed over the current epoch so far. */
+typedef struct train_state {
+    uvae_optim *opt;
+    uvae_rng rng;           /* the run's generator (shuffles, augmentation) now */
+    uvae_rng rng_epoch;     /* the same at the start of the current epoch, before its shuffle */
+    uvae_rng ctx_rng;       /* the context's generator */
+    double epoch_sum;
+    char recipe[256];       /* the flags that shape the run; a resumed run must match them */
+} train_state;
+
+static void save_checkpoint(const char *path, model *m, const opts *o, int epoch, const train_state *ts) {
+    char v[9][64], rs[3][UVAE_RNG_STR];
+    const char *kv[30];
     snprintf(v[0], 64, "%d", o->size);
     snprintf(v[1], 64, "%d", o->width);
     snprintf(v[2], 64, "%d", o->depth);
@@ -364,7 +397,13 @@ static void save_checkpoint(const char *path, model *m, const opts *o, int epoch
     kv[6] = "down"; kv[7] = down_names[o->down]; kv[8] = "up"; kv[9] = up_names[o->up];
     kv[10] = "loss"; kv[11] = loss_names[o->loss]; kv[12] = "mean"; kv[13] = v[3]; kv[14] = "std"; kv[15] = v[4];
     kv[16] = "epoch"; kv[17] = v[5];
-    if (uvae_save(path, &m->net.params, NULL, kv, 9) != UVAE_OK) die_lib("saving the checkpoint");
+    uvae_rng_to_str(&ts->rng, rs[0]);
+    uvae_rng_to_str(&ts->rng_epoch, rs[1]);
+    uvae_rng_to_str(&ts->ctx_rng, rs[2]);
+    snprintf(v[6], 64, "%a", ts->epoch_sum);   /* hexadecimal: exact */
+    kv[18] = "rng"; kv[19] = rs[0]; kv[20] = "rng_epoch"; kv[21] = rs[1]; kv[22] = "ctx_rng"; kv[23] = rs[2];
+    kv[24] = "epoch_loss_sum"; kv[25] = v[6]; kv[26] = "recipe"; kv[27] = ts->recipe;
+    if (uvae_save(path, &m->net.params, ts->opt, kv, 14) != UVAE_OK) die_lib("saving the checkpoint");
 }
 static const char *meta(const uvae_st_file *f, const char *ckpt, const char *key) {
     const char *v = uvae_st_meta(f, key);
@@ -394,6 +433,102 @@ static int meta_int(const uvae_st_file *f, const char *ckpt, const char *key, lo
     snprintf(flag, sizeof flag, "%s: metadata '%s'", ckpt, key);
     return (int)parse_long(flag, meta(f, ckpt, key), lo, hi);
 }
+/* --resume: the model's weights, the optimizer's state and the rest of ts from a training checkpoint. */
+static void resume_from(const char *path, model *m, train_state *ts) {
+    uvae_st_file f;
+    const char *r;
+    char *end;
+    need_file(path, "--resume");
+    if (uvae_st_read(path, &f) != UVAE_OK) die_lib("--resume");
+    r = meta(&f, path, "recipe");
+    if (strcmp(r, ts->recipe) != 0) die("--resume %s: it was trained with '%s' but this run has '%s': give the same flags", path, r, ts->recipe);
+    if (uvae_rng_from_str(&ts->rng, meta(&f, path, "rng")) != UVAE_OK || uvae_rng_from_str(&ts->rng_epoch, meta(&f, path, "rng_epoch")) != UVAE_OK ||
+        uvae_rng_from_str(&ts->ctx_rng, meta(&f, path, "ctx_rng")) != UVAE_OK)
+        die("--resume %s: %s", path, uvae_last_error());
+    r = meta(&f, path, "epoch_loss_sum");
+    errno = 0;
+    ts->epoch_sum = strtod(r, &end);
+    if (errno || end == r || *end || !isfinite(ts->epoch_sum)) die("--resume %s: metadata epoch_loss_sum '%s' is not a number", path, r);
+    uvae_st_free(&f);
+    if (uvae_load(path, &m->net.params, ts->opt) != UVAE_OK) die_lib("--resume");
+}
+/* --resume: the per-epoch history of the first `epochs` epochs from OUT/metrics.csv (for curves.png);
+   the file is cut back to them (a run killed after an epoch's row but before its checkpoint). */
+static const char CSV_HEADER[] = "epoch,train_loss,val_pet_iou,val_miou,val_pixel_acc,val_dice,seconds\n";
+static void history_from_csv(const char *path, int epochs, float *h_loss, float *h_piou, float *h_miou) {
+    char line[512], *rows = (char *)xmalloc((size_t)epochs * sizeof line + 1);
+    size_t len = 0;
+    int got = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) die("--resume: cannot read '%s' (the run's per-epoch history): %s", path, strerror(errno));
+    while (fgets(line, sizeof line, f)) {
+        int ep;
+        double l, pi, mi;
+        if (sscanf(line, "%d,%lf,%lf,%lf", &ep, &l, &pi, &mi) != 4 || ep > epochs) continue;   /* the header, later epochs */
+        if (ep != got + 1) die("--resume: '%s' has epoch %d where epoch %d was expected", path, ep, got + 1);
+        h_loss[got] = (float)l; h_piou[got] = (float)pi; h_miou[got] = (float)mi;
+        got++;
+        memcpy(rows + len, line, strlen(line));
+        len += strlen(line);
+    }
+    fclose(f);
+    if (got != epochs) die("--resume: '%s' holds %d of the %d epochs before the checkpoint", path, got, epochs);
+    if (!(f = fopen(path, "w")) || fputs(CSV_HEADER, f) < 0 || fwrite(rows, 1, len, f) != len || fclose(f) != 0)
+        die("cannot write '%s': %s", path, strerror(errno));
+    free(rows);
+}
+/* The NaN/Inf guard: stop before the optimizer step; the checkpoint on disk is from a good step. */
+static void not_finite(long long step, const char *what, double v, const char *ckpt) {
+    die("step %lld: %s is %g; stopped before the optimizer step. The last checkpoint, %s (if any), is as it was; "
+        "try a lower --lr", step, what, v, ckpt);
+}
+
+/* ---- --synthetic: a generated segmentation set ------------------------------------------------ */
+/* n images S x S: a textured background (two colours in waves, plus noise) and one 'pet', an
+   ellipse of random centre, axes, angle and colour with stripes, its edge blended over a band;
+   the trimap marks the ellipse's inside pet, its outside background, and the band border, as the
+   Oxford-IIIT Pet trimaps do. Deterministic for a seed. */
+static void make_synthetic(uvae_pets *p, int n, int S, unsigned long long seed) {
+    const size_t HW = (size_t)S * (size_t)S;
+    const float band = 0.12f;   /* border half-width, relative to the ellipse's radius */
+    uvae_rng r;
+    uvae_rng_seed(&r, (uint64_t)seed ^ 0x5e6d47a1ULL);
+    memset(p, 0, sizeof *p);
+    p->n = n; p->size = S;
+    p->images = (float *)xmalloc((size_t)n * 3 * HW * sizeof(float));
+    p->masks = (unsigned char *)xmalloc((size_t)n * HW);
+    p->names = (char(*)[64])xmalloc((size_t)n * sizeof *p->names);
+    for (int i = 0; i < n; i++) {
+        float bg[2][3], fg[3], cx, cy, a, b, th, fx, fy, fs, ph;
+        for (int c = 0; c < 3; c++) {
+            bg[0][c] = 0.1f + 0.8f * uvae_rng_uniform(&r);
+            bg[1][c] = 0.1f + 0.8f * uvae_rng_uniform(&r);
+            fg[c] = uvae_rng_uniform(&r);
+        }
+        cx = S * (0.3f + 0.4f * uvae_rng_uniform(&r)); cy = S * (0.3f + 0.4f * uvae_rng_uniform(&r));
+        a = S * (0.15f + 0.2f * uvae_rng_uniform(&r)); b = S * (0.12f + 0.15f * uvae_rng_uniform(&r));
+        th = 3.14159265f * uvae_rng_uniform(&r);
+        fx = 0.05f + 0.3f * uvae_rng_uniform(&r); fy = 0.05f + 0.3f * uvae_rng_uniform(&r);
+        fs = 0.3f + 0.5f * uvae_rng_uniform(&r); ph = 6.2831853f * uvae_rng_uniform(&r);
+        for (int y = 0; y < S; y++)
+            for (int x = 0; x < S; x++) {
+                size_t k = (size_t)y * S + x;
+                float dx = x + 0.5f - cx, dy = y + 0.5f - cy;
+                float u = (dx * cosf(th) + dy * sinf(th)) / a, v = (-dx * sinf(th) + dy * cosf(th)) / b;
+                float rho = sqrtf(u * u + v * v), wbg = 0.5f + 0.5f * sinf(fx * x + fy * y + ph);
+                float t = (rho - (1 - band)) / (2 * band), alpha = t <= 0 ? 1 : t >= 1 ? 0 : 1 - t;   /* pet weight */
+                float stripe = 0.75f + 0.25f * sinf(fs * u * a + ph);
+                for (int c = 0; c < 3; c++) {
+                    float back = bg[0][c] * wbg + bg[1][c] * (1 - wbg), pet = fg[c] * stripe;
+                    float val = alpha * pet + (1 - alpha) * back + 0.06f * (uvae_rng_uniform(&r) - 0.5f);
+                    p->images[((size_t)i * 3 + c) * HW + k] = val < 0 ? 0 : val > 1 ? 1 : val;
+                }
+                p->masks[(size_t)i * HW + k] = (unsigned char)(rho < 1 - band ? 0 : rho > 1 + band ? 1 : 2);
+            }
+        snprintf(p->names[i], sizeof p->names[i], "synthetic_%04d", i);
+    }
+}
+
 /* Rebuild the model described by a checkpoint and load its weights (eval mode from then on). */
 static void model_from_checkpoint(model *m, const opts *o, int dev, int *epoch) {
     uvae_st_file f;
@@ -456,14 +591,25 @@ static int cmd_train(const opts *o0) {
     double t_train = 0, t_start = now_s();
     long long images_seen = 0;
     uvae_seg_metrics last;
-    FILE *csv;
+    FILE *csv, *steplog = NULL;
+    train_state ts;
+    int64_t done = 0;   /* steps done before this run (--resume) */
+    int run_steps = 0;
     memset(&tr, 0, sizeof tr);
     memset(&vsep, 0, sizeof vsep);
     memset(&last, 0, sizeof last);
     dev = pick_device(o.device);
-    need_dir(o.data, "--data");
-    train_list = o.train_list ? (char *)o.train_list : path_join(o.data, "annotations/trainval.txt");
-    load_set(o.data, train_list, o.size, &tr);
+    if (o.poison_step && dev != UVAE_CPU) die("--poison-step is for tests on the CPU");
+    if (o.synthetic) {
+        if (o.val_list || o.train_list) die("--synthetic makes its own images: give neither --train-list nor --val-list");
+        if (o.synthetic < 2) die("--synthetic: at least 2 images (a training and a validation split)");
+        train_list = NULL;
+        make_synthetic(&tr, o.synthetic, o.size, o.seed);
+    } else {
+        need_dir(o.data, "--data");
+        train_list = o.train_list ? (char *)o.train_list : path_join(o.data, "annotations/trainval.txt");
+        load_set(o.data, train_list, o.size, &tr);
+    }
     uvae_rng_seed(&rng, (uint64_t)o.seed);
 
     /* the split: a seeded permutation of the train list; the first val_frac of it validates */
@@ -526,12 +672,26 @@ static int cmd_train(const opts *o0) {
     p_curves = path_join(o.out, "curves.png");
     p_ckpt = path_join(o.out, "checkpoint.safetensors");
     p_pred = path_join(o.out, "predictions.png");
-    if (!(csv = fopen(p_csv, "w"))) die("cannot write '%s': %s", p_csv, strerror(errno));
-    fprintf(csv, "epoch,train_loss,val_pet_iou,val_miou,val_pixel_acc,val_dice,seconds\n");
-    if (fclose(csv) != 0) die("cannot write '%s': %s", p_csv, strerror(errno));
     h_loss = (float *)xmalloc((size_t)o.epochs * sizeof(float));
     h_piou = (float *)xmalloc((size_t)o.epochs * sizeof(float));
     h_miou = (float *)xmalloc((size_t)o.epochs * sizeof(float));
+    memset(&ts, 0, sizeof ts);
+    ts.opt = &opt;
+    snprintf(ts.recipe, sizeof ts.recipe, "size %d width %d depth %d down %s up %s loss %s batch %d epochs %d lr %.9g seed %llu "
+             "min-scale %.9g jitter %.9g train %d val %d synthetic %d", o.size, o.width, o.depth, down_names[o.down], up_names[o.up],
+             loss_names[o.loss], o.batch, o.epochs, o.lr, o.seed, o.min_scale, o.jitter, ntr, nva, o.synthetic);
+    if (o.resume) {
+        resume_from(o.resume, &m, &ts);
+        done = opt.step;
+        if (done > total_steps) die("--resume %s: %lld steps done, more than the run's %d", o.resume, (long long)done, total_steps);
+        rng = ts.rng;
+        *uvae_ctx_rng(m.ctx) = ts.ctx_rng;
+        history_from_csv(p_csv, (int)(done / steps), h_loss, h_piou, h_miou);
+        printf("resumed from %s at step %lld (epoch %d, batch %d of %d)\n", o.resume, (long long)done, (int)(done / steps) + 1,
+               (int)(done % steps), steps);
+    } else if (!(csv = fopen(p_csv, "w")) || fputs(CSV_HEADER, csv) < 0 || fclose(csv) != 0)
+        die("cannot write '%s': %s", p_csv, strerror(errno));
+    if (o.log_steps && !(steplog = fopen(o.log_steps, "a"))) die("--log-steps: cannot append to '%s': %s", o.log_steps, strerror(errno));
     views = (uvae_pets_view *)xmalloc((size_t)o.batch * sizeof *views);
     printf("unet_pets: %d train / %d val images at %dx%d, UNet width %d depth %d (%s/%s), loss %s, %zu params, "
            "%d steps of batch %d, augmentation: flips, scale-crop %g..1, colour jitter %g, device %s\n", ntr, nva, o.size, o.size,
@@ -539,15 +699,22 @@ static int cmd_train(const opts *o0) {
            o.batch, o.min_scale, o.jitter, o.device);
     fflush(stdout);
 
-    for (int e = 0; e < o.epochs; e++) {
-        double t0 = now_s(), sum = 0;
+    for (int e = (int)(done / steps); e < o.epochs; e++) {
+        int s0 = e == done / steps ? (int)(done % steps) : 0;   /* a resumed run starts mid-epoch */
+        double t0 = now_s(), sum = s0 > 0 ? ts.epoch_sum : 0;
         int *order = (int *)xmalloc((size_t)ntr * sizeof(int));
         int *bi = (int *)xmalloc((size_t)o.batch * sizeof(int));
         uvae_confusion conf;
         uvae_seg_metrics sm;
-        uvae_shuffle(order, ntr, &rng);
-        for (int s = 0; s < steps; s++) {
-            int64_t gstep = (int64_t)e * steps + s;
+        if (s0 == 0) ts.rng_epoch = rng;
+        {   /* this epoch's order, from the generator as it was at the epoch's start */
+            uvae_rng r = ts.rng_epoch;
+            uvae_shuffle(order, ntr, &r);
+            if (s0 == 0) rng = r;
+        }
+        for (int s = s0; s < steps; s++) {
+            int64_t gstep = (int64_t)e * steps + s;   /* this is step gstep + 1 */
+            int save_now = (o.save_every > 0 && (gstep + 1) % o.save_every == 0) || s + 1 == steps;
             uvae_tensor *loss;
             float lv;
             double el;
@@ -558,11 +725,24 @@ static int cmd_train(const opts *o0) {
             uvae_params_zero_grad(&m.net.params);
             loss = loss_of(&m, o.loss, uvae_unet_forward(m.ctx, &m.net, m.xd));
             if (!loss || uvae_backward(m.ctx, loss) != UVAE_OK) die_lib("training step");
+            if (o.poison_step == gstep + 1) m.net.params.grad[0] = NAN;
+            if (uvae_tensor_copy_out(loss, &lv) != UVAE_OK) die_lib("reading the loss");
+            if (!isfinite(lv)) not_finite(gstep + 1, "the loss", lv, p_ckpt);
+            if ((gstep + 1) % o.check_every == 0 || save_now) {
+                float gn = uvae_grad_norm(&m.net.params);
+                if (!isfinite(gn)) not_finite(gstep + 1, "the gradients' global norm", gn, p_ckpt);
+            }
             if (uvae_optim_step(&opt, &m.net.params, uvae_lr_onecycle(gstep, total_steps, (float)o.lr)) != UVAE_OK)
                 die_lib("optimizer step");
-            if (uvae_tensor_copy_out(loss, &lv) != UVAE_OK) die_lib("reading the loss");
-            if (!isfinite(lv)) die("the loss became %g at epoch %d step %d (try a lower --lr)", (double)lv, e + 1, s + 1);
             sum += lv;
+            if (steplog && (fprintf(steplog, "%lld,%.9g\n", (long long)gstep + 1, lv) < 0 || fflush(steplog) != 0))
+                die("--log-steps: cannot write '%s'", o.log_steps);
+            if (save_now && s + 1 < steps) {   /* the epoch's end saves after its evaluation, below */
+                ts.rng = rng;
+                ts.ctx_rng = *uvae_ctx_rng(m.ctx);
+                ts.epoch_sum = sum;
+                save_checkpoint(p_ckpt, &m, &o, e, &ts);
+            }
             images_seen += o.batch;
             el = now_s() - t0;
             {
@@ -575,6 +755,11 @@ static int cmd_train(const opts *o0) {
                         (double)(s + 1) * o.batch / (el > 1e-9 ? el : 1e-9), eta);
                 fflush(stderr);
                 bar_open = 1;
+            }
+            if (o.stop_after > 0 && ++run_steps == o.stop_after) {
+                if (bar_open) fputc('\n', stderr);
+                printf("stopped after %d steps of this run (--stop-after), at step %lld\n", run_steps, (long long)gstep + 1);
+                exit(0);
             }
         }
         t_train += now_s() - t0;
@@ -602,7 +787,10 @@ static int cmd_train(const opts *o0) {
             if (uvae_plot_png(p_curves, 640, 400, "UNet on Oxford-IIIT Pet, per epoch", names, series, 3, e + 1) != UVAE_OK)
                 die_lib("writing curves.png");
         }
-        save_checkpoint(p_ckpt, &m, &o, e + 1);
+        ts.rng = rng;
+        ts.ctx_rng = *uvae_ctx_rng(m.ctx);
+        ts.epoch_sum = 0;
+        save_checkpoint(p_ckpt, &m, &o, e + 1, &ts);
     }
 
     {
@@ -625,6 +813,7 @@ static int cmd_train(const opts *o0) {
     uvae_pets_free(&tr);
     uvae_pets_free(&vsep);
     if (train_list != o.train_list) free(train_list);
+    if (steplog) fclose(steplog);
     free(tidx); free(vidx); free(h_loss); free(h_piou); free(h_miou); free(views);
     free(p_csv); free(p_curves); free(p_ckpt); free(p_pred);
     return 0;

@@ -41,4 +41,6 @@ void suite_pets(void);
 void suite_image(void);
 void suite_unet(void);
 void suite_cvae(void);
+void suite_resume(void);
+void suite_hostile(void);
 #endif

@@ -191,6 +191,17 @@ static void dt_idx_cases(void) {
     st = uvae_load_idx(pb, pl, &d);
     dt_expect(st, &d, UVAE_ERR_FORMAT, pb, "image count 4294967295", "huge count");
 
+    /* hostile dimensions: refused by UVAE_MAX_IDX_SIDE; a size product past 2^32 without overflow */
+    memcpy(bad, im, IM_LEN); dt_put32be(bad + 8, 0xffffffffu); dt_put32be(bad + 12, 0xffffffffu);
+    dt_write(pb, bad, IM_LEN);
+    st = uvae_load_idx(pb, pl, &d);
+    dt_expect(st, &d, UVAE_ERR_FORMAT, pb, "image size 4294967295x4294967295 is not in 1..4096 (UVAE_MAX_IDX_SIDE)", "huge dims");
+    memcpy(bad, im, IM_LEN); dt_put32be(bad + 4, 0x7fffffffu); dt_put32be(bad + 8, 4096); dt_put32be(bad + 12, 4096);
+    dt_write(pb, bad, IM_LEN);
+    st = uvae_load_idx(pb, pl, &d);
+    dt_expect(st, &d, UVAE_ERR_FORMAT, pb, "truncated: header says 2147483647 images of 4096x4096 (36028797002186768 bytes)",
+              "count x rows x cols = 2^55");
+
     memcpy(bad, lb, LB_LEN); dt_put32be(bad + 4, NI - 1);
     dt_write(pb, bad, LB_LEN - 1);
     st = uvae_load_idx(pi, pb, &d);
@@ -234,7 +245,7 @@ static void dt_idx_cases(void) {
         dt_write(pb, c, gl);
         st = uvae_load_idx(pb, pl, &d);
         dt_expect(st, &d, UVAE_ERR_FORMAT, pb, "size in the trailer does not match", "ISIZE 4e9 from a small file");
-        {   /* 2.2 MB of incompressible bytes claiming 2.06 GiB: refused by the 2 GiB limit, not allocated */
+        {   /* 2.2 MB of incompressible bytes claiming 2.06 GiB: refused by UVAE_MAX_DATA_BYTES (2 GiB), not allocated */
             size_t n = 2200000, hl = 0, hat = 0;
             unsigned char *big = (unsigned char *)malloc(n), *h;
             unsigned s = 12345;
@@ -245,7 +256,7 @@ static void dt_idx_cases(void) {
                 dt_put32le(h + hl - 4, 0x84000000u);
                 dt_write(pb, h, hl);
                 st = uvae_load_idx(pb, pl, &d);
-                dt_expect(st, &d, UVAE_ERR_FORMAT, pb, "above the 2 GiB limit", "ISIZE above 2 GiB");
+                dt_expect(st, &d, UVAE_ERR_FORMAT, pb, "above the limit of 2147483648 (UVAE_MAX_DATA_BYTES)", "ISIZE above 2 GiB");
             }
             free(big);
             free(h);
@@ -323,6 +334,15 @@ static void dt_cifar_cases(void) {
     paths[0] = pb; paths[1] = px;
     st = uvae_load_cifar10(paths, 2, &d);
     dt_expect(st, &d, UVAE_ERR_FORMAT, px, "label 10 at record 1 is out of range 0..9", "cifar label 10");
+    {   /* a gzip CIFAR file whose crc32 does not match: the error names that file */
+        unsigned char *c = (unsigned char *)malloc(gl);
+        memcpy(c, gz, gl); c[gl - 6] ^= 0x40;
+        dt_write(px, c, gl);
+        paths[0] = pa; paths[1] = px;
+        st = uvae_load_cifar10(paths, 2, &d);
+        dt_expect(st, &d, UVAE_ERR_FORMAT, px, "crc32 in the trailer does not match", "cifar gzip crc");
+        free(c);
+    }
     paths[1] = dt_path("no_such_batch.bin");
     st = uvae_load_cifar10(paths, 2, &d);
     dt_expect(st, &d, UVAE_ERR_IO, "no_such_batch.bin", "cannot open", "cifar missing file");

@@ -29,7 +29,8 @@ static const struct { const char *name; void (*fn)(void); } suites[] = {
     {"core", suite_core}, {"grad", suite_grad}, {"optim", suite_optim},
     {"ckpt", suite_ckpt}, {"parity", suite_parity},
     {"data", suite_data}, {"pets", suite_pets}, {"image", suite_image},
-    {"unet", suite_unet}, {"cvae", suite_cvae},
+    {"unet", suite_unet}, {"cvae", suite_cvae}, {"resume", suite_resume},
+    {"hostile", suite_hostile},
 };
 
 int main(int argc, char **argv) {

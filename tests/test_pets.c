@@ -76,6 +76,156 @@ static void pt_expect_fail(const char *list, int status, const char *file, const
     CHECK(p.n == 0 && !p.images && !p.masks && !p.names, "%s: set not zeroed on failure", list);
 }
 
+/* ---- hostile files: the readers' limits and the stb_image 2.27 bugs found by fuzz/ ---- */
+static void pt_write_raw(const char *rel, const unsigned char *b, size_t n) {
+    char path[1024];
+    FILE *f;
+    snprintf(path, sizeof path, "%s/%s", pt_dir, rel);
+    if ((f = fopen(path, "wb"))) { if (n) fwrite(b, 1, n, f); fclose(f); }
+}
+
+typedef struct pt_mem { unsigned char b[4096]; size_t n; } pt_mem;
+static void pt_mem_write(void *ctx, void *data, int size) {
+    pt_mem *m = (pt_mem *)ctx;
+    if (size > 0 && m->n + (size_t)size <= sizeof m->b) { memcpy(m->b + m->n, data, (size_t)size); m->n += (size_t)size; }
+}
+
+/* A minimal baseline JPEG, built byte by byte: 8x8 grey, one quantisation table, one DC and one
+   AC Huffman table with a single 1-bit code each, one MCU whose bits say "DC difference 0, end of
+   block": a uniform grey 128 image. big_dht: the DC table declares 257 codes instead; ac_table:
+   the AC table the scan uses (only table 0 is defined); width: the frame's width field. */
+static size_t pt_tiny_jpeg(unsigned char *b, int big_dht, int ac_table, int width) {
+    size_t k = 0;
+    b[k++] = 0xff; b[k++] = 0xd8;                                           /* SOI */
+    b[k++] = 0xff; b[k++] = 0xdb; b[k++] = 0; b[k++] = 67; b[k++] = 0;      /* DQT: table 0, all 1 */
+    for (int i = 0; i < 64; i++) b[k++] = 1;
+    b[k++] = 0xff; b[k++] = 0xc0; b[k++] = 0; b[k++] = 11; b[k++] = 8;      /* SOF0: 8 bits, 8 rows */
+    b[k++] = 0; b[k++] = 8; b[k++] = (unsigned char)(width >> 8); b[k++] = (unsigned char)width;
+    b[k++] = 1; b[k++] = 1; b[k++] = 0x11; b[k++] = 0;                      /* 1 component, id 1, tq 0 */
+    for (int t = 0; t < 2; t++) {                                           /* DHT: DC 0, AC 0 */
+        int codes = t == 0 && big_dht ? 257 : 1;
+        size_t L = 2 + 17 + (size_t)codes;
+        b[k++] = 0xff; b[k++] = 0xc4; b[k++] = (unsigned char)(L >> 8); b[k++] = (unsigned char)L;
+        b[k++] = (unsigned char)(t << 4);
+        for (int len = 1; len <= 16; len++)
+            b[k++] = (unsigned char)(codes == 1 ? len == 1 : len == 16 ? 255 : len == 15 ? 2 : 0);
+        for (int i = 0; i < codes; i++) b[k++] = 0;                         /* symbol 0: DC diff 0 / EOB */
+    }
+    b[k++] = 0xff; b[k++] = 0xda; b[k++] = 0; b[k++] = 8; b[k++] = 1;       /* SOS: 1 component */
+    b[k++] = 1; b[k++] = (unsigned char)ac_table; b[k++] = 0; b[k++] = 63; b[k++] = 0;
+    b[k++] = 0x3f;                                                          /* bits 0 (DC), 0 (EOB), 1-padding */
+    b[k++] = 0xff; b[k++] = 0xd9;                                           /* EOI */
+    return k;
+}
+
+/* a PNG signature and an IHDR chunk (8-bit grey) claiming w x h, and nothing else */
+static size_t pt_png_header(unsigned char *b, unsigned w, unsigned h) {
+    static const unsigned char head[16] = {0x89, 'P', 'N', 'G', 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 'I', 'H', 'D', 'R'};
+    memcpy(b, head, 16);
+    for (int i = 0; i < 4; i++) { b[16 + i] = (unsigned char)(w >> (24 - 8 * i)); b[20 + i] = (unsigned char)(h >> (24 - 8 * i)); }
+    b[24] = 8; b[25] = 0; b[26] = 0; b[27] = 0; b[28] = 0;
+    memset(b + 29, 0, 4);                                                   /* CRC (stb does not check it) */
+    return 33;
+}
+
+static void pt_hostile(void) {
+    unsigned char jpg[1024], hdr[64], tri[64];
+    pt_mem png = {{0}, 0}, tpng = {{0}, 0}, spliced = {{0}, 0};
+    unsigned char rgb[8 * 8 * 3];
+    size_t n;
+    uvae_pets p;
+    char lp[1024];
+    int st;
+    memset(tri, 2, sizeof tri);
+    tri[9] = 1; tri[10] = 3;
+    stbi_write_png_to_func(pt_mem_write, &tpng, 8, 8, 1, tri, 8);
+    pt_write_raw("annotations/trimaps/h8.png", tpng.b, tpng.n);
+
+    /* the hand-built JPEG decodes (stb and the walk over its segments agree) */
+    n = pt_tiny_jpeg(jpg, 0, 0, 8);
+    pt_write_raw("images/h8.jpg", jpg, n);
+    pt_write_text("h_ok.txt", "h8\n");
+    pt_path(lp, sizeof lp, "annotations/%s", "h_ok.txt");
+    st = uvae_pets_load(pt_dir, lp, 4, &p);
+    CHECK(st == UVAE_OK, "hand-built 8x8 JPEG: %s", uvae_last_error());
+    if (st == UVAE_OK) {
+        int grey = 1;
+        for (int k = 0; k < 3 * 16; k++) grey &= fabsf(p.images[k] - 128.0f / 255.0f) < 1e-6f;
+        CHECK(grey, "hand-built JPEG: uniform grey 128");
+        uvae_pets_free(&p);
+    }
+    pt_write_text("h_list.txt", "h8 1 1 1\nhx 1 1 1\n");   /* hx: each case below rewrites it */
+#define PT_CASE(img, img_n, trimap_png, what, phrase) do {                                       \
+        pt_write_raw("images/hx.jpg", img, img_n);                                                 \
+        pt_write_raw("annotations/trimaps/hx.png", (trimap_png)->b, (trimap_png)->n);              \
+        pt_expect_fail("h_list.txt", UVAE_ERR_FORMAT, what, phrase);                               \
+    } while (0)
+    /* stb 2.27 would write past its Huffman tables / read an undefined one */
+    n = pt_tiny_jpeg(jpg, 1, 0, 8);
+    PT_CASE(jpg, n, &tpng, "images/hx.jpg", "corrupt JPEG (a Huffman table with more than 256 codes)");
+    n = pt_tiny_jpeg(jpg, 0, 1, 8);
+    PT_CASE(jpg, n, &tpng, "images/hx.jpg", "corrupt JPEG (a scan uses an AC Huffman table that no DHT defined)");
+    /* sizes from the header, refused before stb decodes anything */
+    n = pt_tiny_jpeg(jpg, 0, 0, 9000);
+    PT_CASE(jpg, n, &tpng, "images/hx.jpg", "is 9000x8, larger than 8192x8192 (UVAE_MAX_IMAGE_SIDE)");
+    n = pt_png_header(hdr, 100000, 100000);
+    PT_CASE(hdr, n, &tpng, "images/hx.jpg", "is 100000x100000, larger than 8192x8192 (UVAE_MAX_IMAGE_SIDE)");
+    n = pt_png_header(hdr, 8192, 8192);
+    PT_CASE(hdr, n, &tpng, "images/hx.jpg", "is 8192x8192 = 67108864 pixels, more than 33554432 (UVAE_MAX_IMAGE_PIXELS)");
+    {
+        pt_mem t = {{0}, 0};
+        t.n = pt_png_header(t.b, 8193, 8);
+        n = pt_tiny_jpeg(jpg, 0, 0, 8);
+        PT_CASE(jpg, n, &t, "trimaps/hx.png", "trimap");
+        CHECK(strstr(uvae_last_error(), "is 8193x8, larger than 8192x8192"), "trimap 8193 wide: %s", uvae_last_error());
+    }
+    /* PNG chunks: one claiming 2 GiB (stb 2.27 would allocate it), an empty first IDAT */
+    for (int k = 0; k < 8 * 8 * 3; k++) rgb[k] = (unsigned char)(k * 5);
+    stbi_write_png_to_func(pt_mem_write, &png, 8, 8, 3, rgb, 24);
+    CHECK(png.n > 45 && !memcmp(png.b + 37, "IDAT", 4), "stb's PNG: IDAT right after IHDR");
+    memcpy(spliced.b, png.b, png.n);
+    spliced.n = png.n;
+    spliced.b[33] = 0x7f; spliced.b[34] = 0xff; spliced.b[35] = 0xff; spliced.b[36] = 0xf0;
+    PT_CASE(spliced.b, spliced.n, &tpng, "images/hx.jpg", "corrupt PNG (a chunk longer than the rest of the file)");
+    memcpy(spliced.b, png.b, 33);                                            /* signature, IHDR */
+    memcpy(spliced.b + 33, "\0\0\0\0IDAT\0\0\0\0", 12);                      /* an empty IDAT */
+    memcpy(spliced.b + 45, png.b + 33, png.n - 33);
+    spliced.n = png.n + 12;
+    PT_CASE(spliced.b, spliced.n, &tpng, "images/hx.jpg", "corrupt PNG (an empty first IDAT chunk)");
+    /* formats: only JPEG or PNG images, PNG trimaps, whatever the names say */
+    PT_CASE((const unsigned char *)"GIF89a\x08\0\x08\0\0\0\0;", 14, &tpng, "images/hx.jpg",
+            "cannot decode image");
+    CHECK(strstr(uvae_last_error(), "not JPEG or PNG data (starts with 0x47 0x49)"), "GIF: %s", uvae_last_error());
+    {
+        pt_mem t = {{0}, 0};
+        t.n = pt_tiny_jpeg(t.b, 0, 0, 8);
+        PT_CASE(png.b, png.n, &t, "trimaps/hx.png", "not PNG data (starts with 0xff 0xd8)");
+    }
+    PT_CASE(jpg, 0, &tpng, "images/hx.jpg", "cannot decode image");
+    CHECK(strstr(uvae_last_error(), "empty file"), "empty image: %s", uvae_last_error());
+#undef PT_CASE
+
+    /* list lines: a NUL byte, and the 1022-character limit */
+    {
+        char big[1100], names[2][64];
+        pt_write_raw("annotations/h_nul.txt", (const unsigned char *)"h8 1 1 1\nh\0x 1 1 1\n", 19);
+        pt_expect_fail("h_nul.txt", UVAE_ERR_FORMAT, "h_nul.txt:2:", "malformed line (a NUL byte)");
+        memset(big, ' ', sizeof big);
+        memcpy(big, "h8", 2);
+        big[1022] = '\n';
+        big[1023] = 0;
+        pt_write_text("h_1022.txt", big);
+        pt_path(lp, sizeof lp, "annotations/%s", "h_1022.txt");
+        st = uvae_pets_read_list(lp, names, 2);
+        CHECK(st == 1 && !strcmp(names[0], "h8"), "a 1022-character line: %d (%s)", st, uvae_last_error());
+        big[1022] = ' ';
+        big[1023] = '\n';
+        big[1024] = 0;
+        pt_write_text("h_1023.txt", big);
+        pt_expect_fail("h_1023.txt", UVAE_ERR_FORMAT, "h_1023.txt:1:", "malformed line (longer than 1022 characters)");
+    }
+}
+
 static void pt_synthetic(void) {
     char cmd[1200], lp[1024], path[1024];
     uvae_pets p;
@@ -330,6 +480,8 @@ static void pt_synthetic(void) {
     pt_expect_fail("missing.txt", UVAE_ERR_IO, "annotations/missing.txt", "cannot open list");
     pt_path(lp, sizeof lp, "annotations/%s", "good.txt");
     CHECK(uvae_pets_load(pt_dir, lp, 0, &p) == UVAE_ERR_ARG, "size 0 accepted");
+
+    pt_hostile();
 
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", pt_dir);
     if (system(cmd) != 0) printf("note: could not remove %s\n", pt_dir);

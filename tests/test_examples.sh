@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# tests/test_examples.sh — the examples as a user runs them (run by `make test`):
+#   - a run stopped mid-epoch and resumed from its checkpoint gives bit-identical per-step losses
+#     (the UNet on its generated set; the CVAE on Fashion-MNIST when Debian's package is there);
+#   - the NaN guard stops a run with one clear line, and the last checkpoint stays as it was;
+#   - bad command lines give one line on stderr and exit status 1, never a crash.
+# Usage: tests/test_examples.sh [BUILD_DIR]   (needs BUILD_DIR/unet_pets and BUILD_DIR/cvae)
+set -u
+B=${1:-build}
+U=$B/unet_pets
+V=$B/cvae
+T=$(mktemp -d /tmp/uvt_examples.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+ok()  { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+
+# optim.step of a checkpoint, from its JSON header
+ckpt_step() { head -c 65536 "$1" | tr -d '\0' | grep -ao '"optim.step":"[0-9]*"' | grep -o '[0-9]*'; }
+
+# The per-step losses of an uninterrupted run (A) and of a run stopped after STOP steps then
+# resumed from its last --save-every checkpoint (B, B2) must agree on every step.
+check_resume() {   # name, stop, command...
+    local name=$1 stop=$2; shift 2
+    "$@" --out "$T/$name-a" --log-steps "$T/$name-a.log" >"$T/$name-a.out" 2>&1 || { bad "$name: the uninterrupted run failed: $(tail -n 1 "$T/$name-a.out")"; return; }
+    "$@" --out "$T/$name-b" --log-steps "$T/$name-b.log" --save-every 4 --stop-after "$stop" >"$T/$name-b.out" 2>&1 \
+        || { bad "$name: the interrupted run failed: $(tail -n 1 "$T/$name-b.out")"; return; }
+    "$@" --out "$T/$name-b" --log-steps "$T/$name-b2.log" --save-every 4 --resume "$T/$name-b/checkpoint.safetensors" >"$T/$name-b2.out" 2>&1 \
+        || { bad "$name: the resumed run failed: $(tail -n 1 "$T/$name-b2.out")"; return; }
+    local first total
+    first=$(head -n 1 "$T/$name-b2.log" | cut -d, -f1)
+    total=$(wc -l < "$T/$name-a.log")
+    if [ "$first" -ge 2 ] && [ "$first" -le "$stop" ] && [ "$total" -gt "$stop" ] &&
+       cmp -s <(cat "$T/$name-b.log" "$T/$name-b2.log" | sort -t, -k1,1n -u) "$T/$name-a.log" &&
+       [ "$(wc -l < "$T/$name-b2.log")" -eq $((total - first + 1)) ]; then
+        ok; echo "  $name: stopped after step $stop, resumed at step $first: $total per-step losses bit-identical"
+    else
+        bad "$name: resumed losses differ from the uninterrupted run's (resumed at step '$first', $total steps)"
+    fi
+    if cmp -s "$T/$name-a/metrics.csv" "$T/$name-b/metrics.csv" 2>/dev/null || \
+       diff <(cut -d, -f1-5 "$T/$name-a/metrics.csv") <(cut -d, -f1-5 "$T/$name-b/metrics.csv") >/dev/null; then ok
+    else bad "$name: metrics.csv differs between the uninterrupted and the resumed run"; fi
+}
+
+# ---- UNet on the generated set (always available) ----
+UA=(train --synthetic 40 --size 32 --width 4 --depth 2 --epochs 3 --batch 8)
+if [ -x "$U" ]; then
+    check_resume unet 7 "$U" "${UA[@]}"
+    # NaN guard: gradients poisoned at step 5, checked every 100 steps and before each checkpoint
+    "$U" "${UA[@]}" --out "$T/nan" --save-every 2 --check-every 100 --poison-step 5 >"$T/nan.out" 2>"$T/nan.err"; rc=$?
+    last=$(tr '\r' '\n' < "$T/nan.err" | grep -v '^$' | tail -n 1)
+    if [ $rc -eq 1 ] && [[ $last == "unet_pets: step 6: the gradients' global norm is nan"* ]] && [ "$(ckpt_step "$T/nan/checkpoint.safetensors")" = 4 ]; then
+        ok; echo "  NaN guard: '$last' (checkpoint of step 4 kept)"
+    else bad "NaN guard: exit $rc, '$last', checkpoint step '$(ckpt_step "$T/nan/checkpoint.safetensors" 2>/dev/null)'"; fi
+    # resuming with other flags is refused
+    "$U" "${UA[@]}" --lr 0.01 --out "$T/unet-b" --resume "$T/unet-b/checkpoint.safetensors" >/dev/null 2>"$T/mis.err"; rc=$?
+    if [ $rc -eq 1 ] && grep -q "give the same flags" "$T/mis.err"; then ok; else bad "resume with other flags: exit $rc, $(cat "$T/mis.err")"; fi
+else
+    bad "$U is missing (make $U)"
+fi
+
+# ---- CVAE on Fashion-MNIST (Debian's dataset-fashion-mnist) ----
+FASHION=/usr/share/datasets/fashion-mnist
+if [ ! -d "$FASHION" ]; then
+    echo "SKIP cvae resume test: $FASHION not found (apt-get install dataset-fashion-mnist)"
+elif [ -x "$V" ]; then
+    check_resume cvae 13 "$V" --dataset fashion --data "$FASHION" --limit 320 --batch 32 --epochs 2 --judge-epochs 1 \
+        --judge-width 4 --teacher-width 4 --width 8 --label-loss 1
+else
+    bad "$V is missing (make $V)"
+fi
+
+# ---- bad command lines: one line on stderr, exit status 1 ----
+printf 'not a checkpoint' > "$T/junk.safetensors"
+bad_cli() {   # expected stderr substring, command...
+    local want=$1; shift
+    "$@" >"$T/cli.out" 2>"$T/cli.err"; local rc=$?
+    local lines; lines=$(grep -c '' "$T/cli.err")
+    if [ $rc -eq 1 ] && [ "$lines" -eq 1 ] && grep -q -- "$want" "$T/cli.err"; then ok
+    else bad "'$*': want exit 1 and one line with '$want', got exit $rc and $lines line(s): $(head -c 300 "$T/cli.err")"; fi
+}
+if [ -x "$U" ]; then
+    bad_cli "missing command" "$U"
+    bad_cli "unknown command 'frobnicate'" "$U" frobnicate
+    bad_cli "unknown flag '--bogus'" "$U" train --bogus 1
+    bad_cli "--size needs a value" "$U" train --size
+    bad_cli "--epochs: '-3' is not an integer" "$U" train --epochs -3
+    bad_cli "--lr: 'abc' is not a number" "$U" train --lr abc
+    bad_cli "--width: '99999999999999999999' is not an integer" "$U" train --width 99999999999999999999
+    bad_cli "--data '$T/nowhere'" "$U" train --data "$T/nowhere"
+    bad_cli "--size 30 is not divisible" "$U" train --synthetic 8 --size 30
+    bad_cli "needs --ckpt" "$U" eval
+    bad_cli "--ckpt '$T/nowhere.safetensors'" "$U" eval --data "$T" --list "$T/junk.safetensors" --ckpt "$T/nowhere.safetensors"
+    bad_cli "junk.safetensors" "$U" train --synthetic 8 --size 16 --depth 2 --width 2 --batch 2 --out "$T/j" --resume "$T/junk.safetensors"
+    bad_cli "--device cuda needs the GPU build" "$U" train --device cuda
+fi
+if [ -x "$V" ]; then
+    bad_cli "unknown flag '--bogus'" "$V" --bogus 1
+    bad_cli "--epochs needs a value" "$V" --epochs
+    bad_cli "--batch: bad value '1'" "$V" --batch 1
+    bad_cli "--dataset: bad value 'svhn'" "$V" --dataset svhn
+    bad_cli "missing data" "$V" --data "$T/nowhere"
+    bad_cli "--lr: bad value 'nan'" "$V" --lr nan
+    bad_cli "--device cuda needs the GPU build" "$V" --device cuda
+    bad_cli "unexpected argument 'extra'" "$V" extra
+fi
+
+echo "examples: $pass passed, $fail failed"
+[ $fail -eq 0 ]

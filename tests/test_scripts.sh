@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# tests/test_scripts.sh — offline tests of data_scripts/ (checksums, resume, retries, mirrors, the
+# failure message, unpacking) and of `make install` / `make uninstall`. No network is used: files
+# come from file:// URLs, and "unreachable" is http://127.0.0.1:9/ (the discard port: nothing
+# listens there, so the connection is refused at once). Run by `make test-scripts`; a few seconds.
+# Prints one line per check and a closing "N passed, M failed"; exit status 1 if any failed.
+# shellcheck disable=SC2016  # the conditions given to expect -c are evaluated later, on purpose
+set -u
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+T=$(mktemp -d "${TMPDIR:-/tmp}/uvae_test_scripts.XXXXXX") || exit 1
+HTTP_PID=
+trap '[ -n "$HTTP_PID" ] && kill "$HTTP_PID" 2>/dev/null; rm -rf "$T"' EXIT
+unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY DATA_DIR DOWNLOADER
+export UVAE_ATTEMPTS=2 UVAE_BACKOFF=0
+DEAD=http://127.0.0.1:9
+pass=0 fail=0
+
+ok() { pass=$((pass + 1)); printf 'ok   %s\n' "$1"; }
+bad() {   # bad NAME [LOG]: a failed check, with the command's output indented below it
+    fail=$((fail + 1)); printf 'FAIL %s\n' "$1"
+    if [ -n "${2:-}" ] && [ -f "$2" ]; then sed 's/^/     | /' "$2"; fi
+}
+# dv ARGS...: download_verified in a subshell (it exits on failure), output to $T/log, status in $rc
+dv() {
+    (set -euo pipefail; PROG=dv; source "$ROOT/data_scripts/common.sh"; download_verified "$@") >"$T/log" 2>&1
+    rc=$?
+}
+# expect [-c CONDITION] NAME RC [PATTERN...]: the last run's status is RC, its output holds every
+# PATTERN, and the shell CONDITION (if given) holds afterwards
+expect() {
+    local cond=true name want p
+    if [ "$1" = -c ]; then cond=$2; shift 2; fi
+    name=$1 want=$2
+    shift 2
+    if [ "$rc" -ne "$want" ]; then bad "$name (exit status $rc, want $want)" "$T/log"; return 1; fi
+    for p in "$@"; do
+        if ! grep -qF -- "$p" "$T/log"; then bad "$name (output lacks: $p)" "$T/log"; return 1; fi
+    done
+    if ! eval "$cond"; then bad "$name (after it, this does not hold: $cond)" "$T/log"; return 1; fi
+    ok "$name"
+}
+same() { cmp -s "$1" "$2"; }
+
+# ---- the pinned checksums look like sha256 sums ---------------------------------------------------
+for s in get_mnist:4 get_cifar10:1 get_oxford_pets:2; do
+    f=$ROOT/data_scripts/${s%%:*}.sh
+    n=$(grep -oE '\b[0-9a-f]{64}\b' "$f" | sort -u | wc -l)
+    if bash -n "$f" && [ "$n" -eq "${s##*:}" ]; then ok "${s%%:*}.sh parses and pins ${s##*:} sha256 sum(s)"
+    else bad "${s%%:*}.sh: syntax, or $n distinct sha256 sums where ${s##*:} are expected"; fi
+done
+
+# ---- sha256 of a generated file -------------------------------------------------------------------
+head -c 200000 /dev/urandom >"$T/src.bin"
+if command -v sha256sum >/dev/null 2>&1; then SHA=$(sha256sum "$T/src.bin"); else SHA=$(shasum -a 256 "$T/src.bin"); fi
+SHA=${SHA%% *}
+WRONG=$(printf '%064d' 0)
+got=$(PROG=t; source "$ROOT/data_scripts/common.sh" && sha256_of "$T/src.bin")
+if [ "$got" = "$SHA" ]; then ok "sha256_of agrees with sha256sum"; else bad "sha256_of gave '$got', want $SHA"; fi
+
+if command -v curl >/dev/null 2>&1; then
+    SRC=file://$T/src.bin
+    # ---- download, verify, keep ------------------------------------------------------------------
+    dv "$SRC" "$T/a/file.bin" "$SHA"
+    expect -c 'same "$T/src.bin" "$T/a/file.bin" && [ ! -e "$T/a/file.bin.part" ]' "download_verified: a file:// download with the right sha256" 0 "ok $T/a/file.bin (sha256 verified)"
+    dv "$DEAD/file.bin" "$T/a/file.bin" "$SHA"
+    expect "download_verified: a file already there with a good sum is kept (no download)" 0 "already there, sha256 verified"
+    printf 'garbage' >"$T/a/file.bin"
+    dv "$SRC" "$T/a/file.bin" "$SHA"
+    expect -c 'same "$T/src.bin" "$T/a/file.bin"' "download_verified: a file already there with a bad sum is fetched again" 0 "its sha256 is wrong"
+
+    # ---- a wrong checksum is refused ----------------------------------------------------------------
+    dv "$SRC" "$T/b/file.bin" "$WRONG"
+    expect -c '[ ! -e "$T/b/file.bin" ] && [ ! -e "$T/b/file.bin.part" ]' "download_verified: a wrong sha256 gives exit 1 and the message" 1 \
+        "error: could not download $SRC" "but its sha256 is $SHA, not $WRONG" "What to do" "$T/b/file.bin"
+
+    # ---- resume -------------------------------------------------------------------------------------
+    mkdir -p "$T/c"
+    head -c 80000 "$T/src.bin" >"$T/c/file.bin.part"
+    UVAE_ATTEMPTS=1 dv "$SRC" "$T/c/file.bin" "$SHA"
+    expect -c 'same "$T/src.bin" "$T/c/file.bin"' "download_verified: a partial .part is resumed" 0 "sha256 verified"
+    # a .part whose first bytes are wrong: resuming appends to it (the sum then fails, proving it
+    # resumed); the next attempt starts from scratch and succeeds
+    { head -c 1000 /dev/zero; tail -c +1001 "$T/src.bin" | head -c 50000; } >"$T/c/bad.bin.part"
+    dv "$SRC" "$T/c/bad.bin" "$SHA"
+    expect -c 'same "$T/src.bin" "$T/c/bad.bin"' "download_verified: a corrupt .part fails its check, is dropped, and the retry succeeds" 0 \
+        "starting it again from scratch" "(attempt 2/2" "ok $T/c/bad.bin (sha256 verified)"
+
+    # ---- mirrors ------------------------------------------------------------------------------------
+    dv "$DEAD/file.bin" "$T/d/file.bin" "$SHA" "$SRC"
+    expect -c 'same "$T/src.bin" "$T/d/file.bin"' "download_verified: an unreachable URL falls back to the next mirror" 0 "sha256 verified"
+else
+    echo "SKIP file:// download checks: curl is not installed"
+fi
+
+# ---- over HTTP: a local python3 http.server (it cannot resume, so a .part must be started over) ----
+if command -v python3 >/dev/null 2>&1; then
+    mkdir -p "$T/www" && cp "$T/src.bin" "$T/www/src.bin"
+    python3 -u -m http.server 0 --bind 127.0.0.1 --directory "$T/www" >"$T/http.log" 2>&1 &
+    HTTP_PID=$!
+    port=
+    for _ in $(seq 50); do
+        port=$(sed -n 's/.* port \([0-9][0-9]*\) .*/\1/p' "$T/http.log" | head -n 1)
+        [ -n "$port" ] && break
+        sleep 0.1
+    done
+    if [ -z "$port" ]; then
+        echo "SKIP HTTP checks: python3 -m http.server did not start"
+    else
+        for tool in curl wget; do
+            command -v $tool >/dev/null 2>&1 || { echo "SKIP HTTP check with $tool: not installed"; continue; }
+            mkdir -p "$T/h_$tool" && head -c 1000 "$T/src.bin" >"$T/h_$tool/file.bin.part"
+            DOWNLOADER=$tool dv "http://127.0.0.1:$port/src.bin" "$T/h_$tool/file.bin" "$SHA"
+            expect -c "same \"\$T/src.bin\" \"\$T/h_$tool/file.bin\"" \
+                "download_verified ($tool) over HTTP, with a .part the server cannot resume" 0 "sha256 verified"
+        done
+        dv "http://127.0.0.1:$port/missing.bin" "$T/h_404/missing.bin" "$SHA"
+        expect "download_verified: HTTP 404 gives exit 1 and the message" 1 \
+            "error: could not download http://127.0.0.1:$port/missing.bin" "What to do"
+    fi
+    kill "$HTTP_PID" 2>/dev/null
+    wait "$HTTP_PID" 2>/dev/null
+    HTTP_PID=
+else
+    echo "SKIP HTTP checks: python3 is not installed (it serves the files)"
+fi
+
+# ---- unreachable: exit 1, one clear message, fast -----------------------------------------------------
+for tool in curl wget; do
+    command -v $tool >/dev/null 2>&1 || { echo "SKIP unreachable-URL check with $tool: not installed"; continue; }
+    # shellcheck disable=SC2034  # start is read by the expect -c condition
+    start=$SECONDS
+    UVAE_BACKOFF=1 DOWNLOADER=$tool dv "$DEAD/nothing.tar.gz" "$T/e/nothing.tar.gz" "$SHA"
+    expect -c '[ $((SECONDS - start)) -le 10 ] && [ ! -e "$T/e/nothing.tar.gz.part" ]' "download_verified ($tool): an unreachable URL gives exit 1 and the message" 1 \
+        "error: could not download $DEAD/nothing.tar.gz" "$tool could not fetch it" "What to do" \
+        "$T/e/nothing.tar.gz" "its sha256 is $SHA" "retrying in 1s"
+done
+dv "$DEAD/x" "$T/f/x" "abc"
+expect "download_verified: a malformed sha256 argument is refused" 1 "is not a sha256"
+
+# ---- the three scripts, offline --------------------------------------------------------------------
+if ! command -v curl >/dev/null 2>&1 && ! command -v wget >/dev/null 2>&1; then
+    echo "SKIP the scripts' offline checks: neither curl nor wget is installed"
+else
+MNIST_MIRRORS="$DEAD/mnist" DATA_DIR=$T/data bash "$ROOT/data_scripts/get_mnist.sh" >"$T/log" 2>&1; rc=$?
+expect "get_mnist.sh offline: exit 1 naming the URL and the file" 1 \
+    "get_mnist.sh: error: could not download $DEAD/mnist/train-images-idx3-ubyte.gz" "$T/data/mnist/train-images-idx3-ubyte.gz"
+for s in get_cifar10:https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz \
+         get_oxford_pets:https://www.robots.ox.ac.uk/~vgg/data/pets/data/annotations.tar.gz; do
+    # an unreachable proxy stands in for "offline" without touching the network
+    https_proxy=$DEAD http_proxy=$DEAD DATA_DIR=$T/data bash "$ROOT/data_scripts/${s%%:*}.sh" >"$T/log" 2>&1; rc=$?
+    expect "${s%%:*}.sh offline: exit 1 naming the URL" 1 "${s%%:*}.sh: error: could not download ${s#*:}" "What to do"
+done
+fi
+
+# ---- extract_tar ---------------------------------------------------------------------------------------
+mkdir -p "$T/tar/pkg/sub" && echo hello >"$T/tar/pkg/sub/a.txt" && tar -czf "$T/tar/pkg.tar.gz" -C "$T/tar" pkg
+TSHA=$(PROG=t; source "$ROOT/data_scripts/common.sh" && sha256_of "$T/tar/pkg.tar.gz")
+ex() { (set -euo pipefail; PROG=extract; source "$ROOT/data_scripts/common.sh"; extract_tar "$@") >"$T/log" 2>&1; rc=$?; }
+ex "$T/tar/pkg.tar.gz" "$T/out" "$TSHA" pkg/sub/a.txt
+expect -c 'grep -qx hello "$T/out/pkg/sub/a.txt"' "extract_tar: unpacks and checks the expected files" 0 "unpacking"
+ex "$T/tar/pkg.tar.gz" "$T/out" "$TSHA" pkg/sub/a.txt
+expect "extract_tar: a second run skips the work" 0 "already unpacked"
+rm "$T/out/pkg/sub/a.txt"
+ex "$T/tar/pkg.tar.gz" "$T/out" "$TSHA" pkg/sub/a.txt
+expect "extract_tar: a missing file makes it unpack again" 0 "unpacking"
+ex "$T/tar/pkg.tar.gz" "$T/out2" "$TSHA" pkg/sub/nope.txt
+expect "extract_tar: an archive without an expected file is an error" 1 "did not contain pkg/sub/nope.txt"
+
+# ---- make install / uninstall, and a program built against the installed header ---------------------
+P=$T/prefix
+if ${MAKE:-make} -s -C "$ROOT" install PREFIX="$P" >"$T/log" 2>&1 && [ -f "$P/include/unetvae.h" ] &&
+   [ -f "$P/include/unetvae_cuda.cu" ] && [ -f "$P/share/doc/unetvae/README.md" ]; then
+    ok "make install PREFIX=...: header, CUDA companion and docs in place"
+    mkdir -p "$T/prog" && cat >"$T/prog/main.c" <<'EOF'
+#define UNETVAE_IMPLEMENTATION
+#include <unetvae.h>
+#include <stdio.h>
+int main(void) {
+    uvae_unet_config cfg = {3, 2, 4, 2, UVAE_DOWN_MAXPOOL, UVAE_UP_TRANSPOSE};
+    uvae_unet net;
+    uvae_ctx *ctx = uvae_ctx_new(0);
+    uvae_tensor *x = uvae_tensor_new(4, (int[]){1, 3, 16, 16}), *y;
+    if (!ctx || !x || uvae_unet_init(&net, &cfg, 1) != UVAE_OK) { puts(uvae_last_error()); return 1; }
+    uvae_ctx_reset(ctx, 0);
+    if (!(y = uvae_unet_forward(ctx, &net, x))) { puts(uvae_last_error()); return 1; }
+    printf("installed header works: logits [%d,%d,%d,%d]\n", y->shape[0], y->shape[1], y->shape[2], y->shape[3]);
+    uvae_unet_free(&net); uvae_tensor_free(x); uvae_ctx_free(ctx);
+    return 0;
+}
+EOF
+    if (cd "$T/prog" && ${CC:-cc} -std=c99 -I"$P/include" main.c -lm -o main && ./main) >"$T/log" 2>&1 &&
+       grep -qF "logits [1,2,16,16]" "$T/log"; then
+        ok "a program built with -I\$PREFIX/include runs: $(tail -n 1 "$T/log")"
+    else bad "building or running a program against the installed header" "$T/log"; fi
+    if ${MAKE:-make} -s -C "$ROOT" uninstall PREFIX="$P" >"$T/log" 2>&1 && [ ! -e "$P/include/unetvae.h" ] &&
+       [ ! -e "$P/include/unetvae_cuda.cu" ] && [ ! -e "$P/share/doc/unetvae" ]; then
+        ok "make uninstall PREFIX=...: everything removed"
+    else bad "make uninstall" "$T/log"; fi
+else
+    bad "make install PREFIX=$P" "$T/log"
+fi
+
+echo "test_scripts: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
