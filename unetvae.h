@@ -434,6 +434,9 @@ typedef struct uvae__conv_shape { int N, Ci, H, W, Co, k, s, p, Ho, Wo; } uvae__
 /* The CPU's GEMM micro-kernel: choice 0 the best this CPU has, 1 generic C, 2 AVX2+FMA, 3 AVX-512,
    -1 query. Returns the kernel in use (1..3), or 0 if this CPU lacks the one asked for. For tests. */
 int uvae__cpu_kernel(int choice);
+/* The CPU's stride-1 convolution without im2col: 1 on (the default), 0 off, -1 query; returns the
+   previous setting. For tests (the two paths must agree bit for bit). */
+int uvae__cpu_conv_implicit(int on);
 #ifdef UNETVAE_CUDA
 /* runtime: the first failure is kept (sticky) until read by uvae__cu_take_error */
 int uvae__cu_init(void);                             /* 0 ok, else no usable device */
@@ -1406,18 +1409,21 @@ static int uvae__params_finish(uvae_params *P, uint64_t seed) {
 #define UVAE__MC 144                /* a multiple of MR: Ap (MC x KC) stays in L2 */
 #define UVAE__NC 2048               /* a multiple of NR: Bp (KC x NC) stays in L3 */
 
-/* tile (+)= Ap @ Bp over K, written to C (ldc) whole: acc 0 stores, 1 adds. Row k of the B panel is
-   at Bp + k * ldb (NR when packed; B's own row stride when read in place). */
-typedef void (*uvae__ukr_fn)(int K, const float *Ap, const float *Bp, int ldb, float *C, int ldc, int acc);
+/* tile (+)= Ap @ B over K, written to C (ldc) whole: acc 0 stores, 1 adds. Row k of the B panel
+   (NR floats) is at B + boff[k]: k * NR when packed, k * ldb when B is read in place, and for the
+   implicit convolution ([ops/conv kernels]) wherever that row of im2col(x) lies in the padded x. */
+typedef void (*uvae__ukr_fn)(int K, const float *Ap, const float *B, const ptrdiff_t *boff, float *C, int ldc, int acc);
 
-static void uvae__ukr_generic(int K, const float *Ap, const float *Bp, int ldb, float *C, int ldc, int acc) {
+static void uvae__ukr_generic(int K, const float *Ap, const float *B, const ptrdiff_t *boff, float *C, int ldc, int acc) {
     float t[UVAE__MR][UVAE__NR];
     memset(t, 0, sizeof t);
-    for (int k = 0; k < K; k++, Ap += UVAE__MR, Bp += ldb)
+    for (int k = 0; k < K; k++, Ap += UVAE__MR) {
+        const float *Bp = B + boff[k];
         for (int r = 0; r < UVAE__MR; r++) {
             float a = Ap[r];
             for (int j = 0; j < UVAE__NR; j++) t[r][j] += a * Bp[j];
         }
+    }
     for (int r = 0; r < UVAE__MR; r++)
         for (int j = 0; j < UVAE__NR; j++) C[(size_t)r * ldc + j] = acc ? C[(size_t)r * ldc + j] + t[r][j] : t[r][j];
 }
@@ -1431,11 +1437,12 @@ static void uvae__ukr_generic(int K, const float *Ap, const float *Bp, int ldb, 
         if (acc) { c##r##0 = _mm512_add_ps(c##r##0, _mm512_loadu_ps(c_)); c##r##1 = _mm512_add_ps(c##r##1, _mm512_loadu_ps(c_ + 16)); } \
         _mm512_storeu_ps(c_, c##r##0); _mm512_storeu_ps(c_ + 16, c##r##1); } while (0)
 __attribute__((target("avx512f")))
-static void uvae__ukr_avx512(int K, const float *Ap, const float *Bp, int ldb, float *C, int ldc, int acc) {
+static void uvae__ukr_avx512(int K, const float *Ap, const float *B, const ptrdiff_t *boff, float *C, int ldc, int acc) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
            c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00,
            c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00, c111 = c00, a, b0, b1;
-    for (int k = 0; k < K; k++, Ap += UVAE__MR, Bp += ldb) {
+    for (int k = 0; k < K; k++, Ap += UVAE__MR) {
+        const float *Bp = B + boff[k];
         b0 = _mm512_loadu_ps(Bp);
         b1 = _mm512_loadu_ps(Bp + 16);
         UVAE__R512(0) UVAE__R512(1) UVAE__R512(2) UVAE__R512(3) UVAE__R512(4) UVAE__R512(5)
@@ -1450,13 +1457,14 @@ static void uvae__ukr_avx512(int K, const float *Ap, const float *Bp, int ldb, f
         if (acc) { c##r##0 = _mm256_add_ps(c##r##0, _mm256_loadu_ps(c_)); c##r##1 = _mm256_add_ps(c##r##1, _mm256_loadu_ps(c_ + 8)); } \
         _mm256_storeu_ps(c_, c##r##0); _mm256_storeu_ps(c_ + 8, c##r##1); } while (0)
 __attribute__((target("avx2,fma")))
-static void uvae__ukr_avx2(int K, const float *Ap, const float *Bp, int ldb, float *C, int ldc, int acc) {
+static void uvae__ukr_avx2(int K, const float *Ap, const float *Bp, const ptrdiff_t *boff, float *C, int ldc, int acc) {
     for (int r0 = 0; r0 < UVAE__MR; r0 += 6)
         for (int j0 = 0; j0 < UVAE__NR; j0 += 16) {
             __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
                    c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, a, b0, b1;
-            const float *A = Ap + r0, *B = Bp + j0;
-            for (int k = 0; k < K; k++, A += UVAE__MR, B += ldb) {
+            const float *A = Ap + r0;
+            for (int k = 0; k < K; k++, A += UVAE__MR) {
+                const float *B = Bp + boff[k] + j0;
                 b0 = _mm256_loadu_ps(B);
                 b1 = _mm256_loadu_ps(B + 8);
                 UVAE__R256(0) UVAE__R256(1) UVAE__R256(2) UVAE__R256(3) UVAE__R256(4) UVAE__R256(5)
@@ -1553,6 +1561,7 @@ static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, 
     static UVAE__TLS float *buf;      /* Ap then Bp: grown once, kept for the thread's lifetime */
     static UVAE__TLS size_t buf_cap;
     size_t need = (size_t)UVAE__MC * UVAE__KC + (size_t)UVAE__KC * UVAE__NC + 16;
+    ptrdiff_t offp[UVAE__KC], offd[UVAE__KC];   /* where row k of a B panel is: packed, in place */
     float *Ap, *Bp;
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || (double)M * N * K < 32768.0 || (!buf && !uvae__ukr && 0)) {
@@ -1569,6 +1578,7 @@ static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, 
     if (!uvae__ukr) uvae__cpu_kernel(0);
     Ap = (float *)uvae__align(buf);
     Bp = Ap + (size_t)UVAE__MC * UVAE__KC;
+    for (int k = 0; k < UVAE__KC; k++) { offp[k] = (ptrdiff_t)k * UVAE__NR; offd[k] = (ptrdiff_t)k * ldb; }
     UVAE__OMP(omp parallel if ((double)M * N * K > 1e6))
     {
         uvae__ukr_fn ukr = uvae__ukr;
@@ -1590,15 +1600,15 @@ static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, 
                         int rows = M - i0 < UVAE__MR ? M - i0 : UVAE__MR, cols = N - j0 < UVAE__NR ? N - j0 : UVAE__NR;
                         const float *a = Ap + (size_t)ip * kc * UVAE__MR, *b = Bp + (size_t)jp * kc * UVAE__NR;
                         float *c = C + (size_t)i0 * ldc + j0;
-                        int bs = UVAE__NR;
+                        const ptrdiff_t *bo = offp;
                         if (direct) {
-                            if (jp < nfull) { b = B + (size_t)pc * ldb + j0; bs = ldb; }
+                            if (jp < nfull) { b = B + (size_t)pc * ldb + j0; bo = offd; }
                             else b = Bp;                                      /* the packed ragged panel */
                         }
-                        if (rows == UVAE__MR && cols == UVAE__NR) ukr(kc, a, b, bs, c, ldc, acc);
+                        if (rows == UVAE__MR && cols == UVAE__NR) ukr(kc, a, b, bo, c, ldc, acc);
                         else {                                            /* an edge tile: via a whole one */
                             float tile[UVAE__MR * UVAE__NR];
-                            ukr(kc, a, b, bs, tile, UVAE__NR, 0);
+                            ukr(kc, a, b, bo, tile, UVAE__NR, 0);
                             for (int r = 0; r < rows; r++)
                                 for (int j = 0; j < cols; j++) c[(size_t)r * ldc + j] = acc ? c[(size_t)r * ldc + j] + tile[r * UVAE__NR + j] : tile[r * UVAE__NR + j];
                         }
@@ -1715,29 +1725,161 @@ static int uvae__conv_chunk(const uvae__conv_shape *g) {
     size_t b = by_cols < by_mem ? by_cols : by_mem;
     return b < 1 ? 1 : b > (size_t)g->N ? g->N : (int)b;
 }
+/* Stride-1 convolutions with rows of at least NR outputs skip im2col on the CPU (conv_fwd_implicit),
+   unless uvae__cpu_conv_implicit(0) turned that off (for tests). */
+static int uvae__implicit_on = 1;
+int uvae__cpu_conv_implicit(int on) {
+    int was = uvae__implicit_on;
+    if (on >= 0) uvae__implicit_on = on != 0;
+    return was;
+}
+static int uvae__conv_implicit(const uvae__conv_shape *g) {
+    double work = (double)g->Co * g->Ho * g->Wo * g->Ci * g->k * g->k;   /* small ones: the GEMM's plain loops */
+    return uvae__implicit_on && g->s == 1 && g->Wo >= UVAE__NR && work >= 32768.0 &&
+           (double)g->Ci * (g->H + 2 * g->p) * (g->W + 2 * g->p) < 1e9;
+}
+/* floats of scratch conv_fwd_implicit needs for g (0 if g does not take that path): packed w,
+   offsets, padded x, output on the padded grid */
+static size_t uvae__implicit_scratch(const uvae__conv_shape *g) {
+    size_t CK = (size_t)g->Ci * g->k * g->k, Wp = (size_t)g->W + 2 * g->p, Mp = ((size_t)g->Co + UVAE__MR - 1) / UVAE__MR * UVAE__MR;
+    if (!uvae__conv_implicit(g)) return 0;
+    return Mp * CK + CK * (sizeof(ptrdiff_t) / sizeof(float)) + (size_t)g->Ci * (g->H + 2 * g->p) * Wp + g->k + UVAE__NR +
+           (size_t)g->Co * g->Ho * Wp + 16;
+}
 /* floats of scratch the three kernels need on `dev` (the GPU works one image at a time) */
 static size_t uvae__conv_scratch(int dev, const uvae__conv_shape *g) {
     size_t HWo = (size_t)g->Ho * g->Wo, CK = (size_t)g->Ci * g->k * g->k;
     int b = dev == UVAE_CPU ? uvae__conv_chunk(g) : 1;
-    return CK * b * HWo + (b > 1 ? (size_t)g->Co * b * HWo : 0);
+    size_t n = CK * b * HWo + (b > 1 ? (size_t)g->Co * b * HWo : 0);
+    if (dev == UVAE_CPU) {
+        size_t m = uvae__implicit_scratch(g), f;
+        if (g->s == 1 && g->p <= g->k - 1) {   /* the data gradient as a convolution (conv_bwd_x) */
+            uvae__conv_shape fl = {g->N, g->Co, g->Ho, g->Wo, g->Ci, g->k, 1, g->k - 1 - g->p, g->H, g->W};
+            f = uvae__implicit_scratch(&fl);
+            if (f > m) m = f;
+        }
+        if (m > n) n = m;
+    }
+    return n;
+}
+
+/* conv_fwd for stride 1 without im2col ("implicit GEMM"). With x zero-padded to xp [Ci, Hp, Wp],
+   output (oh, ow) at q = oh*Wp + ow of a grid Wp wide, and row r = (ci*k + ki)*k + kj of col(x):
+     col(x)[r][q] = xp[ci*Hp*Wp + ki*Wp + kj + q] = xp[off[r] + q]
+   so each row of an NR-column panel of col(x) is NR consecutive floats of xp, and the micro-kernel
+   reads them in place through the offsets off[]: no im2col, no packing of B. The k-1 extra columns
+   per output row (ow >= Wo) are computed and dropped; xp has NR + k floats of zeros beyond its
+   end for the last panel's overhang. Sums run over k in the same KC slices and order as the
+   packed GEMM, so the result is bitwise that of im2col + GEMM. Images go one at a time; threads
+   split each image's tiles. Scratch: packed w [Mp x CK] | off [CK] | xp [Ci*Hp*Wp + k + NR] |
+   the grid output [Co, Ho*Wp] (uvae__conv_scratch). */
+static void uvae__cpu_conv_fwd_implicit(const uvae__conv_shape *g, const float *x, const float *w, int flip, float *y, int acc,
+                                        float *scratch) {
+    const int k = g->k, p = g->p, H = g->H, W = g->W, Hp = H + 2 * p, Wp = W + 2 * p, Co = g->Co, Ci = g->Ci;
+    const int CK = Ci * k * k, L = g->Ho * Wp, np = (Co + UVAE__MR - 1) / UVAE__MR, nq = (L + UVAE__NR - 1) / UVAE__NR;
+    const size_t HpWp = (size_t)Hp * Wp, xs = (size_t)Ci * H * W, HWo = (size_t)g->Ho * g->Wo, Mp = (size_t)np * UVAE__MR;
+    float *Ap = (float *)uvae__align(scratch);
+    ptrdiff_t *off = (ptrdiff_t *)(Ap + Mp * CK);                    /* CK offsets, 8-byte aligned */
+    float *xp = (float *)(off + CK), *t = xp + Ci * HpWp + k + UVAE__NR;
+    int i;
+    if (!uvae__ukr) uvae__cpu_kernel(0);
+    for (int r = 0; r < CK; r++) off[r] = (ptrdiff_t)(r / (k * k)) * (ptrdiff_t)HpWp + (r / k) % k * Wp + r % k;
+    /* w [Co, CK] as MR-row panels per KC slice: slice pc, panel ip at Ap + pc*Mp + ip*kc*MR.
+       flip: w is [Ci, Co, k, k] (the weights of the convolution whose data gradient this is), read
+       as w'[co][(ci*k + ki)*k + kj] = w[ci][co][k-1-ki][k-1-kj] */
+    for (int pc = 0; pc < CK; pc += UVAE__KC) {
+        int kc = CK - pc < UVAE__KC ? CK - pc : UVAE__KC;
+        for (int ip = 0; ip < np; ip++) {
+            float *dst = Ap + (size_t)pc * Mp + (size_t)ip * kc * UVAE__MR;
+            for (int kk = 0; kk < kc; kk++)
+                for (int r = 0; r < UVAE__MR; r++) {
+                    int row = ip * UVAE__MR + r, col = pc + kk, kk2 = k * k;
+                    float v = 0.0f;
+                    if (row < Co && !flip) v = w[(size_t)row * CK + col];
+                    else if (row < Co) v = w[((size_t)(col / kk2) * Co + row) * kk2 + (kk2 - 1 - col % kk2)];
+                    dst[kk * UVAE__MR + r] = v;
+                }
+        }
+    }
+    memset(xp + Ci * HpWp, 0, (size_t)(k + UVAE__NR) * sizeof(float));
+    for (int n = 0; n < g->N; n++) {
+        const float *xn = x + n * xs;
+        float *yn = y + n * Co * HWo;
+        UVAE__OMP(omp parallel for schedule(static) if ((double)Ci * HpWp > UVAE__PAR_MIN))
+        for (i = 0; i < Ci; i++) {                                   /* xp <- x[n], zero-padded */
+            float *d = xp + i * HpWp;
+            memset(d, 0, (size_t)p * Wp * sizeof(float));
+            for (int h = 0; h < H; h++) {
+                float *row = d + (size_t)(h + p) * Wp;
+                memset(row, 0, (size_t)p * sizeof(float));
+                memcpy(row + p, xn + ((size_t)i * H + h) * W, (size_t)W * sizeof(float));
+                memset(row + p + W, 0, (size_t)p * sizeof(float));
+            }
+            memset(d + (size_t)(H + p) * Wp, 0, (size_t)p * Wp * sizeof(float));
+        }
+        if (acc) {   /* start from y[n], so the sums run as in the GEMM with accumulate */
+            UVAE__OMP(omp parallel for schedule(static) if ((double)Co * HWo > UVAE__PAR_MIN))
+            for (i = 0; i < Co * g->Ho; i++)
+                memcpy(t + (size_t)(i / g->Ho) * L + (size_t)(i % g->Ho) * Wp, yn + (size_t)i * g->Wo, (size_t)g->Wo * sizeof(float));
+        }
+        UVAE__OMP(omp parallel for schedule(static) if ((double)Co * L * CK > 1e6))
+        for (i = 0; i < nq * np; i++) {                              /* tiles: column panel outer */
+            int jq = i / np, ip = i % np, q0 = jq * UVAE__NR, r0 = ip * UVAE__MR;
+            int rows = Co - r0 < UVAE__MR ? Co - r0 : UVAE__MR, cols = L - q0 < UVAE__NR ? L - q0 : UVAE__NR;
+            float tile[UVAE__MR * UVAE__NR], *c = t + (size_t)r0 * L + q0;
+            int whole = rows == UVAE__MR && cols == UVAE__NR;
+            for (int pc = 0; pc < CK; pc += UVAE__KC) {
+                int kc = CK - pc < UVAE__KC ? CK - pc : UVAE__KC;
+                const float *a = Ap + (size_t)pc * Mp + (size_t)ip * kc * UVAE__MR;
+                int add = acc || pc > 0;
+                if (whole) uvae__ukr(kc, a, xp + q0, off + pc, c, L, add);
+                else {
+                    uvae__ukr(kc, a, xp + q0, off + pc, tile, UVAE__NR, 0);
+                    for (int r = 0; r < rows; r++)
+                        for (int j = 0; j < cols; j++)
+                            c[(size_t)r * L + j] = add ? c[(size_t)r * L + j] + tile[r * UVAE__NR + j] : tile[r * UVAE__NR + j];
+                }
+            }
+        }
+        UVAE__OMP(omp parallel for schedule(static) if ((double)Co * HWo > UVAE__PAR_MIN))
+        for (i = 0; i < Co * g->Ho; i++)                             /* y[n] <- the grid without its extra columns */
+            memcpy(yn + (size_t)i * g->Wo, t + (size_t)(i / g->Ho) * L + (size_t)(i % g->Ho) * Wp, (size_t)g->Wo * sizeof(float));
+    }
 }
 static void uvae__cpu_conv_fwd(const uvae__conv_shape *g, const float *x, const float *w, float *y, int acc, float *scratch) {
     int CK = g->Ci * g->k * g->k, nb = uvae__conv_chunk(g);
     size_t HWo = (size_t)g->Ho * g->Wo, xs = (size_t)g->Ci * g->H * g->W;
+    if (uvae__conv_implicit(g)) { uvae__cpu_conv_fwd_implicit(g, x, w, 0, y, acc, scratch); return; }
     for (int n = 0; n < g->N; n += nb) {
         int b = g->N - n < nb ? g->N - n : nb, L = b * (int)HWo;
         float *col = scratch, *tmp = scratch + (size_t)CK * L;
         uvae__cpu_im2col(x + n * xs, b, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, col);
         if (b == 1) uvae__cpu_gemm(0, 0, g->Co, L, CK, w, CK, col, L, y + n * g->Co * HWo, L, acc);
-        else {
-            uvae__cpu_gemm(0, 0, g->Co, L, CK, w, CK, col, L, tmp, L, 0);
-            uvae__cpu_batch_rows(y + n * g->Co * HWo, b, g->Co, HWo, tmp, 0, acc);
+        else {   /* with acc, the sums start from y as in the b == 1 case: (y + slice 1) + slice 2 ... */
+            if (acc) uvae__cpu_batch_rows(y + n * g->Co * HWo, b, g->Co, HWo, tmp, 1, 0);
+            uvae__cpu_gemm(0, 0, g->Co, L, CK, w, CK, col, L, tmp, L, acc);
+            uvae__cpu_batch_rows(y + n * g->Co * HWo, b, g->Co, HWo, tmp, 0, 0);
         }
     }
+}
+/* For stride 1, conv_bwd_x is itself a convolution: dx = conv(dy, w flipped and transposed,
+   padding k-1-p) (uvae__conv_flipped), which conv_fwd_implicit runs without col2im. */
+static uvae__conv_shape uvae__conv_flipped(const uvae__conv_shape *g) {
+    uvae__conv_shape f = {g->N, g->Co, g->Ho, g->Wo, g->Ci, g->k, 1, g->k - 1 - g->p, g->H, g->W};
+    return f;
+}
+static int uvae__conv_bwd_x_implicit(const uvae__conv_shape *g) {
+    uvae__conv_shape f = uvae__conv_flipped(g);
+    return g->s == 1 && g->p <= g->k - 1 && uvae__conv_implicit(&f);
 }
 static void uvae__cpu_conv_bwd_x(const uvae__conv_shape *g, const float *dy, const float *w, float *dx, float *scratch) {
     int CK = g->Ci * g->k * g->k, nb = uvae__conv_chunk(g);
     size_t HWo = (size_t)g->Ho * g->Wo, xs = (size_t)g->Ci * g->H * g->W;
+    if (uvae__conv_bwd_x_implicit(g)) {
+        uvae__conv_shape f = uvae__conv_flipped(g);
+        uvae__cpu_conv_fwd_implicit(&f, dy, w, 1, dx, 1, scratch);
+        return;
+    }
     for (int n = 0; n < g->N; n += nb) {
         int b = g->N - n < nb ? g->N - n : nb, L = b * (int)HWo;
         float *col = scratch, *G = scratch + (size_t)CK * L;

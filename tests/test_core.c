@@ -188,6 +188,81 @@ static double max_rel_err(const float *a, const double *ref, size_t n) {
     for (size_t i = 0; i < n; i++) err = fabs(a[i] - ref[i]) > err ? fabs(a[i] - ref[i]) : err;
     return err / (scale > 0 ? scale : 1);
 }
+/* The stride-1 convolution without im2col (conv_fwd_implicit) against im2col + GEMM (+ col2im),
+   for every micro-kernel, over kernel sizes, paddings, widths around the NR = 32 threshold and
+   ragged channel counts: conv2d's forward and conv_transpose2d's data gradient (a conv2d forward
+   that adds into dx) bit for bit; conv2d's data gradient and conv_transpose2d's forward (both a
+   convolution with the flipped weights there, a col2im here) to float rounding. */
+static double rel_diff(const float *a, const float *b, size_t n) {
+    double m = 0, d = 0;
+    for (size_t i = 0; i < n; i++) { m = fmax(m, fabs(b[i])); d = fmax(d, fabs((double)a[i] - b[i])); }
+    return d / (m > 0 ? m : 1);
+}
+static void test_conv_implicit(void) {
+    static const int shapes[][7] = {   /* N, Ci, H, W, Co, k, p; each big enough for the packed GEMM */
+        {2, 3, 5, 32, 12, 3, 1}, {3, 7, 6, 33, 13, 3, 1}, {1, 40, 4, 47, 25, 1, 0}, {2, 4, 9, 36, 7, 5, 2},
+        {1, 30, 3, 40, 40, 3, 0}, {2, 40, 6, 64, 1, 3, 1}};
+    static const char *names[4] = {"", "generic", "avx2", "avx512"};
+    int base = uvae__cpu_kernel(-1), was = uvae__cpu_conv_implicit(-1), runs = 0;
+    double worst = 0;
+    uvae_rng r;
+    uvae_ctx *ctx = uvae_ctx_new(0);
+    uvae_rng_seed(&r, 2024);
+    for (int kind = 1; kind <= 3; kind++) {
+        if (uvae__cpu_kernel(kind) != kind) continue;
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int *S = shapes[si];
+            int N = S[0], Ci = S[1], H = S[2], W = S[3], Co = S[4], K = S[5], P = S[6], Ho = H + 2 * P - K + 1, Wo = W + 2 * P - K + 1;
+            uvae_tensor *x = uvae_tensor_new_grad(4, (int[]){N, Ci, H, W}, 1), *w = uvae_tensor_new(4, (int[]){Co, Ci, K, K});
+            uvae_tensor *ry = uvae_tensor_new(4, (int[]){N, Co, Ho, Wo}), *rt = uvae_tensor_new(4, (int[]){N, Ci, H, W});
+            uvae_tensor *xt = uvae_tensor_new_grad(4, (int[]){N, Co, Ho, Wo}, 1), *wt = uvae_tensor_new(4, (int[]){Co, Ci, K, K});
+            float *v[2][4];   /* per run: conv2d y, conv2d dx, convT out, convT dx */
+            size_t nv[4];
+            int ok = 1;
+            memset(v, 0, sizeof v);
+            if (!x || !w || !ry || !rt || !xt || !wt) { CHECK(0, "conv implicit: out of memory"); break; }
+            nv[0] = ry->size; nv[1] = x->size; nv[2] = rt->size; nv[3] = xt->size;
+            fill_uniform(x, &r, -1, 1); fill_uniform(w, &r, -0.5f, 0.5f); fill_uniform(xt, &r, -1, 1); fill_uniform(wt, &r, -0.5f, 0.5f);
+            fill_uniform(ry, &r, -1, 1); fill_uniform(rt, &r, -1, 1);
+            for (int on = 0; on < 2 && ok; on++) {
+                uvae_tensor *o, *ot, *loss;
+                uvae__cpu_conv_implicit(on);
+                uvae_ctx_reset(ctx, 1);
+                memset(x->grad, 0, x->size * sizeof(float));
+                for (size_t i = 0; i < xt->size; i++) xt->grad[i] = 0.25f;   /* the backward adds to what is there */
+                o = uvae_conv2d(ctx, x, w, NULL, 1, P);                      /* [N, Co, Ho, Wo] */
+                ot = uvae_conv_transpose2d(ctx, xt, wt, NULL, 1, P);          /* [N, Ci, H, W] */
+                loss = uvae_add(ctx, uvae_sum(ctx, uvae_mul(ctx, o, ry)), uvae_sum(ctx, uvae_mul(ctx, ot, rt)));
+                if (!loss || uvae_backward(ctx, loss) != UVAE_OK) { CHECK(0, "conv implicit %s shape %zu: %s", names[kind], si, uvae_last_error()); ok = 0; break; }
+                for (int q = 0; q < 4; q++) {
+                    const float *src = q == 0 ? o->data : q == 1 ? x->grad : q == 2 ? ot->data : xt->grad;
+                    if ((v[on][q] = (float *)malloc(nv[q] * sizeof(float)))) memcpy(v[on][q], src, nv[q] * sizeof(float));
+                    else ok = 0;
+                }
+            }
+            if (ok) {
+                double e1 = rel_diff(v[1][1], v[0][1], nv[1]), e2 = rel_diff(v[1][2], v[0][2], nv[2]);
+                CHECK(!memcmp(v[0][0], v[1][0], nv[0] * sizeof(float)) && !memcmp(v[0][3], v[1][3], nv[3] * sizeof(float)),
+                      "conv implicit %s, x [%d,%d,%d,%d] w [%d,%d,%d,%d] pad %d: conv2d out and convT dx bitwise equal to im2col + GEMM",
+                      names[kind], N, Ci, H, W, Co, Ci, K, K, P);
+                CHECK(e1 < 2e-6 && e2 < 2e-6, "conv implicit %s, x [%d,%d,%d,%d] w [%d,%d,%d,%d] pad %d: conv2d dx and convT out "
+                      "within %.2g, %.2g of im2col + GEMM + col2im", names[kind], N, Ci, H, W, Co, Ci, K, K, P, e1, e2);
+                worst = fmax(worst, fmax(e1, e2));
+                runs++;
+            }
+            for (int on = 0; on < 2; on++)
+                for (int q = 0; q < 4; q++) free(v[on][q]);
+            uvae_tensor_free(x); uvae_tensor_free(w); uvae_tensor_free(xt); uvae_tensor_free(wt);
+            uvae_tensor_free(ry); uvae_tensor_free(rt);
+        }
+    }
+    uvae__cpu_conv_implicit(was);
+    uvae__cpu_kernel(base);
+    CHECK(runs >= 6, "conv implicit: %d comparisons ran", runs);
+    printf("  conv without im2col: %d shape x kernel runs; data gradients within %.2g of the col2im path\n", runs, worst);
+    uvae_ctx_free(ctx);
+}
+
 static void test_gemm_kernels(void) {
     enum { N = 9, Ci = 19, H = 31, W = 33, Co = 37, K = 3, S = 1, P = 1 };   /* chunks of 4, 4 and 1 images */
     static const char *names[4] = {"", "generic", "avx2", "avx512"};
@@ -275,6 +350,7 @@ static void test_gemm_kernels(void) {
 void suite_core(void) {
     test_errors();
     test_gemm_kernels();
+    test_conv_implicit();
     test_rng_params();
     test_training();
     test_cvae();
