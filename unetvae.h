@@ -2260,30 +2260,40 @@ static float uvae__sigmoidf(float x) { return x >= 0 ? 1.0f / (1.0f + expf(-x)) 
         UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))                   \
         for (i = 0; i < (ptrdiff_t)n; i++) { float v = x[i]; y[i] = (expr); }                \
     } while (0)
+/* the same, vectorised: only for exact expressions (a vector libm would round otherwise than the
+   scalar one, and which elements go through which depends on the thread count) */
+#define UVAE__UNARY_LOOP_SIMD(expr) do {                                                    \
+        UVAE__OMP(omp parallel for simd schedule(static) if (n > UVAE__PAR_MIN))              \
+        for (i = 0; i < (ptrdiff_t)n; i++) { float v = x[i]; y[i] = (expr); }                \
+    } while (0)
 static void uvae__cpu_unary_fwd(int kind, float a, const float *x, float *y, size_t n) {
     ptrdiff_t i;
     switch (kind) {
-    case UVAE__RELU: UVAE__UNARY_LOOP(v > 0 ? v : 0.0f); break;
-    case UVAE__LEAKY: UVAE__UNARY_LOOP(v > 0 ? v : a * v); break;
+    case UVAE__RELU: UVAE__UNARY_LOOP_SIMD(v > 0 ? v : 0.0f); break;
+    case UVAE__LEAKY: UVAE__UNARY_LOOP_SIMD(v > 0 ? v : a * v); break;
     case UVAE__SIGMOID: UVAE__UNARY_LOOP(uvae__sigmoidf(v)); break;
     case UVAE__TANH: UVAE__UNARY_LOOP(tanhf(v)); break;
     case UVAE__EXP: UVAE__UNARY_LOOP(expf(v)); break;
-    default: UVAE__UNARY_LOOP(a * v); break;
+    default: UVAE__UNARY_LOOP_SIMD(a * v); break;
     }
 }
 #define UVAE__UNARY_BWD_LOOP(deriv) do {                                                    \
         UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))                   \
         for (i = 0; i < (ptrdiff_t)n; i++) dx[i] += (deriv) * dy[i];                          \
     } while (0)
+#define UVAE__UNARY_BWD_LOOP_SIMD(deriv) do {                                                    \
+        UVAE__OMP(omp parallel for simd schedule(static) if (n > UVAE__PAR_MIN))                   \
+        for (i = 0; i < (ptrdiff_t)n; i++) dx[i] += (deriv) * dy[i];                          \
+    } while (0)
 static void uvae__cpu_unary_bwd(int kind, float a, const float *x, const float *y, const float *dy, float *dx, size_t n) {
     ptrdiff_t i;
     switch (kind) {
-    case UVAE__RELU: UVAE__UNARY_BWD_LOOP(x[i] > 0 ? 1.0f : 0.0f); break;
-    case UVAE__LEAKY: UVAE__UNARY_BWD_LOOP(x[i] > 0 ? 1.0f : a); break;
+    case UVAE__RELU: UVAE__UNARY_BWD_LOOP_SIMD(x[i] > 0 ? 1.0f : 0.0f); break;
+    case UVAE__LEAKY: UVAE__UNARY_BWD_LOOP_SIMD(x[i] > 0 ? 1.0f : a); break;
     case UVAE__SIGMOID: UVAE__UNARY_BWD_LOOP(y[i] * (1 - y[i])); break;
     case UVAE__TANH: UVAE__UNARY_BWD_LOOP(1 - y[i] * y[i]); break;
     case UVAE__EXP: UVAE__UNARY_BWD_LOOP(y[i]); break;
-    default: UVAE__UNARY_BWD_LOOP(a); break;
+    default: UVAE__UNARY_BWD_LOOP_SIMD(a); break;
     }
 }
 static void uvae__unary_backward(uvae__node *nd) {
