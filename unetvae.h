@@ -1738,6 +1738,16 @@ static int uvae__conv_implicit(const uvae__conv_shape *g) {
     return uvae__implicit_on && g->s == 1 && g->Wo >= UVAE__NR && work >= 32768.0 &&
            (double)g->Ci * (g->H + 2 * g->p) * (g->W + 2 * g->p) < 1e9;
 }
+/* For stride 1, conv_bwd_x is itself a convolution: dx = conv(dy, w flipped and transposed,
+   padding k-1-p) (uvae__conv_flipped), which conv_fwd_implicit runs without col2im. */
+static uvae__conv_shape uvae__conv_flipped(const uvae__conv_shape *g) {
+    uvae__conv_shape f = {g->N, g->Co, g->Ho, g->Wo, g->Ci, g->k, 1, g->k - 1 - g->p, g->H, g->W};
+    return f;
+}
+static int uvae__conv_bwd_x_implicit(const uvae__conv_shape *g) {
+    uvae__conv_shape f = uvae__conv_flipped(g);
+    return g->s == 1 && g->p <= g->k - 1 && uvae__conv_implicit(&f);
+}
 /* floats of scratch conv_fwd_implicit needs for g (0 if g does not take that path): packed w,
    offsets, padded x, output on the padded grid */
 static size_t uvae__implicit_scratch(const uvae__conv_shape *g) {
@@ -1751,14 +1761,11 @@ static size_t uvae__conv_scratch(int dev, const uvae__conv_shape *g) {
     size_t HWo = (size_t)g->Ho * g->Wo, CK = (size_t)g->Ci * g->k * g->k;
     int b = dev == UVAE_CPU ? uvae__conv_chunk(g) : 1;
     size_t n = CK * b * HWo + (b > 1 ? (size_t)g->Co * b * HWo : 0);
-    if (dev == UVAE_CPU) {
-        size_t m = uvae__implicit_scratch(g), f;
-        if (g->s == 1 && g->p <= g->k - 1) {   /* the data gradient as a convolution (conv_bwd_x) */
-            uvae__conv_shape fl = {g->N, g->Co, g->Ho, g->Wo, g->Ci, g->k, 1, g->k - 1 - g->p, g->H, g->W};
-            f = uvae__implicit_scratch(&fl);
-            if (f > m) m = f;
-        }
+    if (dev == UVAE_CPU) {   /* conv_fwd, and conv_bwd_x as a convolution, without im2col */
+        uvae__conv_shape f = uvae__conv_flipped(g);
+        size_t m = uvae__implicit_scratch(g), mf = uvae__conv_bwd_x_implicit(g) ? uvae__implicit_scratch(&f) : 0;
         if (m > n) n = m;
+        if (mf > n) n = mf;
     }
     return n;
 }
@@ -1801,22 +1808,13 @@ static void uvae__cpu_conv_fwd_implicit(const uvae__conv_shape *g, const float *
                 }
         }
     }
-    memset(xp + Ci * HpWp, 0, (size_t)(k + UVAE__NR) * sizeof(float));
+    memset(xp, 0, (Ci * HpWp + k + UVAE__NR) * sizeof(float));      /* the border and the tail stay zero */
     for (int n = 0; n < g->N; n++) {
         const float *xn = x + n * xs;
         float *yn = y + n * Co * HWo;
         UVAE__OMP(omp parallel for schedule(static) if ((double)Ci * HpWp > UVAE__PAR_MIN))
-        for (i = 0; i < Ci; i++) {                                   /* xp <- x[n], zero-padded */
-            float *d = xp + i * HpWp;
-            memset(d, 0, (size_t)p * Wp * sizeof(float));
-            for (int h = 0; h < H; h++) {
-                float *row = d + (size_t)(h + p) * Wp;
-                memset(row, 0, (size_t)p * sizeof(float));
-                memcpy(row + p, xn + ((size_t)i * H + h) * W, (size_t)W * sizeof(float));
-                memset(row + p + W, 0, (size_t)p * sizeof(float));
-            }
-            memset(d + (size_t)(H + p) * Wp, 0, (size_t)p * Wp * sizeof(float));
-        }
+        for (i = 0; i < Ci * H; i++)                                 /* xp's interior <- x[n] */
+            memcpy(xp + (size_t)(i / H) * HpWp + (size_t)(i % H + p) * Wp + p, xn + (size_t)i * W, (size_t)W * sizeof(float));
         if (acc) {   /* start from y[n], so the sums run as in the GEMM with accumulate */
             UVAE__OMP(omp parallel for schedule(static) if ((double)Co * HWo > UVAE__PAR_MIN))
             for (i = 0; i < Co * g->Ho; i++)
@@ -1861,16 +1859,6 @@ static void uvae__cpu_conv_fwd(const uvae__conv_shape *g, const float *x, const 
             uvae__cpu_batch_rows(y + n * g->Co * HWo, b, g->Co, HWo, tmp, 0, 0);
         }
     }
-}
-/* For stride 1, conv_bwd_x is itself a convolution: dx = conv(dy, w flipped and transposed,
-   padding k-1-p) (uvae__conv_flipped), which conv_fwd_implicit runs without col2im. */
-static uvae__conv_shape uvae__conv_flipped(const uvae__conv_shape *g) {
-    uvae__conv_shape f = {g->N, g->Co, g->Ho, g->Wo, g->Ci, g->k, 1, g->k - 1 - g->p, g->H, g->W};
-    return f;
-}
-static int uvae__conv_bwd_x_implicit(const uvae__conv_shape *g) {
-    uvae__conv_shape f = uvae__conv_flipped(g);
-    return g->s == 1 && g->p <= g->k - 1 && uvae__conv_implicit(&f);
 }
 static void uvae__cpu_conv_bwd_x(const uvae__conv_shape *g, const float *dy, const float *w, float *dx, float *scratch) {
     int CK = g->Ci * g->k * g->k, nb = uvae__conv_chunk(g);
@@ -2256,44 +2244,37 @@ uvae_tensor *uvae_batch_norm2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *gamma
 enum { UVAE__RELU, UVAE__LEAKY, UVAE__SIGMOID, UVAE__TANH, UVAE__EXP, UVAE__SCALE };
 static float uvae__sigmoidf(float x) { return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x)); }
 /* one loop per kind (the switch outside), so the simple ones vectorise */
-#define UVAE__UNARY_LOOP(expr) do {                                                         \
-        UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))                   \
-        for (i = 0; i < (ptrdiff_t)n; i++) { float v = x[i]; y[i] = (expr); }                \
-    } while (0)
-/* the same, vectorised: only for exact expressions (a vector libm would round otherwise than the
-   scalar one, and which elements go through which depends on the thread count) */
-#define UVAE__UNARY_LOOP_SIMD(expr) do {                                                    \
-        UVAE__OMP(omp parallel for simd schedule(static) if (n > UVAE__PAR_MIN))              \
+/* `par` is the OpenMP loop construct: "for simd" (vectorised) only for exact expressions; a vector
+   libm would round otherwise than the scalar one, and which elements go through which depends on
+   the thread count. */
+#define UVAE__UNARY_LOOP(par, expr) do {                                                    \
+        UVAE__OMP(omp parallel par schedule(static) if (n > UVAE__PAR_MIN))                   \
         for (i = 0; i < (ptrdiff_t)n; i++) { float v = x[i]; y[i] = (expr); }                \
     } while (0)
 static void uvae__cpu_unary_fwd(int kind, float a, const float *x, float *y, size_t n) {
     ptrdiff_t i;
     switch (kind) {
-    case UVAE__RELU: UVAE__UNARY_LOOP_SIMD(v > 0 ? v : 0.0f); break;
-    case UVAE__LEAKY: UVAE__UNARY_LOOP_SIMD(v > 0 ? v : a * v); break;
-    case UVAE__SIGMOID: UVAE__UNARY_LOOP(uvae__sigmoidf(v)); break;
-    case UVAE__TANH: UVAE__UNARY_LOOP(tanhf(v)); break;
-    case UVAE__EXP: UVAE__UNARY_LOOP(expf(v)); break;
-    default: UVAE__UNARY_LOOP_SIMD(a * v); break;
+    case UVAE__RELU: UVAE__UNARY_LOOP(for simd, v > 0 ? v : 0.0f); break;
+    case UVAE__LEAKY: UVAE__UNARY_LOOP(for simd, v > 0 ? v : a * v); break;
+    case UVAE__SIGMOID: UVAE__UNARY_LOOP(for, uvae__sigmoidf(v)); break;
+    case UVAE__TANH: UVAE__UNARY_LOOP(for, tanhf(v)); break;
+    case UVAE__EXP: UVAE__UNARY_LOOP(for, expf(v)); break;
+    default: UVAE__UNARY_LOOP(for simd, a * v); break;
     }
 }
-#define UVAE__UNARY_BWD_LOOP(deriv) do {                                                    \
-        UVAE__OMP(omp parallel for schedule(static) if (n > UVAE__PAR_MIN))                   \
-        for (i = 0; i < (ptrdiff_t)n; i++) dx[i] += (deriv) * dy[i];                          \
-    } while (0)
-#define UVAE__UNARY_BWD_LOOP_SIMD(deriv) do {                                                    \
-        UVAE__OMP(omp parallel for simd schedule(static) if (n > UVAE__PAR_MIN))                   \
+#define UVAE__UNARY_BWD_LOOP(par, deriv) do {                                               \
+        UVAE__OMP(omp parallel par schedule(static) if (n > UVAE__PAR_MIN))                   \
         for (i = 0; i < (ptrdiff_t)n; i++) dx[i] += (deriv) * dy[i];                          \
     } while (0)
 static void uvae__cpu_unary_bwd(int kind, float a, const float *x, const float *y, const float *dy, float *dx, size_t n) {
     ptrdiff_t i;
     switch (kind) {
-    case UVAE__RELU: UVAE__UNARY_BWD_LOOP_SIMD(x[i] > 0 ? 1.0f : 0.0f); break;
-    case UVAE__LEAKY: UVAE__UNARY_BWD_LOOP_SIMD(x[i] > 0 ? 1.0f : a); break;
-    case UVAE__SIGMOID: UVAE__UNARY_BWD_LOOP(y[i] * (1 - y[i])); break;
-    case UVAE__TANH: UVAE__UNARY_BWD_LOOP(1 - y[i] * y[i]); break;
-    case UVAE__EXP: UVAE__UNARY_BWD_LOOP(y[i]); break;
-    default: UVAE__UNARY_BWD_LOOP_SIMD(a); break;
+    case UVAE__RELU: UVAE__UNARY_BWD_LOOP(for simd, x[i] > 0 ? 1.0f : 0.0f); break;
+    case UVAE__LEAKY: UVAE__UNARY_BWD_LOOP(for simd, x[i] > 0 ? 1.0f : a); break;
+    case UVAE__SIGMOID: UVAE__UNARY_BWD_LOOP(for, y[i] * (1 - y[i])); break;
+    case UVAE__TANH: UVAE__UNARY_BWD_LOOP(for, 1 - y[i] * y[i]); break;
+    case UVAE__EXP: UVAE__UNARY_BWD_LOOP(for, y[i]); break;
+    default: UVAE__UNARY_BWD_LOOP(for simd, a); break;
     }
 }
 static void uvae__unary_backward(uvae__node *nd) {
