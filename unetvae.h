@@ -1409,18 +1409,24 @@ static int uvae__params_finish(uvae_params *P, uint64_t seed) {
 #define UVAE__MC 144                /* a multiple of MR: Ap (MC x KC) stays in L2 */
 #define UVAE__NC 2048               /* a multiple of NR: Bp (KC x NC) stays in L3 */
 
-/* tile (+)= Ap @ B over K, written to C (ldc) whole: acc 0 stores, 1 adds. Row k of the B panel
-   (NR floats) is at B + boff[k]: k * NR when packed, k * ldb when B is read in place, and for the
-   implicit convolution ([ops/conv kernels]) wherever that row of im2col(x) lies in the padded x. */
-typedef void (*uvae__ukr_fn)(int K, const float *Ap, const float *B, const ptrdiff_t *boff, float *C, int ldc, int acc);
+/* tile (+)= A @ B over K, written to C (ldc) whole: acc 0 stores, 1 adds. Row k of B (NR floats)
+   is at B + boff[k]: k * NR when packed, k * ldb when B is read in place, and for the implicit
+   convolution ([ops/conv kernels]) wherever that row of im2col(x) lies in the padded x. A is a
+   packed MR-row panel, A(r, k) = A[k * MR + r], when aoff is NULL; otherwise its rows are read in
+   place, A(r, k) = A[aoff[r] + k] (the implicit convolution's weight gradient). */
+typedef void (*uvae__ukr_fn)(int K, const float *A, const ptrdiff_t *aoff, const float *B, const ptrdiff_t *boff,
+                             float *C, int ldc, int acc);
+#define UVAE__AP(r) A[r]                 /* A(r, k): packed (A advances by MR per k) ... */
+#define UVAE__AI(r) A[aoff[r] + k]       /* ... or in place */
 
-static void uvae__ukr_generic(int K, const float *Ap, const float *B, const ptrdiff_t *boff, float *C, int ldc, int acc) {
+static void uvae__ukr_generic(int K, const float *A, const ptrdiff_t *aoff, const float *B, const ptrdiff_t *boff,
+                              float *C, int ldc, int acc) {
     float t[UVAE__MR][UVAE__NR];
     memset(t, 0, sizeof t);
-    for (int k = 0; k < K; k++, Ap += UVAE__MR) {
+    for (int k = 0; k < K; k++) {
         const float *Bp = B + boff[k];
         for (int r = 0; r < UVAE__MR; r++) {
-            float a = Ap[r];
+            float a = aoff ? A[aoff[r] + k] : A[k * UVAE__MR + r];
             for (int j = 0; j < UVAE__NR; j++) t[r][j] += a * Bp[j];
         }
     }
@@ -1431,44 +1437,43 @@ static void uvae__ukr_generic(int K, const float *Ap, const float *B, const ptrd
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(UVAE_NO_SIMD)
 #define UVAE__X86 1
 #include <immintrin.h>
-/* AVX-512: row r of the tile is c<r>0 (columns 0..15) and c<r>1 (16..31) */
-#define UVAE__R512(r) a = _mm512_set1_ps(Ap[r]); c##r##0 = _mm512_fmadd_ps(a, b0, c##r##0); c##r##1 = _mm512_fmadd_ps(a, b1, c##r##1);
+/* AVX-512: row r of the tile is c<r>0 (columns 0..15) and c<r>1 (16..31). One step of k, with
+   A(r, k) given by AV(r): */
+#define UVAE__T512(r, AV) a = _mm512_set1_ps(AV(r)); c##r##0 = _mm512_fmadd_ps(a, b0, c##r##0); c##r##1 = _mm512_fmadd_ps(a, b1, c##r##1);
+#define UVAE__K512(AV) { b0 = _mm512_loadu_ps(B + boff[k]); b1 = _mm512_loadu_ps(B + boff[k] + 16);                 \
+        UVAE__T512(0, AV) UVAE__T512(1, AV) UVAE__T512(2, AV) UVAE__T512(3, AV) UVAE__T512(4, AV) UVAE__T512(5, AV)    \
+        UVAE__T512(6, AV) UVAE__T512(7, AV) UVAE__T512(8, AV) UVAE__T512(9, AV) UVAE__T512(10, AV) UVAE__T512(11, AV) }
 #define UVAE__S512(r) do { float *c_ = C + (size_t)(r) * ldc;                                                   \
         if (acc) { c##r##0 = _mm512_add_ps(c##r##0, _mm512_loadu_ps(c_)); c##r##1 = _mm512_add_ps(c##r##1, _mm512_loadu_ps(c_ + 16)); } \
         _mm512_storeu_ps(c_, c##r##0); _mm512_storeu_ps(c_ + 16, c##r##1); } while (0)
 __attribute__((target("avx512f")))
-static void uvae__ukr_avx512(int K, const float *Ap, const float *B, const ptrdiff_t *boff, float *C, int ldc, int acc) {
+static void uvae__ukr_avx512(int K, const float *A, const ptrdiff_t *aoff, const float *B, const ptrdiff_t *boff,
+                             float *C, int ldc, int acc) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
            c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00,
            c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00, c111 = c00, a, b0, b1;
-    for (int k = 0; k < K; k++, Ap += UVAE__MR) {
-        const float *Bp = B + boff[k];
-        b0 = _mm512_loadu_ps(Bp);
-        b1 = _mm512_loadu_ps(Bp + 16);
-        UVAE__R512(0) UVAE__R512(1) UVAE__R512(2) UVAE__R512(3) UVAE__R512(4) UVAE__R512(5)
-        UVAE__R512(6) UVAE__R512(7) UVAE__R512(8) UVAE__R512(9) UVAE__R512(10) UVAE__R512(11)
-    }
+    if (!aoff) for (int k = 0; k < K; k++, A += UVAE__MR) UVAE__K512(UVAE__AP)
+    else for (int k = 0; k < K; k++) UVAE__K512(UVAE__AI)
     UVAE__S512(0); UVAE__S512(1); UVAE__S512(2); UVAE__S512(3); UVAE__S512(4); UVAE__S512(5);
     UVAE__S512(6); UVAE__S512(7); UVAE__S512(8); UVAE__S512(9); UVAE__S512(10); UVAE__S512(11);
 }
 /* AVX2: the tile in four 6 x 16 passes (rows r0..r0+5, columns j0..j0+15), 12 ymm accumulators */
-#define UVAE__R256(r) a = _mm256_broadcast_ss(A + (r)); c##r##0 = _mm256_fmadd_ps(a, b0, c##r##0); c##r##1 = _mm256_fmadd_ps(a, b1, c##r##1);
+#define UVAE__T256(r, AV) a = _mm256_set1_ps(AV(r0 + r)); c##r##0 = _mm256_fmadd_ps(a, b0, c##r##0); c##r##1 = _mm256_fmadd_ps(a, b1, c##r##1);
+#define UVAE__K256(AV) { b0 = _mm256_loadu_ps(B + boff[k] + j0); b1 = _mm256_loadu_ps(B + boff[k] + j0 + 8);         \
+        UVAE__T256(0, AV) UVAE__T256(1, AV) UVAE__T256(2, AV) UVAE__T256(3, AV) UVAE__T256(4, AV) UVAE__T256(5, AV) }
 #define UVAE__S256(r) do { float *c_ = C + (size_t)(r0 + r) * ldc + j0;                                        \
         if (acc) { c##r##0 = _mm256_add_ps(c##r##0, _mm256_loadu_ps(c_)); c##r##1 = _mm256_add_ps(c##r##1, _mm256_loadu_ps(c_ + 8)); } \
         _mm256_storeu_ps(c_, c##r##0); _mm256_storeu_ps(c_ + 8, c##r##1); } while (0)
 __attribute__((target("avx2,fma")))
-static void uvae__ukr_avx2(int K, const float *Ap, const float *Bp, const ptrdiff_t *boff, float *C, int ldc, int acc) {
+static void uvae__ukr_avx2(int K, const float *A0, const ptrdiff_t *aoff, const float *B, const ptrdiff_t *boff,
+                           float *C, int ldc, int acc) {
     for (int r0 = 0; r0 < UVAE__MR; r0 += 6)
         for (int j0 = 0; j0 < UVAE__NR; j0 += 16) {
             __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
                    c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, a, b0, b1;
-            const float *A = Ap + r0;
-            for (int k = 0; k < K; k++, A += UVAE__MR) {
-                const float *B = Bp + boff[k] + j0;
-                b0 = _mm256_loadu_ps(B);
-                b1 = _mm256_loadu_ps(B + 8);
-                UVAE__R256(0) UVAE__R256(1) UVAE__R256(2) UVAE__R256(3) UVAE__R256(4) UVAE__R256(5)
-            }
+            const float *A = A0;
+            if (!aoff) for (int k = 0; k < K; k++, A += UVAE__MR) UVAE__K256(UVAE__AP)
+            else for (int k = 0; k < K; k++) UVAE__K256(UVAE__AI)
             UVAE__S256(0); UVAE__S256(1); UVAE__S256(2); UVAE__S256(3); UVAE__S256(4); UVAE__S256(5);
         }
 }
@@ -1605,10 +1610,10 @@ static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, 
                             if (jp < nfull) { b = B + (size_t)pc * ldb + j0; bo = offd; }
                             else b = Bp;                                      /* the packed ragged panel */
                         }
-                        if (rows == UVAE__MR && cols == UVAE__NR) ukr(kc, a, b, bo, c, ldc, acc);
+                        if (rows == UVAE__MR && cols == UVAE__NR) ukr(kc, a, NULL, b, bo, c, ldc, acc);
                         else {                                            /* an edge tile: via a whole one */
                             float tile[UVAE__MR * UVAE__NR];
-                            ukr(kc, a, b, bo, tile, UVAE__NR, 0);
+                            ukr(kc, a, NULL, b, bo, tile, UVAE__NR, 0);
                             for (int r = 0; r < rows; r++)
                                 for (int j = 0; j < cols; j++) c[(size_t)r * ldc + j] = acc ? c[(size_t)r * ldc + j] + tile[r * UVAE__NR + j] : tile[r * UVAE__NR + j];
                         }
@@ -1748,6 +1753,12 @@ static int uvae__conv_bwd_x_implicit(const uvae__conv_shape *g) {
     uvae__conv_shape f = uvae__conv_flipped(g);
     return g->s == 1 && g->p <= g->k - 1 && uvae__conv_implicit(&f);
 }
+/* The weight gradient of a stride-1 convolution runs without im2col too (conv_bwd_w_implicit). */
+static int uvae__conv_bwd_w_implicit(const uvae__conv_shape *g) {
+    double work = (double)g->Co * g->Ho * g->Wo * g->Ci * g->k * g->k;
+    return uvae__implicit_on && g->s == 1 && g->Wo >= UVAE__NR && work >= 32768.0 &&
+           (double)g->Ci * (g->H + 2 * g->p) * (g->W + 2 * g->p) < 1e9;
+}
 /* floats of scratch conv_fwd_implicit needs for g (0 if g does not take that path): packed w,
    offsets, padded x, output on the padded grid */
 static size_t uvae__implicit_scratch(const uvae__conv_shape *g) {
@@ -1756,18 +1767,27 @@ static size_t uvae__implicit_scratch(const uvae__conv_shape *g) {
     return Mp * CK + CK * (sizeof(ptrdiff_t) / sizeof(float)) + (size_t)g->Ci * (g->H + 2 * g->p) * Wp + g->k + UVAE__NR +
            (size_t)g->Co * g->Ho * Wp + 16;
 }
-/* floats of scratch the three kernels need on `dev` (the GPU works one image at a time) */
+/* ... and conv_bwd_w_implicit: dw^T, offsets, padded x, packed dy on the padded grid */
+static size_t uvae__bwd_w_implicit_scratch(const uvae__conv_shape *g) {
+    size_t CKp = ((size_t)g->Ci * g->k * g->k + UVAE__MR - 1) / UVAE__MR * UVAE__MR, Wp = (size_t)g->W + 2 * g->p;
+    size_t Np = ((size_t)g->Co + UVAE__NR - 1) / UVAE__NR * UVAE__NR;
+    return CKp * Np + CKp * (sizeof(ptrdiff_t) / sizeof(float)) + (size_t)g->Ci * (g->H + 2 * g->p) * Wp + g->k + UVAE__NR +
+           Np * g->Ho * Wp + 16;
+}
+/* floats of scratch the three kernels need on `dev` (the GPU works one image at a time): the
+   largest of what each product's path needs */
 static size_t uvae__conv_scratch(int dev, const uvae__conv_shape *g) {
-    size_t HWo = (size_t)g->Ho * g->Wo, CK = (size_t)g->Ci * g->k * g->k;
+    size_t HWo = (size_t)g->Ho * g->Wo, CK = (size_t)g->Ci * g->k * g->k, n = 0, m;
     int b = dev == UVAE_CPU ? uvae__conv_chunk(g) : 1;
-    size_t n = CK * b * HWo + (b > 1 ? (size_t)g->Co * b * HWo : 0);
-    if (dev == UVAE_CPU) {   /* conv_fwd, and conv_bwd_x as a convolution, without im2col */
-        uvae__conv_shape f = uvae__conv_flipped(g);
-        size_t m = uvae__implicit_scratch(g), mf = uvae__conv_bwd_x_implicit(g) ? uvae__implicit_scratch(&f) : 0;
-        if (m > n) n = m;
-        if (mf > n) n = mf;
-    }
-    return n;
+    size_t col = CK * b * HWo + (b > 1 ? (size_t)g->Co * b * HWo : 0);   /* im2col + GEMM */
+    uvae__conv_shape f = uvae__conv_flipped(g);
+    if (dev != UVAE_CPU) return col;
+    m = uvae__conv_implicit(g) ? uvae__implicit_scratch(g) : col;                  /* conv_fwd */
+    if (m > n) n = m;
+    m = uvae__conv_bwd_x_implicit(g) ? uvae__implicit_scratch(&f) : col;           /* conv_bwd_x */
+    if (m > n) n = m;
+    m = uvae__conv_bwd_w_implicit(g) ? uvae__bwd_w_implicit_scratch(g) : col;      /* conv_bwd_w */
+    return m > n ? m : n;
 }
 
 /* conv_fwd for stride 1 without im2col ("implicit GEMM"). With x zero-padded to xp [Ci, Hp, Wp],
@@ -1830,9 +1850,9 @@ static void uvae__cpu_conv_fwd_implicit(const uvae__conv_shape *g, const float *
                 int kc = CK - pc < UVAE__KC ? CK - pc : UVAE__KC;
                 const float *a = Ap + (size_t)pc * Mp + (size_t)ip * kc * UVAE__MR;
                 int add = acc || pc > 0;
-                if (whole) uvae__ukr(kc, a, xp + q0, off + pc, c, L, add);
+                if (whole) uvae__ukr(kc, a, NULL, xp + q0, off + pc, c, L, add);
                 else {
-                    uvae__ukr(kc, a, xp + q0, off + pc, tile, UVAE__NR, 0);
+                    uvae__ukr(kc, a, NULL, xp + q0, off + pc, tile, UVAE__NR, 0);
                     for (int r = 0; r < rows; r++)
                         for (int j = 0; j < cols; j++)
                             c[(size_t)r * L + j] = add ? c[(size_t)r * L + j] + tile[r * UVAE__NR + j] : tile[r * UVAE__NR + j];
@@ -1843,6 +1863,60 @@ static void uvae__cpu_conv_fwd_implicit(const uvae__conv_shape *g, const float *
         for (i = 0; i < Co * g->Ho; i++)                             /* y[n] <- the grid without its extra columns */
             memcpy(yn + (size_t)i * g->Wo, t + (size_t)(i / g->Ho) * L + (size_t)(i % g->Ho) * Wp, (size_t)g->Wo * sizeof(float));
     }
+}
+/* conv_bwd_w for stride 1 without im2col. With dy[n] on the padded grid (q = oh*Wp + ow as in
+   conv_fwd_implicit, zeros at the extra columns ow >= Wo), the weight gradient transposed is
+     dw^T[CK, Co] += col(x[n])[CK, L] @ dy_grid[n]^T[L, Co],   a product over the L grid positions,
+   whose A operand is read in place: A(r, q) = col(x)[r][q] = xp[off[r] + q] (the micro-kernel's
+   row offsets are off[], its k-stride 1). B = dy_grid^T is packed once per image as NR-column
+   panels over Co; every row of col(x) then serves all Co panels and every packed row all CK ones.
+   Tiles of dw^T stay with their thread while q runs in KC slices, so each sum runs over images and
+   q in order, whatever the thread count. Scratch: dw^T [CKp, Np] | off [CKp] | xp [Ci*Hp*Wp + k
+   + NR] | packed dy [Np/NR][L][NR] (uvae__bwd_w_implicit_scratch). */
+static void uvae__cpu_conv_bwd_w_implicit(const uvae__conv_shape *g, const float *x, const float *dy, float *dw, float *scratch) {
+    const int k = g->k, p = g->p, H = g->H, W = g->W, Hp = H + 2 * p, Wp = W + 2 * p, Co = g->Co, Ci = g->Ci, Ho = g->Ho, Wo = g->Wo;
+    const int CK = Ci * k * k, L = Ho * Wp, npa = (CK + UVAE__MR - 1) / UVAE__MR, npb = (Co + UVAE__NR - 1) / UVAE__NR;
+    const int CKp = npa * UVAE__MR, Np = npb * UVAE__NR, nt = npa * npb;
+    const size_t HpWp = (size_t)Hp * Wp, xs = (size_t)Ci * H * W, HWo = (size_t)Ho * Wo;
+    float *dwT = (float *)uvae__align(scratch);
+    ptrdiff_t *off = (ptrdiff_t *)(dwT + (size_t)CKp * Np), boff[UVAE__KC];
+    float *xp = (float *)(off + CKp), *Bp = xp + Ci * HpWp + k + UVAE__NR;
+    int i;
+    if (!uvae__ukr) uvae__cpu_kernel(0);
+    for (int r = 0; r < CKp; r++)        /* the rows past CK (the last panel's padding) read row 0; unused */
+        off[r] = r < CK ? (ptrdiff_t)(r / (k * k)) * (ptrdiff_t)HpWp + (r / k) % k * Wp + r % k : 0;
+    for (int kk = 0; kk < UVAE__KC; kk++) boff[kk] = (ptrdiff_t)kk * UVAE__NR;
+    memset(dwT, 0, (size_t)CKp * Np * sizeof(float));
+    memset(xp, 0, (Ci * HpWp + k + UVAE__NR) * sizeof(float));      /* the border and the tail stay zero */
+    for (int n = 0; n < g->N; n++) {
+        const float *xn = x + n * xs, *dn = dy + n * Co * HWo;
+        UVAE__OMP(omp parallel for schedule(static) if ((double)Ci * HpWp > UVAE__PAR_MIN))
+        for (i = 0; i < Ci * H; i++)                                 /* xp's interior <- x[n] */
+            memcpy(xp + (size_t)(i / H) * HpWp + (size_t)(i % H + p) * Wp + p, xn + (size_t)i * W, (size_t)W * sizeof(float));
+        UVAE__OMP(omp parallel for schedule(static) if ((double)Np * L > UVAE__PAR_MIN))
+        for (i = 0; i < npb * Ho; i++) {                             /* Bp[jp][q][j] <- dy[n][jp*NR + j] at q */
+            int jp = i / Ho, oh = i % Ho;
+            float *d = Bp + ((size_t)jp * L + (size_t)oh * Wp) * UVAE__NR;
+            for (int j = 0; j < UVAE__NR; j++) {
+                int co = jp * UVAE__NR + j;
+                const float *src = dn + (size_t)co * HWo + (size_t)oh * Wo;
+                for (int ow = 0; ow < Wp; ow++) d[ow * UVAE__NR + j] = co < Co && ow < Wo ? src[ow] : 0.0f;
+            }
+        }
+        UVAE__OMP(omp parallel if ((double)CKp * Np * L > 1e6))
+        for (int pc = 0; pc < L; pc += UVAE__KC) {
+            int kc = L - pc < UVAE__KC ? L - pc : UVAE__KC, t;
+            UVAE__OMP(omp for schedule(static))
+            for (t = 0; t < nt; t++) {                               /* tiles: CK panel outer, Co panel inner */
+                int ip = t / npb, jp = t % npb;
+                uvae__ukr(kc, xp + pc, off + (size_t)ip * UVAE__MR, Bp + ((size_t)jp * L + pc) * UVAE__NR, boff,
+                          dwT + (size_t)ip * UVAE__MR * Np + jp * UVAE__NR, Np, 1);
+            }
+        }
+    }
+    UVAE__OMP(omp parallel for schedule(static) if ((double)Co * CK > UVAE__PAR_MIN))
+    for (i = 0; i < Co; i++)                                         /* dw += (dw^T)^T */
+        for (int r = 0; r < CK; r++) dw[(size_t)i * CK + r] += dwT[(size_t)r * Np + i];
 }
 static void uvae__cpu_conv_fwd(const uvae__conv_shape *g, const float *x, const float *w, float *y, int acc, float *scratch) {
     int CK = g->Ci * g->k * g->k, nb = uvae__conv_chunk(g);
@@ -1880,6 +1954,7 @@ static void uvae__cpu_conv_bwd_x(const uvae__conv_shape *g, const float *dy, con
 static void uvae__cpu_conv_bwd_w(const uvae__conv_shape *g, const float *x, const float *dy, float *dw, float *scratch) {
     int CK = g->Ci * g->k * g->k, nb = uvae__conv_chunk(g);
     size_t HWo = (size_t)g->Ho * g->Wo, xs = (size_t)g->Ci * g->H * g->W;
+    if (uvae__conv_bwd_w_implicit(g)) { uvae__cpu_conv_bwd_w_implicit(g, x, dy, dw, scratch); return; }
     for (int n = 0; n < g->N; n += nb) {
         int b = g->N - n < nb ? g->N - n : nb, L = b * (int)HWo;
         float *col = scratch, *G = scratch + (size_t)CK * L;

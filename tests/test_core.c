@@ -213,15 +213,15 @@ static void test_conv_implicit(void) {
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
             const int *S = shapes[si];
             int N = S[0], Ci = S[1], H = S[2], W = S[3], Co = S[4], K = S[5], P = S[6], Ho = H + 2 * P - K + 1, Wo = W + 2 * P - K + 1;
-            uvae_tensor *x = uvae_tensor_new_grad(4, (int[]){N, Ci, H, W}, 1), *w = uvae_tensor_new(4, (int[]){Co, Ci, K, K});
+            uvae_tensor *x = uvae_tensor_new_grad(4, (int[]){N, Ci, H, W}, 1), *w = uvae_tensor_new_grad(4, (int[]){Co, Ci, K, K}, 1);
             uvae_tensor *ry = uvae_tensor_new(4, (int[]){N, Co, Ho, Wo}), *rt = uvae_tensor_new(4, (int[]){N, Ci, H, W});
-            uvae_tensor *xt = uvae_tensor_new_grad(4, (int[]){N, Co, Ho, Wo}, 1), *wt = uvae_tensor_new(4, (int[]){Co, Ci, K, K});
-            float *v[2][4];   /* per run: conv2d y, conv2d dx, convT out, convT dx */
-            size_t nv[4];
+            uvae_tensor *xt = uvae_tensor_new_grad(4, (int[]){N, Co, Ho, Wo}, 1), *wt = uvae_tensor_new_grad(4, (int[]){Co, Ci, K, K}, 1);
+            float *v[2][6];   /* per run: conv2d y, conv2d dx, convT out, convT dx, conv2d dw, convT dw */
+            size_t nv[6];
             int ok = 1;
             memset(v, 0, sizeof v);
             if (!x || !w || !ry || !rt || !xt || !wt) { CHECK(0, "conv implicit: out of memory"); break; }
-            nv[0] = ry->size; nv[1] = x->size; nv[2] = rt->size; nv[3] = xt->size;
+            nv[0] = ry->size; nv[1] = x->size; nv[2] = rt->size; nv[3] = xt->size; nv[4] = w->size; nv[5] = wt->size;
             fill_uniform(x, &r, -1, 1); fill_uniform(w, &r, -0.5f, 0.5f); fill_uniform(xt, &r, -1, 1); fill_uniform(wt, &r, -0.5f, 0.5f);
             fill_uniform(ry, &r, -1, 1); fill_uniform(rt, &r, -1, 1);
             for (int on = 0; on < 2 && ok; on++) {
@@ -229,29 +229,33 @@ static void test_conv_implicit(void) {
                 uvae__cpu_conv_implicit(on);
                 uvae_ctx_reset(ctx, 1);
                 memset(x->grad, 0, x->size * sizeof(float));
+                for (size_t i = 0; i < w->size; i++) w->grad[i] = wt->grad[i] = -0.5f;
                 for (size_t i = 0; i < xt->size; i++) xt->grad[i] = 0.25f;   /* the backward adds to what is there */
                 o = uvae_conv2d(ctx, x, w, NULL, 1, P);                      /* [N, Co, Ho, Wo] */
                 ot = uvae_conv_transpose2d(ctx, xt, wt, NULL, 1, P);          /* [N, Ci, H, W] */
                 loss = uvae_add(ctx, uvae_sum(ctx, uvae_mul(ctx, o, ry)), uvae_sum(ctx, uvae_mul(ctx, ot, rt)));
                 if (!loss || uvae_backward(ctx, loss) != UVAE_OK) { CHECK(0, "conv implicit %s shape %zu: %s", names[kind], si, uvae_last_error()); ok = 0; break; }
-                for (int q = 0; q < 4; q++) {
-                    const float *src = q == 0 ? o->data : q == 1 ? x->grad : q == 2 ? ot->data : xt->grad;
+                for (int q = 0; q < 6; q++) {
+                    const float *src = q == 0 ? o->data : q == 1 ? x->grad : q == 2 ? ot->data : q == 3 ? xt->grad : q == 4 ? w->grad : wt->grad;
                     if ((v[on][q] = (float *)malloc(nv[q] * sizeof(float)))) memcpy(v[on][q], src, nv[q] * sizeof(float));
                     else ok = 0;
                 }
             }
             if (ok) {
                 double e1 = rel_diff(v[1][1], v[0][1], nv[1]), e2 = rel_diff(v[1][2], v[0][2], nv[2]);
+                double e3 = rel_diff(v[1][4], v[0][4], nv[4]), e4 = rel_diff(v[1][5], v[0][5], nv[5]);
                 CHECK(!memcmp(v[0][0], v[1][0], nv[0] * sizeof(float)) && !memcmp(v[0][3], v[1][3], nv[3] * sizeof(float)),
                       "conv implicit %s, x [%d,%d,%d,%d] w [%d,%d,%d,%d] pad %d: conv2d out and convT dx bitwise equal to im2col + GEMM",
                       names[kind], N, Ci, H, W, Co, Ci, K, K, P);
                 CHECK(e1 < 2e-6 && e2 < 2e-6, "conv implicit %s, x [%d,%d,%d,%d] w [%d,%d,%d,%d] pad %d: conv2d dx and convT out "
                       "within %.2g, %.2g of im2col + GEMM + col2im", names[kind], N, Ci, H, W, Co, Ci, K, K, P, e1, e2);
-                worst = fmax(worst, fmax(e1, e2));
+                CHECK(e3 < 2e-6 && e4 < 2e-6, "conv implicit %s, x [%d,%d,%d,%d] w [%d,%d,%d,%d] pad %d: conv2d dw and convT dw "
+                      "within %.2g, %.2g of im2col + GEMM", names[kind], N, Ci, H, W, Co, Ci, K, K, P, e3, e4);
+                worst = fmax(worst, fmax(fmax(e1, e2), fmax(e3, e4)));
                 runs++;
             }
             for (int on = 0; on < 2; on++)
-                for (int q = 0; q < 4; q++) free(v[on][q]);
+                for (int q = 0; q < 6; q++) free(v[on][q]);
             uvae_tensor_free(x); uvae_tensor_free(w); uvae_tensor_free(xt); uvae_tensor_free(wt);
             uvae_tensor_free(ry); uvae_tensor_free(rt);
         }
@@ -259,7 +263,7 @@ static void test_conv_implicit(void) {
     uvae__cpu_conv_implicit(was);
     uvae__cpu_kernel(base);
     CHECK(runs >= 6, "conv implicit: %d comparisons ran", runs);
-    printf("  conv without im2col: %d shape x kernel runs; data gradients within %.2g of the col2im path\n", runs, worst);
+    printf("  conv without im2col: %d shape x kernel runs; data and weight gradients within %.2g of im2col + GEMM\n", runs, worst);
     uvae_ctx_free(ctx);
 }
 
