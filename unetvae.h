@@ -437,6 +437,9 @@ int uvae__cpu_kernel(int choice);
 /* The CPU's stride-1 convolution without im2col: 1 on (the default), 0 off, -1 query; returns the
    previous setting. For tests (the two paths must agree bit for bit). */
 int uvae__cpu_conv_implicit(int on);
+/* The CPU's Winograd F(2x2, 3x3) for 3x3 stride-1 padding-1 convolutions: 1 on (the default), 0 off,
+   -1 query; returns the previous setting. For tests (it must agree with the direct paths). */
+int uvae__cpu_conv_winograd(int on);
 #ifdef UNETVAE_CUDA
 /* runtime: the first failure is kept (sticky) until read by uvae__cu_take_error */
 int uvae__cu_init(void);                             /* 0 ok, else no usable device */
@@ -1774,6 +1777,39 @@ static size_t uvae__bwd_w_implicit_scratch(const uvae__conv_shape *g) {
     return CKp * Np + CKp * (sizeof(ptrdiff_t) / sizeof(float)) + (size_t)g->Ci * (g->H + 2 * g->p) * Wp + g->k + UVAE__NR +
            Np * g->Ho * Wp + 16;
 }
+/* 3x3, stride 1, padding 1 convolutions with enough channels run as Winograd F(2x2, 3x3) on the
+   CPU, forward and data gradient (conv_fwd_winograd), unless uvae__cpu_conv_winograd(0). */
+static int uvae__winograd_on = 1;
+int uvae__cpu_conv_winograd(int on) {
+    int was = uvae__winograd_on;
+    if (on >= 0) uvae__winograd_on = on != 0;
+    return was;
+}
+/* (it pays when the weights' transform, 16 x Co x Ci floats, is shared by enough tiles) */
+#define UVAE__WG_TILES 256
+static int uvae__conv_winograd(const uvae__conv_shape *g) {
+    double tiles = (double)g->N * ((g->Ho + 1) / 2) * ((g->Wo + 1) / 2);
+    return uvae__winograd_on && g->k == 3 && g->s == 1 && g->p == 1 && g->Ci >= 16 && g->Co >= 16 && tiles >= UVAE__WG_TILES &&
+           (double)g->Ci * g->Co < 1e8 && g->W < 65536;
+}
+/* Winograd's tile rows per chunk: its transformed input and output, 16 x (Ci + Mp) x Tc floats,
+   about UVAE__WG_BYTES, and at least UVAE__WG_TILES tiles (each chunk reads all of the transformed
+   weights) */
+#define UVAE__WG_BYTES (2u << 20)
+static int uvae__wg_rows(const uvae__conv_shape *g) {
+    size_t tw = ((size_t)g->Wo + 1) / 2, Mp = ((size_t)g->Co + UVAE__MR - 1) / UVAE__MR * UVAE__MR;
+    size_t per_row = 16 * ((size_t)g->Ci + Mp) * tw * sizeof(float), rows = UVAE__WG_BYTES / per_row;
+    size_t all = (size_t)g->N * ((g->Ho + 1) / 2), least = (UVAE__WG_TILES + tw - 1) / tw;
+    if (rows < least) rows = least;
+    return rows > all ? (int)all : (int)rows;
+}
+/* floats of scratch conv_fwd_winograd needs: transformed w (packed), B's row offsets, the
+   transformed input and output of one chunk */
+static size_t uvae__winograd_scratch(const uvae__conv_shape *g) {
+    size_t Mp = ((size_t)g->Co + UVAE__MR - 1) / UVAE__MR * UVAE__MR, tw = ((size_t)g->Wo + 1) / 2;
+    size_t Tcp = ((size_t)uvae__wg_rows(g) * tw + UVAE__NR - 1) / UVAE__NR * UVAE__NR;
+    return 16 * (Mp * g->Ci + 16) + (size_t)g->Ci * (sizeof(ptrdiff_t) / sizeof(float)) + 16 * (((size_t)g->Ci + Mp) * Tcp + 32) + 16;
+}
 /* floats of scratch the three kernels need on `dev` (the GPU works one image at a time): the
    largest of what each product's path needs */
 static size_t uvae__conv_scratch(int dev, const uvae__conv_shape *g) {
@@ -1782,9 +1818,10 @@ static size_t uvae__conv_scratch(int dev, const uvae__conv_shape *g) {
     size_t col = CK * b * HWo + (b > 1 ? (size_t)g->Co * b * HWo : 0);   /* im2col + GEMM */
     uvae__conv_shape f = uvae__conv_flipped(g);
     if (dev != UVAE_CPU) return col;
-    m = uvae__conv_implicit(g) ? uvae__implicit_scratch(g) : col;                  /* conv_fwd */
-    if (m > n) n = m;
-    m = uvae__conv_bwd_x_implicit(g) ? uvae__implicit_scratch(&f) : col;           /* conv_bwd_x */
+    m = uvae__conv_winograd(g) ? uvae__winograd_scratch(g) : uvae__conv_implicit(g) ? uvae__implicit_scratch(g) : col;
+    if (m > n) n = m;                                                              /* conv_fwd */
+    m = g->s == 1 && g->p <= g->k - 1 && uvae__conv_winograd(&f) ? uvae__winograd_scratch(&f)
+        : uvae__conv_bwd_x_implicit(g) ? uvae__implicit_scratch(&f) : col;        /* conv_bwd_x */
     if (m > n) n = m;
     m = uvae__conv_bwd_w_implicit(g) ? uvae__bwd_w_implicit_scratch(g) : col;      /* conv_bwd_w */
     return m > n ? m : n;
@@ -1918,9 +1955,170 @@ static void uvae__cpu_conv_bwd_w_implicit(const uvae__conv_shape *g, const float
     for (i = 0; i < Co; i++)                                         /* dw += (dw^T)^T */
         for (int r = 0; r < CK; r++) dw[(size_t)i * CK + r] += dwT[(size_t)r * Np + i];
 }
+/* Winograd's transforms of a run of n <= UVAE__WG_SEG tiles along a tile row, written once and
+   compiled for each micro-kernel's instruction set (vectorised over the tiles).
+   wg_in: x_a (a = 0..3) are the 4 input rows of the tile row (NULL: outside x, zeros), c0 the
+   column of the first tile's patch (2 * j0 - 1). Each row is split into e_a[m] = x_a[c0 + 2m] and
+   o_a[m] = x_a[c0 + 2m + 1] (zeros outside 0..W-1), so tile j's patch row d[a][0..3] is e_a[j],
+   o_a[j], e_a[j+1], o_a[j+1]; then v[e*vs + j] = (B^T d B)[e], e = a*4 + c.
+   wg_out: m[e*ms + j] the 16 products of tile j; its 2x2 block A^T m A goes to r0[2j..2j+1] (top)
+   and r1[2j..2j+1] (bottom). */
+#define UVAE__WG_SEG 256
+#define UVAE__WG_IN(NAME, TARGET)                                                                                 \
+    TARGET static void NAME(int n, const float *const *xr, int c0, int W, float *v, size_t vs) {                 \
+        float eo[8][UVAE__WG_SEG + 1];                                                                            \
+        const float *e0 = eo[0], *o0 = eo[1], *e1 = eo[2], *o1 = eo[3], *e2 = eo[4], *o2 = eo[5], *e3 = eo[6], *o3 = eo[7]; \
+        int lo = c0 < 0 ? (1 - c0) / 2 : 0, hi = (W - 1 - c0) / 2, j;   /* m in [lo, hi): both inside */     \
+        if (hi > n + 1) hi = n + 1;                                                                               \
+        if (hi < lo) hi = lo;                                                                                     \
+        for (int a = 0; a < 4; a++) {                                                                             \
+            const float *x = xr[a];                                                                               \
+            float *e = eo[2 * a], *o = eo[2 * a + 1];                                                             \
+            int m;                                                                                                \
+            if (!x) { memset(e, 0, (size_t)(n + 1) * sizeof(float)); memset(o, 0, (size_t)(n + 1) * sizeof(float)); continue; } \
+            for (m = 0; m < lo; m++) { int c = c0 + 2 * m; e[m] = c >= 0 && c < W ? x[c] : 0.0f; o[m] = c + 1 >= 0 && c + 1 < W ? x[c + 1] : 0.0f; } \
+            UVAE__OMP(omp simd)                                                                                   \
+            for (m = lo; m < hi; m++) { e[m] = x[c0 + 2 * m]; o[m] = x[c0 + 2 * m + 1]; }                        \
+            for (m = hi; m <= n; m++) { int c = c0 + 2 * m; e[m] = c >= 0 && c < W ? x[c] : 0.0f; o[m] = c + 1 >= 0 && c + 1 < W ? x[c + 1] : 0.0f; } \
+        }                                                                                                         \
+        UVAE__OMP(omp simd)                                                                                       \
+        for (j = 0; j < n; j++) {                                                                                 \
+            float s00 = e0[j] - e0[j + 1], s01 = o0[j] + e0[j + 1], s02 = e0[j + 1] - o0[j], s03 = o0[j] - o0[j + 1]; \
+            float s10 = e1[j] - e1[j + 1], s11 = o1[j] + e1[j + 1], s12 = e1[j + 1] - o1[j], s13 = o1[j] - o1[j + 1]; \
+            float s20 = e2[j] - e2[j + 1], s21 = o2[j] + e2[j + 1], s22 = e2[j + 1] - o2[j], s23 = o2[j] - o2[j + 1]; \
+            float s30 = e3[j] - e3[j + 1], s31 = o3[j] + e3[j + 1], s32 = e3[j + 1] - o3[j], s33 = o3[j] - o3[j + 1]; \
+            v[0 * vs + j] = s00 - s20;  v[1 * vs + j] = s01 - s21;  v[2 * vs + j] = s02 - s22;  v[3 * vs + j] = s03 - s23;   \
+            v[4 * vs + j] = s10 + s20;  v[5 * vs + j] = s11 + s21;  v[6 * vs + j] = s12 + s22;  v[7 * vs + j] = s13 + s23;   \
+            v[8 * vs + j] = s20 - s10;  v[9 * vs + j] = s21 - s11;  v[10 * vs + j] = s22 - s12; v[11 * vs + j] = s23 - s13;  \
+            v[12 * vs + j] = s10 - s30; v[13 * vs + j] = s11 - s31; v[14 * vs + j] = s12 - s32; v[15 * vs + j] = s13 - s33;  \
+        }                                                                                                         \
+    }
+#define UVAE__WG_OUT(NAME, TARGET)                                                                                \
+    TARGET static void NAME(int n, const float *m, size_t ms, float *r0, float *r1) {                            \
+        int j;                                                                                                    \
+        UVAE__OMP(omp simd)                                                                                       \
+        for (j = 0; j < n; j++) {                                                                                 \
+            float t00 = m[0 * ms + j] + m[4 * ms + j] + m[8 * ms + j], t10 = m[4 * ms + j] - m[8 * ms + j] - m[12 * ms + j];   \
+            float t01 = m[1 * ms + j] + m[5 * ms + j] + m[9 * ms + j], t11 = m[5 * ms + j] - m[9 * ms + j] - m[13 * ms + j];   \
+            float t02 = m[2 * ms + j] + m[6 * ms + j] + m[10 * ms + j], t12 = m[6 * ms + j] - m[10 * ms + j] - m[14 * ms + j]; \
+            float t03 = m[3 * ms + j] + m[7 * ms + j] + m[11 * ms + j], t13 = m[7 * ms + j] - m[11 * ms + j] - m[15 * ms + j]; \
+            r0[2 * j] = t00 + t01 + t02; r0[2 * j + 1] = t01 - t02 - t03;                                          \
+            r1[2 * j] = t10 + t11 + t12; r1[2 * j + 1] = t11 - t12 - t13;                                          \
+        }                                                                                                         \
+    }
+UVAE__WG_IN(uvae__wg_in_generic, )
+UVAE__WG_OUT(uvae__wg_out_generic, )
+#ifdef UVAE__X86
+UVAE__WG_IN(uvae__wg_in_avx2, __attribute__((target("avx2,fma"))))
+UVAE__WG_OUT(uvae__wg_out_avx2, __attribute__((target("avx2,fma"))))
+UVAE__WG_IN(uvae__wg_in_avx512, __attribute__((target("avx512f"))))
+UVAE__WG_OUT(uvae__wg_out_avx512, __attribute__((target("avx512f"))))
+#endif
+
+/* conv_fwd for 3x3, stride 1, padding 1 as Winograd F(2x2, 3x3) (Lavin & Gray): each 2x2 block of
+   outputs ("tile" (n, i, j): output rows 2i..2i+1, columns 2j..2j+1) comes from the 4x4 patch d of
+   x around it as
+     y_tile = A^T [ sum_ci (G w[co,ci] G^T) .* (B^T d[ci] B) ] A
+   i.e. for each of the 16 positions e of the 4x4 transformed tile, one product
+     M[e][Co, T] = U[e][Co, Ci] @ V[e][Ci, T],   U = G w G^T, V = B^T d B,
+   16 * Ci * Co multiplies per tile against 36 * Ci * Co direct: 2.25x fewer. With
+     B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
+     A^T = [1 1 1 0; 0 1 -1 -1].
+   U is packed once as the GEMM's A panels; the tiles go in chunks of whole tile rows (about
+   UVAE__WG_BYTES of V and M), each chunk in three steps with the threads splitting each: transform
+   the input, 16 products on the micro-kernel, transform the output into y (acc: add). The sums run
+   in a fixed order whatever the thread count. flip: w is [Ci, Co, 3, 3] flipped (as in
+   conv_fwd_implicit: this is then a data gradient). Rounding differs from the direct paths by a
+   few ulps of the largest terms (tests/test_core.c, test_conv_implicit). */
+static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *x, const float *w, int flip, float *y, int acc,
+                                        float *scratch) {
+    const int H = g->H, W = g->W, Ho = g->Ho, Wo = g->Wo, Ci = g->Ci, Co = g->Co;
+    const int th = (Ho + 1) / 2, tw = (Wo + 1) / 2, np = (Co + UVAE__MR - 1) / UVAE__MR, Mp = np * UVAE__MR;
+    const int R = uvae__wg_rows(g), nrows = g->N * th, Tcp = (R * tw + UVAE__NR - 1) / UVAE__NR * UVAE__NR, nq = Tcp / UVAE__NR;
+    const size_t HW = (size_t)H * W, HWo = (size_t)Ho * Wo;
+    /* U [16][np panels [Ci][MR]], V [16][Ci][Tcp] and M [16][Mp][Tcp], with 16 spare floats after
+       each position e (so that a tile's 16 values are not all a multiple of 4 KB apart, which would
+       make them share cache sets) */
+    const size_t Us = (size_t)Mp * Ci + 16, Vs = (size_t)Ci * Tcp + 16, Ms = (size_t)Mp * Tcp + 16;
+    float *U = (float *)uvae__align(scratch);
+    ptrdiff_t *boff = (ptrdiff_t *)(U + 16 * Us);
+    float *V = (float *)(boff + Ci), *M = V + 16 * Vs;
+    void (*wg_in)(int, const float *const *, int, int, float *, size_t) = uvae__wg_in_generic;
+    void (*wg_out)(int, const float *, size_t, float *, float *) = uvae__wg_out_generic;
+    int i;
+    if (!uvae__ukr) uvae__cpu_kernel(0);
+#ifdef UVAE__X86
+    if (uvae__ukr_kind == 2) { wg_in = uvae__wg_in_avx2; wg_out = uvae__wg_out_avx2; }
+    if (uvae__ukr_kind == 3) { wg_in = uvae__wg_in_avx512; wg_out = uvae__wg_out_avx512; }
+#endif
+    for (int c = 0; c < Ci; c++) boff[c] = (ptrdiff_t)c * Tcp;
+    memset(V, 0, 16 * Vs * sizeof(float));                             /* the last panel's spare tiles stay 0 */
+    UVAE__OMP(omp parallel for schedule(static) if ((double)Mp * Ci > 4096))
+    for (i = 0; i < np * Ci; i++) {                                    /* U = G w G^T, packed: U[e][ip][ci][r] */
+        int ip = i / Ci, ci = i % Ci;
+        for (int r = 0; r < UVAE__MR; r++) {
+            int co = ip * UVAE__MR + r;
+            float gw[3][3], h[4][3];
+            for (int a = 0; a < 3; a++)
+                for (int b = 0; b < 3; b++)
+                    gw[a][b] = co >= Co ? 0.0f : flip ? w[((size_t)ci * Co + co) * 9 + 8 - (a * 3 + b)] : w[((size_t)co * Ci + ci) * 9 + a * 3 + b];
+            for (int b = 0; b < 3; b++) {
+                h[0][b] = gw[0][b]; h[3][b] = gw[2][b];
+                h[1][b] = 0.5f * (gw[0][b] + gw[1][b] + gw[2][b]); h[2][b] = 0.5f * (gw[0][b] - gw[1][b] + gw[2][b]);
+            }
+            for (int a = 0; a < 4; a++) {
+                float *u = U + (size_t)(a * 4) * Us + ((size_t)ip * Ci + ci) * UVAE__MR + r;
+                u[0] = h[a][0]; u[3 * Us] = h[a][2];
+                u[Us] = 0.5f * (h[a][0] + h[a][1] + h[a][2]); u[2 * Us] = 0.5f * (h[a][0] - h[a][1] + h[a][2]);
+            }
+        }
+    }
+    for (int r0 = 0; r0 < nrows; r0 += R) {
+        int rc = nrows - r0 < R ? nrows - r0 : R;
+        /* V[e][ci][(row - r0)*tw + j] = (B^T d B)[e] of tile j of tile row `row` = n*th + ti */
+        UVAE__OMP(omp parallel for schedule(static) if ((double)Ci * rc * tw > 4096))
+        for (i = 0; i < Ci * rc; i++) {
+            int ci = i / rc, row = r0 + i % rc, n = row / th, ti = row % th;
+            const float *xr[4];
+            for (int a = 0; a < 4; a++) {
+                int ih = 2 * ti - 1 + a;
+                xr[a] = ih >= 0 && ih < H ? x + ((size_t)n * Ci + ci) * HW + (size_t)ih * W : NULL;
+            }
+            for (int j0 = 0; j0 < tw; j0 += UVAE__WG_SEG) {
+                int nj = tw - j0 < UVAE__WG_SEG ? tw - j0 : UVAE__WG_SEG;
+                wg_in(nj, xr, 2 * j0 - 1, W, V + (size_t)ci * Tcp + (size_t)(row - r0) * tw + j0, Vs);
+            }
+        }
+        /* M[e] = U[e] @ V[e]: 16 products, tiles MR x NR */
+        UVAE__OMP(omp parallel for schedule(static) if ((double)16 * Mp * Tcp * Ci > 1e6))
+        for (i = 0; i < 16 * nq * np; i++) {
+            int e = i / (nq * np), jq = i / np % nq, ip = i % np;
+            uvae__ukr(Ci, U + e * Us + (size_t)ip * Ci * UVAE__MR, NULL, V + e * Vs + (size_t)jq * UVAE__NR, boff,
+                      M + e * Ms + (size_t)ip * UVAE__MR * Tcp + (size_t)jq * UVAE__NR, Tcp, 0);
+        }
+        /* y's 2x2 blocks of tile row `row` = A^T M A */
+        UVAE__OMP(omp parallel for schedule(static) if ((double)Co * rc * tw > 4096))
+        for (i = 0; i < Co * rc; i++) {
+            int co = i / rc, row = r0 + i % rc, n = row / th, ti = row % th;
+            float r2[2][2 * UVAE__WG_SEG];
+            float *y0 = y + ((size_t)n * Co + co) * HWo + (size_t)(2 * ti) * Wo, *y1 = y0 + Wo;
+            int rows = 2 * ti + 1 < Ho ? 2 : 1;
+            for (int j0 = 0; j0 < tw; j0 += UVAE__WG_SEG) {
+                int nj = tw - j0 < UVAE__WG_SEG ? tw - j0 : UVAE__WG_SEG, c0 = 2 * j0, nc = Wo - c0 < 2 * nj ? Wo - c0 : 2 * nj;
+                wg_out(nj, M + (size_t)co * Tcp + (size_t)(row - r0) * tw + j0, Ms, r2[0], r2[1]);
+                for (int a = 0; a < rows; a++) {
+                    float *yr = (a ? y1 : y0) + c0;
+                    if (acc) for (int c = 0; c < nc; c++) yr[c] += r2[a][c];
+                    else memcpy(yr, r2[a], (size_t)nc * sizeof(float));
+                }
+            }
+        }
+    }
+}
 static void uvae__cpu_conv_fwd(const uvae__conv_shape *g, const float *x, const float *w, float *y, int acc, float *scratch) {
     int CK = g->Ci * g->k * g->k, nb = uvae__conv_chunk(g);
     size_t HWo = (size_t)g->Ho * g->Wo, xs = (size_t)g->Ci * g->H * g->W;
+    if (uvae__conv_winograd(g)) { uvae__cpu_conv_fwd_winograd(g, x, w, 0, y, acc, scratch); return; }
     if (uvae__conv_implicit(g)) { uvae__cpu_conv_fwd_implicit(g, x, w, 0, y, acc, scratch); return; }
     for (int n = 0; n < g->N; n += nb) {
         int b = g->N - n < nb ? g->N - n : nb, L = b * (int)HWo;
@@ -1937,6 +2135,10 @@ static void uvae__cpu_conv_fwd(const uvae__conv_shape *g, const float *x, const 
 static void uvae__cpu_conv_bwd_x(const uvae__conv_shape *g, const float *dy, const float *w, float *dx, float *scratch) {
     int CK = g->Ci * g->k * g->k, nb = uvae__conv_chunk(g);
     size_t HWo = (size_t)g->Ho * g->Wo, xs = (size_t)g->Ci * g->H * g->W;
+    if (g->s == 1 && g->p <= g->k - 1) {
+        uvae__conv_shape f = uvae__conv_flipped(g);
+        if (uvae__conv_winograd(&f)) { uvae__cpu_conv_fwd_winograd(&f, dy, w, 1, dx, 1, scratch); return; }
+    }
     if (uvae__conv_bwd_x_implicit(g)) {
         uvae__conv_shape f = uvae__conv_flipped(g);
         uvae__cpu_conv_fwd_implicit(&f, dy, w, 1, dx, 1, scratch);

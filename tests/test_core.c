@@ -203,7 +203,7 @@ static void test_conv_implicit(void) {
         {2, 3, 5, 32, 12, 3, 1}, {3, 7, 6, 33, 13, 3, 1}, {1, 40, 4, 47, 25, 1, 0}, {2, 4, 9, 36, 7, 5, 2},
         {1, 30, 3, 40, 40, 3, 0}, {2, 40, 6, 64, 1, 3, 1}};
     static const char *names[4] = {"", "generic", "avx2", "avx512"};
-    int base = uvae__cpu_kernel(-1), was = uvae__cpu_conv_implicit(-1), runs = 0;
+    int base = uvae__cpu_kernel(-1), was = uvae__cpu_conv_implicit(-1), wg = uvae__cpu_conv_winograd(0), runs = 0;
     double worst = 0;
     uvae_rng r;
     uvae_ctx *ctx = uvae_ctx_new(0);
@@ -261,9 +261,80 @@ static void test_conv_implicit(void) {
         }
     }
     uvae__cpu_conv_implicit(was);
+    uvae__cpu_conv_winograd(wg);
     uvae__cpu_kernel(base);
     CHECK(runs >= 6, "conv implicit: %d comparisons ran", runs);
     printf("  conv without im2col: %d shape x kernel runs; data and weight gradients within %.2g of im2col + GEMM\n", runs, worst);
+    uvae_ctx_free(ctx);
+}
+
+/* Winograd F(2x2, 3x3) (3x3, stride 1, padding 1, >= 16 channels, >= 256 tiles) against the direct
+   paths, for conv2d and conv_transpose2d (whose forward is a data gradient: the flipped weights),
+   forward and all gradients, with every micro-kernel: odd and even sizes, channels that fill the
+   micro-kernel's tiles raggedly, chunks of several tile rows and rows wider than one transform run. */
+static void test_conv_winograd(void) {
+    static const int shapes[][5] = {   /* N, Ci, H, W, Co */
+        {2, 16, 32, 32, 16}, {3, 20, 31, 33, 25}, {1, 64, 9, 600, 17}, {4, 37, 16, 16, 130}, {1, 16, 45, 46, 16}};
+    static const char *names[4] = {"", "generic", "avx2", "avx512"};
+    int base = uvae__cpu_kernel(-1), was = uvae__cpu_conv_winograd(-1), runs = 0;
+    double worst = 0;
+    uvae_rng r;
+    uvae_ctx *ctx = uvae_ctx_new(0);
+    uvae_rng_seed(&r, 77);
+    for (int kind = 1; kind <= 3; kind++) {
+        if (uvae__cpu_kernel(kind) != kind) continue;
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int *S = shapes[si];
+            int N = S[0], Ci = S[1], H = S[2], W = S[3], Co = S[4];
+            uvae_tensor *x = uvae_tensor_new_grad(4, (int[]){N, Ci, H, W}, 1), *w = uvae_tensor_new_grad(4, (int[]){Co, Ci, 3, 3}, 1);
+            uvae_tensor *xt = uvae_tensor_new_grad(4, (int[]){N, Co, H, W}, 1), *wt = uvae_tensor_new_grad(4, (int[]){Co, Ci, 3, 3}, 1);
+            uvae_tensor *ry = uvae_tensor_new(4, (int[]){N, Co, H, W}), *rt = uvae_tensor_new(4, (int[]){N, Ci, H, W});
+            float *v[2][6];   /* per run: conv2d y, dx, dw; convT out, dx, dw */
+            size_t nv[6];
+            double e[6];
+            int ok = 1;
+            memset(v, 0, sizeof v);
+            if (!x || !w || !xt || !wt || !ry || !rt) { CHECK(0, "conv winograd: out of memory"); break; }
+            nv[0] = ry->size; nv[1] = x->size; nv[2] = w->size; nv[3] = rt->size; nv[4] = xt->size; nv[5] = wt->size;
+            fill_uniform(x, &r, -1, 1); fill_uniform(w, &r, -0.5f, 0.5f); fill_uniform(xt, &r, -1, 1); fill_uniform(wt, &r, -0.5f, 0.5f);
+            fill_uniform(ry, &r, -1, 1); fill_uniform(rt, &r, -1, 1);
+            for (int on = 0; on < 2 && ok; on++) {
+                uvae_tensor *o, *ot, *loss;
+                uvae__cpu_conv_winograd(on);                                  /* before the ops: it sizes their scratch */
+                uvae_ctx_reset(ctx, 1);
+                memset(x->grad, 0, x->size * sizeof(float));
+                for (size_t i = 0; i < xt->size; i++) xt->grad[i] = 0.25f;   /* the backward adds to what is there */
+                for (size_t i = 0; i < w->size; i++) w->grad[i] = wt->grad[i] = -0.5f;
+                o = uvae_conv2d(ctx, x, w, NULL, 1, 1);                      /* [N, Co, H, W] */
+                ot = uvae_conv_transpose2d(ctx, xt, wt, NULL, 1, 1);          /* [N, Ci, H, W] */
+                loss = uvae_add(ctx, uvae_sum(ctx, uvae_mul(ctx, o, ry)), uvae_sum(ctx, uvae_mul(ctx, ot, rt)));
+                if (!loss || uvae_backward(ctx, loss) != UVAE_OK) { CHECK(0, "conv winograd %s shape %zu: %s", names[kind], si, uvae_last_error()); ok = 0; break; }
+                for (int q = 0; q < 6; q++) {
+                    const float *src = q == 0 ? o->data : q == 1 ? x->grad : q == 2 ? w->grad : q == 3 ? ot->data : q == 4 ? xt->grad : wt->grad;
+                    if ((v[on][q] = (float *)malloc(nv[q] * sizeof(float)))) memcpy(v[on][q], src, nv[q] * sizeof(float));
+                    else ok = 0;
+                }
+            }
+            if (ok) {
+                double m = 0;
+                for (int q = 0; q < 6; q++) m = fmax(m, e[q] = rel_diff(v[1][q], v[0][q], nv[q]));
+                CHECK(m < 2e-6 && e[0] > 0 && e[1] > 0 && e[3] > 0 && e[4] > 0,
+                      "conv winograd %s, x [%d,%d,%d,%d] w [%d,%d,3,3]: conv2d y dx dw %.2g %.2g %.2g, convT out dx dw %.2g %.2g %.2g "
+                      "from the direct paths (within 2e-6; y and dx not bitwise: the Winograd path ran)", names[kind], N, Ci, H, W, Co, Ci,
+                      e[0], e[1], e[2], e[3], e[4], e[5]);
+                worst = fmax(worst, m);
+                runs++;
+            }
+            for (int on = 0; on < 2; on++)
+                for (int q = 0; q < 6; q++) free(v[on][q]);
+            uvae_tensor_free(x); uvae_tensor_free(w); uvae_tensor_free(xt); uvae_tensor_free(wt);
+            uvae_tensor_free(ry); uvae_tensor_free(rt);
+        }
+    }
+    uvae__cpu_conv_winograd(was);
+    uvae__cpu_kernel(base);
+    CHECK(runs >= 5, "conv winograd: %d comparisons ran", runs);
+    printf("  conv as Winograd F(2x2,3x3): %d shape x kernel runs; outputs and gradients within %.2g of the direct paths\n", runs, worst);
     uvae_ctx_free(ctx);
 }
 
@@ -355,6 +426,7 @@ void suite_core(void) {
     test_errors();
     test_gemm_kernels();
     test_conv_implicit();
+    test_conv_winograd();
     test_rng_params();
     test_training();
     test_cvae();
