@@ -1810,6 +1810,13 @@ static size_t uvae__winograd_scratch(const uvae__conv_shape *g) {
     size_t Tcp = ((size_t)uvae__wg_rows(g) * tw + UVAE__NR - 1) / UVAE__NR * UVAE__NR;
     return 16 * (Mp * g->Ci + 16) + (size_t)g->Ci * (sizeof(ptrdiff_t) / sizeof(float)) + 16 * (((size_t)g->Ci + Mp) * Tcp + 32) + 16;
 }
+/* ... and conv_bwd_w_winograd */
+static size_t uvae__winograd_w_scratch(const uvae__conv_shape *g) {
+    size_t Cp = ((size_t)g->Ci + UVAE__MR - 1) / UVAE__MR * UVAE__MR, Np = ((size_t)g->Co + UVAE__NR - 1) / UVAE__NR * UVAE__NR;
+    size_t tw = ((size_t)g->Wo + 1) / 2, Tcp = ((size_t)uvae__wg_rows(g) * tw + UVAE__NR - 1) / UVAE__NR * UVAE__NR;
+    return 16 * (Cp * Np + 16) + (Cp + Tcp) * (sizeof(ptrdiff_t) / sizeof(float)) +
+           16 * (((size_t)g->Ci + g->Co + Np) * Tcp + 48) + 16;
+}
 /* floats of scratch the three kernels need on `dev` (the GPU works one image at a time): the
    largest of what each product's path needs */
 static size_t uvae__conv_scratch(int dev, const uvae__conv_shape *g) {
@@ -1823,7 +1830,8 @@ static size_t uvae__conv_scratch(int dev, const uvae__conv_shape *g) {
     m = g->s == 1 && g->p <= g->k - 1 && uvae__conv_winograd(&f) ? uvae__winograd_scratch(&f)
         : uvae__conv_bwd_x_implicit(g) ? uvae__implicit_scratch(&f) : col;        /* conv_bwd_x */
     if (m > n) n = m;
-    m = uvae__conv_bwd_w_implicit(g) ? uvae__bwd_w_implicit_scratch(g) : col;      /* conv_bwd_w */
+    m = uvae__conv_winograd(g) ? uvae__winograd_w_scratch(g) : uvae__conv_bwd_w_implicit(g) ? uvae__bwd_w_implicit_scratch(g)
+        : col;                                                                     /* conv_bwd_w */
     return m > n ? m : n;
 }
 
@@ -2006,14 +2014,80 @@ static void uvae__cpu_conv_bwd_w_implicit(const uvae__conv_shape *g, const float
             r1[2 * j] = t10 + t11 + t12; r1[2 * j + 1] = t11 - t12 - t13;                                          \
         }                                                                                                         \
     }
+/* wg_dy (the weight gradient's): y0, y1 the two output-gradient rows of the tile row (y1 NULL:
+   past the last row), c0 = 2 * j0; tile j's 2x2 block dy goes to z[e*zs + j] = (A dy A^T)[e]. */
+#define UVAE__WG_DY(NAME, TARGET)                                                                                 \
+    TARGET static void NAME(int n, const float *y0, const float *y1, int c0, int Wo, float *z, size_t zs) {      \
+        float eo[4][UVAE__WG_SEG];                                                                                \
+        const float *e0 = eo[0], *o0 = eo[1], *e1 = eo[2], *o1 = eo[3];                                            \
+        int hi = (Wo - c0) / 2, j;                                      /* m < hi: both columns inside */       \
+        if (hi > n) hi = n;                                                                                       \
+        for (int a = 0; a < 2; a++) {                                                                             \
+            const float *y = a ? y1 : y0;                                                                         \
+            float *e = eo[2 * a], *o = eo[2 * a + 1];                                                             \
+            int m;                                                                                                \
+            if (!y) { memset(e, 0, (size_t)n * sizeof(float)); memset(o, 0, (size_t)n * sizeof(float)); continue; } \
+            UVAE__OMP(omp simd)                                                                                   \
+            for (m = 0; m < hi; m++) { e[m] = y[c0 + 2 * m]; o[m] = y[c0 + 2 * m + 1]; }                          \
+            for (m = hi; m < n; m++) { e[m] = c0 + 2 * m < Wo ? y[c0 + 2 * m] : 0.0f; o[m] = 0.0f; }               \
+        }                                                                                                         \
+        UVAE__OMP(omp simd)                                                                                       \
+        for (j = 0; j < n; j++) {                                                                                 \
+            float p00 = e0[j], p01 = o0[j], p10 = e0[j] + e1[j], p11 = o0[j] + o1[j];                             \
+            float p20 = e0[j] - e1[j], p21 = o0[j] - o1[j], p30 = -e1[j], p31 = -o1[j];                           \
+            z[0 * zs + j] = p00;  z[1 * zs + j] = p00 + p01;  z[2 * zs + j] = p00 - p01;  z[3 * zs + j] = -p01;      \
+            z[4 * zs + j] = p10;  z[5 * zs + j] = p10 + p11;  z[6 * zs + j] = p10 - p11;  z[7 * zs + j] = -p11;      \
+            z[8 * zs + j] = p20;  z[9 * zs + j] = p20 + p21;  z[10 * zs + j] = p20 - p21; z[11 * zs + j] = -p21;     \
+            z[12 * zs + j] = p30; z[13 * zs + j] = p30 + p31; z[14 * zs + j] = p30 - p31; z[15 * zs + j] = -p31;     \
+        }                                                                                                         \
+    }
 UVAE__WG_IN(uvae__wg_in_generic, )
 UVAE__WG_OUT(uvae__wg_out_generic, )
+UVAE__WG_DY(uvae__wg_dy_generic, )
 #ifdef UVAE__X86
 UVAE__WG_IN(uvae__wg_in_avx2, __attribute__((target("avx2,fma"))))
 UVAE__WG_OUT(uvae__wg_out_avx2, __attribute__((target("avx2,fma"))))
+UVAE__WG_DY(uvae__wg_dy_avx2, __attribute__((target("avx2,fma"))))
 UVAE__WG_IN(uvae__wg_in_avx512, __attribute__((target("avx512f"))))
 UVAE__WG_OUT(uvae__wg_out_avx512, __attribute__((target("avx512f"))))
+UVAE__WG_DY(uvae__wg_dy_avx512, __attribute__((target("avx512f"))))
 #endif
+/* the transforms for each micro-kernel kind (uvae__ukr_kind: 1 generic, 2 AVX2, 3 AVX-512) */
+typedef void (*uvae__wg_in_fn)(int, const float *const *, int, int, float *, size_t);
+typedef void (*uvae__wg_out_fn)(int, const float *, size_t, float *, float *);
+typedef void (*uvae__wg_dy_fn)(int, const float *, const float *, int, int, float *, size_t);
+#ifdef UVAE__X86
+static const uvae__wg_in_fn uvae__wg_in_k[4] = {uvae__wg_in_generic, uvae__wg_in_generic, uvae__wg_in_avx2, uvae__wg_in_avx512};
+static const uvae__wg_out_fn uvae__wg_out_k[4] = {uvae__wg_out_generic, uvae__wg_out_generic, uvae__wg_out_avx2, uvae__wg_out_avx512};
+static const uvae__wg_dy_fn uvae__wg_dy_k[4] = {uvae__wg_dy_generic, uvae__wg_dy_generic, uvae__wg_dy_avx2, uvae__wg_dy_avx512};
+#else
+static const uvae__wg_in_fn uvae__wg_in_k[4] = {uvae__wg_in_generic, uvae__wg_in_generic, uvae__wg_in_generic, uvae__wg_in_generic};
+static const uvae__wg_out_fn uvae__wg_out_k[4] = {uvae__wg_out_generic, uvae__wg_out_generic, uvae__wg_out_generic, uvae__wg_out_generic};
+static const uvae__wg_dy_fn uvae__wg_dy_k[4] = {uvae__wg_dy_generic, uvae__wg_dy_generic, uvae__wg_dy_generic, uvae__wg_dy_generic};
+#endif
+/* Winograd's input transform of tile rows r0 .. r0+rc-1 (row = n*th + ti) into
+   V[e*Vs + ci*Tcp + (row - r0)*tw + j] = (B^T d B)[e] of tile j */
+static void uvae__wg_input(const uvae__conv_shape *g, const float *x, int r0, int rc, float *V, size_t Vs, int Tcp) {
+    const int H = g->H, W = g->W, Ci = g->Ci, th = (g->Ho + 1) / 2, tw = (g->Wo + 1) / 2;
+    const size_t HW = (size_t)H * W;
+    uvae__wg_in_fn wg_in;
+    int i;
+    if (!uvae__ukr) uvae__cpu_kernel(0);
+    wg_in = uvae__wg_in_k[uvae__ukr_kind];
+    UVAE__OMP(omp parallel for schedule(static) if ((double)Ci * rc * tw > 4096))
+    for (i = 0; i < Ci * rc; i++) {
+        int ci = i / rc, row = r0 + i % rc, n = row / th, ti = row % th;
+        const float *xr[4];
+        for (int a = 0; a < 4; a++) {
+            int ih = 2 * ti - 1 + a;
+            xr[a] = ih >= 0 && ih < H ? x + ((size_t)n * Ci + ci) * HW + (size_t)ih * W : NULL;
+        }
+        for (int j0 = 0; j0 < tw; j0 += UVAE__WG_SEG) {
+            int nj = tw - j0 < UVAE__WG_SEG ? tw - j0 : UVAE__WG_SEG;
+            wg_in(nj, xr, 2 * j0 - 1, W, V + (size_t)ci * Tcp + (size_t)(row - r0) * tw + j0, Vs);
+        }
+    }
+}
 
 /* conv_fwd for 3x3, stride 1, padding 1 as Winograd F(2x2, 3x3) (Lavin & Gray): each 2x2 block of
    outputs ("tile" (n, i, j): output rows 2i..2i+1, columns 2j..2j+1) comes from the 4x4 patch d of
@@ -2032,10 +2106,10 @@ UVAE__WG_OUT(uvae__wg_out_avx512, __attribute__((target("avx512f"))))
    few ulps of the largest terms (tests/test_core.c, test_conv_implicit). */
 static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *x, const float *w, int flip, float *y, int acc,
                                         float *scratch) {
-    const int H = g->H, W = g->W, Ho = g->Ho, Wo = g->Wo, Ci = g->Ci, Co = g->Co;
+    const int Ho = g->Ho, Wo = g->Wo, Ci = g->Ci, Co = g->Co;
     const int th = (Ho + 1) / 2, tw = (Wo + 1) / 2, np = (Co + UVAE__MR - 1) / UVAE__MR, Mp = np * UVAE__MR;
     const int R = uvae__wg_rows(g), nrows = g->N * th, Tcp = (R * tw + UVAE__NR - 1) / UVAE__NR * UVAE__NR, nq = Tcp / UVAE__NR;
-    const size_t HW = (size_t)H * W, HWo = (size_t)Ho * Wo;
+    const size_t HWo = (size_t)Ho * Wo;
     /* U [16][np panels [Ci][MR]], V [16][Ci][Tcp] and M [16][Mp][Tcp], with 16 spare floats after
        each position e (so that a tile's 16 values are not all a multiple of 4 KB apart, which would
        make them share cache sets) */
@@ -2043,14 +2117,10 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
     float *U = (float *)uvae__align(scratch);
     ptrdiff_t *boff = (ptrdiff_t *)(U + 16 * Us);
     float *V = (float *)(boff + Ci), *M = V + 16 * Vs;
-    void (*wg_in)(int, const float *const *, int, int, float *, size_t) = uvae__wg_in_generic;
-    void (*wg_out)(int, const float *, size_t, float *, float *) = uvae__wg_out_generic;
+    uvae__wg_out_fn wg_out;
     int i;
     if (!uvae__ukr) uvae__cpu_kernel(0);
-#ifdef UVAE__X86
-    if (uvae__ukr_kind == 2) { wg_in = uvae__wg_in_avx2; wg_out = uvae__wg_out_avx2; }
-    if (uvae__ukr_kind == 3) { wg_in = uvae__wg_in_avx512; wg_out = uvae__wg_out_avx512; }
-#endif
+    wg_out = uvae__wg_out_k[uvae__ukr_kind];
     for (int c = 0; c < Ci; c++) boff[c] = (ptrdiff_t)c * Tcp;
     memset(V, 0, 16 * Vs * sizeof(float));                             /* the last panel's spare tiles stay 0 */
     UVAE__OMP(omp parallel for schedule(static) if ((double)Mp * Ci > 4096))
@@ -2075,20 +2145,7 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
     }
     for (int r0 = 0; r0 < nrows; r0 += R) {
         int rc = nrows - r0 < R ? nrows - r0 : R;
-        /* V[e][ci][(row - r0)*tw + j] = (B^T d B)[e] of tile j of tile row `row` = n*th + ti */
-        UVAE__OMP(omp parallel for schedule(static) if ((double)Ci * rc * tw > 4096))
-        for (i = 0; i < Ci * rc; i++) {
-            int ci = i / rc, row = r0 + i % rc, n = row / th, ti = row % th;
-            const float *xr[4];
-            for (int a = 0; a < 4; a++) {
-                int ih = 2 * ti - 1 + a;
-                xr[a] = ih >= 0 && ih < H ? x + ((size_t)n * Ci + ci) * HW + (size_t)ih * W : NULL;
-            }
-            for (int j0 = 0; j0 < tw; j0 += UVAE__WG_SEG) {
-                int nj = tw - j0 < UVAE__WG_SEG ? tw - j0 : UVAE__WG_SEG;
-                wg_in(nj, xr, 2 * j0 - 1, W, V + (size_t)ci * Tcp + (size_t)(row - r0) * tw + j0, Vs);
-            }
-        }
+        uvae__wg_input(g, x, r0, rc, V, Vs, Tcp);
         /* M[e] = U[e] @ V[e]: 16 products, tiles MR x NR */
         UVAE__OMP(omp parallel for schedule(static) if ((double)16 * Mp * Tcp * Ci > 1e6))
         for (i = 0; i < 16 * nq * np; i++) {
@@ -2112,6 +2169,71 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
                     else memcpy(yr, r2[a], (size_t)nc * sizeof(float));
                 }
             }
+        }
+    }
+}
+/* conv_bwd_w for 3x3, stride 1, padding 1 through the same transforms: the forward's tile is
+   y = A^T [U .* V] A with U = G w G^T, so with Z = A dy A^T (the tile's 2x2 output gradient, 4x4)
+     dU[e][co][ci] = sum over tiles  Z[e][co][t] * V[e][ci][t],     dw += G^T dU G,
+   16 products with the tiles as the summed dimension. Per chunk of tile rows: V = B^T d B
+   (uvae__wg_input), Z (wg_dy), Z packed as NR-column panels over Co, and dU^T[e][ci][co] +=
+   V[e][ci][:] @ Zp[e] on the micro-kernel with V's rows read in place (k-stride 1). Tiles of dU^T
+   stay with their task across chunks, so the sums run in order whatever the thread count.
+   Scratch (uvae__winograd_w_scratch): dU^T [16][Cp][Np] | aoff [Cp] | boff [Tcp] | V [16][Ci][Tcp]
+   | Z [16][Co][Tcp] | Zp [16][Np/NR][Tcp][NR], each position followed by 16 spare floats. */
+static void uvae__cpu_conv_bwd_w_winograd(const uvae__conv_shape *g, const float *x, const float *dy, float *dw, float *scratch) {
+    const int Ho = g->Ho, Wo = g->Wo, Ci = g->Ci, Co = g->Co, th = (Ho + 1) / 2, tw = (Wo + 1) / 2;
+    const int npa = (Ci + UVAE__MR - 1) / UVAE__MR, npb = (Co + UVAE__NR - 1) / UVAE__NR, Cp = npa * UVAE__MR, Np = npb * UVAE__NR;
+    const int R = uvae__wg_rows(g), nrows = g->N * th, Tcp = (R * tw + UVAE__NR - 1) / UVAE__NR * UVAE__NR;
+    const size_t HWo = (size_t)Ho * Wo, Ds = (size_t)Cp * Np + 16, Vs = (size_t)Ci * Tcp + 16, Zs = (size_t)Co * Tcp + 16,
+                 Ps = (size_t)Np * Tcp + 16;
+    float *dU = (float *)uvae__align(scratch);
+    ptrdiff_t *aoff = (ptrdiff_t *)(dU + 16 * Ds), *boff = aoff + Cp;
+    float *V = (float *)(boff + Tcp), *Z = V + 16 * Vs, *Zp = Z + 16 * Zs;
+    uvae__wg_dy_fn wg_dy;
+    int i;
+    if (!uvae__ukr) uvae__cpu_kernel(0);
+    wg_dy = uvae__wg_dy_k[uvae__ukr_kind];
+    for (int r = 0; r < Cp; r++) aoff[r] = r < Ci ? (ptrdiff_t)r * Tcp : 0;   /* rows past Ci read row 0; unused */
+    for (int k = 0; k < Tcp; k++) boff[k] = (ptrdiff_t)k * UVAE__NR;
+    memset(dU, 0, 16 * Ds * sizeof(float));
+    for (int r0 = 0; r0 < nrows; r0 += R) {
+        int rc = nrows - r0 < R ? nrows - r0 : R, T = rc * tw, nt = 16 * npa * npb;
+        uvae__wg_input(g, x, r0, rc, V, Vs, Tcp);
+        UVAE__OMP(omp parallel for schedule(static) if ((double)Co * T > 4096))
+        for (i = 0; i < Co * rc; i++) {                               /* Z[e][co][t] = (A dy A^T)[e] */
+            int co = i / rc, row = r0 + i % rc, n = row / th, ti = row % th;
+            const float *y0 = dy + ((size_t)n * Co + co) * HWo + (size_t)(2 * ti) * Wo, *y1 = 2 * ti + 1 < Ho ? y0 + Wo : NULL;
+            for (int j0 = 0; j0 < tw; j0 += UVAE__WG_SEG) {
+                int nj = tw - j0 < UVAE__WG_SEG ? tw - j0 : UVAE__WG_SEG;
+                wg_dy(nj, y0, y1, 2 * j0, Wo, Z + (size_t)co * Tcp + (size_t)(row - r0) * tw + j0, Zs);
+            }
+        }
+        UVAE__OMP(omp parallel if ((double)16 * Cp * Np * T > 1e6))
+        {
+            int t;
+            for (int e = 0; e < 16; e++) uvae__pack_b(1, Z + e * Zs, Tcp, 0, 0, T, Co, Zp + e * Ps);   /* ends with a barrier */
+            UVAE__OMP(omp for schedule(static))
+            for (t = 0; t < nt; t++) {                                /* dU^T[e] tiles: ci panel, co panel */
+                int e = t / (npa * npb), ip = t / npb % npa, jp = t % npb;
+                uvae__ukr(T, V + e * Vs, aoff + (size_t)ip * UVAE__MR, Zp + e * Ps + (size_t)jp * T * UVAE__NR, boff,
+                          dU + e * Ds + (size_t)ip * UVAE__MR * Np + (size_t)jp * UVAE__NR, Np, 1);
+            }
+        }
+    }
+    UVAE__OMP(omp parallel for schedule(static) if ((double)Co * Ci > 4096))
+    for (i = 0; i < Co * Ci; i++) {                                   /* dw[co][ci] += G^T dU G */
+        int co = i / Ci, ci = i % Ci;
+        float u[4][4], q[3][4];
+        for (int e = 0; e < 16; e++) u[e / 4][e % 4] = dU[e * Ds + (size_t)ci * Np + co];
+        for (int f = 0; f < 4; f++) {
+            q[0][f] = u[0][f] + 0.5f * (u[1][f] + u[2][f]); q[1][f] = 0.5f * (u[1][f] - u[2][f]);
+            q[2][f] = 0.5f * (u[1][f] + u[2][f]) + u[3][f];
+        }
+        for (int a = 0; a < 3; a++) {
+            float *d = dw + ((size_t)co * Ci + ci) * 9 + a * 3;
+            d[0] += q[a][0] + 0.5f * (q[a][1] + q[a][2]); d[1] += 0.5f * (q[a][1] - q[a][2]);
+            d[2] += 0.5f * (q[a][1] + q[a][2]) + q[a][3];
         }
     }
 }
@@ -2156,6 +2278,7 @@ static void uvae__cpu_conv_bwd_x(const uvae__conv_shape *g, const float *dy, con
 static void uvae__cpu_conv_bwd_w(const uvae__conv_shape *g, const float *x, const float *dy, float *dw, float *scratch) {
     int CK = g->Ci * g->k * g->k, nb = uvae__conv_chunk(g);
     size_t HWo = (size_t)g->Ho * g->Wo, xs = (size_t)g->Ci * g->H * g->W;
+    if (uvae__conv_winograd(g)) { uvae__cpu_conv_bwd_w_winograd(g, x, dy, dw, scratch); return; }
     if (uvae__conv_bwd_w_implicit(g)) { uvae__cpu_conv_bwd_w_implicit(g, x, dy, dw, scratch); return; }
     for (int n = 0; n < g->N; n += nb) {
         int b = g->N - n < nb ? g->N - n : nb, L = b * (int)HWo;

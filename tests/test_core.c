@@ -270,7 +270,7 @@ static void test_conv_implicit(void) {
 
 /* Winograd F(2x2, 3x3) (3x3, stride 1, padding 1, >= 16 channels, >= 256 tiles) against the direct
    paths, for conv2d and conv_transpose2d (whose forward is a data gradient: the flipped weights),
-   forward and all gradients, with every micro-kernel: odd and even sizes, channels that fill the
+   forward, data and weight gradients, with every micro-kernel: odd and even sizes, channels that fill the
    micro-kernel's tiles raggedly, chunks of several tile rows and rows wider than one transform run. */
 static void test_conv_winograd(void) {
     static const int shapes[][5] = {   /* N, Ci, H, W, Co */
@@ -318,9 +318,11 @@ static void test_conv_winograd(void) {
             if (ok) {
                 double m = 0;
                 for (int q = 0; q < 6; q++) m = fmax(m, e[q] = rel_diff(v[1][q], v[0][q], nv[q]));
-                CHECK(m < 2e-6 && e[0] > 0 && e[1] > 0 && e[3] > 0 && e[4] > 0,
+                /* dw sums over every tile, then transforms back: a little more rounding */
+                CHECK(fmax(fmax(e[0], e[1]), fmax(e[3], e[4])) < 2e-6 && fmax(e[2], e[5]) < 5e-6 &&
+                      e[0] > 0 && e[1] > 0 && e[2] > 0 && e[3] > 0 && e[4] > 0 && e[5] > 0,
                       "conv winograd %s, x [%d,%d,%d,%d] w [%d,%d,3,3]: conv2d y dx dw %.2g %.2g %.2g, convT out dx dw %.2g %.2g %.2g "
-                      "from the direct paths (within 2e-6; y and dx not bitwise: the Winograd path ran)", names[kind], N, Ci, H, W, Co, Ci,
+                      "from the direct paths (within 2e-6, dw 5e-6, and not bitwise: the Winograd path ran)", names[kind], N, Ci, H, W, Co, Ci,
                       e[0], e[1], e[2], e[3], e[4], e[5]);
                 worst = fmax(worst, m);
                 runs++;
