@@ -1777,8 +1777,9 @@ static size_t uvae__bwd_w_implicit_scratch(const uvae__conv_shape *g) {
     return CKp * Np + CKp * (sizeof(ptrdiff_t) / sizeof(float)) + (size_t)g->Ci * (g->H + 2 * g->p) * Wp + g->k + UVAE__NR +
            Np * g->Ho * Wp + 16;
 }
-/* 3x3, stride 1, padding 1 convolutions with enough channels run as Winograd F(2x2, 3x3) on the
-   CPU, forward and data gradient (conv_fwd_winograd), unless uvae__cpu_conv_winograd(0). */
+/* 3x3, stride 1, padding 1 convolutions with enough channels and tiles run as Winograd F(2x2, 3x3)
+   on the CPU: forward and data gradient (conv_fwd_winograd), weight gradient (conv_bwd_w_winograd),
+   unless uvae__cpu_conv_winograd(0). */
 static int uvae__winograd_on = 1;
 int uvae__cpu_conv_winograd(int on) {
     int was = uvae__winograd_on;
@@ -1790,7 +1791,7 @@ int uvae__cpu_conv_winograd(int on) {
 static int uvae__conv_winograd(const uvae__conv_shape *g) {
     double tiles = (double)g->N * ((g->Ho + 1) / 2) * ((g->Wo + 1) / 2);
     return uvae__winograd_on && g->k == 3 && g->s == 1 && g->p == 1 && g->Ci >= 16 && g->Co >= 16 && tiles >= UVAE__WG_TILES &&
-           (double)g->Ci * g->Co < 1e8 && g->W < 65536;
+           (double)g->Ci * g->Co <= 1e7;   /* and a transformed weight of at most 640 MB */
 }
 /* Winograd's tile rows per chunk: its transformed input and output, 16 x (Ci + Mp) x Tc floats,
    about UVAE__WG_BYTES, and at least UVAE__WG_TILES tiles (each chunk reads all of the transformed
