@@ -47,6 +47,8 @@
      UVAE_MALLOC / UVAE_REALLOC / UVAE_FREE   all three or none (default: stdlib)
      UVAE_ASSERT                              programmer errors only (default: assert)
      UVAE_NO_SIMD                             the CPU GEMM without AVX-512/AVX2 micro-kernels
+     UVAE_NO_WINOGRAD                         3x3 convolutions on the CPU without Winograd F(2x2,3x3)
+                                              (direct products only: rounding as im2col + GEMM)
      UVAE_MAX_*                               the readers' limits against hostile files ([data],
                                               [data/pets], [ckpt]); fuzz/ holds libFuzzer harnesses
    LIMITATIONS
@@ -1780,7 +1782,11 @@ static size_t uvae__bwd_w_implicit_scratch(const uvae__conv_shape *g) {
 /* 3x3, stride 1, padding 1 convolutions with enough channels and tiles run as Winograd F(2x2, 3x3)
    on the CPU: forward and data gradient (conv_fwd_winograd), weight gradient (conv_bwd_w_winograd),
    unless uvae__cpu_conv_winograd(0). */
+#ifdef UVAE_NO_WINOGRAD
+static int uvae__winograd_on = 0;
+#else
 static int uvae__winograd_on = 1;
+#endif
 int uvae__cpu_conv_winograd(int on) {
     int was = uvae__winograd_on;
     if (on >= 0) uvae__winograd_on = on != 0;
@@ -2127,20 +2133,24 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
     UVAE__OMP(omp parallel for schedule(static) if ((double)Mp * Ci > 4096))
     for (i = 0; i < np * Ci; i++) {                                    /* U = G w G^T, packed: U[e][ip][ci][r] */
         int ip = i / Ci, ci = i % Ci;
+        float *u = U + ((size_t)ip * Ci + ci) * UVAE__MR;
         for (int r = 0; r < UVAE__MR; r++) {
             int co = ip * UVAE__MR + r;
-            float gw[3][3], h[4][3];
-            for (int a = 0; a < 3; a++)
-                for (int b = 0; b < 3; b++)
-                    gw[a][b] = co >= Co ? 0.0f : flip ? w[((size_t)ci * Co + co) * 9 + 8 - (a * 3 + b)] : w[((size_t)co * Ci + ci) * 9 + a * 3 + b];
-            for (int b = 0; b < 3; b++) {
-                h[0][b] = gw[0][b]; h[3][b] = gw[2][b];
-                h[1][b] = 0.5f * (gw[0][b] + gw[1][b] + gw[2][b]); h[2][b] = 0.5f * (gw[0][b] - gw[1][b] + gw[2][b]);
+            const float *src = flip ? w + ((size_t)ci * Co + co) * 9 + 8 : w + ((size_t)co * Ci + ci) * 9;   /* w[co][ci][0] */
+            ptrdiff_t step = flip ? -1 : 1;
+            float h[4][3];
+            if (co >= Co) {
+                for (int e = 0; e < 16; e++) u[e * Us + r] = 0.0f;
+                continue;
             }
-            for (int a = 0; a < 4; a++) {
-                float *u = U + (size_t)(a * 4) * Us + ((size_t)ip * Ci + ci) * UVAE__MR + r;
-                u[0] = h[a][0]; u[3 * Us] = h[a][2];
-                u[Us] = 0.5f * (h[a][0] + h[a][1] + h[a][2]); u[2 * Us] = 0.5f * (h[a][0] - h[a][1] + h[a][2]);
+            for (int b = 0; b < 3; b++) {                              /* h = G w: rows of w */
+                float g0 = src[step * b], g1 = src[step * (3 + b)], g2 = src[step * (6 + b)];
+                h[0][b] = g0; h[1][b] = 0.5f * (g0 + g1 + g2); h[2][b] = 0.5f * (g0 - g1 + g2); h[3][b] = g2;
+            }
+            for (int a = 0; a < 4; a++) {                              /* U = h G^T */
+                float *ua = u + (size_t)(a * 4) * Us + r;
+                ua[0] = h[a][0]; ua[Us] = 0.5f * (h[a][0] + h[a][1] + h[a][2]);
+                ua[2 * Us] = 0.5f * (h[a][0] - h[a][1] + h[a][2]); ua[3 * Us] = h[a][2];
             }
         }
     }
@@ -2223,19 +2233,22 @@ static void uvae__cpu_conv_bwd_w_winograd(const uvae__conv_shape *g, const float
         }
     }
     UVAE__OMP(omp parallel for schedule(static) if ((double)Co * Ci > 4096))
-    for (i = 0; i < Co * Ci; i++) {                                   /* dw[co][ci] += G^T dU G */
-        int co = i / Ci, ci = i % Ci;
-        float u[4][4], q[3][4];
-        for (int e = 0; e < 16; e++) u[e / 4][e % 4] = dU[e * Ds + (size_t)ci * Np + co];
-        for (int f = 0; f < 4; f++) {
-            q[0][f] = u[0][f] + 0.5f * (u[1][f] + u[2][f]); q[1][f] = 0.5f * (u[1][f] - u[2][f]);
-            q[2][f] = 0.5f * (u[1][f] + u[2][f]) + u[3][f];
-        }
-        for (int a = 0; a < 3; a++) {
-            float *d = dw + ((size_t)co * Ci + ci) * 9 + a * 3;
-            d[0] += q[a][0] + 0.5f * (q[a][1] + q[a][2]); d[1] += 0.5f * (q[a][1] - q[a][2]);
-            d[2] += 0.5f * (q[a][1] + q[a][2]) + q[a][3];
-        }
+    for (i = 0; i < npb * npa; i++) {                                 /* dw[co][ci] += G^T dU G, by NR x MR blocks */
+        int co0 = i / npa * UVAE__NR, ci0 = i % npa * UVAE__MR;
+        for (int co = co0; co < co0 + UVAE__NR && co < Co; co++)
+            for (int ci = ci0; ci < ci0 + UVAE__MR && ci < Ci; ci++) {
+                float u[4][4], q[3][4];
+                float *d = dw + ((size_t)co * Ci + ci) * 9;
+                for (int e = 0; e < 16; e++) u[e / 4][e % 4] = dU[e * Ds + (size_t)ci * Np + co];
+                for (int f = 0; f < 4; f++) {
+                    q[0][f] = u[0][f] + 0.5f * (u[1][f] + u[2][f]); q[1][f] = 0.5f * (u[1][f] - u[2][f]);
+                    q[2][f] = 0.5f * (u[1][f] + u[2][f]) + u[3][f];
+                }
+                for (int a = 0; a < 3; a++, d += 3) {
+                    d[0] += q[a][0] + 0.5f * (q[a][1] + q[a][2]); d[1] += 0.5f * (q[a][1] - q[a][2]);
+                    d[2] += 0.5f * (q[a][1] + q[a][2]) + q[a][3];
+                }
+            }
     }
 }
 static void uvae__cpu_conv_fwd(const uvae__conv_shape *g, const float *x, const float *w, float *y, int acc, float *scratch) {
