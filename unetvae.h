@@ -152,6 +152,10 @@ void uvae_ctx_reset(uvae_ctx *ctx, int train);
 void uvae_ctx_set_record(uvae_ctx *ctx, int record);
 uvae_rng *uvae_ctx_rng(uvae_ctx *ctx);        /* the generator dropout and sampling use */
 size_t uvae_ctx_arena_capacity(const uvae_ctx *ctx);
+/* Floating-point operations of the convolutions and matrix products run on this context since it
+   was made, forward and backward: 2 per multiply-add of the direct method, whatever algorithm ran
+   (Winograd does fewer). For throughput figures (bench/bench.c). */
+double uvae_ctx_flops(const uvae_ctx *ctx);
 /* A tensor from the arena (valid until the next reset), zero-filled; NULL on failure. */
 uvae_tensor *uvae_ctx_tensor(uvae_ctx *ctx, int ndim, const int *shape);
 
@@ -1075,6 +1079,7 @@ struct uvae_ctx {
     int train, record;
     uvae_rng rng;
     float *one;                               /* 1.0f on the device: seeds uvae_backward */
+    double flops;                             /* uvae_ctx_flops */
 };
 
 #define UVAE__ALIGN 64
@@ -1171,6 +1176,9 @@ void uvae_ctx_reset(uvae_ctx *ctx, int train) {
 void uvae_ctx_set_record(uvae_ctx *ctx, int record) { ctx->record = record != 0; }
 uvae_rng *uvae_ctx_rng(uvae_ctx *ctx) { return &ctx->rng; }
 size_t uvae_ctx_arena_capacity(const uvae_ctx *ctx) { return ctx->device == UVAE_CPU ? ctx->host.cap : ctx->dev.cap; }
+double uvae_ctx_flops(const uvae_ctx *ctx) { return ctx->flops; }
+/* the direct method's flops of one product of a convolution (forward, data or weight gradient) */
+static double uvae__conv_flops(const uvae__conv_shape *g) { return 2.0 * g->N * g->Co * g->Ho * g->Wo * g->Ci * g->k * g->k; }
 
 /* host bookkeeping (tensor structs) and device values (activations, saved arrays) */
 static void *uvae__host_alloc(uvae_ctx *ctx, size_t bytes) { return uvae__arena_alloc(&ctx->host, bytes); }
@@ -1727,8 +1735,16 @@ static void uvae__cpu_bias_grad(const float *dout, float *db, int N, int C, size
      conv_bwd_x: dx[n] += col2im(w^T @ dy[n])
      conv_bwd_w: dw    += sum_n dy[n] @ col(x[n])^T
    conv_transpose2d is conv2d's adjoint, so it runs on the same three with x and y swapped (see
-   [ops/conv_transpose2d]). On the CPU, images go in chunks of b (uvae__conv_chunk) unrolled side by
-   side, so each product is one large GEMM; the sums over images keep a fixed order. */
+   [ops/conv_transpose2d]). On the CPU each product takes the first of these paths that fits:
+     Winograd F(2x2, 3x3)  3x3, stride 1, padding 1, >= 32 channels, >= 256 output tiles:
+                           2.25x fewer multiplications (conv_fwd_winograd, conv_bwd_w_winograd)
+     implicit GEMM         stride 1, output rows >= NR wide: the micro-kernel reads im2col's rows
+                           where they lie in the zero-padded input (conv_fwd_implicit,
+                           conv_bwd_w_implicit); conv_bwd_x runs as a convolution with the flipped
+                           weights through either of these two
+     im2col + GEMM         everything else: images in chunks of b (uvae__conv_chunk) unrolled side
+                           by side, so each product is one large GEMM
+   Every path sums in a fixed order whatever the thread count. */
 static int uvae__conv_chunk(const uvae__conv_shape *g) {
     size_t HWo = (size_t)g->Ho * g->Wo, CK = (size_t)g->Ci * g->k * g->k;
     size_t by_cols = 4096 / HWo, by_mem = ((size_t)1 << 22) / (HWo * (CK + (size_t)g->Co));
@@ -1792,11 +1808,12 @@ int uvae__cpu_conv_winograd(int on) {
     if (on >= 0) uvae__winograd_on = on != 0;
     return was;
 }
-/* (it pays when the weights' transform, 16 x Co x Ci floats, is shared by enough tiles) */
+/* It pays from 32 channels on (below, the transforms cost about as much as the products save) and
+   when the weights' transform, 16 x Co x Ci floats, is shared by enough tiles (bench/NOTES.md). */
 #define UVAE__WG_TILES 256
 static int uvae__conv_winograd(const uvae__conv_shape *g) {
     double tiles = (double)g->N * ((g->Ho + 1) / 2) * ((g->Wo + 1) / 2);
-    return uvae__winograd_on && g->k == 3 && g->s == 1 && g->p == 1 && g->Ci >= 16 && g->Co >= 16 && tiles >= UVAE__WG_TILES &&
+    return uvae__winograd_on && g->k == 3 && g->s == 1 && g->p == 1 && g->Ci >= 32 && g->Co >= 32 && tiles >= UVAE__WG_TILES &&
            (double)g->Ci * g->Co <= 1e7;   /* and a transformed weight of at most 640 MB */
 }
 /* Winograd's tile rows per chunk: its transformed input and output, 16 x (Ci + Mp) x Tc floats,
@@ -2318,6 +2335,7 @@ static void uvae__conv2d_backward(uvae__node *nd) {
     if (w->grad) UVAE__K(dev, conv_bwd_w, &g, x->data, out->grad, w->grad, col);
     if (x->grad) UVAE__K(dev, conv_bwd_x, &g, out->grad, w->data, x->grad, col);
     if (b && b->grad) UVAE__K(dev, bias_grad, out->grad, b->grad, g.N, g.Co, (size_t)g.Ho * g.Wo);
+    nd->ctx->flops += uvae__conv_flops(&g) * ((w->grad != NULL) + (x->grad != NULL));
 }
 
 uvae_tensor *uvae_conv2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, uvae_tensor *b, int stride, int pad) {
@@ -2337,6 +2355,7 @@ uvae_tensor *uvae_conv2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, uvae_ten
     out = uvae__out_full(ctx, 4, (int[]){g.N, g.Co, g.Ho, g.Wo}, x, w, b);
     if (!out || !uvae__scratch(ctx, uvae__conv_scratch(ctx->device, &g))) return NULL;
     UVAE__K(ctx->device, conv_fwd, &g, x->data, w->data, out->data, 0, ctx->scratch);
+    ctx->flops += uvae__conv_flops(&g);
     if (b) UVAE__K(ctx->device, bias_add, out->data, b->data, g.N, g.Co, (size_t)g.Ho * g.Wo);
     if ((nd = uvae__record(ctx, uvae__conv2d_backward, out, x, w, b))) { nd->i[0] = stride; nd->i[1] = pad; }
     else if (out->grad) return NULL;
@@ -2360,6 +2379,7 @@ static void uvae__convT_backward(uvae__node *nd) {
     if (x->grad) UVAE__K(dev, conv_fwd, &g, out->grad, w->data, x->grad, 1, col);
     if (w->grad) UVAE__K(dev, conv_bwd_w, &g, out->grad, x->data, w->grad, col);
     if (b && b->grad) UVAE__K(dev, bias_grad, out->grad, b->grad, g.N, g.Ci, (size_t)g.H * g.W);
+    nd->ctx->flops += uvae__conv_flops(&g) * ((w->grad != NULL) + (x->grad != NULL));
 }
 
 uvae_tensor *uvae_conv_transpose2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, uvae_tensor *b, int stride, int pad) {
@@ -2379,6 +2399,7 @@ uvae_tensor *uvae_conv_transpose2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w
     out = uvae__out(ctx, 4, (int[]){g.N, g.Ci, Ho, Wo}, x, w, b);
     if (!out || !uvae__scratch(ctx, uvae__conv_scratch(ctx->device, &g))) return NULL;
     UVAE__K(ctx->device, conv_bwd_x, &g, x->data, w->data, out->data, ctx->scratch);   /* out is zeroed: += is = */
+    ctx->flops += uvae__conv_flops(&g);
     if (b) UVAE__K(ctx->device, bias_add, out->data, b->data, g.N, g.Ci, (size_t)Ho * Wo);
     if ((nd = uvae__record(ctx, uvae__convT_backward, out, x, w, b))) { nd->i[0] = stride; nd->i[1] = pad; }
     else if (out->grad) return NULL;
@@ -2721,6 +2742,7 @@ static void uvae__linear_backward(uvae__node *nd) {
     if (x->grad) UVAE__K(dev, gemm, 0, 0, N, I, O, y->grad, O, w->data, I, x->grad, I, 1);
     if (w->grad) UVAE__K(dev, gemm, 1, 0, O, I, N, y->grad, O, x->data, I, w->grad, I, 1);
     if (b && b->grad) UVAE__K(dev, bias_grad, y->grad, b->grad, N, O, 1);
+    nd->ctx->flops += 2.0 * N * I * O * ((w->grad != NULL) + (x->grad != NULL));
 }
 uvae_tensor *uvae_linear(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, uvae_tensor *b) {
     uvae_tensor *y;
@@ -2731,6 +2753,7 @@ uvae_tensor *uvae_linear(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, uvae_ten
     if (!(y = uvae__out(ctx, 2, (int[]){x->shape[0], w->shape[0]}, x, w, b))) return NULL;
     UVAE__K(ctx->device, gemm, 0, 1, x->shape[0], w->shape[0], x->shape[1], x->data, x->shape[1], w->data, w->shape[1], y->data, w->shape[0], 0);
     if (b) UVAE__K(ctx->device, bias_add, y->data, b->data, x->shape[0], w->shape[0], 1);
+    ctx->flops += 2.0 * x->shape[0] * x->shape[1] * w->shape[0];
     if (!uvae__record(ctx, uvae__linear_backward, y, x, w, b) && y->grad) return NULL;
     return y;
 }

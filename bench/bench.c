@@ -1,6 +1,10 @@
 /* bench/bench.c — training and inference speed of the library's models (images/s), CPU or GPU.
    Not a test: it reports numbers.  make bench  |  ./build/bench [--device cpu|cuda] [--steps N] [--only NAME]
-   Each row: a model at a batch size; the median time of --steps timed steps after 2 warm-up steps. */
+   Each row: a model at a batch size; the median time of --steps timed steps after 2 warm-up steps;
+   GFLOP/s: the convolutions' and matrix products' FLOPs counted as the direct method
+   (uvae_ctx_flops; Winograd does fewer) over that time; peak MB: the peak resident memory of the
+   process that ran the row alone (each row runs in its own child process; host memory also with
+   --device cuda). */
 #define _POSIX_C_SOURCE 200809L
 #define UNETVAE_IMPLEMENTATION
 #include "../unetvae.h"
@@ -8,6 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 static double now(void) {
     struct timespec ts;
@@ -46,6 +53,7 @@ static void run(const row *r, int dev, int steps) {
     size_t px = (size_t)C * S * S;
     float *hx = (float *)malloc((size_t)B * px * sizeof(float)), *hy = (float *)malloc((size_t)B * S * S * sizeof(float));
     double *t = (double *)malloc((size_t)(steps + 2) * sizeof(double)), *ti = (double *)malloc((size_t)(steps + 2) * sizeof(double));
+    double f0, ft = 0, fi = 0;   /* flops of one training step, one inference */
     uvae_rng rng;
     if (!ctx || !hx || !hy || !t || !ti) fail("setup");
     uvae_rng_seed(&rng, 7);
@@ -80,6 +88,7 @@ static void run(const row *r, int dev, int steps) {
             if (dev == UVAE_CUDA) uvae__cu_sync();
 #endif
             t0 = now();
+            f0 = uvae_ctx_flops(ctx);
             if (mode == 0) uvae_params_zero_grad(P);
             if (r->kind == 0) {
                 uvae_tensor *lg = uvae_unet_forward(ctx, &U, x);
@@ -92,11 +101,14 @@ static void run(const row *r, int dev, int steps) {
             if (mode == 0 && (uvae_backward(ctx, loss) != UVAE_OK || uvae_optim_step(&opt, P, -1) != UVAE_OK)) fail("step");
             if (!loss || uvae_tensor_copy_out(loss, &v) != UVAE_OK) fail("forward");
             (mode == 0 ? t : ti)[s] = now() - t0;
+            *(mode == 0 ? &ft : &fi) = uvae_ctx_flops(ctx) - f0;
         }
     {
         double mt = median(t + 2, steps), mi = median(ti + 2, steps);
-        printf("%-22s batch %3d  %dx%d  train %9.1f img/s (%7.1f ms/step)  inference %9.1f img/s\n", r->name, B, S, S, B / mt, 1e3 * mt,
-               B / mi);
+        struct rusage ru;
+        getrusage(RUSAGE_SELF, &ru);
+        printf("%-22s batch %3d  %dx%d  train %9.1f img/s (%7.1f ms/step, %6.1f GFLOP/s)  inference %9.1f img/s (%6.1f GFLOP/s)  "
+               "peak %6.0f MB\n", r->name, B, S, S, B / mt, 1e3 * mt, ft / mt * 1e-9, B / mi, fi / mi * 1e-9, ru.ru_maxrss / 1024.0);
         fflush(stdout);
     }
     uvae_optim_free(&opt);
@@ -128,7 +140,14 @@ int main(int argc, char **argv) {
     }
     if (steps < 1) steps = 1;
     if (dev == UVAE_CUDA && !uvae_cuda_available()) fail("--device cuda");
-    for (size_t i = 0; i < sizeof cpu_rows / sizeof *cpu_rows; i++)
-        if (!only || strstr(cpu_rows[i].name, only)) run(&cpu_rows[i], dev, steps);
+    for (size_t i = 0; i < sizeof cpu_rows / sizeof *cpu_rows; i++) {
+        pid_t pid;
+        int status;
+        if (only && !strstr(cpu_rows[i].name, only)) continue;
+        fflush(stdout);
+        if ((pid = fork()) < 0) { perror("bench: fork"); return 1; }
+        if (pid == 0) { run(&cpu_rows[i], dev, steps); _exit(0); }   /* the row alone in its process */
+        if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return 1;
+    }
     return 0;
 }

@@ -6,10 +6,15 @@
 Same models (tests/ref/make_ref.py's mirrors of uvae_unet, uvae_cvae and a classifier built like
 uvae_classifier), same shapes, batch sizes, loss and optimizer (Adam) as bench/bench.c; one training
 step = zero_grad + forward + loss + backward + Adam step; inference = forward in eval mode under
-no_grad. Median of --steps timed steps after 2 warm-up steps. Prints lines in bench.c's format.
+no_grad. Median of --steps timed steps after 2 warm-up steps. Prints lines in bench.c's format:
+GFLOP/s counts the convolutions' and linear layers' FLOPs as bench.c does (2 per multiply-add of the
+direct method; backward: the weight gradient, and the input gradient where the input needs one),
+peak MB is the peak resident memory of a child process that ran the row alone.
 """
 import argparse
+import multiprocessing
 import os
+import resource
 import sys
 import time
 
@@ -52,6 +57,29 @@ def median(v):
     return v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
 
 
+def count_flops(model):
+    """Hooks that add each conv / transposed conv / linear call's FLOPs (forward, and the backward
+    products autograd will run) to the returned one-element list."""
+    total = [0.0]
+
+    def hook(mod, inp, out):
+        x = inp[0]
+        if isinstance(mod, nn.Conv2d):
+            f = 2.0 * out.numel() * mod.in_channels * mod.kernel_size[0] * mod.kernel_size[1]
+        elif isinstance(mod, nn.ConvTranspose2d):
+            f = 2.0 * x.numel() * mod.out_channels * mod.kernel_size[0] * mod.kernel_size[1]
+        else:
+            f = 2.0 * x.shape[0] * mod.in_features * mod.out_features
+        if torch.is_grad_enabled():
+            f *= 1 + 1 + (1 if x.requires_grad else 0)
+        total[0] += f
+
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            m.register_forward_hook(hook)
+    return total
+
+
 def run(row, steps):
     name, kind, strided, upsample, dice, S, C, B = row
     torch.manual_seed(7)
@@ -77,9 +105,11 @@ def run(row, steps):
         def loss_fn():
             return F.cross_entropy(model(x), y)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    flops = count_flops(model)
     train, infer = [], []
     model.train()
     for s in range(steps + 2):
+        flops[0] = 0.0
         t0 = time.perf_counter()
         opt.zero_grad()
         loss = loss_fn()
@@ -87,15 +117,26 @@ def run(row, steps):
         opt.step()
         loss.item()
         train.append(time.perf_counter() - t0)
+    ft = flops[0]
     model.eval()
     with torch.no_grad():
         for s in range(steps + 2):
+            flops[0] = 0.0
             t0 = time.perf_counter()
             loss_fn().item()
             infer.append(time.perf_counter() - t0)
+    fi = flops[0]
     mt, mi = median(train[2:]), median(infer[2:])
-    print("%-22s batch %3d  %dx%d  train %9.1f img/s (%7.1f ms/step)  inference %9.1f img/s   [torch %s]"
-          % (name, B, S, S, B / mt, 1e3 * mt, B / mi, torch.__version__), flush=True)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print("%-22s batch %3d  %dx%d  train %9.1f img/s (%7.1f ms/step, %6.1f GFLOP/s)  inference %9.1f img/s (%6.1f GFLOP/s)  "
+          "peak %6.0f MB   [torch %s]" % (name, B, S, S, B / mt, 1e3 * mt, ft / mt * 1e-9, B / mi, fi / mi * 1e-9, peak,
+                                        torch.__version__), flush=True)
+
+
+def run_alone(row, steps, threads):
+    """run() in a child process of its own, so that its peak memory is the row's."""
+    torch.set_num_threads(threads)
+    run(row, steps)
 
 
 def main():
@@ -104,10 +145,14 @@ def main():
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--only", default=None)
     a = ap.parse_args()
-    torch.set_num_threads(a.threads)
+    ctx = multiprocessing.get_context("fork")
     for row in ROWS:
         if a.only is None or a.only in row[0]:
-            run(row, max(1, a.steps))
+            p = ctx.Process(target=run_alone, args=(row, max(1, a.steps), a.threads))
+            p.start()
+            p.join()
+            if p.exitcode != 0:
+                sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -268,13 +268,13 @@ static void test_conv_implicit(void) {
     uvae_ctx_free(ctx);
 }
 
-/* Winograd F(2x2, 3x3) (3x3, stride 1, padding 1, >= 16 channels, >= 256 tiles) against the direct
+/* Winograd F(2x2, 3x3) (3x3, stride 1, padding 1, >= 32 channels, >= 256 tiles) against the direct
    paths, for conv2d and conv_transpose2d (whose forward is a data gradient: the flipped weights),
    forward, data and weight gradients, with every micro-kernel: odd and even sizes, channels that fill the
    micro-kernel's tiles raggedly, chunks of several tile rows and rows wider than one transform run. */
 static void test_conv_winograd(void) {
     static const int shapes[][5] = {   /* N, Ci, H, W, Co */
-        {2, 16, 32, 32, 16}, {3, 20, 31, 33, 25}, {1, 64, 9, 600, 17}, {4, 37, 16, 16, 130}, {1, 16, 45, 46, 16}};
+        {2, 32, 32, 32, 32}, {3, 40, 31, 33, 35}, {1, 64, 9, 600, 33}, {4, 37, 16, 16, 130}, {1, 32, 45, 46, 32}};
     static const char *names[4] = {"", "generic", "avx2", "avx512"};
     int base = uvae__cpu_kernel(-1), was = uvae__cpu_conv_winograd(-1), runs = 0;
     double worst = 0;
