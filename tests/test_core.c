@@ -188,16 +188,64 @@ static double max_rel_err(const float *a, const double *ref, size_t n) {
     for (size_t i = 0; i < n; i++) err = fabs(a[i] - ref[i]) > err ? fabs(a[i] - ref[i]) : err;
     return err / (scale > 0 ? scale : 1);
 }
-/* The stride-1 convolution without im2col (conv_fwd_implicit) against im2col + GEMM (+ col2im),
-   for every micro-kernel, over kernel sizes, paddings, widths around the NR = 32 threshold and
-   ragged channel counts: conv2d's forward and conv_transpose2d's data gradient (a conv2d forward
-   that adds into dx) bit for bit; conv2d's data gradient and conv_transpose2d's forward (both a
-   convolution with the flipped weights there, a col2im here) to float rounding. */
+/* max |a - b| over max |b| */
 static double rel_diff(const float *a, const float *b, size_t n) {
     double m = 0, d = 0;
     for (size_t i = 0; i < n; i++) { m = fmax(m, fabs(b[i])); d = fmax(d, fabs((double)a[i] - b[i])); }
     return d / (m > 0 ? m : 1);
 }
+/* conv2d(x, w) and conv_transpose2d(xt, wt), stride 1, padding P, with random inputs, run forward
+   and backward into a loss sum(y * ry) + sum(out_t * rt); each run keeps its six results, in the
+   order conv2d y, dx, dw, convT out, dx, dw, in v[run]. */
+typedef struct conv_pair {
+    int N, Ci, H, W, Co, K, P;
+    uvae_tensor *x, *w, *xt, *wt, *ry, *rt;
+    float *v[2][6];
+    size_t n[6];
+} conv_pair;
+static int conv_pair_new(conv_pair *c, uvae_rng *r, int N, int Ci, int H, int W, int Co, int K, int P) {
+    int Ho = H + 2 * P - K + 1, Wo = W + 2 * P - K + 1;
+    memset(c, 0, sizeof *c);
+    c->N = N; c->Ci = Ci; c->H = H; c->W = W; c->Co = Co; c->K = K; c->P = P;
+    c->x = uvae_tensor_new_grad(4, (int[]){N, Ci, H, W}, 1); c->w = uvae_tensor_new_grad(4, (int[]){Co, Ci, K, K}, 1);
+    c->xt = uvae_tensor_new_grad(4, (int[]){N, Co, Ho, Wo}, 1); c->wt = uvae_tensor_new_grad(4, (int[]){Co, Ci, K, K}, 1);
+    c->ry = uvae_tensor_new(4, (int[]){N, Co, Ho, Wo}); c->rt = uvae_tensor_new(4, (int[]){N, Ci, H, W});
+    if (!c->x || !c->w || !c->xt || !c->wt || !c->ry || !c->rt) return 0;
+    c->n[0] = c->ry->size; c->n[1] = c->x->size; c->n[2] = c->w->size; c->n[3] = c->rt->size; c->n[4] = c->xt->size; c->n[5] = c->wt->size;
+    fill_uniform(c->x, r, -1, 1); fill_uniform(c->w, r, -0.5f, 0.5f); fill_uniform(c->xt, r, -1, 1); fill_uniform(c->wt, r, -0.5f, 0.5f);
+    fill_uniform(c->ry, r, -1, 1); fill_uniform(c->rt, r, -1, 1);
+    return 1;
+}
+static int conv_pair_run(conv_pair *c, uvae_ctx *ctx, int run) {   /* 0: out of memory or an error */
+    uvae_tensor *o, *ot, *loss;
+    uvae_ctx_reset(ctx, 1);
+    memset(c->x->grad, 0, c->x->size * sizeof(float));
+    for (size_t i = 0; i < c->xt->size; i++) c->xt->grad[i] = 0.25f;          /* the backward adds to what is there */
+    for (size_t i = 0; i < c->w->size; i++) c->w->grad[i] = c->wt->grad[i] = -0.5f;
+    o = uvae_conv2d(ctx, c->x, c->w, NULL, 1, c->P);                           /* [N, Co, Ho, Wo] */
+    ot = uvae_conv_transpose2d(ctx, c->xt, c->wt, NULL, 1, c->P);               /* [N, Ci, H, W] */
+    loss = uvae_add(ctx, uvae_sum(ctx, uvae_mul(ctx, o, c->ry)), uvae_sum(ctx, uvae_mul(ctx, ot, c->rt)));
+    if (!loss || uvae_backward(ctx, loss) != UVAE_OK) return 0;
+    for (int q = 0; q < 6; q++) {
+        const float *src = q == 0 ? o->data : q == 1 ? c->x->grad : q == 2 ? c->w->grad : q == 3 ? ot->data : q == 4 ? c->xt->grad : c->wt->grad;
+        if (!(c->v[run][q] = (float *)malloc(c->n[q] * sizeof(float)))) return 0;
+        memcpy(c->v[run][q], src, c->n[q] * sizeof(float));
+    }
+    return 1;
+}
+static void conv_pair_free(conv_pair *c) {
+    for (int run = 0; run < 2; run++)
+        for (int q = 0; q < 6; q++) free(c->v[run][q]);
+    uvae_tensor_free(c->x); uvae_tensor_free(c->w); uvae_tensor_free(c->xt); uvae_tensor_free(c->wt);
+    uvae_tensor_free(c->ry); uvae_tensor_free(c->rt);
+}
+
+/* The stride-1 convolution without im2col (conv_fwd_implicit, conv_bwd_w_implicit) against im2col
+   + GEMM (+ col2im), for every micro-kernel, over kernel sizes, paddings, widths around the NR = 32
+   threshold and ragged channel counts: conv2d's forward and conv_transpose2d's data gradient (a
+   conv2d forward that adds into dx) bit for bit; conv2d's data gradient and conv_transpose2d's
+   forward (both a convolution with the flipped weights there, a col2im here) and both weight
+   gradients to float rounding. */
 static void test_conv_implicit(void) {
     static const int shapes[][7] = {   /* N, Ci, H, W, Co, k, p; each big enough for the packed GEMM */
         {2, 3, 5, 32, 12, 3, 1}, {3, 7, 6, 33, 13, 3, 1}, {1, 40, 4, 47, 25, 1, 0}, {2, 4, 9, 36, 7, 5, 2},
@@ -212,52 +260,27 @@ static void test_conv_implicit(void) {
         if (uvae__cpu_kernel(kind) != kind) continue;
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
             const int *S = shapes[si];
-            int N = S[0], Ci = S[1], H = S[2], W = S[3], Co = S[4], K = S[5], P = S[6], Ho = H + 2 * P - K + 1, Wo = W + 2 * P - K + 1;
-            uvae_tensor *x = uvae_tensor_new_grad(4, (int[]){N, Ci, H, W}, 1), *w = uvae_tensor_new_grad(4, (int[]){Co, Ci, K, K}, 1);
-            uvae_tensor *ry = uvae_tensor_new(4, (int[]){N, Co, Ho, Wo}), *rt = uvae_tensor_new(4, (int[]){N, Ci, H, W});
-            uvae_tensor *xt = uvae_tensor_new_grad(4, (int[]){N, Co, Ho, Wo}, 1), *wt = uvae_tensor_new_grad(4, (int[]){Co, Ci, K, K}, 1);
-            float *v[2][6];   /* per run: conv2d y, conv2d dx, convT out, convT dx, conv2d dw, convT dw */
-            size_t nv[6];
-            int ok = 1;
-            memset(v, 0, sizeof v);
-            if (!x || !w || !ry || !rt || !xt || !wt) { CHECK(0, "conv implicit: out of memory"); break; }
-            nv[0] = ry->size; nv[1] = x->size; nv[2] = rt->size; nv[3] = xt->size; nv[4] = w->size; nv[5] = wt->size;
-            fill_uniform(x, &r, -1, 1); fill_uniform(w, &r, -0.5f, 0.5f); fill_uniform(xt, &r, -1, 1); fill_uniform(wt, &r, -0.5f, 0.5f);
-            fill_uniform(ry, &r, -1, 1); fill_uniform(rt, &r, -1, 1);
+            conv_pair c;
+            int ok = conv_pair_new(&c, &r, S[0], S[1], S[2], S[3], S[4], S[5], S[6]);
             for (int on = 0; on < 2 && ok; on++) {
-                uvae_tensor *o, *ot, *loss;
-                uvae__cpu_conv_implicit(on);
-                uvae_ctx_reset(ctx, 1);
-                memset(x->grad, 0, x->size * sizeof(float));
-                for (size_t i = 0; i < w->size; i++) w->grad[i] = wt->grad[i] = -0.5f;
-                for (size_t i = 0; i < xt->size; i++) xt->grad[i] = 0.25f;   /* the backward adds to what is there */
-                o = uvae_conv2d(ctx, x, w, NULL, 1, P);                      /* [N, Co, Ho, Wo] */
-                ot = uvae_conv_transpose2d(ctx, xt, wt, NULL, 1, P);          /* [N, Ci, H, W] */
-                loss = uvae_add(ctx, uvae_sum(ctx, uvae_mul(ctx, o, ry)), uvae_sum(ctx, uvae_mul(ctx, ot, rt)));
-                if (!loss || uvae_backward(ctx, loss) != UVAE_OK) { CHECK(0, "conv implicit %s shape %zu: %s", names[kind], si, uvae_last_error()); ok = 0; break; }
-                for (int q = 0; q < 6; q++) {
-                    const float *src = q == 0 ? o->data : q == 1 ? x->grad : q == 2 ? ot->data : q == 3 ? xt->grad : q == 4 ? w->grad : wt->grad;
-                    if ((v[on][q] = (float *)malloc(nv[q] * sizeof(float)))) memcpy(v[on][q], src, nv[q] * sizeof(float));
-                    else ok = 0;
-                }
+                uvae__cpu_conv_implicit(on);                                  /* before the ops: it sizes their scratch */
+                ok = conv_pair_run(&c, ctx, on);
             }
-            if (ok) {
-                double e1 = rel_diff(v[1][1], v[0][1], nv[1]), e2 = rel_diff(v[1][2], v[0][2], nv[2]);
-                double e3 = rel_diff(v[1][4], v[0][4], nv[4]), e4 = rel_diff(v[1][5], v[0][5], nv[5]);
-                CHECK(!memcmp(v[0][0], v[1][0], nv[0] * sizeof(float)) && !memcmp(v[0][3], v[1][3], nv[3] * sizeof(float)),
+            CHECK(ok, "conv implicit %s shape %zu ran: %s", names[kind], si, ok ? "" : uvae_last_error());
+            if (ok) {   /* conv2d's dx and convT's out are a flipped convolution here, a col2im there */
+                double e1 = rel_diff(c.v[1][1], c.v[0][1], c.n[1]), e2 = rel_diff(c.v[1][3], c.v[0][3], c.n[3]);
+                double e3 = rel_diff(c.v[1][2], c.v[0][2], c.n[2]), e4 = rel_diff(c.v[1][5], c.v[0][5], c.n[5]);
+                CHECK(!memcmp(c.v[0][0], c.v[1][0], c.n[0] * sizeof(float)) && !memcmp(c.v[0][4], c.v[1][4], c.n[4] * sizeof(float)),
                       "conv implicit %s, x [%d,%d,%d,%d] w [%d,%d,%d,%d] pad %d: conv2d out and convT dx bitwise equal to im2col + GEMM",
-                      names[kind], N, Ci, H, W, Co, Ci, K, K, P);
+                      names[kind], c.N, c.Ci, c.H, c.W, c.Co, c.Ci, c.K, c.K, c.P);
                 CHECK(e1 < 2e-6 && e2 < 2e-6, "conv implicit %s, x [%d,%d,%d,%d] w [%d,%d,%d,%d] pad %d: conv2d dx and convT out "
-                      "within %.2g, %.2g of im2col + GEMM + col2im", names[kind], N, Ci, H, W, Co, Ci, K, K, P, e1, e2);
+                      "within %.2g, %.2g of im2col + GEMM + col2im", names[kind], c.N, c.Ci, c.H, c.W, c.Co, c.Ci, c.K, c.K, c.P, e1, e2);
                 CHECK(e3 < 2e-6 && e4 < 2e-6, "conv implicit %s, x [%d,%d,%d,%d] w [%d,%d,%d,%d] pad %d: conv2d dw and convT dw "
-                      "within %.2g, %.2g of im2col + GEMM", names[kind], N, Ci, H, W, Co, Ci, K, K, P, e3, e4);
+                      "within %.2g, %.2g of im2col + GEMM", names[kind], c.N, c.Ci, c.H, c.W, c.Co, c.Ci, c.K, c.K, c.P, e3, e4);
                 worst = fmax(worst, fmax(fmax(e1, e2), fmax(e3, e4)));
                 runs++;
             }
-            for (int on = 0; on < 2; on++)
-                for (int q = 0; q < 6; q++) free(v[on][q]);
-            uvae_tensor_free(x); uvae_tensor_free(w); uvae_tensor_free(xt); uvae_tensor_free(wt);
-            uvae_tensor_free(ry); uvae_tensor_free(rt);
+            conv_pair_free(&c);
         }
     }
     uvae__cpu_conv_implicit(was);
@@ -270,8 +293,9 @@ static void test_conv_implicit(void) {
 
 /* Winograd F(2x2, 3x3) (3x3, stride 1, padding 1, >= 32 channels, >= 256 tiles) against the direct
    paths, for conv2d and conv_transpose2d (whose forward is a data gradient: the flipped weights),
-   forward, data and weight gradients, with every micro-kernel: odd and even sizes, channels that fill the
-   micro-kernel's tiles raggedly, chunks of several tile rows and rows wider than one transform run. */
+   forward, data and weight gradients, with every micro-kernel: odd and even sizes, channels that
+   fill the micro-kernel's tiles raggedly, chunks of several tile rows and rows wider than one
+   transform run. */
 static void test_conv_winograd(void) {
     static const int shapes[][5] = {   /* N, Ci, H, W, Co */
         {2, 32, 32, 32, 32}, {3, 40, 31, 33, 35}, {1, 64, 9, 600, 33}, {4, 37, 16, 16, 130}, {1, 32, 45, 46, 32}};
@@ -285,52 +309,26 @@ static void test_conv_winograd(void) {
         if (uvae__cpu_kernel(kind) != kind) continue;
         for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
             const int *S = shapes[si];
-            int N = S[0], Ci = S[1], H = S[2], W = S[3], Co = S[4];
-            uvae_tensor *x = uvae_tensor_new_grad(4, (int[]){N, Ci, H, W}, 1), *w = uvae_tensor_new_grad(4, (int[]){Co, Ci, 3, 3}, 1);
-            uvae_tensor *xt = uvae_tensor_new_grad(4, (int[]){N, Co, H, W}, 1), *wt = uvae_tensor_new_grad(4, (int[]){Co, Ci, 3, 3}, 1);
-            uvae_tensor *ry = uvae_tensor_new(4, (int[]){N, Co, H, W}), *rt = uvae_tensor_new(4, (int[]){N, Ci, H, W});
-            float *v[2][6];   /* per run: conv2d y, dx, dw; convT out, dx, dw */
-            size_t nv[6];
-            double e[6];
-            int ok = 1;
-            memset(v, 0, sizeof v);
-            if (!x || !w || !xt || !wt || !ry || !rt) { CHECK(0, "conv winograd: out of memory"); break; }
-            nv[0] = ry->size; nv[1] = x->size; nv[2] = w->size; nv[3] = rt->size; nv[4] = xt->size; nv[5] = wt->size;
-            fill_uniform(x, &r, -1, 1); fill_uniform(w, &r, -0.5f, 0.5f); fill_uniform(xt, &r, -1, 1); fill_uniform(wt, &r, -0.5f, 0.5f);
-            fill_uniform(ry, &r, -1, 1); fill_uniform(rt, &r, -1, 1);
+            conv_pair c;
+            double e[6], m = 0;
+            int ok = conv_pair_new(&c, &r, S[0], S[1], S[2], S[3], S[4], 3, 1);
             for (int on = 0; on < 2 && ok; on++) {
-                uvae_tensor *o, *ot, *loss;
                 uvae__cpu_conv_winograd(on);                                  /* before the ops: it sizes their scratch */
-                uvae_ctx_reset(ctx, 1);
-                memset(x->grad, 0, x->size * sizeof(float));
-                for (size_t i = 0; i < xt->size; i++) xt->grad[i] = 0.25f;   /* the backward adds to what is there */
-                for (size_t i = 0; i < w->size; i++) w->grad[i] = wt->grad[i] = -0.5f;
-                o = uvae_conv2d(ctx, x, w, NULL, 1, 1);                      /* [N, Co, H, W] */
-                ot = uvae_conv_transpose2d(ctx, xt, wt, NULL, 1, 1);          /* [N, Ci, H, W] */
-                loss = uvae_add(ctx, uvae_sum(ctx, uvae_mul(ctx, o, ry)), uvae_sum(ctx, uvae_mul(ctx, ot, rt)));
-                if (!loss || uvae_backward(ctx, loss) != UVAE_OK) { CHECK(0, "conv winograd %s shape %zu: %s", names[kind], si, uvae_last_error()); ok = 0; break; }
-                for (int q = 0; q < 6; q++) {
-                    const float *src = q == 0 ? o->data : q == 1 ? x->grad : q == 2 ? w->grad : q == 3 ? ot->data : q == 4 ? xt->grad : wt->grad;
-                    if ((v[on][q] = (float *)malloc(nv[q] * sizeof(float)))) memcpy(v[on][q], src, nv[q] * sizeof(float));
-                    else ok = 0;
-                }
+                ok = conv_pair_run(&c, ctx, on);
             }
+            CHECK(ok, "conv winograd %s shape %zu ran: %s", names[kind], si, ok ? "" : uvae_last_error());
             if (ok) {
-                double m = 0;
-                for (int q = 0; q < 6; q++) m = fmax(m, e[q] = rel_diff(v[1][q], v[0][q], nv[q]));
+                for (int q = 0; q < 6; q++) m = fmax(m, e[q] = rel_diff(c.v[1][q], c.v[0][q], c.n[q]));
                 /* dw sums over every tile, then transforms back: a little more rounding */
                 CHECK(fmax(fmax(e[0], e[1]), fmax(e[3], e[4])) < 2e-6 && fmax(e[2], e[5]) < 5e-6 &&
                       e[0] > 0 && e[1] > 0 && e[2] > 0 && e[3] > 0 && e[4] > 0 && e[5] > 0,
                       "conv winograd %s, x [%d,%d,%d,%d] w [%d,%d,3,3]: conv2d y dx dw %.2g %.2g %.2g, convT out dx dw %.2g %.2g %.2g "
-                      "from the direct paths (within 2e-6, dw 5e-6, and not bitwise: the Winograd path ran)", names[kind], N, Ci, H, W, Co, Ci,
-                      e[0], e[1], e[2], e[3], e[4], e[5]);
+                      "from the direct paths (within 2e-6, dw 5e-6, and not bitwise: the Winograd path ran)", names[kind], c.N, c.Ci,
+                      c.H, c.W, c.Co, c.Ci, e[0], e[1], e[2], e[3], e[4], e[5]);
                 worst = fmax(worst, m);
                 runs++;
             }
-            for (int on = 0; on < 2; on++)
-                for (int q = 0; q < 6; q++) free(v[on][q]);
-            uvae_tensor_free(x); uvae_tensor_free(w); uvae_tensor_free(xt); uvae_tensor_free(wt);
-            uvae_tensor_free(ry); uvae_tensor_free(rt);
+            conv_pair_free(&c);
         }
     }
     uvae__cpu_conv_winograd(was);
