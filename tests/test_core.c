@@ -195,12 +195,12 @@ static double rel_diff(const float *a, const float *b, size_t n) {
     return d / (m > 0 ? m : 1);
 }
 /* conv2d(x, w) and conv_transpose2d(xt, wt), stride 1, padding P, with random inputs, run forward
-   and backward into a loss sum(y * ry) + sum(out_t * rt); each run keeps its six results, in the
-   order conv2d y, dx, dw, convT out, dx, dw, in v[run]. */
+   and backward into a loss sum(y * ry) + sum(out_t * rt); each run (up to 3) keeps its six
+   results, in the order conv2d y, dx, dw, convT out, dx, dw, in v[run]. */
 typedef struct conv_pair {
     int N, Ci, H, W, Co, K, P;
     uvae_tensor *x, *w, *xt, *wt, *ry, *rt;
-    float *v[2][6];
+    float *v[3][6];
     size_t n[6];
 } conv_pair;
 static int conv_pair_new(conv_pair *c, uvae_rng *r, int N, int Ci, int H, int W, int Co, int K, int P) {
@@ -234,7 +234,7 @@ static int conv_pair_run(conv_pair *c, uvae_ctx *ctx, int run) {   /* 0: out of 
     return 1;
 }
 static void conv_pair_free(conv_pair *c) {
-    for (int run = 0; run < 2; run++)
+    for (int run = 0; run < 3; run++)
         for (int q = 0; q < 6; q++) free(c->v[run][q]);
     uvae_tensor_free(c->x); uvae_tensor_free(c->w); uvae_tensor_free(c->xt); uvae_tensor_free(c->wt);
     uvae_tensor_free(c->ry); uvae_tensor_free(c->rt);
@@ -316,6 +316,16 @@ static void test_conv_winograd(void) {
                 uvae__cpu_conv_winograd(on);                                  /* before the ops: it sizes their scratch */
                 ok = conv_pair_run(&c, ctx, on);
             }
+#ifdef _OPENMP
+            if (ok) {   /* and again with another thread count: the same bits */
+                int threads = omp_get_max_threads(), same = 1;
+                omp_set_num_threads(threads == 1 ? 3 : 1);
+                ok = conv_pair_run(&c, ctx, 2);
+                omp_set_num_threads(threads);
+                for (int q = 0; q < 6 && ok; q++) same = same && !memcmp(c.v[1][q], c.v[2][q], c.n[q] * sizeof(float));
+                CHECK(!ok || same, "conv winograd %s shape %zu: bit-identical with another thread count", names[kind], si);
+            }
+#endif
             CHECK(ok, "conv winograd %s shape %zu ran: %s", names[kind], si, ok ? "" : uvae_last_error());
             if (ok) {
                 for (int q = 0; q < 6; q++) m = fmax(m, e[q] = rel_diff(c.v[1][q], c.v[0][q], c.n[q]));
