@@ -139,14 +139,17 @@ int main(int argc, char **argv) {
         else { fprintf(stderr, "usage: bench [--device cpu|cuda] [--steps N] [--only SUBSTRING]\n"); return 1; }
     }
     if (steps < 1) steps = 1;
-    if (dev == UVAE_CUDA && !uvae_cuda_available()) fail("--device cuda");
     for (size_t i = 0; i < sizeof cpu_rows / sizeof *cpu_rows; i++) {
         pid_t pid;
         int status;
         if (only && !strstr(cpu_rows[i].name, only)) continue;
         fflush(stdout);
         if ((pid = fork()) < 0) { perror("bench: fork"); return 1; }
-        if (pid == 0) { run(&cpu_rows[i], dev, steps); _exit(0); }   /* the row alone in its process */
+        if (pid == 0) {   /* the row alone in its process (which is also the first to touch CUDA: a fork must come before) */
+            if (dev == UVAE_CUDA && !uvae_cuda_available()) fail("--device cuda");
+            run(&cpu_rows[i], dev, steps);
+            _exit(0);
+        }
         if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return 1;
     }
     return 0;
