@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# examples/demo.sh — `make demo`: the first run on a fresh Debian machine, about 2 minutes on 2 cores.
+# examples/demo.sh — `make demo`: the first run on a fresh Debian machine, about 70 s on 2 cores.
 #   1. Looks for what it needs: a C compiler, stb's headers (libstb-dev) and Fashion-MNIST
 #      (dataset-fashion-mnist). As root it installs what is missing with apt-get; otherwise it
 #      prints the one apt line to run and stops.
