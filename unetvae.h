@@ -2127,7 +2127,7 @@ static void uvae__wg_input(const uvae__conv_shape *g, const float *x, int r0, in
    the input, 16 products on the micro-kernel, transform the output into y (acc: add). The sums run
    in a fixed order whatever the thread count. flip: w is [Ci, Co, 3, 3] flipped (as in
    conv_fwd_implicit: this is then a data gradient). Rounding differs from the direct paths by a
-   few ulps of the largest terms (tests/test_core.c, test_conv_implicit). */
+   few ulps of the largest terms (tests/test_core.c, test_conv_winograd). */
 static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *x, const float *w, int flip, float *y, int acc,
                                         float *scratch) {
     const int Ho = g->Ho, Wo = g->Wo, Ci = g->Ci, Co = g->Co;
