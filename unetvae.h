@@ -1582,7 +1582,7 @@ static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, 
     ptrdiff_t offp[UVAE__KC], offd[UVAE__KC];   /* where row k of a B panel is: packed, in place */
     float *Ap, *Bp;
     if (M <= 0 || N <= 0) return;
-    if (K <= 0 || (double)M * N * K < 32768.0 || (!buf && !uvae__ukr && 0)) {
+    if (K <= 0 || (double)M * N * K < 32768.0) {
         if (K <= 0) { if (!accumulate) for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float)); return; }
         uvae__gemm_small(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
         return;
@@ -1827,17 +1827,25 @@ static int uvae__wg_rows(const uvae__conv_shape *g) {
     if (rows < least) rows = least;
     return rows > all ? (int)all : (int)rows;
 }
+/* tiles per chunk, rounded up to whole NR-wide panels: the row length of V, M and Z */
+static int uvae__wg_tcp(const uvae__conv_shape *g) {
+    return (uvae__wg_rows(g) * ((g->Wo + 1) / 2) + UVAE__NR - 1) / UVAE__NR * UVAE__NR;
+}
+/* conv_bwd_x runs as the flipped convolution through Winograd (see conv_fwd_winograd's flip) */
+static int uvae__conv_bwd_x_winograd(const uvae__conv_shape *g) {
+    uvae__conv_shape f = uvae__conv_flipped(g);
+    return g->s == 1 && g->p <= g->k - 1 && uvae__conv_winograd(&f);
+}
 /* floats of scratch conv_fwd_winograd needs: transformed w (packed), B's row offsets, the
    transformed input and output of one chunk */
 static size_t uvae__winograd_scratch(const uvae__conv_shape *g) {
-    size_t Mp = ((size_t)g->Co + UVAE__MR - 1) / UVAE__MR * UVAE__MR, tw = ((size_t)g->Wo + 1) / 2;
-    size_t Tcp = ((size_t)uvae__wg_rows(g) * tw + UVAE__NR - 1) / UVAE__NR * UVAE__NR;
+    size_t Mp = ((size_t)g->Co + UVAE__MR - 1) / UVAE__MR * UVAE__MR, Tcp = (size_t)uvae__wg_tcp(g);
     return 16 * (Mp * g->Ci + 16) + (size_t)g->Ci * (sizeof(ptrdiff_t) / sizeof(float)) + 16 * (((size_t)g->Ci + Mp) * Tcp + 32) + 16;
 }
 /* ... and conv_bwd_w_winograd */
 static size_t uvae__winograd_w_scratch(const uvae__conv_shape *g) {
     size_t Cp = ((size_t)g->Ci + UVAE__MR - 1) / UVAE__MR * UVAE__MR, Np = ((size_t)g->Co + UVAE__NR - 1) / UVAE__NR * UVAE__NR;
-    size_t tw = ((size_t)g->Wo + 1) / 2, Tcp = ((size_t)uvae__wg_rows(g) * tw + UVAE__NR - 1) / UVAE__NR * UVAE__NR;
+    size_t Tcp = (size_t)uvae__wg_tcp(g);
     return 16 * (Cp * Np + 16) + (Cp + Tcp) * (sizeof(ptrdiff_t) / sizeof(float)) +
            16 * (((size_t)g->Ci + g->Co + Np) * Tcp + 48) + 16;
 }
@@ -1851,7 +1859,7 @@ static size_t uvae__conv_scratch(int dev, const uvae__conv_shape *g) {
     if (dev != UVAE_CPU) return col;
     m = uvae__conv_winograd(g) ? uvae__winograd_scratch(g) : uvae__conv_implicit(g) ? uvae__implicit_scratch(g) : col;
     if (m > n) n = m;                                                              /* conv_fwd */
-    m = g->s == 1 && g->p <= g->k - 1 && uvae__conv_winograd(&f) ? uvae__winograd_scratch(&f)
+    m = uvae__conv_bwd_x_winograd(g) ? uvae__winograd_scratch(&f)
         : uvae__conv_bwd_x_implicit(g) ? uvae__implicit_scratch(&f) : col;        /* conv_bwd_x */
     if (m > n) n = m;
     m = uvae__conv_winograd(g) ? uvae__winograd_w_scratch(g) : uvae__conv_bwd_w_implicit(g) ? uvae__bwd_w_implicit_scratch(g)
@@ -2132,7 +2140,7 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
                                         float *scratch) {
     const int Ho = g->Ho, Wo = g->Wo, Ci = g->Ci, Co = g->Co;
     const int th = (Ho + 1) / 2, tw = (Wo + 1) / 2, np = (Co + UVAE__MR - 1) / UVAE__MR, Mp = np * UVAE__MR;
-    const int R = uvae__wg_rows(g), nrows = g->N * th, Tcp = (R * tw + UVAE__NR - 1) / UVAE__NR * UVAE__NR, nq = Tcp / UVAE__NR;
+    const int R = uvae__wg_rows(g), nrows = g->N * th, Tcp = uvae__wg_tcp(g), nq = Tcp / UVAE__NR;
     const size_t HWo = (size_t)Ho * Wo;
     /* U [16][np panels [Ci][MR]], V [16][Ci][Tcp] and M [16][Mp][Tcp], with 16 spare floats after
        each position e (so that a tile's 16 values are not all a multiple of 4 KB apart, which would
@@ -2212,7 +2220,7 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
 static void uvae__cpu_conv_bwd_w_winograd(const uvae__conv_shape *g, const float *x, const float *dy, float *dw, float *scratch) {
     const int Ho = g->Ho, Wo = g->Wo, Ci = g->Ci, Co = g->Co, th = (Ho + 1) / 2, tw = (Wo + 1) / 2;
     const int npa = (Ci + UVAE__MR - 1) / UVAE__MR, npb = (Co + UVAE__NR - 1) / UVAE__NR, Cp = npa * UVAE__MR, Np = npb * UVAE__NR;
-    const int R = uvae__wg_rows(g), nrows = g->N * th, Tcp = (R * tw + UVAE__NR - 1) / UVAE__NR * UVAE__NR;
+    const int R = uvae__wg_rows(g), nrows = g->N * th, Tcp = uvae__wg_tcp(g);
     const size_t HWo = (size_t)Ho * Wo, Ds = (size_t)Cp * Np + 16, Vs = (size_t)Ci * Tcp + 16, Zs = (size_t)Co * Tcp + 16,
                  Ps = (size_t)Np * Tcp + 16;
     float *dU = (float *)uvae__align(scratch);
@@ -2288,15 +2296,9 @@ static void uvae__cpu_conv_fwd(const uvae__conv_shape *g, const float *x, const 
 static void uvae__cpu_conv_bwd_x(const uvae__conv_shape *g, const float *dy, const float *w, float *dx, float *scratch) {
     int CK = g->Ci * g->k * g->k, nb = uvae__conv_chunk(g);
     size_t HWo = (size_t)g->Ho * g->Wo, xs = (size_t)g->Ci * g->H * g->W;
-    if (g->s == 1 && g->p <= g->k - 1) {
-        uvae__conv_shape f = uvae__conv_flipped(g);
-        if (uvae__conv_winograd(&f)) { uvae__cpu_conv_fwd_winograd(&f, dy, w, 1, dx, 1, scratch); return; }
-    }
-    if (uvae__conv_bwd_x_implicit(g)) {
-        uvae__conv_shape f = uvae__conv_flipped(g);
-        uvae__cpu_conv_fwd_implicit(&f, dy, w, 1, dx, 1, scratch);
-        return;
-    }
+    uvae__conv_shape f = uvae__conv_flipped(g);   /* dx as a convolution of dy (stride 1) */
+    if (uvae__conv_bwd_x_winograd(g)) { uvae__cpu_conv_fwd_winograd(&f, dy, w, 1, dx, 1, scratch); return; }
+    if (uvae__conv_bwd_x_implicit(g)) { uvae__cpu_conv_fwd_implicit(&f, dy, w, 1, dx, 1, scratch); return; }
     for (int n = 0; n < g->N; n += nb) {
         int b = g->N - n < nb ? g->N - n : nb, L = b * (int)HWo;
         float *col = scratch, *G = scratch + (size_t)CK * L;
