@@ -62,7 +62,7 @@
      [ctx]         context: arena, tape, mode
      [params]      named parameter registry and slabs
      [ops/...]     gemm (packed, AVX-512/AVX2 micro-kernels), conv kernels, conv2d, conv_transpose2d,
-                   max_pool2d, avg_pool2d, upsample, batch_norm2d,
+                   max_pool2d, avg_pool2d, upsample, batch_norm2d(_relu),
                    relu, leaky_relu, sigmoid, tanh, exp, linear, embedding, concat, add, mul, scale,
                    reshape/flatten, sum/mean, dropout — forward and backward side by side
      [autograd]    uvae_backward
@@ -204,6 +204,9 @@ uvae_tensor *uvae_upsample(uvae_ctx *ctx, uvae_tensor *x, int scale, int mode);
 uvae_tensor *uvae_batch_norm2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *gamma, uvae_tensor *beta,
                                uvae_tensor *running_mean, uvae_tensor *running_var,
                                float momentum, float eps);
+uvae_tensor *uvae_batch_norm2d_relu(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *gamma, uvae_tensor *beta,
+                                    uvae_tensor *running_mean, uvae_tensor *running_var,
+                                    float momentum, float eps);   /* relu(batch_norm2d(...)), fused */
 uvae_tensor *uvae_relu(uvae_ctx *ctx, uvae_tensor *x);
 uvae_tensor *uvae_leaky_relu(uvae_ctx *ctx, uvae_tensor *x, float slope);
 uvae_tensor *uvae_sigmoid(uvae_ctx *ctx, uvae_tensor *x);
@@ -284,6 +287,7 @@ void uvae_bn_init(uvae_params *P, uvae_bn *l, const char *name, int ch);
 void uvae_dense_init(uvae_params *P, uvae_dense *l, const char *name, int in, int out);
 uvae_tensor *uvae_conv_forward(uvae_ctx *ctx, const uvae_conv *l, uvae_tensor *x);
 uvae_tensor *uvae_bn_forward(uvae_ctx *ctx, const uvae_bn *l, uvae_tensor *x);
+uvae_tensor *uvae_bn_relu_forward(uvae_ctx *ctx, const uvae_bn *l, uvae_tensor *x);   /* relu(bn(x)), fused */
 uvae_tensor *uvae_dense_forward(uvae_ctx *ctx, const uvae_dense *l, uvae_tensor *x);
 
 /* ---------------------------------------------------------------------------------------------
@@ -473,13 +477,14 @@ void uvae__cu_avgpool_bwd(const float *dy, float *dx, int NC, int H, int W, int 
 void uvae__cu_upsample_fwd(const float *x, float *y, int NC, int H, int W, int s, int mode);
 void uvae__cu_upsample_bwd(const float *dy, float *dx, int NC, int H, int W, int s, int mode);                /* dx += */
 /* batch norm over x [N,C,HW]. train: batch mean/biased var, running stats updated (unbiased var);
-   eval: running stats. stats[c] = mean, stats[C+c] = 1/sqrt(var+eps). gamma/beta may be NULL. */
+   eval: running stats. stats[c] = mean, stats[C+c] = 1/sqrt(var+eps). gamma/beta may be NULL.
+   relu: y = max(bn(x), 0). */
 void uvae__cu_bn_fwd(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, float *y, float *stats,
-                     int N, int C, size_t HW, int train, float momentum, float eps);
+                     int N, int C, size_t HW, int train, float momentum, float eps, int relu);
 /* dgamma += sum dy*xhat, dbeta += sum dy, dx += (train: gamma*istd/M*(M dy - sum dy - xhat sum dy*xhat); eval: gamma*istd*dy);
-   any of dx, dgamma, dbeta may be NULL */
-void uvae__cu_bn_bwd(const float *x, const float *gamma, const float *dy, const float *stats, float *dx, float *dgamma, float *dbeta,
-                     int N, int C, size_t HW, int train);
+   any of dx, dgamma, dbeta may be NULL. y: the fused relu's output (dy counts where y > 0), else NULL */
+void uvae__cu_bn_bwd(const float *x, const float *gamma, const float *dy, const float *y, const float *stats, float *dx, float *dgamma,
+                     float *dbeta, int N, int C, size_t HW, int train);
 /* elementwise, kind: 0 relu, 1 leaky_relu(a), 2 sigmoid, 3 tanh, 4 exp, 5 scale(a) */
 void uvae__cu_unary_fwd(int kind, float a, const float *x, float *y, size_t n);
 void uvae__cu_unary_bwd(int kind, float a, const float *x, const float *y, const float *dy, float *dx, size_t n); /* dx += */
@@ -1065,6 +1070,7 @@ struct uvae__node {
 };
 
 typedef struct uvae__chunk { struct uvae__chunk *next; void *mem; } uvae__chunk;
+typedef struct uvae__gblock { float *p; size_t n; struct uvae__gblock *next; } uvae__gblock;   /* a free gradient buffer */
 typedef struct uvae__arena {
     int device;
     unsigned char *mem; size_t cap, used;    /* main block (64-byte aligned on both devices) */
@@ -1075,6 +1081,7 @@ struct uvae_ctx {
     int device;
     uvae__arena host, dev;                    /* dev is unused on the CPU: host serves both */
     uvae__node *tape; int n_nodes, cap_nodes;
+    uvae__gblock *gfree, *gspare;             /* the backward's recycled gradient buffers (and unused records) */
     float *scratch; size_t scratch_cap;       /* per-op temporary (im2col columns), on the device */
     int train, record;
     uvae_rng rng;
@@ -1171,6 +1178,7 @@ void uvae_ctx_reset(uvae_ctx *ctx, int train) {
     uvae__arena_reset(&ctx->host);
     uvae__arena_reset(&ctx->dev);
     ctx->n_nodes = 0;
+    ctx->gfree = ctx->gspare = NULL;          /* they lived in the arena */
     ctx->train = ctx->record = train != 0;
 }
 void uvae_ctx_set_record(uvae_ctx *ctx, int record) { ctx->record = record != 0; }
@@ -1206,7 +1214,12 @@ static float *uvae__scratch(uvae_ctx *ctx, size_t n) {
     return ctx->scratch;
 }
 
-/* An activation: host struct + zeroed device values, and a zeroed gradient when `grad`. */
+/* An op output's gradient before the backward reaches it: marked, not allocated (see uvae_backward). */
+static float uvae__grad_mark;
+#define UVAE__GRAD_PENDING (&uvae__grad_mark)
+
+/* An activation: host struct + device values (zeroed when `zero`); `grad`: it will have a gradient
+   (allocated by the backward). */
 static uvae_tensor *uvae__new_ex(uvae_ctx *ctx, int ndim, const int *shape, int grad, int zero) {
     uvae_tensor *t = (uvae_tensor *)uvae__host_alloc(ctx, sizeof *t);
     if (!t) return NULL;
@@ -1214,7 +1227,7 @@ static uvae_tensor *uvae__new_ex(uvae_ctx *ctx, int ndim, const int *shape, int 
     t->device = ctx->device;
     t->data = uvae__arena_floats(ctx, t->size, zero);
     if (!t->data) return NULL;
-    if (grad && !(t->grad = uvae__arena_floats(ctx, t->size, 1))) return NULL;
+    t->grad = grad ? UVAE__GRAD_PENDING : NULL;
     return t;
 }
 static uvae_tensor *uvae__new(uvae_ctx *ctx, int ndim, const int *shape, int grad) { return uvae__new_ex(ctx, ndim, shape, grad, 1); }
@@ -1265,8 +1278,44 @@ static uvae__node *uvae__record(uvae_ctx *ctx, uvae__backward_fn fn, uvae_tensor
     return n;
 }
 
-/* [autograd] On the CPU the loss is checked for NaN/Inf first; on the GPU it is not read back
-   (no host sync per step): check the value when you copy it out. */
+/* [autograd] The tape runs backwards. An op output's gradient is allocated (zeroed) when the
+   first of its consumers' backwards is about to add to it, and recycled once its producer's backward
+   has read it: so only the gradients between those two points are held at a time, not every
+   activation's (the UNet's peak memory falls by about a third). After uvae_backward the gradients
+   of op outputs are gone (grad NULL); those of your own tensors and of the parameters stay. An
+   output that no gradient reached skips its backward.
+   On the CPU the loss is checked for NaN/Inf first; on the GPU it is not read back (no host sync
+   per step): check the value when you copy it out. */
+static int uvae__grad_need(uvae_ctx *ctx, uvae_tensor *t) {   /* a pending gradient: a zeroed buffer, the best fit of the free ones */
+    uvae__gblock **best = NULL, *b;
+    if (!t || t->grad != UVAE__GRAD_PENDING) return UVAE_OK;
+    for (uvae__gblock **q = &ctx->gfree; *q; q = &(*q)->next)
+        if ((*q)->n >= t->size && (!best || (*q)->n < (*best)->n)) best = q;
+    if (best) {
+        b = *best;
+        *best = b->next;
+        b->next = ctx->gspare;
+        ctx->gspare = b;
+        t->grad = b->p;
+    } else if (!(t->grad = uvae__arena_floats(ctx, t->size, 0))) {
+        t->grad = NULL;
+        return uvae__fail(UVAE_ERR_NOMEM, "uvae_backward: out of %s memory for a %s gradient (%s)", uvae__dev_name(ctx->device),
+                          uvae__shape_str(t), uvae_last_error());
+    }
+    uvae__dzero(ctx->device, t->grad, t->size * sizeof(float));
+    return UVAE_OK;
+}
+static int uvae__grad_done(uvae_ctx *ctx, uvae_tensor *t) {   /* its producer has run: the buffer goes back */
+    uvae__gblock *b = ctx->gspare;
+    if (b) ctx->gspare = b->next;
+    else if (!(b = (uvae__gblock *)uvae__host_alloc(ctx, sizeof *b))) return UVAE_ERR_NOMEM;
+    b->p = t->grad;
+    b->n = t->size;
+    b->next = ctx->gfree;
+    ctx->gfree = b;
+    t->grad = NULL;
+    return UVAE_OK;
+}
 int uvae_backward(uvae_ctx *ctx, uvae_tensor *loss) {
     int st;
     if (!loss) return UVAE_ERR_ARG;           /* the forward already said why */
@@ -1274,8 +1323,19 @@ int uvae_backward(uvae_ctx *ctx, uvae_tensor *loss) {
     if (loss->size != 1) return uvae__fail(UVAE_ERR_ARG, "uvae_backward: loss has %zu elements, want 1", loss->size);
     if (loss->device == UVAE_CPU && !isfinite(loss->data[0])) return uvae__fail(UVAE_ERR_NUMERIC, "uvae_backward: loss is %f", (double)loss->data[0]);
     if (!loss->grad) return uvae__fail(UVAE_ERR_ARG, "uvae_backward: loss has no gradient (eval mode, or nothing trainable)");
+    if ((st = uvae__grad_need(ctx, loss)) != UVAE_OK) return st;
     uvae__dcopy(ctx->device, loss->grad, ctx->one, sizeof(float), 2);
-    for (int i = ctx->n_nodes - 1; i >= 0; i--) ctx->tape[i].backward(&ctx->tape[i]);
+    for (int i = ctx->n_nodes - 1; i >= 0; i--) {
+        uvae__node *nd = &ctx->tape[i];
+        if (nd->out->grad == UVAE__GRAD_PENDING) {   /* nothing flowed back to it */
+            nd->out->grad = NULL;
+            continue;
+        }
+        for (int k = 0; k < 3; k++)
+            if ((st = uvae__grad_need(ctx, nd->in[k])) != UVAE_OK) return st;
+        nd->backward(nd);
+        if ((st = uvae__grad_done(ctx, nd->out)) != UVAE_OK) return st;
+    }
     return uvae__gpu_status("uvae_backward");
 }
 
@@ -1997,40 +2057,52 @@ static void uvae__cpu_conv_bwd_w_implicit(const uvae__conv_shape *g, const float
 }
 /* Winograd's transforms of a run of n <= UVAE__WG_SEG tiles along a tile row, written once and
    compiled for each micro-kernel's instruction set (vectorised over the tiles).
-   wg_in: x_a (a = 0..3) are the 4 input rows of the tile row (NULL: outside x, zeros), c0 the
-   column of the first tile's patch (2 * j0 - 1). Each row is split into e_a[m] = x_a[c0 + 2m] and
-   o_a[m] = x_a[c0 + 2m + 1] (zeros outside 0..W-1), so tile j's patch row d[a][0..3] is e_a[j],
-   o_a[j], e_a[j+1], o_a[j+1]; then v[e*vs + j] = (B^T d B)[e], e = a*4 + c.
+   wg_in: nr tile rows of n tiles each (nr * n <= UVAE__WG_SEG), one after the other in v (so nr is
+   1 or the rows are whole); xr[4r + a] (a = 0..3) the 4 input rows of tile row r (NULL: outside x,
+   zeros), c0 the column of the first tile's patch (2 * j0 - 1). The 4x4 patches are gathered first,
+   d[a*4 + c][t] = x_a[c0 + 2j + c] for tile t = r*n + j (zeros outside 0..W-1), so that the
+   transform v[e*vs + t] = (B^T d B)[e], e = a*4 + c, is one loop over all nr * n tiles (a tile row
+   is short: 8 tiles at 16x16).
    wg_out: m[e*ms + j] the 16 products of tile j; its 2x2 block A^T m A goes to r0[2j..2j+1] (top)
    and r1[2j..2j+1] (bottom). */
 #define UVAE__WG_SEG 256
 #define UVAE__WG_IN(NAME, TARGET)                                                                                 \
-    TARGET static void NAME(int n, const float *const *xr, int c0, int W, float *v, size_t vs) {                 \
-        float eo[8][UVAE__WG_SEG + 1];                                                                            \
-        const float *e0 = eo[0], *o0 = eo[1], *e1 = eo[2], *o1 = eo[3], *e2 = eo[4], *o2 = eo[5], *e3 = eo[6], *o3 = eo[7]; \
-        int lo = c0 < 0 ? (1 - c0) / 2 : 0, hi = (W - 1 - c0) / 2, j;   /* m in [lo, hi): both inside */     \
-        if (hi > n + 1) hi = n + 1;                                                                               \
-        if (hi < lo) hi = lo;                                                                                     \
-        for (int a = 0; a < 4; a++) {                                                                             \
-            const float *x = xr[a];                                                                               \
-            float *e = eo[2 * a], *o = eo[2 * a + 1];                                                             \
-            int m;                                                                                                \
-            if (!x) { memset(e, 0, (size_t)(n + 1) * sizeof(float)); memset(o, 0, (size_t)(n + 1) * sizeof(float)); continue; } \
-            for (m = 0; m < lo; m++) { int c = c0 + 2 * m; e[m] = c >= 0 && c < W ? x[c] : 0.0f; o[m] = c + 1 >= 0 && c + 1 < W ? x[c + 1] : 0.0f; } \
-            UVAE__OMP(omp simd)                                                                                   \
-            for (m = lo; m < hi; m++) { e[m] = x[c0 + 2 * m]; o[m] = x[c0 + 2 * m + 1]; }                        \
-            for (m = hi; m <= n; m++) { int c = c0 + 2 * m; e[m] = c >= 0 && c < W ? x[c] : 0.0f; o[m] = c + 1 >= 0 && c + 1 < W ? x[c + 1] : 0.0f; } \
-        }                                                                                                         \
+    TARGET static void NAME(int nr, int n, const float *const *xr, int c0, int W, float *v, size_t vs) {         \
+        float d[16][UVAE__WG_SEG];                                                                                \
+        int lo = c0 < 0 ? (1 - c0) / 2 : 0, hi = W - 4 - c0 >= 0 ? (W - 4 - c0) / 2 + 1 : 0, t;   /* [lo, hi): inside */ \
+        if (hi > n) hi = n;                                                                                       \
+        if (lo > hi) lo = hi;                                                                                     \
+        for (int r = 0; r < nr; r++)                                                                              \
+            for (int a = 0; a < 4; a++) {                                                                         \
+                const float *x = xr[4 * r + a];                                                                   \
+                float *d0 = d[4 * a] + r * n, *d1 = d[4 * a + 1] + r * n, *d2 = d[4 * a + 2] + r * n, *d3 = d[4 * a + 3] + r * n; \
+                int j;                                                                                            \
+                if (!x) {                                                                                         \
+                    for (int c = 0; c < 4; c++) memset(d[4 * a + c] + r * n, 0, (size_t)n * sizeof(float));      \
+                    continue;                                                                                     \
+                }                                                                                                 \
+                UVAE__OMP(omp simd)                                                                               \
+                for (j = lo; j < hi; j++) {                                                                       \
+                    d0[j] = x[c0 + 2 * j]; d1[j] = x[c0 + 2 * j + 1]; d2[j] = x[c0 + 2 * j + 2]; d3[j] = x[c0 + 2 * j + 3]; \
+                }                                                                                                 \
+                for (int k = 0; k < lo + n - hi; k++) {                         /* the others, j < lo, j >= hi */ \
+                    j = k < lo ? k : hi + k - lo;                                                                 \
+                    for (int c = 0; c < 4; c++) {                                                                 \
+                        int col = c0 + 2 * j + c;                                                                 \
+                        d[4 * a + c][r * n + j] = col >= 0 && col < W ? x[col] : 0.0f;                            \
+                    }                                                                                             \
+                }                                                                                                 \
+            }                                                                                                     \
         UVAE__OMP(omp simd)                                                                                       \
-        for (j = 0; j < n; j++) {                                                                                 \
-            float s00 = e0[j] - e0[j + 1], s01 = o0[j] + e0[j + 1], s02 = e0[j + 1] - o0[j], s03 = o0[j] - o0[j + 1]; \
-            float s10 = e1[j] - e1[j + 1], s11 = o1[j] + e1[j + 1], s12 = e1[j + 1] - o1[j], s13 = o1[j] - o1[j + 1]; \
-            float s20 = e2[j] - e2[j + 1], s21 = o2[j] + e2[j + 1], s22 = e2[j + 1] - o2[j], s23 = o2[j] - o2[j + 1]; \
-            float s30 = e3[j] - e3[j + 1], s31 = o3[j] + e3[j + 1], s32 = e3[j + 1] - o3[j], s33 = o3[j] - o3[j + 1]; \
-            v[0 * vs + j] = s00 - s20;  v[1 * vs + j] = s01 - s21;  v[2 * vs + j] = s02 - s22;  v[3 * vs + j] = s03 - s23;   \
-            v[4 * vs + j] = s10 + s20;  v[5 * vs + j] = s11 + s21;  v[6 * vs + j] = s12 + s22;  v[7 * vs + j] = s13 + s23;   \
-            v[8 * vs + j] = s20 - s10;  v[9 * vs + j] = s21 - s11;  v[10 * vs + j] = s22 - s12; v[11 * vs + j] = s23 - s13;  \
-            v[12 * vs + j] = s10 - s30; v[13 * vs + j] = s11 - s31; v[14 * vs + j] = s12 - s32; v[15 * vs + j] = s13 - s33;  \
+        for (t = 0; t < nr * n; t++) {                                                                            \
+            float s00 = d[0][t] - d[2][t], s01 = d[1][t] + d[2][t], s02 = d[2][t] - d[1][t], s03 = d[1][t] - d[3][t];         \
+            float s10 = d[4][t] - d[6][t], s11 = d[5][t] + d[6][t], s12 = d[6][t] - d[5][t], s13 = d[5][t] - d[7][t];         \
+            float s20 = d[8][t] - d[10][t], s21 = d[9][t] + d[10][t], s22 = d[10][t] - d[9][t], s23 = d[9][t] - d[11][t];     \
+            float s30 = d[12][t] - d[14][t], s31 = d[13][t] + d[14][t], s32 = d[14][t] - d[13][t], s33 = d[13][t] - d[15][t]; \
+            v[0 * vs + t] = s00 - s20;  v[1 * vs + t] = s01 - s21;  v[2 * vs + t] = s02 - s22;  v[3 * vs + t] = s03 - s23;   \
+            v[4 * vs + t] = s10 + s20;  v[5 * vs + t] = s11 + s21;  v[6 * vs + t] = s12 + s22;  v[7 * vs + t] = s13 + s23;   \
+            v[8 * vs + t] = s20 - s10;  v[9 * vs + t] = s21 - s11;  v[10 * vs + t] = s22 - s12; v[11 * vs + t] = s23 - s13;  \
+            v[12 * vs + t] = s10 - s30; v[13 * vs + t] = s11 - s31; v[14 * vs + t] = s12 - s32; v[15 * vs + t] = s13 - s33;  \
         }                                                                                                         \
     }
 #define UVAE__WG_OUT(NAME, TARGET)                                                                                \
@@ -2085,7 +2157,7 @@ UVAE__WG_OUT(uvae__wg_out_avx512, __attribute__((target("avx512f"))))
 UVAE__WG_DY(uvae__wg_dy_avx512, __attribute__((target("avx512f"))))
 #endif
 /* the transforms for each micro-kernel kind (uvae__ukr_kind: 1 generic, 2 AVX2, 3 AVX-512) */
-typedef void (*uvae__wg_in_fn)(int, const float *const *, int, int, float *, size_t);
+typedef void (*uvae__wg_in_fn)(int, int, const float *const *, int, int, float *, size_t);
 typedef void (*uvae__wg_out_fn)(int, const float *, size_t, float *, float *);
 typedef void (*uvae__wg_dy_fn)(int, const float *, const float *, int, int, float *, size_t);
 #ifdef UVAE__X86
@@ -2101,22 +2173,26 @@ static const uvae__wg_dy_fn uvae__wg_dy_k[4] = {uvae__wg_dy_generic, uvae__wg_dy
    V[e*Vs + ci*Tcp + (row - r0)*tw + j] = (B^T d B)[e] of tile j */
 static void uvae__wg_input(const uvae__conv_shape *g, const float *x, int r0, int rc, float *V, size_t Vs, int Tcp) {
     const int H = g->H, W = g->W, Ci = g->Ci, th = (g->Ho + 1) / 2, tw = (g->Wo + 1) / 2;
+    const int rpc = tw < UVAE__WG_SEG ? UVAE__WG_SEG / tw : 1, ng = (rc + rpc - 1) / rpc;   /* tile rows per wg_in call */
     const size_t HW = (size_t)H * W;
     uvae__wg_in_fn wg_in;
     int i;
     if (!uvae__ukr) uvae__cpu_kernel(0);
     wg_in = uvae__wg_in_k[uvae__ukr_kind];
     UVAE__OMP(omp parallel for schedule(static) if ((double)Ci * rc * tw > 4096))
-    for (i = 0; i < Ci * rc; i++) {
-        int ci = i / rc, row = r0 + i % rc, n = row / th, ti = row % th;
-        const float *xr[4];
-        for (int a = 0; a < 4; a++) {
-            int ih = 2 * ti - 1 + a;
-            xr[a] = ih >= 0 && ih < H ? x + ((size_t)n * Ci + ci) * HW + (size_t)ih * W : NULL;
+    for (i = 0; i < Ci * ng; i++) {
+        int ci = i / ng, g0 = r0 + i % ng * rpc, nr = r0 + rc - g0 < rpc ? r0 + rc - g0 : rpc;
+        const float *xr[4 * UVAE__WG_SEG];
+        for (int r = 0; r < nr; r++) {
+            int n = (g0 + r) / th, ti = (g0 + r) % th;
+            for (int a = 0; a < 4; a++) {
+                int ih = 2 * ti - 1 + a;
+                xr[4 * r + a] = ih >= 0 && ih < H ? x + ((size_t)n * Ci + ci) * HW + (size_t)ih * W : NULL;
+            }
         }
-        for (int j0 = 0; j0 < tw; j0 += UVAE__WG_SEG) {
+        for (int j0 = 0; j0 < tw; j0 += UVAE__WG_SEG) {   /* one pass unless tw > UVAE__WG_SEG (then nr = 1) */
             int nj = tw - j0 < UVAE__WG_SEG ? tw - j0 : UVAE__WG_SEG;
-            wg_in(nj, xr, 2 * j0 - 1, W, V + (size_t)ci * Tcp + (size_t)(row - r0) * tw + j0, Vs);
+            wg_in(nr, nj, xr, 2 * j0 - 1, W, V + (size_t)ci * Tcp + (size_t)(g0 - r0) * tw + j0, Vs);
         }
     }
 }
@@ -2581,9 +2657,12 @@ uvae_tensor *uvae_upsample(uvae_ctx *ctx, uvae_tensor *x, int s, int mode) {
    == torch.nn.functional.batch_norm(x, running_mean, running_var, gamma, beta, training, m, eps).
    Backward (train): dx = gamma*istd/M * (M*dy - sum(dy) - xhat*sum(dy*xhat));
    (eval): dx = gamma*istd*dy.  dgamma = sum(dy*xhat), dbeta = sum(dy).
-   stats: [2, C] = mean and inverse std per channel, saved for the backward. */
+   stats: [2, C] = mean and inverse std per channel, saved for the backward.
+   batch_norm2d_relu: y = relu(the above) in the same pass (== F.relu(F.batch_norm(...))); its
+   backward takes dy where y > 0, 0 elsewhere (as relu's), so the normalised values before the
+   relu are never stored: one activation and one pass over it less per layer. */
 static void uvae__cpu_bn_fwd(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, float *y, float *stats,
-                             int N, int C, size_t HW, int train, float momentum, float eps) {
+                             int N, int C, size_t HW, int train, float momentum, float eps, int relu) {
     int c;
     UVAE__OMP(omp parallel for schedule(static) if ((double)N * C * HW > UVAE__PAR_MIN))
     for (c = 0; c < C; c++) {
@@ -2609,21 +2688,37 @@ static void uvae__cpu_bn_fwd(const float *x, const float *gamma, const float *be
         istd = (float)(1.0 / sqrt(var + eps));
         stats[c] = (float)mu;
         stats[C + c] = istd;
-        for (int n = 0; n < N; n++)
-            for (size_t i = 0; i < HW; i++) {
-                size_t q = ((size_t)n * C + c) * HW + i;
-                y[q] = gm * ((x[q] - (float)mu) * istd) + bt;
+        for (int n = 0; n < N; n++) {   /* (simd: exact elementwise expressions, the same values vectorised or not) */
+            const float *xc = x + ((size_t)n * C + c) * HW;
+            float *yc = y + ((size_t)n * C + c) * HW;
+            size_t i;
+            UVAE__OMP(omp simd)
+            for (i = 0; i < HW; i++) yc[i] = gm * ((xc[i] - (float)mu) * istd) + bt;
+            if (relu) {   /* a second pass over the row, in cache (one branch-free loop each) */
+                UVAE__OMP(omp simd)
+                for (i = 0; i < HW; i++) yc[i] = yc[i] > 0 ? yc[i] : 0.0f;
             }
+        }
     }
 }
-static void uvae__cpu_bn_bwd(const float *x, const float *gamma, const float *dy, const float *stats, float *dx, float *dgamma, float *dbeta,
-                             int N, int C, size_t HW, int train) {
+/* y: the fused relu's output, or NULL; then dy is first masked in place as relu's backward would
+   (dy = y > 0 ? dy : 0): it is the output's gradient, which nothing reads after this backward */
+static void uvae__cpu_bn_bwd(const float *x, const float *gamma, float *dy, const float *y, const float *stats, float *dx,
+                             float *dgamma, float *dbeta, int N, int C, size_t HW, int train) {
     int c;
     double M = (double)N * (double)HW;
     UVAE__OMP(omp parallel for schedule(static) if ((double)N * C * HW > UVAE__PAR_MIN))
     for (c = 0; c < C; c++) {
         double sdy = 0, sdyx = 0;
         float mu = stats[c], istd = stats[C + c], gm = gamma ? gamma[c] : 1.0f;
+        if (y)
+            for (int n = 0; n < N; n++) {
+                float *dc = dy + ((size_t)n * C + c) * HW;
+                const float *yc = y + ((size_t)n * C + c) * HW;
+                size_t i;
+                UVAE__OMP(omp simd)
+                for (i = 0; i < HW; i++) dc[i] = yc[i] > 0 ? dc[i] : 0.0f;   /* a select (as torch): dc * [y > 0] would not vectorise */
+            }
         for (int n = 0; n < N; n++)
             for (size_t i = 0; i < HW; i++) {
                 size_t q = ((size_t)n * C + c) * HW + i;
@@ -2641,13 +2736,13 @@ static void uvae__cpu_bn_bwd(const float *x, const float *gamma, const float *dy
             }
     }
 }
-static void uvae__bn_backward(uvae__node *nd) {
+static void uvae__bn_backward(uvae__node *nd) {   /* i[0]: train, i[1]: relu fused */
     uvae_tensor *x = nd->in[0], *g = nd->in[1], *bt = nd->in[2];
-    UVAE__K(nd->ctx->device, bn_bwd, x->data, g ? g->data : NULL, nd->out->grad, (const float *)nd->saved, x->grad,
-            g ? g->grad : NULL, bt ? bt->grad : NULL, x->shape[0], x->shape[1], (size_t)x->shape[2] * x->shape[3], nd->i[0]);
+    UVAE__K(nd->ctx->device, bn_bwd, x->data, g ? g->data : NULL, nd->out->grad, nd->i[1] ? nd->out->data : NULL, (const float *)nd->saved,
+            x->grad, g ? g->grad : NULL, bt ? bt->grad : NULL, x->shape[0], x->shape[1], (size_t)x->shape[2] * x->shape[3], nd->i[0]);
 }
-uvae_tensor *uvae_batch_norm2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *gamma, uvae_tensor *beta,
-                               uvae_tensor *rmean, uvae_tensor *rvar, float momentum, float eps) {
+static uvae_tensor *uvae__batch_norm2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *gamma, uvae_tensor *beta,
+                                       uvae_tensor *rmean, uvae_tensor *rvar, float momentum, float eps, int relu) {
     uvae_tensor *out;
     uvae__node *nd;
     float *st;
@@ -2664,10 +2759,18 @@ uvae_tensor *uvae_batch_norm2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *gamma
     out = uvae__out_full(ctx, 4, x->shape, x, gamma, beta);
     if (!out || !(st = uvae__arena_floats(ctx, 2 * (size_t)C, 0))) return NULL;
     UVAE__K(ctx->device, bn_fwd, x->data, gamma ? gamma->data : NULL, beta ? beta->data : NULL, rmean->data, rvar->data, out->data, st,
-            x->shape[0], C, HW, ctx->train, momentum, eps);
-    if ((nd = uvae__record(ctx, uvae__bn_backward, out, x, gamma, beta))) { nd->saved = st; nd->i[0] = ctx->train; }
+            x->shape[0], C, HW, ctx->train, momentum, eps, relu);
+    if ((nd = uvae__record(ctx, uvae__bn_backward, out, x, gamma, beta))) { nd->saved = st; nd->i[0] = ctx->train; nd->i[1] = relu; }
     else if (out->grad) return NULL;
     return out;
+}
+uvae_tensor *uvae_batch_norm2d(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *gamma, uvae_tensor *beta,
+                               uvae_tensor *rmean, uvae_tensor *rvar, float momentum, float eps) {
+    return uvae__batch_norm2d(ctx, x, gamma, beta, rmean, rvar, momentum, eps, 0);
+}
+uvae_tensor *uvae_batch_norm2d_relu(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *gamma, uvae_tensor *beta,
+                                    uvae_tensor *rmean, uvae_tensor *rvar, float momentum, float eps) {
+    return uvae__batch_norm2d(ctx, x, gamma, beta, rmean, rvar, momentum, eps, 1);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -2861,7 +2964,10 @@ static uvae_tensor *uvae__binary(uvae_ctx *ctx, uvae_tensor *a, uvae_tensor *b, 
 uvae_tensor *uvae_add(uvae_ctx *ctx, uvae_tensor *a, uvae_tensor *b) { return uvae__binary(ctx, a, b, 0); }
 uvae_tensor *uvae_mul(uvae_ctx *ctx, uvae_tensor *a, uvae_tensor *b) { return uvae__binary(ctx, a, b, 1); }
 
-/* [ops/reshape] a view: same data and the same gradient buffer, so no tape node is needed. */
+/* [ops/reshape] a view of x's values (no copy) with a gradient of its own: dx += dy. */
+static void uvae__reshape_backward(uvae__node *nd) {
+    UVAE__K(nd->ctx->device, binary_bwd, 0, NULL, NULL, nd->out->grad, nd->in[0]->grad, NULL, nd->out->size);
+}
 uvae_tensor *uvae_reshape(uvae_ctx *ctx, uvae_tensor *x, int ndim, const int *shape) {
     uvae_tensor *y;
     if (!x) return NULL;
@@ -2871,8 +2977,9 @@ uvae_tensor *uvae_reshape(uvae_ctx *ctx, uvae_tensor *x, int ndim, const int *sh
         return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_reshape: %s has %zu values, new shape %s has %zu",
                                           uvae__shape_str(x), x->size, uvae__shape_str(y), y->size);
     y->data = x->data;
-    y->grad = x->grad;
+    y->grad = uvae__needs_grad(ctx, x, NULL, NULL) ? UVAE__GRAD_PENDING : NULL;
     y->device = x->device;
+    if (!uvae__record(ctx, uvae__reshape_backward, y, x, NULL, NULL) && y->grad) return NULL;
     return y;
 }
 uvae_tensor *uvae_flatten(uvae_ctx *ctx, uvae_tensor *x) {
@@ -3418,6 +3525,9 @@ uvae_tensor *uvae_conv_forward(uvae_ctx *ctx, const uvae_conv *l, uvae_tensor *x
 uvae_tensor *uvae_bn_forward(uvae_ctx *ctx, const uvae_bn *l, uvae_tensor *x) {
     return uvae_batch_norm2d(ctx, x, l->gamma, l->beta, l->mean, l->var, l->momentum, l->eps);
 }
+uvae_tensor *uvae_bn_relu_forward(uvae_ctx *ctx, const uvae_bn *l, uvae_tensor *x) {
+    return uvae_batch_norm2d_relu(ctx, x, l->gamma, l->beta, l->mean, l->var, l->momentum, l->eps);
+}
 uvae_tensor *uvae_dense_forward(uvae_ctx *ctx, const uvae_dense *l, uvae_tensor *x) { return uvae_linear(ctx, x, l->w, l->b); }
 
 /* ---------------------------------------------------------------------------------------------
@@ -3436,8 +3546,8 @@ static void uvae__double_conv_init(uvae_params *P, uvae_double_conv *d, const ch
     snprintf(s, sizeof s, "%s.bn2", name);   uvae_bn_init(P, &d->b2, s, out);
 }
 static uvae_tensor *uvae__double_conv(uvae_ctx *ctx, const uvae_double_conv *d, uvae_tensor *x) {
-    x = uvae_relu(ctx, uvae_bn_forward(ctx, &d->b1, uvae_conv_forward(ctx, &d->c1, x)));
-    return uvae_relu(ctx, uvae_bn_forward(ctx, &d->b2, uvae_conv_forward(ctx, &d->c2, x)));
+    x = uvae_bn_relu_forward(ctx, &d->b1, uvae_conv_forward(ctx, &d->c1, x));
+    return uvae_bn_relu_forward(ctx, &d->b2, uvae_conv_forward(ctx, &d->c2, x));
 }
 
 int uvae_unet_init(uvae_unet *m, const uvae_unet_config *cfg, uint64_t seed) {

@@ -482,10 +482,10 @@ void uvae__cu_upsample_bwd(const float *dy, float *dx, int NC, int H, int W, int
 /* ---------------------------------------------------------------------------------------------
    [batch_norm] x [N,C,HW], one block per channel c over its M = N*HW values (fixed-tree sums):
    train: mu = mean x, var = mean (x-mu)^2 (double); running <- (1-m) running + m (mu, var M/(M-1))
-   eval:  mu, var = running.  istd = 1/sqrt(var+eps);  y = gamma ((x - mu) istd) + beta;
+   eval:  mu, var = running.  istd = 1/sqrt(var+eps);  y = gamma ((x - mu) istd) + beta (relu: max(y, 0));
    stats[c] = mu, stats[C+c] = istd */
 static __global__ void uvae__k_bn_fwd(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
-                                      float *y, float *stats, int N, int C, size_t HW, int train, float momentum, float eps) {
+                                      float *y, float *stats, int N, int C, size_t HW, int train, float momentum, float eps, int relu) {
     size_t Mn = (size_t)N * HW;
     double M = (double)N * (double)HW;
     for (int c = blockIdx.x; c < C; c += gridDim.x) {
@@ -512,19 +512,21 @@ static __global__ void uvae__k_bn_fwd(const float *x, const float *gamma, const 
         if (threadIdx.x == 0) { stats[c] = (float)mu; stats[C + c] = istd; }
         for (size_t j = threadIdx.x; j < Mn; j += blockDim.x) {
             size_t i = ((j / HW) * C + c) * HW + j % HW;
-            y[i] = gm * ((x[i] - (float)mu) * istd) + bt;
+            float v = gm * ((x[i] - (float)mu) * istd) + bt;
+            y[i] = !relu || v > 0 ? v : 0.0f;
         }
     }
 }
 void uvae__cu_bn_fwd(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, float *y, float *stats,
-                     int N, int C, size_t HW, int train, float momentum, float eps) {
+                     int N, int C, size_t HW, int train, float momentum, float eps, int relu) {
     if (C <= 0) return;
-    uvae__k_bn_fwd<<<(unsigned)C, UVAE__TPB>>>(x, gamma, beta, rmean, rvar, y, stats, N, C, HW, train, momentum, eps);
+    uvae__k_bn_fwd<<<(unsigned)C, UVAE__TPB>>>(x, gamma, beta, rmean, rvar, y, stats, N, C, HW, train, momentum, eps, relu);
     uvae__h_launched(__func__);
 }
 /* one block per channel: sdy = sum dy, sdyx = sum dy (x-mu) istd (double);  dgamma += sdyx,
-   dbeta += sdy;  train: dx += gamma istd/M (M dy - sdy - (x-mu) istd sdyx);  eval: dx += gamma istd dy */
-static __global__ void uvae__k_bn_bwd(const float *x, const float *gamma, const float *dy, const float *stats, float *dx,
+   dbeta += sdy;  train: dx += gamma istd/M (M dy - sdy - (x-mu) istd sdyx);  eval: dx += gamma istd dy.
+   y (the fused relu's output) or NULL: dy counts only where y > 0 */
+static __global__ void uvae__k_bn_bwd(const float *x, const float *gamma, const float *dy0, const float *y, const float *stats, float *dx,
                                       float *dgamma, float *dbeta, int N, int C, size_t HW, int train) {
     size_t Mn = (size_t)N * HW;
     double M = (double)N * (double)HW;
@@ -533,8 +535,9 @@ static __global__ void uvae__k_bn_bwd(const float *x, const float *gamma, const 
         double sdy = 0, sdyx = 0;
         for (size_t j = threadIdx.x; j < Mn; j += blockDim.x) {
             size_t i = ((j / HW) * C + c) * HW + j % HW;
-            sdy += dy[i];
-            sdyx += dy[i] * (x[i] - mu) * istd;
+            float dy = y && !(y[i] > 0) ? 0.0f : dy0[i];
+            sdy += dy;
+            sdyx += dy * (x[i] - mu) * istd;
         }
         sdy = uvae__d_block_sum(sdy);
         sdyx = uvae__d_block_sum(sdyx);
@@ -546,15 +549,16 @@ static __global__ void uvae__k_bn_bwd(const float *x, const float *gamma, const 
         float a = (float)(gm * istd / M), b1 = (float)sdy, b2 = (float)sdyx;
         for (size_t j = threadIdx.x; j < Mn; j += blockDim.x) {
             size_t i = ((j / HW) * C + c) * HW + j % HW;
-            if (train) dx[i] += a * ((float)M * dy[i] - b1 - (x[i] - mu) * istd * b2);
-            else dx[i] += gm * istd * dy[i];
+            float dy = y && !(y[i] > 0) ? 0.0f : dy0[i];
+            if (train) dx[i] += a * ((float)M * dy - b1 - (x[i] - mu) * istd * b2);
+            else dx[i] += gm * istd * dy;
         }
     }
 }
-void uvae__cu_bn_bwd(const float *x, const float *gamma, const float *dy, const float *stats, float *dx, float *dgamma, float *dbeta,
-                     int N, int C, size_t HW, int train) {
+void uvae__cu_bn_bwd(const float *x, const float *gamma, const float *dy, const float *y, const float *stats, float *dx, float *dgamma,
+                     float *dbeta, int N, int C, size_t HW, int train) {
     if (C <= 0) return;
-    uvae__k_bn_bwd<<<(unsigned)C, UVAE__TPB>>>(x, gamma, dy, stats, dx, dgamma, dbeta, N, C, HW, train);
+    uvae__k_bn_bwd<<<(unsigned)C, UVAE__TPB>>>(x, gamma, dy, y, stats, dx, dgamma, dbeta, N, C, HW, train);
     uvae__h_launched(__func__);
 }
 

@@ -52,6 +52,7 @@ static uvae_tensor *b_up_near(uvae_ctx *c, uvae_tensor **t) { return uvae_upsamp
 static uvae_tensor *b_up_bil2(uvae_ctx *c, uvae_tensor **t) { return uvae_upsample(c, t[0], 2, UVAE_BILINEAR); }
 static uvae_tensor *b_up_bil3(uvae_ctx *c, uvae_tensor **t) { return uvae_upsample(c, t[0], 3, UVAE_BILINEAR); }
 static uvae_tensor *b_bn(uvae_ctx *c, uvae_tensor **t) { return uvae_batch_norm2d(c, t[0], t[1], t[2], t[3], t[4], 0.1f, 1e-5f); }
+static uvae_tensor *b_bn_relu(uvae_ctx *c, uvae_tensor **t) { return uvae_batch_norm2d_relu(c, t[0], t[1], t[2], t[3], t[4], 0.1f, 1e-5f); }
 static uvae_tensor *b_relu(uvae_ctx *c, uvae_tensor **t) { return uvae_relu(c, t[0]); }
 static uvae_tensor *b_leaky(uvae_ctx *c, uvae_tensor **t) { return uvae_leaky_relu(c, t[0], 0.2f); }
 static uvae_tensor *b_sigmoid(uvae_ctx *c, uvae_tensor **t) { return uvae_sigmoid(c, t[0]); }

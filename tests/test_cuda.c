@@ -189,6 +189,8 @@ static const ocase cases[] = {
     {"upsample bilinear x3", b_up_bil3, 1, {X4(4, 8, 12, 12)}, 1, 0},
     {"batch_norm2d train", b_bn, 5, {{T4(4, 16, 16, 16), 1, V_NORMAL, 0}, X1(16), X1(16), {T1(16), 0, V_UNIFORM, 0}, {T1(16), 0, V_POS, 0}}, 1, F_AFTER},
     {"batch_norm2d eval", b_bn, 5, {{T4(4, 16, 16, 16), 1, V_NORMAL, 0}, X1(16), X1(16), {T1(16), 0, V_UNIFORM, 0}, {T1(16), 0, V_POS, 0}}, 0, F_AFTER},
+    {"batch_norm2d_relu train", b_bn_relu, 5, {{T4(4, 16, 16, 16), 1, V_NORMAL, 0}, X1(16), X1(16), {T1(16), 0, V_UNIFORM, 0}, {T1(16), 0, V_POS, 0}}, 1, F_AFTER},
+    {"batch_norm2d_relu eval", b_bn_relu, 5, {{T4(4, 16, 16, 16), 1, V_NORMAL, 0}, X1(16), X1(16), {T1(16), 0, V_UNIFORM, 0}, {T1(16), 0, V_POS, 0}}, 0, F_AFTER},
     {"relu", b_relu, 1, {{T4(4, 16, 32, 32), 1, V_AWAY0, 0}}, 1, 0},
     {"leaky_relu", b_leaky, 1, {{T4(4, 16, 32, 32), 1, V_AWAY0, 0}}, 1, 0},
     {"sigmoid", b_sigmoid, 1, {X4(4, 16, 32, 32)}, 1, 0},

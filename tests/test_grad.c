@@ -80,6 +80,8 @@ static const gcase cases[] = {
     {"upsample bilinear x3", b_up_bil3, 1, {{T4(1, 2, 3, 3), 1, V_UNIFORM, 0}}, 1},
     {"batch_norm2d train", b_bn, 5, {{T4(3, 2, 3, 3), 1, V_UNIFORM, 0}, {T1(2), 1, V_UNIFORM, 0}, {T1(2), 1, V_UNIFORM, 0}, {T1(2), 0, V_UNIFORM, 0}, {T1(2), 0, V_POS, 0}}, 1},
     {"batch_norm2d eval", b_bn, 5, {{T4(3, 2, 3, 3), 1, V_UNIFORM, 0}, {T1(2), 1, V_UNIFORM, 0}, {T1(2), 1, V_UNIFORM, 0}, {T1(2), 0, V_UNIFORM, 0}, {T1(2), 0, V_POS, 0}}, 0},
+    {"batch_norm2d_relu train", b_bn_relu, 5, {{T4(3, 2, 3, 3), 1, V_UNIFORM, 0}, {T1(2), 1, V_UNIFORM, 0}, {T1(2), 1, V_UNIFORM, 0}, {T1(2), 0, V_UNIFORM, 0}, {T1(2), 0, V_POS, 0}}, 1},
+    {"batch_norm2d_relu eval", b_bn_relu, 5, {{T4(3, 2, 3, 3), 1, V_UNIFORM, 0}, {T1(2), 1, V_UNIFORM, 0}, {T1(2), 1, V_UNIFORM, 0}, {T1(2), 0, V_UNIFORM, 0}, {T1(2), 0, V_POS, 0}}, 0},
     {"relu", b_relu, 1, {{T4(2, 2, 3, 3), 1, V_AWAY0, 0}}, 1},
     {"leaky_relu", b_leaky, 1, {{T4(2, 2, 3, 3), 1, V_AWAY0, 0}}, 1},
     {"sigmoid", b_sigmoid, 1, {{T2(3, 5), 1, V_UNIFORM, 0}}, 1},

@@ -101,7 +101,7 @@ static int same_shape_st(const uvae_tensor *t, const uvae_st_tensor *s) {
 /* ---------------------------------------------------------------------------------------------
    ops and losses: ops.safetensors, one group "<case>.*" per row of the table */
 enum {
-    OP_CONV, OP_CONVT, OP_MAXPOOL, OP_AVGPOOL, OP_UPSAMPLE, OP_BN, OP_RELU, OP_LEAKY, OP_SIGMOID,
+    OP_CONV, OP_CONVT, OP_MAXPOOL, OP_AVGPOOL, OP_UPSAMPLE, OP_BN, OP_BN_RELU, OP_RELU, OP_LEAKY, OP_SIGMOID,
     OP_TANH, OP_EXP, OP_LINEAR, OP_EMBED, OP_CONCAT, OP_ADD, OP_MUL, OP_SCALE, OP_SUM, OP_MEAN,
     OP_FLATTEN, OP_DROPOUT,
     LOSS_FIRST, LOSS_CE = LOSS_FIRST, LOSS_BCE, LOSS_DICE, LOSS_CE_DICE, LOSS_KL, LOSS_BERNOULLI,
@@ -136,6 +136,8 @@ static const op_case op_cases[] = {
     {"up_bilinear_s3",      OP_UPSAMPLE, "x",      3, UVAE_BILINEAR, 0, 0},
     {"bn_train",            OP_BN, "x gamma beta !running_mean !running_var", 0, 0, 0.1f, F_AFTER},
     {"bn_eval",             OP_BN, "x gamma beta !running_mean !running_var", 0, 0, 0.1f, F_EVAL},
+    {"bn_relu_train",       OP_BN_RELU, "x gamma beta !running_mean !running_var", 0, 0, 0.1f, F_AFTER},
+    {"bn_relu_eval",        OP_BN_RELU, "x gamma beta !running_mean !running_var", 0, 0, 0.1f, F_EVAL},
     {"relu",                OP_RELU,     "x",      0, 0, 0, 0},
     {"leaky_relu",          OP_LEAKY,    "x",      0, 0, 0.2f, 0},
     {"sigmoid",             OP_SIGMOID,  "x",      0, 0, 0, 0},
@@ -194,6 +196,7 @@ static uvae_tensor *run_op(uvae_ctx *ctx, const op_case *c, uvae_tensor **in) {
     case OP_AVGPOOL:  return uvae_avg_pool2d(ctx, in[0], c->i0, c->i1);
     case OP_UPSAMPLE: return uvae_upsample(ctx, in[0], c->i0, c->i1);
     case OP_BN:       return uvae_batch_norm2d(ctx, in[0], in[1], in[2], in[3], in[4], c->f, 1e-5f);
+    case OP_BN_RELU:  return uvae_batch_norm2d_relu(ctx, in[0], in[1], in[2], in[3], in[4], c->f, 1e-5f);
     case OP_RELU:     return uvae_relu(ctx, in[0]);
     case OP_LEAKY:    return uvae_leaky_relu(ctx, in[0], c->f);
     case OP_SIGMOID:  return uvae_sigmoid(ctx, in[0]);

@@ -270,6 +270,17 @@ def make_ops():
     op_case(T, "dlogistic", {"mean": k / 255 + U(3, 2, 3, 3) * 0.1, "log_scale": U(3, 2, 3, 3, lo=-3.5, hi=-1.0),
                              "target": k / 255}, dlogistic_nll, ["mean", "log_scale"], loss=True)
 
+    # batch norm fused with relu (added last, so the cases before keep their random draws)
+    for name, training in [("bn_relu_train", True), ("bn_relu_eval", False)]:
+        inp = {"x": U(N, C, 4, 5) * 2 + 0.3, "gamma": U(C, lo=0.5, hi=1.5), "beta": U(C),
+               "running_mean": U(C) * 0.5, "running_var": U(C, lo=0.5, hi=1.5)}
+        rm, rv = inp["running_mean"].clone(), inp["running_var"].clone()
+
+        def bn_relu(x, gamma, beta, running_mean, running_var, rm=rm, rv=rv, training=training):
+            return F.relu(F.batch_norm(x, rm, rv, gamma, beta, training=training, momentum=0.1, eps=1e-5))
+        extra = {"running_mean_after": rm, "running_var_after": rv} if training else None
+        op_case(T, name, inp, bn_relu, ["x", "gamma", "beta"], extra=extra)
+
     write_safetensors(os.path.join(HERE, "ops.safetensors"), T, META)
 
 
