@@ -112,7 +112,8 @@ enum { UVAE_CPU = 0, UVAE_CUDA = 1 };
 
 typedef struct uvae_tensor {
     float *data;                  /* `size` values, row-major over shape[0..ndim) */
-    float *grad;                  /* same layout, or NULL when no gradient flows here */
+    float *grad;                  /* same layout, or NULL when no gradient flows here (an op
+                                     output's: a mark until uvae_backward reaches it, NULL after) */
     int ndim;
     int shape[UVAE_MAX_DIMS];
     size_t size;                  /* product of shape */
@@ -226,7 +227,8 @@ uvae_tensor *uvae_dropout(uvae_ctx *ctx, uvae_tensor *x, float p);
 
 /* [autograd] d(loss)/d(everything) for a one-element loss recorded on the tape. Gradients are
    accumulated (+=) into parameter gradients: call uvae_params_zero_grad before each step.
-   Fails with UVAE_ERR_NUMERIC if the loss is not finite. */
+   Op outputs' gradients live only during the backward (afterwards their grad is NULL); those of
+   parameters and of your own tensors stay. Fails with UVAE_ERR_NUMERIC if the loss is not finite. */
 int uvae_backward(uvae_ctx *ctx, uvae_tensor *loss);
 
 /* ---------------------------------------------------------------------------------------------

@@ -45,6 +45,40 @@ static void test_errors(void) {
     uvae_ctx_free(ctx);
 }
 
+/* the backward's gradient buffers: allocated on first use, recycled after the producer, none for a
+   branch no gradient reaches */
+static void test_grad_recycling(void) {
+    enum { N = 4096, DEPTH = 24 };
+    uvae_ctx *ctx = uvae_ctx_new(0);
+    uvae_tensor *x = uvae_tensor_new_grad(1, (int[]){N}, 1), *h, *side, *mid = NULL, *loss;
+    size_t cap;
+    int ok = 1;
+    for (size_t i = 0; i < N; i++) x->data[i] = (float)i / N - 0.25f;
+    for (int round = 0; round < 2; round++) {   /* the second round runs in the grown arena */
+        uvae_ctx_reset(ctx, 1);
+        memset(x->grad, 0, N * sizeof(float));
+        h = x;
+        for (int d = 0; d < DEPTH; d++) {   /* a chain of 0.5 * relu(h): d loss / dx = 0.5^DEPTH where x > 0 */
+            h = uvae_scale(ctx, uvae_relu(ctx, h), 0.5f);
+            if (d == DEPTH / 2) mid = h;
+        }
+        side = uvae_exp(ctx, x);                       /* recorded, but not part of the loss */
+        loss = uvae_sum(ctx, uvae_reshape(ctx, h, 2, (int[]){64, N / 64}));
+        CHECK(side && side->grad && mid && mid->grad, "op outputs are marked for a gradient in the forward");
+        CHECK(uvae_backward(ctx, loss) == UVAE_OK, "backward: %s", uvae_last_error());
+        for (size_t i = 0; i < N; i++) ok &= x->grad[i] == (x->data[i] > 0 ? ldexpf(1.0f, -DEPTH) : 0.0f);
+        CHECK(ok, "the gradient through 48 ops, a reshape and a skipped branch is exact");
+        CHECK(!mid->grad && !side->grad && !h->grad && !loss->grad, "op outputs' gradients are gone after the backward");
+    }
+    /* the arena holds the 2 * DEPTH + 3 activations (and the reshape's view costs none), and only
+       a few gradient buffers at a time, not one per activation */
+    cap = uvae_ctx_arena_capacity(ctx);
+    CHECK(cap < (size_t)(2 * DEPTH + 3 + 4) * N * sizeof(float) * 9 / 8 + 65536,
+          "gradients recycled: arena %zu bytes for %d activations of %zu bytes", cap, 2 * DEPTH + 3, (size_t)N * sizeof(float));
+    uvae_tensor_free(x);
+    uvae_ctx_free(ctx);
+}
+
 /* n training steps of a tiny UNet; losses out; returns the arena capacity after each step */
 static void unet_steps(int down, int up, uint64_t seed, int n, float *losses, size_t *cap) {
     uvae_unet net;
@@ -434,6 +468,7 @@ static void test_gemm_kernels(void) {
 
 void suite_core(void) {
     test_errors();
+    test_grad_recycling();
     test_gemm_kernels();
     test_conv_implicit();
     test_conv_winograd();
