@@ -1072,7 +1072,7 @@ struct uvae__node {
 };
 
 typedef struct uvae__chunk { struct uvae__chunk *next; void *mem; } uvae__chunk;
-typedef struct uvae__gblock { float *p; size_t n; struct uvae__gblock *next; } uvae__gblock;   /* a free gradient buffer */
+typedef struct uvae__gblock { float *p; size_t n; int used; struct uvae__gblock *next; } uvae__gblock;   /* a gradient buffer of n floats */
 typedef struct uvae__arena {
     int device;
     unsigned char *mem; size_t cap, used;    /* main block (64-byte aligned on both devices) */
@@ -1083,7 +1083,7 @@ struct uvae_ctx {
     int device;
     uvae__arena host, dev;                    /* dev is unused on the CPU: host serves both */
     uvae__node *tape; int n_nodes, cap_nodes;
-    uvae__gblock *gfree, *gspare;             /* the backward's recycled gradient buffers (and unused records) */
+    uvae__gblock *grads;                      /* the backward's gradient buffers, in use or free (uvae_backward) */
     float *scratch; size_t scratch_cap;       /* per-op temporary (im2col columns), on the device */
     int train, record;
     uvae_rng rng;
@@ -1180,7 +1180,7 @@ void uvae_ctx_reset(uvae_ctx *ctx, int train) {
     uvae__arena_reset(&ctx->host);
     uvae__arena_reset(&ctx->dev);
     ctx->n_nodes = 0;
-    ctx->gfree = ctx->gspare = NULL;          /* they lived in the arena */
+    ctx->grads = NULL;                        /* they lived in the arena */
     ctx->train = ctx->record = train != 0;
 }
 void uvae_ctx_set_record(uvae_ctx *ctx, int record) { ctx->record = record != 0; }
@@ -1289,34 +1289,29 @@ static uvae__node *uvae__record(uvae_ctx *ctx, uvae__backward_fn fn, uvae_tensor
    On the CPU the loss is checked for NaN/Inf first; on the GPU it is not read back (no host sync
    per step): check the value when you copy it out. */
 static int uvae__grad_need(uvae_ctx *ctx, uvae_tensor *t) {   /* a pending gradient: a zeroed buffer, the best fit of the free ones */
-    uvae__gblock **best = NULL, *b;
+    uvae__gblock *best = NULL;
     if (!t || t->grad != UVAE__GRAD_PENDING) return UVAE_OK;
-    for (uvae__gblock **q = &ctx->gfree; *q; q = &(*q)->next)
-        if ((*q)->n >= t->size && (!best || (*q)->n < (*best)->n)) best = q;
-    if (best) {
-        b = *best;
-        *best = b->next;
-        b->next = ctx->gspare;
-        ctx->gspare = b;
-        t->grad = b->p;
-    } else if (!(t->grad = uvae__arena_floats(ctx, t->size, 0))) {
-        t->grad = NULL;
-        return uvae__fail(UVAE_ERR_NOMEM, "uvae_backward: out of %s memory for a %s gradient (%s)", uvae__dev_name(ctx->device),
-                          uvae__shape_str(t), uvae_last_error());
+    for (uvae__gblock *b = ctx->grads; b; b = b->next)
+        if (!b->used && b->n >= t->size && (!best || b->n < best->n)) best = b;
+    if (!best) {                                                 /* none fits: a new one */
+        if (!(best = (uvae__gblock *)uvae__host_alloc(ctx, sizeof *best)) || !(best->p = uvae__arena_floats(ctx, t->size, 0))) {
+            t->grad = NULL;
+            return uvae__fail(UVAE_ERR_NOMEM, "uvae_backward: out of %s memory for a %s gradient (%s)", uvae__dev_name(ctx->device),
+                              uvae__shape_str(t), uvae_last_error());
+        }
+        best->n = t->size;
+        best->next = ctx->grads;
+        ctx->grads = best;
     }
+    best->used = 1;
+    t->grad = best->p;
     uvae__dzero(ctx->device, t->grad, t->size * sizeof(float));
     return UVAE_OK;
 }
-static int uvae__grad_done(uvae_ctx *ctx, uvae_tensor *t) {   /* its producer has run: the buffer goes back */
-    uvae__gblock *b = ctx->gspare;
-    if (b) ctx->gspare = b->next;
-    else if (!(b = (uvae__gblock *)uvae__host_alloc(ctx, sizeof *b))) return UVAE_ERR_NOMEM;
-    b->p = t->grad;
-    b->n = t->size;
-    b->next = ctx->gfree;
-    ctx->gfree = b;
+static void uvae__grad_done(uvae_ctx *ctx, uvae_tensor *t) {   /* its producer has run: the buffer is free again */
+    for (uvae__gblock *b = ctx->grads; b; b = b->next)
+        if (b->p == t->grad) b->used = 0;
     t->grad = NULL;
-    return UVAE_OK;
 }
 int uvae_backward(uvae_ctx *ctx, uvae_tensor *loss) {
     int st;
@@ -1336,7 +1331,7 @@ int uvae_backward(uvae_ctx *ctx, uvae_tensor *loss) {
         for (int k = 0; k < 3; k++)
             if ((st = uvae__grad_need(ctx, nd->in[k])) != UVAE_OK) return st;
         nd->backward(nd);
-        if ((st = uvae__grad_done(ctx, nd->out)) != UVAE_OK) return st;
+        uvae__grad_done(ctx, nd->out);
     }
     return uvae__gpu_status("uvae_backward");
 }
