@@ -2587,13 +2587,46 @@ uvae_tensor *uvae_avg_pool2d(uvae_ctx *ctx, uvae_tensor *x, int k, int s) {
    bilinear (align_corners=False): source coordinate src = max((o + 0.5)/s - 0.5, 0), blend of
    x[i0] and x[min(i0+1, n-1)] with weight l = src - i0, separably in h and w.
    == torch.nn.functional.interpolate(x, scale_factor=s, mode='nearest' | 'bilinear').
-   Backward scatters dout with the same weights (the adjoint). */
+   Backward scatters dout with the same weights (the adjoint). Bilinear x2 (the UNet's) has fixed
+   column weights 1/4, 3/4 and runs row by row as vector loops (uvae__cpu_upsample2_row). */
 static void uvae__bilinear_coord(int o, int s, int n, int *i0, int *i1, float *l) {
     float src = (1.0f / (float)s) * ((float)o + 0.5f) - 0.5f;
     if (src < 0) src = 0;
     *i0 = (int)src;
     *i1 = *i0 < n - 1 ? *i0 + 1 : *i0;
     *l = src - (float)*i0;
+}
+/* Bilinear x2, one output row: its source rows r0 (weight a) and r1 (weight b). The column
+   weights are fixed (output 2i blends columns i-1, i by 1/4, 3/4; output 2i+1 columns i, i+1 by
+   3/4, 1/4; the edges clamp), so this is one vector loop doing, term for term, the general
+   loop's arithmetic (the same bits). W >= 2. */
+static void uvae__cpu_upsample2_row(const float *r0, const float *r1, float a, float b, float *y, int W) {
+    y[0] = a * (1.0f * r0[0] + 0.0f * r0[1]) + b * (1.0f * r1[0] + 0.0f * r1[1]);
+    y[1] = a * (0.75f * r0[0] + 0.25f * r0[1]) + b * (0.75f * r1[0] + 0.25f * r1[1]);
+    UVAE__OMP(omp simd)
+    for (int i = 1; i < W - 1; i++) {
+        y[2 * i] = a * (0.25f * r0[i - 1] + 0.75f * r0[i]) + b * (0.25f * r1[i - 1] + 0.75f * r1[i]);
+        y[2 * i + 1] = a * (0.75f * r0[i] + 0.25f * r0[i + 1]) + b * (0.75f * r1[i] + 0.25f * r1[i + 1]);
+    }
+    y[2 * W - 2] = a * (0.25f * r0[W - 2] + 0.75f * r0[W - 1]) + b * (0.25f * r1[W - 2] + 0.75f * r1[W - 1]);
+    y[2 * W - 1] = a * (0.75f * r0[W - 1] + 0.25f * r0[W - 1]) + b * (0.75f * r1[W - 1] + 0.25f * r1[W - 1]);
+}
+/* Its adjoint: g = the row's column weights applied backwards to dy (2W values), then
+   d0 += a g and d1 += b g (d0 and d1 may be the same row: each index is read, then written, in
+   order, so the simd loop is safe). W >= 2. */
+static void uvae__cpu_upsample2_row_bwd(const float *dy, float a, float b, float *d0, float *d1, int W) {
+    float g = dy[0] + 0.75f * dy[1] + 0.25f * dy[2];
+    d0[0] += a * g;
+    d1[0] += b * g;
+    UVAE__OMP(omp simd)
+    for (int i = 1; i < W - 1; i++) {
+        float t = 0.25f * dy[2 * i - 1] + 0.75f * dy[2 * i] + 0.75f * dy[2 * i + 1] + 0.25f * dy[2 * i + 2];
+        d0[i] += a * t;
+        d1[i] += b * t;
+    }
+    g = 0.25f * dy[2 * W - 3] + 0.75f * dy[2 * W - 2] + dy[2 * W - 1];
+    d0[W - 1] += a * g;
+    d1[W - 1] += b * g;
 }
 /* forward (dir 0: y from x) or backward (dir 1: dx += from dy) over all planes */
 static void uvae__cpu_upsample_run(const float *x, float *y, float *dx, const float *dy, int NC, int H, int W, int s, int mode, int dir) {
@@ -2603,20 +2636,28 @@ static void uvae__cpu_upsample_run(const float *x, float *y, float *dx, const fl
         for (int oh = 0; oh < Ho; oh++) {
             int h0, h1, w0, w1;
             float lh, lw;
+            size_t b0 = (size_t)nc * H * W;
             if (mode == UVAE_NEAREST) { h0 = h1 = oh / s; lh = 0; }
             else uvae__bilinear_coord(oh, s, H, &h0, &h1, &lh);
+            if (mode == UVAE_BILINEAR && s == 2 && W >= 2) {
+                if (!dir) uvae__cpu_upsample2_row(x + b0 + (size_t)h0 * W, x + b0 + (size_t)h1 * W, 1 - lh, lh,
+                                                  y + ((size_t)nc * Ho + oh) * Wo, W);
+                else uvae__cpu_upsample2_row_bwd(dy + ((size_t)nc * Ho + oh) * Wo, 1 - lh, lh, dx + b0 + (size_t)h0 * W,
+                                                 dx + b0 + (size_t)h1 * W, W);
+                continue;
+            }
             for (int ow = 0; ow < Wo; ow++) {
-                size_t o = ((size_t)nc * Ho + oh) * Wo + ow, b = (size_t)nc * H * W;
+                size_t o = ((size_t)nc * Ho + oh) * Wo + ow;
                 if (mode == UVAE_NEAREST) { w0 = w1 = ow / s; lw = 0; }
                 else uvae__bilinear_coord(ow, s, W, &w0, &w1, &lw);
                 if (!dir) {
-                    y[o] = (1 - lh) * ((1 - lw) * x[b + h0 * W + w0] + lw * x[b + h0 * W + w1]) +
-                           lh * ((1 - lw) * x[b + h1 * W + w0] + lw * x[b + h1 * W + w1]);
+                    y[o] = (1 - lh) * ((1 - lw) * x[b0 + h0 * W + w0] + lw * x[b0 + h0 * W + w1]) +
+                           lh * ((1 - lw) * x[b0 + h1 * W + w0] + lw * x[b0 + h1 * W + w1]);
                 } else {
-                    dx[b + h0 * W + w0] += (1 - lh) * (1 - lw) * dy[o];
-                    dx[b + h0 * W + w1] += (1 - lh) * lw * dy[o];
-                    dx[b + h1 * W + w0] += lh * (1 - lw) * dy[o];
-                    dx[b + h1 * W + w1] += lh * lw * dy[o];
+                    dx[b0 + h0 * W + w0] += (1 - lh) * (1 - lw) * dy[o];
+                    dx[b0 + h0 * W + w1] += (1 - lh) * lw * dy[o];
+                    dx[b0 + h1 * W + w0] += lh * (1 - lw) * dy[o];
+                    dx[b0 + h1 * W + w1] += lh * lw * dy[o];
                 }
             }
         }

@@ -77,6 +77,8 @@ static const gcase cases[] = {
     {"avg_pool2d k3 s2", b_avgpool, 1, {{T4(2, 2, 7, 7), 1, V_UNIFORM, 0}}, 1},
     {"upsample nearest x2", b_up_near, 1, {{T4(2, 2, 3, 4), 1, V_UNIFORM, 0}}, 1},
     {"upsample bilinear x2", b_up_bil2, 1, {{T4(2, 2, 3, 4), 1, V_UNIFORM, 0}}, 1},
+    {"upsample bilinear x2 2 wide", b_up_bil2, 1, {{T4(1, 2, 2, 2), 1, V_UNIFORM, 0}}, 1},
+    {"upsample bilinear x2 1 wide", b_up_bil2, 1, {{T4(1, 2, 3, 1), 1, V_UNIFORM, 0}}, 1},
     {"upsample bilinear x3", b_up_bil3, 1, {{T4(1, 2, 3, 3), 1, V_UNIFORM, 0}}, 1},
     {"batch_norm2d train", b_bn, 5, {{T4(3, 2, 3, 3), 1, V_UNIFORM, 0}, {T1(2), 1, V_UNIFORM, 0}, {T1(2), 1, V_UNIFORM, 0}, {T1(2), 0, V_UNIFORM, 0}, {T1(2), 0, V_POS, 0}}, 1},
     {"batch_norm2d eval", b_bn, 5, {{T4(3, 2, 3, 3), 1, V_UNIFORM, 0}, {T1(2), 1, V_UNIFORM, 0}, {T1(2), 1, V_UNIFORM, 0}, {T1(2), 0, V_UNIFORM, 0}, {T1(2), 0, V_POS, 0}}, 0},
