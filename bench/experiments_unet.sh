@@ -43,10 +43,13 @@ for v in "${variants[@]}"; do
         t=$(grep '^summary:' "$OUT/$name.torch.log" | tail -1)
         twin=$(echo "$t" | awk -F'|' '{ split($6, a, " "); split($5, s, " "); printf "| %s / %s | %s |", a[4], a[6], s[1] }')
     fi
-    # summary: unet D/U loss L width W depth D size S | P params | E epochs | T s (train X s) | R img/s | val pet IoU a mIoU b pixel acc c | dir
-    rows+=("$(echo "$c" | awk -F'|' -v name="$name" -v twin="$twin" '{
-        split($2, p, " "); split($3, e, " "); split($4, t, " "); split($5, r, " "); split($6, m, " ");
-        printf "| %s | %s | %s | %s s | %s | %s | %s | %s %s\n", name, p[1], e[1], t[1], r[1], m[4], m[6], m[9], twin }')")
+    # summary: unet D/U loss L width W depth D size S | P params | E epochs | T s (train X s) | R img/s |
+    #          val [(flip TTA)] pet IoU a mIoU b pixel acc c | dir
+    rows+=("$(echo "$c" | awk -F'|' -v name="$name" -v twin="$twin" '
+        function after(key,   i) { for (i = 1; i < nm; i++) if (m[i] == key) return m[i + 1]; return "?" }
+        {
+        split($2, p, " "); split($3, e, " "); split($4, t, " "); split($5, r, " "); nm = split($6, m, " ");
+        printf "| %s | %s | %s | %s s | %s | %s | %s | %s %s\n", name, p[1], e[1], t[1], r[1], after("IoU"), after("mIoU"), after("acc"), twin }')")
 done
 {
     echo "# UNet on Oxford-IIIT Pet: the four seed variants"

@@ -117,6 +117,8 @@ def main():
     ap.add_argument("--min-scale", type=float, default=1.0)
     ap.add_argument("--jitter", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--tta", type=int, choices=[0, 1], default=0,
+                    help="validation also on the mirrored images, logits averaged (as unet_pets --tta)")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -169,6 +171,8 @@ def main():
             for s in range(0, len(names["val"]), a.batch):
                 x = (xva[s:s + a.batch] - mean[None, :, None, None]) / std[None, :, None, None]
                 z = model(x)
+                if a.tta:
+                    z = 0.5 * (z + torch.flip(model(torch.flip(x, [3])), [3]))
                 pred = torch.where(z[:, 0] > 0, 0, 1) if binary else z.argmax(1)
                 truth = yva[s:s + a.batch].long()
                 conf += np.bincount((truth * 3 + pred).flatten().numpy(), minlength=9).reshape(3, 3)

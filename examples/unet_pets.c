@@ -54,6 +54,7 @@ typedef struct opts {
     double val_frac, lr, min_scale, jitter;
     int size, epochs, batch, width, depth, limit, n, synthetic;
     int save_every, check_every, stop_after, poison_step;   /* checkpoints, the NaN guard, and two for tests */
+    int tta;                      /* evaluation also on the mirrored images, logits averaged */
     int down, up, loss;           /* UVAE_DOWN_*, UVAE_UP_*, LOSS_* */
     unsigned long long seed;
 } opts;
@@ -105,10 +106,12 @@ static void usage(FILE *f) {
         "  --log-steps FILE  append 'step,loss' for every step (9 significant digits: exact)\n"
         "  --stop-after N    (tests) stop after N steps of this run, as if killed [0: off]\n"
         "  --poison-step N   (tests, CPU) make the gradients NaN at step N    [0: off]\n"
+        "  --tta 0|1         validation also on the mirrored images: each pixel's logits\n"
+        "                    are the mean of the two passes (test-time flip)   [0]\n"
         "eval/predict flags: --ckpt F (required), --data DIR [data/oxford-pets], --list FILE\n"
         "  [DIR/annotations/trainval.txt], --batch B [16], --device [" DEFAULT_DEVICE "], predict: --out DIR\n"
-        "  [runs/unet], --n N images spread over the list (1..64) [8]. The model is rebuilt from the\n"
-        "  checkpoint's metadata.\n"
+        "  [runs/unet], --n N images spread over the list (1..64) [8], --tta 0|1 [0] as for train.\n"
+        "  The model is rebuilt from the checkpoint's metadata.\n"
         "Metrics come from one confusion matrix pooled over the split: pet IoU (pet+border vs\n"
         "background, the headline), mIoU over the 3 classes, pixel accuracy, Dice of pet+border.\n"
         "train writes OUT/metrics.csv, OUT/curves.png, OUT/checkpoint.safetensors (every epoch)\n"
@@ -146,9 +149,9 @@ static void parse_args(int argc, char **argv, int cmd, opts *o) {
     static const char *const train_flags[] = {"--data", "--train-list", "--val-frac", "--val-list", "--size", "--epochs",
         "--batch", "--lr", "--down", "--up", "--loss", "--width", "--depth", "--seed", "--device", "--out", "--limit",
         "--min-scale", "--jitter", "--synthetic", "--save-every", "--resume", "--check-every", "--log-steps", "--stop-after",
-        "--poison-step", NULL};
-    static const char *const eval_flags[] = {"--ckpt", "--data", "--list", "--batch", "--device", NULL};
-    static const char *const pred_flags[] = {"--ckpt", "--data", "--list", "--batch", "--device", "--out", "--n", NULL};
+        "--poison-step", "--tta", NULL};
+    static const char *const eval_flags[] = {"--ckpt", "--data", "--list", "--batch", "--device", "--tta", NULL};
+    static const char *const pred_flags[] = {"--ckpt", "--data", "--list", "--batch", "--device", "--out", "--n", "--tta", NULL};
     const char *const *allowed = cmd == 0 ? train_flags : cmd == 1 ? eval_flags : pred_flags;
     int val_frac_given = 0;
     memset(o, 0, sizeof *o);
@@ -192,6 +195,7 @@ static void parse_args(int argc, char **argv, int cmd, opts *o) {
         else if (!strcmp(f, "--log-steps")) o->log_steps = v;
         else if (!strcmp(f, "--stop-after")) o->stop_after = (int)parse_long(f, v, 0, 1000000000L);
         else if (!strcmp(f, "--poison-step")) o->poison_step = (int)parse_long(f, v, 0, 1000000000L);
+        else if (!strcmp(f, "--tta")) o->tta = (int)parse_long(f, v, 0, 1);
     }
     if (cmd == 0) {
         if (o->val_list && val_frac_given) die("give --val-frac or --val-list, not both");
@@ -253,9 +257,9 @@ static int pick_device(const char *name) {
 typedef struct model {
     uvae_unet net;
     uvae_ctx *ctx;
-    int dev, size, batch, binary;
+    int dev, size, batch, binary, tta;   /* tta: evaluate() averages with the mirrored pass */
     uvae_tensor *xc, *yc, *xd, *yd;   /* CPU batch tensors, and their device copies (same on the CPU) */
-    float *logits;                    /* host copy of one batch of logits */
+    float *logits, *logits2;          /* host copies of one batch of logits (logits2: the mirrored pass) */
     float mean[3], std[3];
 } model;
 
@@ -274,6 +278,7 @@ static void model_init(model *m, int dev, int size, int batch, int width, int de
     else if (!(m->xd = uvae_tensor_new_on(dev, m->xc->ndim, m->xc->shape, 0)) || !(m->yd = uvae_tensor_new_on(dev, m->yc->ndim, m->yc->shape, 0)))
         die_lib("GPU batch tensor");
     m->logits = (float *)xmalloc((size_t)batch * (size_t)C * (size_t)size * (size_t)size * sizeof(float));
+    m->logits2 = (float *)xmalloc((size_t)batch * (size_t)C * (size_t)size * (size_t)size * sizeof(float));
 }
 static void model_to_device(model *m) {
     if (m->dev != UVAE_CPU && uvae_params_to(&m->net.params, m->dev) != UVAE_OK) die_lib("moving the parameters");
@@ -286,6 +291,7 @@ static void model_free(model *m) {
     uvae_ctx_free(m->ctx);
     uvae_unet_free(&m->net);
     free(m->logits);
+    free(m->logits2);
 }
 /* Fill the batch from B indices into p (views may be NULL: the images as they are). */
 static void model_batch(model *m, const uvae_pets *p, const int *idx, const uvae_pets_view *views) {
@@ -319,9 +325,38 @@ static void logits_to_labels(const model *m, const float *z, int count, unsigned
         }
 }
 
+/* Mirror each of the `planes` S x S planes of a left to right, in place. */
+static void mirror_rows(float *a, size_t planes, int S) {
+    for (size_t r = 0; r < planes * (size_t)S; r++)
+        for (int i = 0, j = S - 1; i < j; i++, j--) {
+            float t = a[r * (size_t)S + (size_t)i];
+            a[r * (size_t)S + (size_t)i] = a[r * (size_t)S + (size_t)j];
+            a[r * (size_t)S + (size_t)j] = t;
+        }
+}
+
+/* The current batch's logits (in m->xd) into m->logits; with m->tta also the mirrored batch's,
+   mirrored back, and the two averaged. Leaves m->xc mirrored when m->tta. */
+static void forward_logits(model *m) {
+    size_t C = m->binary ? 1 : 3, total = (size_t)m->batch * C * (size_t)m->size * (size_t)m->size;
+    uvae_tensor *z;
+    uvae_ctx_reset(m->ctx, 0);
+    z = uvae_unet_forward(m->ctx, &m->net, m->xd);
+    if (!z || uvae_tensor_copy_out(z, m->logits) != UVAE_OK) die_lib("evaluation forward pass");
+    if (!m->tta) return;
+    mirror_rows(m->xc->data, (size_t)m->batch * 3, m->size);
+    if (m->dev != UVAE_CPU && uvae_tensor_copy_in(m->xd, m->xc->data) != UVAE_OK) die_lib("copying a batch to the GPU");
+    uvae_ctx_reset(m->ctx, 0);
+    z = uvae_unet_forward(m->ctx, &m->net, m->xd);
+    if (!z || uvae_tensor_copy_out(z, m->logits2) != UVAE_OK) die_lib("evaluation forward pass (mirrored)");
+    mirror_rows(m->logits2, (size_t)m->batch * C, m->size);
+    for (size_t i = 0; i < total; i++) m->logits[i] = 0.5f * (m->logits[i] + m->logits2[i]);
+}
+
 /* Evaluation mode over idx[0..n) of p: pooled confusion matrix; preds (n*S*S, may be NULL) receives
    the predicted maps. The last partial batch is padded by repeating an index (eval-mode batch norm
-   treats samples independently) and only its real samples are counted. */
+   treats samples independently) and only its real samples are counted. With m->tta each map comes
+   from the mean of the logits of the image and of its mirror image (mirrored back). */
 static void evaluate(model *m, const uvae_pets *p, const int *idx, int n, uvae_confusion *conf, unsigned char *preds) {
     size_t HW = (size_t)m->size * (size_t)m->size;
     int *bi = (int *)xmalloc((size_t)m->batch * sizeof(int));
@@ -329,12 +364,9 @@ static void evaluate(model *m, const uvae_pets *p, const int *idx, int n, uvae_c
     memset(conf, 0, sizeof *conf);
     for (int s = 0; s < n; s += m->batch) {
         int count = n - s < m->batch ? n - s : m->batch;
-        uvae_tensor *z;
         for (int b = 0; b < m->batch; b++) bi[b] = idx[s + (b < count ? b : count - 1)];
         model_batch(m, p, bi, NULL);
-        uvae_ctx_reset(m->ctx, 0);
-        z = uvae_unet_forward(m->ctx, &m->net, m->xd);
-        if (!z || uvae_tensor_copy_out(z, m->logits) != UVAE_OK) die_lib("evaluation forward pass");
+        forward_logits(m);
         logits_to_labels(m, m->logits, count, lab);
         for (int b = 0; b < count; b++) {
             uvae_confusion_add(conf, p->masks + (size_t)bi[b] * HW, lab + (size_t)b * HW, HW);
@@ -664,6 +696,7 @@ static int cmd_train(const opts *o0) {
 
     memset(&m, 0, sizeof m);
     model_init(&m, dev, o.size, o.batch, o.width, o.depth, o.down, o.up, o.loss == LOSS_BCE, o.seed);
+    m.tta = o.tta;
     stats_of(&tr, tidx, ntr, m.mean, m.std);
     model_to_device(&m);
     if (uvae_optim_init(&opt, &m.net.params, UVAE_ADAM, (float)o.lr) != UVAE_OK) die_lib("making the optimizer");
@@ -694,9 +727,9 @@ static int cmd_train(const opts *o0) {
     if (o.log_steps && !(steplog = fopen(o.log_steps, "a"))) die("--log-steps: cannot append to '%s': %s", o.log_steps, strerror(errno));
     views = (uvae_pets_view *)xmalloc((size_t)o.batch * sizeof *views);
     printf("unet_pets: %d train / %d val images at %dx%d, UNet width %d depth %d (%s/%s), loss %s, %zu params, "
-           "%d steps of batch %d, augmentation: flips, scale-crop %g..1, colour jitter %g, device %s\n", ntr, nva, o.size, o.size,
+           "%d steps of batch %d, augmentation: flips, scale-crop %g..1, colour jitter %g, device %s%s\n", ntr, nva, o.size, o.size,
            o.width, o.depth, down_names[o.down], up_names[o.up], loss_names[o.loss], uvae_params_count(&m.net.params), total_steps,
-           o.batch, o.min_scale, o.jitter, o.device);
+           o.batch, o.min_scale, o.jitter, o.device, o.tta ? ", validation with flip TTA" : "");
     fflush(stdout);
 
     for (int e = (int)(done / steps); e < o.epochs; e++) {
@@ -803,10 +836,10 @@ static int cmd_train(const opts *o0) {
         free(preds);
     }
     printf("summary: unet %s/%s loss %s width %d depth %d size %d | %zu params | %d epochs | %.1f s (train %.1f s) | "
-           "%.1f img/s | val pet IoU %.4f mIoU %.4f pixel acc %.4f | %s\n",
+           "%.1f img/s | val%s pet IoU %.4f mIoU %.4f pixel acc %.4f | %s\n",
            down_names[o.down], up_names[o.up], loss_names[o.loss], o.width, o.depth, o.size,
            uvae_params_count(&m.net.params), o.epochs, now_s() - t_start, t_train,
-           (double)images_seen / (t_train > 1e-9 ? t_train : 1e-9), last.pet_iou, last.miou, last.pixel_acc, o.out);
+           (double)images_seen / (t_train > 1e-9 ? t_train : 1e-9), o.tta ? " (flip TTA)" : "", last.pet_iou, last.miou, last.pixel_acc, o.out);
 
     uvae_optim_free(&opt);
     model_free(&m);
@@ -833,6 +866,7 @@ static int cmd_eval_predict(const opts *o, int predict) {
     list = o->list ? (char *)o->list : path_join(o->data, "annotations/trainval.txt");
     need_file(list, "--list");
     model_from_checkpoint(&m, o, dev, &epoch);
+    m.tta = o->tta;
     load_set(o->data, list, m.size, &set);
     n = predict ? (o->n < set.n ? o->n : set.n) : set.n;
     idx = (int *)xmalloc((size_t)n * sizeof(int));
@@ -852,8 +886,8 @@ static int cmd_eval_predict(const opts *o, int predict) {
     } else {
         evaluate(&m, &set, idx, n, &conf, NULL);
         sm = uvae_confusion_metrics(&conf);
-        printf("eval: %s (%d images): pet IoU %.4f  mIoU %.4f  pixel acc %.4f  Dice %.4f  (IoU pet %.4f background %.4f "
-               "border %.4f)\n", list, n, sm.pet_iou, sm.miou, sm.pixel_acc, sm.dice, sm.iou[0], sm.iou[1], sm.iou[2]);
+        printf("eval%s: %s (%d images): pet IoU %.4f  mIoU %.4f  pixel acc %.4f  Dice %.4f  (IoU pet %.4f background %.4f "
+               "border %.4f)\n", m.tta ? " (flip TTA)" : "", list, n, sm.pet_iou, sm.miou, sm.pixel_acc, sm.dice, sm.iou[0], sm.iou[1], sm.iou[2]);
     }
     free(idx);
     if (list != o->list) free(list);

@@ -3,6 +3,8 @@
 #   - a run stopped mid-epoch and resumed from its checkpoint gives bit-identical per-step losses
 #     (the UNet on its generated set; the CVAE on Fashion-MNIST when Debian's package is there);
 #   - the NaN guard stops a run with one clear line, and the last checkpoint stays as it was;
+#   - eval gives back the training's last validation numbers (with and without --tta) when the
+#     real Oxford-IIIT Pet is there (SKIP otherwise);
 #   - bad command lines give one line on stderr and exit status 1, never a crash.
 # Usage: tests/test_examples.sh [BUILD_DIR]   (needs BUILD_DIR/unet_pets and BUILD_DIR/cvae)
 set -u
@@ -58,6 +60,27 @@ if [ -x "$U" ]; then
     if [ $rc -eq 1 ] && grep -q "give the same flags" "$T/mis.err"; then ok; else bad "resume with other flags: exit $rc, $(cat "$T/mis.err")"; fi
 else
     bad "$U is missing (make $U)"
+fi
+
+# ---- eval on the real pets: the training's last validation numbers come back, with and without
+#      the test-time flip, which changes them but not the training ----
+PETS=
+for d in data/oxford-pets ../shared/data/oxford-pets; do [ -f "$d/annotations/trainval.txt" ] && PETS=$d && break; done
+if [ -z "$PETS" ]; then
+    echo "SKIP unet_pets eval test: neither data/oxford-pets nor ../shared/data/oxford-pets is there"
+elif [ -x "$U" ]; then
+    PA=(train --data "$PETS" --limit 40 --val-frac 0.3 --size 32 --width 4 --depth 2 --epochs 2 --batch 8)
+    vals() { grep -o 'pet IoU [0-9.]*  mIoU [0-9.]*  pixel acc [0-9.]*' "$1" | tail -n 1; }
+    losses() { grep -o 'train loss [0-9.]*' "$1"; }
+    "$U" "${PA[@]}" --out "$T/p0" >"$T/p0.out" 2>/dev/null && "$U" "${PA[@]}" --tta 1 --out "$T/p1" >"$T/p1.out" 2>/dev/null \
+        && "$U" eval --ckpt "$T/p0/checkpoint.safetensors" --data "$PETS" --list "$T/p0/split_val.txt" >"$T/e0.out" \
+        && "$U" eval --ckpt "$T/p1/checkpoint.safetensors" --data "$PETS" --list "$T/p0/split_val.txt" --tta 1 >"$T/e1.out"; rc=$?
+    if [ $rc -eq 0 ] && [ -n "$(vals "$T/p0.out")" ] && [ "$(vals "$T/p0.out")" = "$(vals "$T/e0.out")" ] &&
+       [ "$(vals "$T/p1.out")" = "$(vals "$T/e1.out")" ] && grep -q '^eval (flip TTA)' "$T/e1.out"; then
+        ok; echo "  eval gives back the training's last validation numbers: $(vals "$T/e0.out"); flip TTA: $(vals "$T/e1.out")"
+    else bad "eval vs training's validation (exit $rc): '$(vals "$T/p0.out")' / '$(vals "$T/e0.out")', TTA '$(vals "$T/p1.out")' / '$(vals "$T/e1.out")'"; fi
+    if [ "$(losses "$T/p0.out")" = "$(losses "$T/p1.out")" ] && [ "$(vals "$T/e0.out")" != "$(vals "$T/e1.out")" ]; then ok
+    else bad "--tta must leave the training as it is and change the validation numbers"; fi
 fi
 
 # ---- CVAE on Fashion-MNIST (Debian's dataset-fashion-mnist) ----

@@ -200,5 +200,20 @@ else
     bad "make install PREFIX=$P" "$T/log"
 fi
 
+# ---- bench/experiments_unet.sh REPORT=1: results.md from the runs' summary lines, with and without
+#      the test-time flip's "(flip TTA)" in them ----
+mkdir -p "$T/exp"
+sum='summary: unet %s loss %s width 32 depth 4 size 128 | %s params | 100 epochs | %s s (train 1.0 s) | %s img/s | val%s pet IoU %s mIoU %s pixel acc %s | x\n'
+printf "$sum" maxpool/transpose ce 111 10.5 1.5 "" 0.8011 0.7022 0.8833 > "$T/exp/maxpool-transpose-ce.log"
+printf "$sum" maxpool/transpose dice 222 20.5 2.5 " (flip TTA)" 0.8111 0.7122 0.8933 > "$T/exp/maxpool-transpose-dice.log"
+printf "$sum" strided/transpose ce 333 30.5 3.5 "" 0.8211 0.7222 0.9033 > "$T/exp/strided-transpose-ce.log"
+printf "$sum" strided/upsample dice 444 40.5 4.5 " (flip TTA)" 0.8311 0.7322 0.9133 > "$T/exp/strided-upsample-dice.log"
+if REPORT=1 OUT="$T/exp" bash "$ROOT/bench/experiments_unet.sh" >"$T/log" 2>&1 &&
+   grep -qxF '| maxpool-transpose-ce | 111 | 100 | 10.5 s | 1.5 | 0.8011 | 0.7022 | 0.8833 | | |' "$T/exp/results.md" &&
+   grep -qxF '| maxpool-transpose-dice | 222 | 100 | 20.5 s | 2.5 | 0.8111 | 0.7122 | 0.8933 | | |' "$T/exp/results.md" &&
+   grep -qxF '| strided-upsample-dice | 444 | 100 | 40.5 s | 4.5 | 0.8311 | 0.7322 | 0.9133 | | |' "$T/exp/results.md"; then
+    ok "experiments_unet.sh REPORT=1: results.md rows from the summary lines (with and without flip TTA)"
+else cp "$T/exp/results.md" "$T/log" 2>/dev/null; bad "experiments_unet.sh REPORT=1 table" "$T/log"; fi
+
 echo "test_scripts: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
