@@ -1310,7 +1310,7 @@ static int uvae__grad_need(uvae_ctx *ctx, uvae_tensor *t) {   /* a pending gradi
 }
 static void uvae__grad_done(uvae_ctx *ctx, uvae_tensor *t) {   /* its producer has run: the buffer is free again */
     for (uvae__gblock *b = ctx->grads; b; b = b->next)
-        if (b->p == t->grad) b->used = 0;
+        if (b->p == t->grad) { b->used = 0; break; }   /* each buffer is lent to one tensor at a time */
     t->grad = NULL;
 }
 int uvae_backward(uvae_ctx *ctx, uvae_tensor *loss) {

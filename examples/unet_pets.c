@@ -278,7 +278,6 @@ static void model_init(model *m, int dev, int size, int batch, int width, int de
     else if (!(m->xd = uvae_tensor_new_on(dev, m->xc->ndim, m->xc->shape, 0)) || !(m->yd = uvae_tensor_new_on(dev, m->yc->ndim, m->yc->shape, 0)))
         die_lib("GPU batch tensor");
     m->logits = (float *)xmalloc((size_t)batch * (size_t)C * (size_t)size * (size_t)size * sizeof(float));
-    m->logits2 = (float *)xmalloc((size_t)batch * (size_t)C * (size_t)size * (size_t)size * sizeof(float));
 }
 static void model_to_device(model *m) {
     if (m->dev != UVAE_CPU && uvae_params_to(&m->net.params, m->dev) != UVAE_OK) die_lib("moving the parameters");
@@ -344,6 +343,7 @@ static void forward_logits(model *m) {
     z = uvae_unet_forward(m->ctx, &m->net, m->xd);
     if (!z || uvae_tensor_copy_out(z, m->logits) != UVAE_OK) die_lib("evaluation forward pass");
     if (!m->tta) return;
+    if (!m->logits2) m->logits2 = (float *)xmalloc(total * sizeof(float));   /* the first mirrored pass */
     mirror_rows(m->xc->data, (size_t)m->batch * 3, m->size);
     if (m->dev != UVAE_CPU && uvae_tensor_copy_in(m->xd, m->xc->data) != UVAE_OK) die_lib("copying a batch to the GPU");
     uvae_ctx_reset(m->ctx, 0);
