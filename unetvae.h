@@ -47,8 +47,9 @@
      UVAE_MALLOC / UVAE_REALLOC / UVAE_FREE   all three or none (default: stdlib)
      UVAE_ASSERT                              programmer errors only (default: assert)
      UVAE_NO_SIMD                             the CPU GEMM without AVX-512/AVX2 micro-kernels
-     UVAE_NO_WINOGRAD                         3x3 convolutions on the CPU without Winograd F(2x2,3x3)
+     UVAE_NO_WINOGRAD                         3x3 convolutions on the CPU without Winograd
                                               (direct products only: rounding as im2col + GEMM)
+     UVAE_WINOGRAD_F2                         Winograd F(2x2,3x3) only, not F(4x4,3x3) (less rounding)
      UVAE_MAX_*                               the readers' limits against hostile files ([data],
                                               [data/pets], [ckpt]); fuzz/ holds libFuzzer harnesses
    LIMITATIONS
@@ -449,8 +450,9 @@ int uvae__cpu_kernel(int choice);
 /* The CPU's stride-1 convolution without im2col: 1 on (the default), 0 off, -1 query; returns the
    previous setting. For tests (the two paths must agree bit for bit). */
 int uvae__cpu_conv_implicit(int on);
-/* The CPU's Winograd F(2x2, 3x3) for 3x3 stride-1 padding-1 convolutions: 1 on (the default), 0 off,
-   -1 query; returns the previous setting. For tests (it must agree with the direct paths). */
+/* The CPU's Winograd for 3x3 stride-1 padding-1 convolutions: 1 on (the default: F(4x4, 3x3) or
+   F(2x2, 3x3), whichever the shape suits), 2 only F(2x2, 3x3), 4 only F(4x4, 3x3), 0 off, -1 query;
+   returns the previous setting. For tests and benchmarks (each must agree with the direct paths). */
 int uvae__cpu_conv_winograd(int on);
 #ifdef UNETVAE_CUDA
 /* runtime: the first failure is kept (sticky) until read by uvae__cu_take_error */
@@ -1793,8 +1795,9 @@ static void uvae__cpu_bias_grad(const float *dout, float *db, int N, int C, size
      conv_bwd_w: dw    += sum_n dy[n] @ col(x[n])^T
    conv_transpose2d is conv2d's adjoint, so it runs on the same three with x and y swapped (see
    [ops/conv_transpose2d]). On the CPU each product takes the first of these paths that fits:
-     Winograd F(2x2, 3x3)  3x3, stride 1, padding 1, >= 32 channels, >= 256 output tiles:
-                           2.25x fewer multiplications (conv_fwd_winograd, conv_bwd_w_winograd)
+     Winograd              3x3, stride 1, padding 1, >= 32 channels, >= 256 output tiles:
+                           F(4x4, 3x3) 4x, F(2x2, 3x3) 2.25x fewer multiplications
+                           (conv_fwd_winograd, conv_bwd_w_winograd)
      implicit GEMM         stride 1, output rows >= NR wide: the micro-kernel reads im2col's rows
                            where they lie in the zero-padded input (conv_fwd_implicit,
                            conv_bwd_w_implicit); conv_bwd_x runs as a convolution with the flipped
@@ -1852,41 +1855,53 @@ static size_t uvae__bwd_w_implicit_scratch(const uvae__conv_shape *g) {
     return CKp * Np + CKp * (sizeof(ptrdiff_t) / sizeof(float)) + (size_t)g->Ci * (g->H + 2 * g->p) * Wp + g->k + UVAE__NR +
            Np * g->Ho * Wp + 16;
 }
-/* 3x3, stride 1, padding 1 convolutions with enough channels and tiles run as Winograd F(2x2, 3x3)
-   on the CPU: forward and data gradient (conv_fwd_winograd), weight gradient (conv_bwd_w_winograd),
-   unless uvae__cpu_conv_winograd(0). */
-#ifdef UVAE_NO_WINOGRAD
+/* 3x3, stride 1, padding 1 convolutions with enough channels and tiles run as Winograd on the CPU:
+   forward and data gradient (conv_fwd_winograd), weight gradient (conv_bwd_w_winograd), each
+   m x m block of outputs (a "tile") from an (m+2) x (m+2) patch of the input through P = (m+2)^2
+   products: F(4x4, 3x3) (m = 4, P = 36) or F(2x2, 3x3) (m = 2, P = 16); unless
+   uvae__cpu_conv_winograd(0). */
+#if defined(UVAE_NO_WINOGRAD)
 static int uvae__winograd_on = 0;
+#elif defined(UVAE_WINOGRAD_F2)
+static int uvae__winograd_on = 2;
 #else
 static int uvae__winograd_on = 1;
 #endif
 int uvae__cpu_conv_winograd(int on) {
     int was = uvae__winograd_on;
-    if (on >= 0) uvae__winograd_on = on != 0;
+    if (on >= 0) uvae__winograd_on = on == 2 || on == 4 ? on : on != 0;
     return was;
 }
 /* It pays from 32 channels on (below, the transforms cost about as much as the products save) and
-   when the weights' transform, 16 x Co x Ci floats, is shared by enough tiles (bench/NOTES.md). */
+   when the weights' transform, P x Co x Ci floats, is shared by enough tiles (bench/NOTES.md). */
 #define UVAE__WG_TILES 256
-static int uvae__conv_winograd(const uvae__conv_shape *g) {
-    double tiles = (double)g->N * ((g->Ho + 1) / 2) * ((g->Wo + 1) / 2);
-    return uvae__winograd_on && g->k == 3 && g->s == 1 && g->p == 1 && g->Ci >= 32 && g->Co >= 32 && tiles >= UVAE__WG_TILES &&
-           (double)g->Ci * g->Co <= 1e7;   /* and a transformed weight of at most 640 MB */
+static double uvae__wg_tiles(const uvae__conv_shape *g, int m) {
+    return (double)g->N * ((g->Ho + m - 1) / m) * ((g->Wo + m - 1) / m);
 }
-/* Winograd's tile rows per chunk: its transformed input and output, 16 x (Ci + Mp) x Tc floats,
+/* the tile size m this convolution runs with (4 or 2), 0: not Winograd */
+static int uvae__conv_winograd(const uvae__conv_shape *g) {
+    int on = uvae__winograd_on;
+    if (!on || g->k != 3 || g->s != 1 || g->p != 1 || g->Ci < 32 || g->Co < 32 || (double)g->Ci * g->Co > 1e7)
+        return 0;                       /* (the last: a transformed weight of at most 1.4 GB) */
+    if (on != 2 && uvae__wg_tiles(g, 4) >= UVAE__WG_TILES) return 4;
+    return on != 4 && uvae__wg_tiles(g, 2) >= UVAE__WG_TILES ? 2 : 0;
+}
+/* Winograd's tile rows per chunk: its transformed input and output, P x (Ci + Mp) x Tc floats,
    about UVAE__WG_BYTES, and at least UVAE__WG_TILES tiles (each chunk reads all of the transformed
    weights) */
 #define UVAE__WG_BYTES (2u << 20)
 static int uvae__wg_rows(const uvae__conv_shape *g) {
-    size_t tw = ((size_t)g->Wo + 1) / 2, Mp = ((size_t)g->Co + UVAE__MR - 1) / UVAE__MR * UVAE__MR;
-    size_t per_row = 16 * ((size_t)g->Ci + Mp) * tw * sizeof(float), rows = UVAE__WG_BYTES / per_row;
-    size_t all = (size_t)g->N * ((g->Ho + 1) / 2), least = (UVAE__WG_TILES + tw - 1) / tw;
+    int m = uvae__conv_winograd(g);
+    size_t tw = ((size_t)g->Wo + m - 1) / m, Mp = ((size_t)g->Co + UVAE__MR - 1) / UVAE__MR * UVAE__MR;
+    size_t per_row = (size_t)(m + 2) * (m + 2) * ((size_t)g->Ci + Mp) * tw * sizeof(float), rows = UVAE__WG_BYTES / per_row;
+    size_t all = (size_t)g->N * ((g->Ho + m - 1) / m), least = (UVAE__WG_TILES + tw - 1) / tw;
     if (rows < least) rows = least;
     return rows > all ? (int)all : (int)rows;
 }
 /* tiles per chunk, rounded up to whole NR-wide panels: the row length of V, M and Z */
 static int uvae__wg_tcp(const uvae__conv_shape *g) {
-    return (uvae__wg_rows(g) * ((g->Wo + 1) / 2) + UVAE__NR - 1) / UVAE__NR * UVAE__NR;
+    int m = uvae__conv_winograd(g);
+    return (uvae__wg_rows(g) * ((g->Wo + m - 1) / m) + UVAE__NR - 1) / UVAE__NR * UVAE__NR;
 }
 /* conv_bwd_x runs as the flipped convolution through Winograd (see conv_fwd_winograd's flip) */
 static int uvae__conv_bwd_x_winograd(const uvae__conv_shape *g) {
@@ -1897,14 +1912,15 @@ static int uvae__conv_bwd_x_winograd(const uvae__conv_shape *g) {
    transformed input and output of one chunk */
 static size_t uvae__winograd_scratch(const uvae__conv_shape *g) {
     size_t Mp = ((size_t)g->Co + UVAE__MR - 1) / UVAE__MR * UVAE__MR, Tcp = (size_t)uvae__wg_tcp(g);
-    return 16 * (Mp * g->Ci + 16) + (size_t)g->Ci * (sizeof(ptrdiff_t) / sizeof(float)) + 16 * (((size_t)g->Ci + Mp) * Tcp + 32) + 16;
+    size_t m = (size_t)uvae__conv_winograd(g), P = (m + 2) * (m + 2);
+    return P * (Mp * g->Ci + 16) + (size_t)g->Ci * (sizeof(ptrdiff_t) / sizeof(float)) + P * (((size_t)g->Ci + Mp) * Tcp + 32) + 16;
 }
 /* ... and conv_bwd_w_winograd */
 static size_t uvae__winograd_w_scratch(const uvae__conv_shape *g) {
     size_t Cp = ((size_t)g->Ci + UVAE__MR - 1) / UVAE__MR * UVAE__MR, Np = ((size_t)g->Co + UVAE__NR - 1) / UVAE__NR * UVAE__NR;
-    size_t Tcp = (size_t)uvae__wg_tcp(g);
-    return 16 * (Cp * Np + 16) + (Cp + Tcp) * (sizeof(ptrdiff_t) / sizeof(float)) +
-           16 * (((size_t)g->Ci + g->Co + Np) * Tcp + 48) + 16;
+    size_t Tcp = (size_t)uvae__wg_tcp(g), m = (size_t)uvae__conv_winograd(g), P = (m + 2) * (m + 2);
+    return P * (Cp * Np + 16) + (Cp + Tcp) * (sizeof(ptrdiff_t) / sizeof(float)) +
+           P * (((size_t)g->Ci + g->Co + Np) * Tcp + 48) + 16;
 }
 /* floats of scratch the three kernels need on `dev` (the GPU works one image at a time): the
    largest of what each product's path needs */
@@ -2060,8 +2076,8 @@ static void uvae__cpu_conv_bwd_w_implicit(const uvae__conv_shape *g, const float
    d[a*4 + c][t] = x_a[c0 + 2j + c] for tile t = r*n + j (zeros outside 0..W-1), so that the
    transform v[e*vs + t] = (B^T d B)[e], e = a*4 + c, is one loop over all nr * n tiles (a tile row
    is short: 8 tiles at 16x16).
-   wg_out: m[e*ms + j] the 16 products of tile j; its 2x2 block A^T m A goes to r0[2j..2j+1] (top)
-   and r1[2j..2j+1] (bottom). */
+   wg_out: m[e*ms + j] the 16 products of tile j; its 2x2 block A^T m A goes to r[2j..2j+1] (top)
+   and r[rs + 2j..2j+1] (bottom). */
 #define UVAE__WG_SEG 256
 #define UVAE__WG_IN(NAME, TARGET)                                                                                 \
     TARGET static void NAME(int nr, int n, const float *const *xr, int c0, int W, float *v, size_t vs) {         \
@@ -2103,7 +2119,8 @@ static void uvae__cpu_conv_bwd_w_implicit(const uvae__conv_shape *g, const float
         }                                                                                                         \
     }
 #define UVAE__WG_OUT(NAME, TARGET)                                                                                \
-    TARGET static void NAME(int n, const float *m, size_t ms, float *r0, float *r1) {                            \
+    TARGET static void NAME(int n, const float *m, size_t ms, float *r0, size_t rs) {                            \
+        float *r1 = r0 + rs;                                                                                      \
         int j;                                                                                                    \
         UVAE__OMP(omp simd)                                                                                       \
         for (j = 0; j < n; j++) {                                                                                 \
@@ -2115,16 +2132,16 @@ static void uvae__cpu_conv_bwd_w_implicit(const uvae__conv_shape *g, const float
             r1[2 * j] = t10 + t11 + t12; r1[2 * j + 1] = t11 - t12 - t13;                                          \
         }                                                                                                         \
     }
-/* wg_dy (the weight gradient's): y0, y1 the two output-gradient rows of the tile row (y1 NULL:
-   past the last row), c0 = 2 * j0; tile j's 2x2 block dy goes to z[e*zs + j] = (A dy A^T)[e]. */
+/* wg_dy (the weight gradient's): yr[0], yr[1] the two output-gradient rows of the tile row (yr[1]
+   NULL: past the last row), c0 = 2 * j0; tile j's 2x2 block dy goes to z[e*zs + j] = (A dy A^T)[e]. */
 #define UVAE__WG_DY(NAME, TARGET)                                                                                 \
-    TARGET static void NAME(int n, const float *y0, const float *y1, int c0, int Wo, float *z, size_t zs) {      \
+    TARGET static void NAME(int n, const float *const *yr, int c0, int Wo, float *z, size_t zs) {               \
         float eo[4][UVAE__WG_SEG];                                                                                \
         const float *e0 = eo[0], *o0 = eo[1], *e1 = eo[2], *o1 = eo[3];                                            \
         int hi = (Wo - c0) / 2, j;                                      /* m < hi: both columns inside */       \
         if (hi > n) hi = n;                                                                                       \
         for (int a = 0; a < 2; a++) {                                                                             \
-            const float *y = a ? y1 : y0;                                                                         \
+            const float *y = yr[a];                                                                               \
             float *e = eo[2 * a], *o = eo[2 * a + 1];                                                             \
             int m;                                                                                                \
             if (!y) { memset(e, 0, (size_t)n * sizeof(float)); memset(o, 0, (size_t)n * sizeof(float)); continue; } \
@@ -2142,9 +2159,130 @@ static void uvae__cpu_conv_bwd_w_implicit(const uvae__conv_shape *g, const float
             z[12 * zs + j] = p30; z[13 * zs + j] = p30 + p31; z[14 * zs + j] = p30 - p31; z[15 * zs + j] = -p31;     \
         }                                                                                                         \
     }
+/* The same three for F(4x4, 3x3) (Lavin & Gray), 6x6 patches, as two passes of 1-D transforms (down
+   the columns, then along the rows) over the tiles' vectors, with
+     B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1],
+     A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+   (G: uvae__wg_g). wg4_in: xr[6r + a] (a = 0..5), c0 = 4 * j0 - 1; wg4_out: tile j's 4x4 block to
+   r[i*rs + 4j + k]; wg4_dy: yr[0..3] (NULL: past the last row), c0 = 4 * j0. Each 1-D transform
+   reads all its inputs before it writes (it may run in place). */
+#define UVAE__WG4_BT(x0, x1, x2, x3, x4, x5, o0, o1, o2, o3, o4, o5)                                             \
+    do {                                                                                                          \
+        float b0_ = 4 * (x0) - 5 * (x2) + (x4), b1_ = (x4) + (x3) - 4 * ((x1) + (x2));                            \
+        float b2_ = (x4) - (x3) + 4 * ((x1) - (x2)), b3_ = (x4) - (x2) + 2 * ((x3) - (x1));                       \
+        float b4_ = (x4) - (x2) - 2 * ((x3) - (x1)), b5_ = 4 * (x1) - 5 * (x3) + (x5);                            \
+        o0 = b0_; o1 = b1_; o2 = b2_; o3 = b3_; o4 = b4_; o5 = b5_;                                               \
+    } while (0)
+#define UVAE__WG4_AT(x0, x1, x2, x3, x4, x5, o0, o1, o2, o3)                                                     \
+    do {                                                                                                          \
+        float p12_ = (x1) + (x2), m12_ = (x1) - (x2), p34_ = (x3) + (x4), m34_ = (x3) - (x4), x5_ = (x5);        \
+        o0 = (x0) + p12_ + p34_; o1 = m12_ + 2 * m34_; o2 = p12_ + 4 * p34_; o3 = m12_ + 8 * m34_ + x5_;          \
+    } while (0)
+#define UVAE__WG4_A(y0, y1, y2, y3, z0, z1, z2, z3, z4, z5)                                                      \
+    do {                                                                                                          \
+        float y0_ = (y0), y3_ = (y3), p02_ = y0_ + (y2), p13_ = (y1) + y3_, q02_ = y0_ + 4 * (y2);                 \
+        float q13_ = 2 * (y1) + 8 * y3_;                                                                          \
+        z0 = y0_; z1 = p02_ + p13_; z2 = p02_ - p13_; z3 = q02_ + q13_; z4 = q02_ - q13_; z5 = y3_;               \
+    } while (0)
+#define UVAE__WG4_ROW(t, v, vs, t0, k)   /* (B^T d) B for tile t0 + k along one row of B^T d */                \
+    UVAE__WG4_BT(t[4 * (k)], t[4 * (k) + 1], t[4 * (k) + 2], t[4 * (k) + 3], t[4 * (k) + 4], t[4 * (k) + 5],     \
+                 v[(t0) + (k)], v[vs + (t0) + (k)], v[2 * (vs) + (t0) + (k)], v[3 * (vs) + (t0) + (k)],           \
+                 v[4 * (vs) + (t0) + (k)], v[5 * (vs) + (t0) + (k)])
+#define UVAE__WG4_IN(NAME, TARGET)                                                                                \
+    TARGET static void NAME(int nr, int n, const float *const *xr, int c0, int W, float *v, size_t vs) {         \
+        float b[6][4 * UVAE__WG_SEG + 16], zr[4 * UVAE__WG_SEG + 16]; /* B^T d of a tile row: columns c0 .. c0 + 4n + 1 */ \
+        const int L = 4 * n + 2;                                                                                      \
+        const int cl = c0 < 0 ? -c0 : 0, ch = W - c0 < L ? W - c0 : L;             /* [cl, ch): inside x */     \
+        int zeroed = 0;                                                                                           \
+        for (int r = 0; r < nr; r++) {                                                                            \
+            float *b0 = b[0] + cl, *b1 = b[1] + cl, *b2 = b[2] + cl, *b3 = b[3] + cl, *b4 = b[4] + cl, *b5 = b[5] + cl; \
+            const float *x[6];                                            /* from column c0 + cl; zeros: no row */ \
+            int k;                                                                                                \
+            for (int a = 0; a < 6; a++) {                                                                         \
+                if (!xr[6 * r + a] && !zeroed) { memset(zr, 0, sizeof zr); zeroed = 1; }                          \
+                x[a] = xr[6 * r + a] ? xr[6 * r + a] + c0 + cl : zr;                                              \
+            }                                                                                                     \
+            UVAE__OMP(omp simd)                                           /* B^T d: down the columns */          \
+            for (k = 0; k < ch - cl; k++)                                                                         \
+                UVAE__WG4_BT(x[0][k], x[1][k], x[2][k], x[3][k], x[4][k], x[5][k], b0[k], b1[k], b2[k], b3[k], b4[k], b5[k]); \
+            for (int a = 0; a < 6; a++) {                                 /* columns outside x: zeros */         \
+                if (cl > 0) memset(b[a], 0, (size_t)cl * sizeof(float));                                          \
+                if (ch < L) memset(b[a] + (ch > cl ? ch : cl), 0, (size_t)(L - (ch > cl ? ch : cl)) * sizeof(float)); \
+            }                                                                                                     \
+            for (int a = 0; a < 6; a++) {                                 /* then along the rows, into v */      \
+                const float *t = b[a];                                                                            \
+                float *va = v + (size_t)(6 * a) * vs;                                                             \
+                int j = 0, t0 = r * n;                                                                            \
+                for (; j + 16 <= n; j += 16, t += 64) {                   /* runs of 16 and 4 tiles: short rows */ \
+                    UVAE__OMP(omp simd)                                                                           \
+                    for (k = 0; k < 16; k++) UVAE__WG4_ROW(t, va, vs, t0 + j, k);                                 \
+                }                                                                                                 \
+                for (; j + 4 <= n; j += 4, t += 16) {                                                             \
+                    UVAE__OMP(omp simd)                                                                           \
+                    for (k = 0; k < 4; k++) UVAE__WG4_ROW(t, va, vs, t0 + j, k);                                  \
+                }                                                                                                 \
+                for (; j < n; j++, t += 4) UVAE__WG4_ROW(t, va, vs, t0 + j, 0);                                   \
+            }                                                                                                     \
+        }                                                                                                         \
+    }
+#define UVAE__WG4_OUT(NAME, TARGET)                                                                               \
+    TARGET static void NAME(int n, const float *m, size_t ms, float *r, size_t rs) {                             \
+        int j;                                                                                                    \
+        UVAE__OMP(omp simd)                                                                                       \
+        for (j = 0; j < n; j++) {                                                                                 \
+            float s00, s01, s02, s03, s04, s05, s10, s11, s12, s13, s14, s15;                                     \
+            float s20, s21, s22, s23, s24, s25, s30, s31, s32, s33, s34, s35;                                     \
+            const float *q = m + j;                                                                               \
+            float *r0 = r + 4 * j, *r1 = r0 + rs, *r2 = r1 + rs, *r3 = r2 + rs;                                   \
+            UVAE__WG4_AT(q[0], q[6 * ms], q[12 * ms], q[18 * ms], q[24 * ms], q[30 * ms], s00, s10, s20, s30);    \
+            UVAE__WG4_AT(q[ms], q[7 * ms], q[13 * ms], q[19 * ms], q[25 * ms], q[31 * ms], s01, s11, s21, s31);   \
+            UVAE__WG4_AT(q[2 * ms], q[8 * ms], q[14 * ms], q[20 * ms], q[26 * ms], q[32 * ms], s02, s12, s22, s32); \
+            UVAE__WG4_AT(q[3 * ms], q[9 * ms], q[15 * ms], q[21 * ms], q[27 * ms], q[33 * ms], s03, s13, s23, s33); \
+            UVAE__WG4_AT(q[4 * ms], q[10 * ms], q[16 * ms], q[22 * ms], q[28 * ms], q[34 * ms], s04, s14, s24, s34); \
+            UVAE__WG4_AT(q[5 * ms], q[11 * ms], q[17 * ms], q[23 * ms], q[29 * ms], q[35 * ms], s05, s15, s25, s35); \
+            UVAE__WG4_AT(s00, s01, s02, s03, s04, s05, r0[0], r0[1], r0[2], r0[3]);                               \
+            UVAE__WG4_AT(s10, s11, s12, s13, s14, s15, r1[0], r1[1], r1[2], r1[3]);                               \
+            UVAE__WG4_AT(s20, s21, s22, s23, s24, s25, r2[0], r2[1], r2[2], r2[3]);                               \
+            UVAE__WG4_AT(s30, s31, s32, s33, s34, s35, r3[0], r3[1], r3[2], r3[3]);                               \
+        }                                                                                                         \
+    }
+#define UVAE__WG4_DY(NAME, TARGET)                                                                                \
+    TARGET static void NAME(int n, const float *const *yr, int c0, int Wo, float *z, size_t zs) {               \
+        float h[24][UVAE__WG_SEG];                      /* row i of the 4x4 blocks: 4 columns, then 6 (A dy) */   \
+        int hi = (Wo - c0) / 4, j;                                      /* j < hi: all 4 columns inside */      \
+        if (hi > n) hi = n;                                                                                       \
+        for (int i = 0; i < 4; i++) {                                                                             \
+            const float *y = yr[i];                                                                               \
+            float *h0 = h[6 * i], *h1 = h0 + UVAE__WG_SEG, *h2 = h1 + UVAE__WG_SEG, *h3 = h2 + UVAE__WG_SEG;      \
+            float *h4 = h3 + UVAE__WG_SEG, *h5 = h4 + UVAE__WG_SEG;                                               \
+            if (!y) {                                                                                             \
+                for (int c = 0; c < 6; c++) memset(h[6 * i + c], 0, (size_t)n * sizeof(float));                  \
+                continue;                                                                                         \
+            }                                                                                                     \
+            UVAE__OMP(omp simd)                                                                                   \
+            for (j = 0; j < hi; j++) {                                                                            \
+                h0[j] = y[c0 + 4 * j]; h1[j] = y[c0 + 4 * j + 1]; h2[j] = y[c0 + 4 * j + 2]; h3[j] = y[c0 + 4 * j + 3]; \
+            }                                                                                                     \
+            for (j = hi; j < n; j++)                                                                              \
+                for (int k = 0; k < 4; k++) h[6 * i + k][j] = c0 + 4 * j + k < Wo ? y[c0 + 4 * j + k] : 0.0f;     \
+            UVAE__OMP(omp simd)                                                                                   \
+            for (j = 0; j < n; j++) UVAE__WG4_A(h0[j], h1[j], h2[j], h3[j], h0[j], h1[j], h2[j], h3[j], h4[j], h5[j]); \
+        }                                                                                                         \
+        for (int c = 0; c < 6; c++) {                                   /* A (dy A^T): down each column, into z */ \
+            const float *g0 = h[c], *g1 = h[6 + c], *g2 = h[12 + c], *g3 = h[18 + c];                             \
+            float *z0 = z + (size_t)c * zs;                                                                       \
+            UVAE__OMP(omp simd)                                                                                   \
+            for (j = 0; j < n; j++)                                                                               \
+                UVAE__WG4_A(g0[j], g1[j], g2[j], g3[j], z0[j], z0[6 * zs + j], z0[12 * zs + j], z0[18 * zs + j],  \
+                            z0[24 * zs + j], z0[30 * zs + j]);                                                    \
+        }                                                                                                         \
+    }
 UVAE__WG_IN(uvae__wg_in_generic, )
 UVAE__WG_OUT(uvae__wg_out_generic, )
 UVAE__WG_DY(uvae__wg_dy_generic, )
+UVAE__WG4_IN(uvae__wg4_in_generic, )
+UVAE__WG4_OUT(uvae__wg4_out_generic, )
+UVAE__WG4_DY(uvae__wg4_dy_generic, )
 #ifdef UVAE__X86
 UVAE__WG_IN(uvae__wg_in_avx2, __attribute__((target("avx2,fma"))))
 UVAE__WG_OUT(uvae__wg_out_avx2, __attribute__((target("avx2,fma"))))
@@ -2152,82 +2290,135 @@ UVAE__WG_DY(uvae__wg_dy_avx2, __attribute__((target("avx2,fma"))))
 UVAE__WG_IN(uvae__wg_in_avx512, __attribute__((target("avx512f"))))
 UVAE__WG_OUT(uvae__wg_out_avx512, __attribute__((target("avx512f"))))
 UVAE__WG_DY(uvae__wg_dy_avx512, __attribute__((target("avx512f"))))
-#endif
-/* the transforms for each micro-kernel kind (uvae__ukr_kind: 1 generic, 2 AVX2, 3 AVX-512) */
-typedef void (*uvae__wg_in_fn)(int, int, const float *const *, int, int, float *, size_t);
-typedef void (*uvae__wg_out_fn)(int, const float *, size_t, float *, float *);
-typedef void (*uvae__wg_dy_fn)(int, const float *, const float *, int, int, float *, size_t);
-#ifdef UVAE__X86
-static const uvae__wg_in_fn uvae__wg_in_k[4] = {uvae__wg_in_generic, uvae__wg_in_generic, uvae__wg_in_avx2, uvae__wg_in_avx512};
-static const uvae__wg_out_fn uvae__wg_out_k[4] = {uvae__wg_out_generic, uvae__wg_out_generic, uvae__wg_out_avx2, uvae__wg_out_avx512};
-static const uvae__wg_dy_fn uvae__wg_dy_k[4] = {uvae__wg_dy_generic, uvae__wg_dy_generic, uvae__wg_dy_avx2, uvae__wg_dy_avx512};
+UVAE__WG4_IN(uvae__wg4_in_avx2, __attribute__((target("avx2,fma"))))
+UVAE__WG4_OUT(uvae__wg4_out_avx2, __attribute__((target("avx2,fma"))))
+UVAE__WG4_DY(uvae__wg4_dy_avx2, __attribute__((target("avx2,fma"))))
+UVAE__WG4_IN(uvae__wg4_in_avx512, __attribute__((target("avx512f"))))
+UVAE__WG4_OUT(uvae__wg4_out_avx512, __attribute__((target("avx512f"))))
+UVAE__WG4_DY(uvae__wg4_dy_avx512, __attribute__((target("avx512f"))))
+#define UVAE__WG_KINDS(F, m) {uvae__wg##m##_##F##_generic, uvae__wg##m##_##F##_generic, uvae__wg##m##_##F##_avx2, uvae__wg##m##_##F##_avx512}
 #else
-static const uvae__wg_in_fn uvae__wg_in_k[4] = {uvae__wg_in_generic, uvae__wg_in_generic, uvae__wg_in_generic, uvae__wg_in_generic};
-static const uvae__wg_out_fn uvae__wg_out_k[4] = {uvae__wg_out_generic, uvae__wg_out_generic, uvae__wg_out_generic, uvae__wg_out_generic};
-static const uvae__wg_dy_fn uvae__wg_dy_k[4] = {uvae__wg_dy_generic, uvae__wg_dy_generic, uvae__wg_dy_generic, uvae__wg_dy_generic};
+#define UVAE__WG_KINDS(F, m) {uvae__wg##m##_##F##_generic, uvae__wg##m##_##F##_generic, uvae__wg##m##_##F##_generic, uvae__wg##m##_##F##_generic}
 #endif
+/* the transforms for each tile size ([0]: F(2x2), [1]: F(4x4)) and micro-kernel kind (uvae__ukr_kind:
+   1 generic, 2 AVX2, 3 AVX-512) */
+typedef void (*uvae__wg_in_fn)(int, int, const float *const *, int, int, float *, size_t);
+typedef void (*uvae__wg_out_fn)(int, const float *, size_t, float *, size_t);
+typedef void (*uvae__wg_dy_fn)(int, const float *const *, int, int, float *, size_t);
+static const uvae__wg_in_fn uvae__wg_in_k[2][4] = {UVAE__WG_KINDS(in, ), UVAE__WG_KINDS(in, 4)};
+static const uvae__wg_out_fn uvae__wg_out_k[2][4] = {UVAE__WG_KINDS(out, ), UVAE__WG_KINDS(out, 4)};
+static const uvae__wg_dy_fn uvae__wg_dy_k[2][4] = {UVAE__WG_KINDS(dy, ), UVAE__WG_KINDS(dy, 4)};
+/* The weights' side of Winograd (scalar: once per weight, not per tile): o = G (w0, w1, w2)^T, m + 2
+   values, with G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1] for F(2x2) and
+   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1] for F(4x4);
+   and o = G^T u, 3 values from m + 2 (the weight gradient's way back). */
+static inline void uvae__wg_g(int m, float w0, float w1, float w2, float *o) {
+    if (m == 2) {
+        o[0] = w0; o[1] = 0.5f * (w0 + w1 + w2); o[2] = 0.5f * (w0 - w1 + w2); o[3] = w2;
+    } else {
+        float s = w0 + w2, t = w0 * (1.0f / 24) + w2 * (1.0f / 6);
+        o[0] = 0.25f * w0; o[1] = -(s + w1) * (1.0f / 6); o[2] = -(s - w1) * (1.0f / 6);
+        o[3] = t + w1 * (1.0f / 12); o[4] = t - w1 * (1.0f / 12); o[5] = w2;
+    }
+}
+static inline void uvae__wg_gt(int m, const float *u, float *o) {
+    if (m == 2) {
+        o[0] = u[0] + 0.5f * (u[1] + u[2]); o[1] = 0.5f * (u[1] - u[2]); o[2] = 0.5f * (u[1] + u[2]) + u[3];
+    } else {
+        float p12 = (u[1] + u[2]) * (1.0f / 6), p34 = u[3] + u[4];
+        o[0] = 0.25f * u[0] - p12 + p34 * (1.0f / 24); o[1] = (u[2] - u[1]) * (1.0f / 6) + (u[3] - u[4]) * (1.0f / 12);
+        o[2] = p34 * (1.0f / 6) - p12 + u[5];
+    }
+}
+/* U = G w G^T of one 3x3 kernel (w[k][l] at src[step * (3k + l)]) into u[e * us], e = a (m+2) + c;
+   and dw += G^T dU G of one channel pair, dU[e] at du[e * ds]. Called with a constant m (inlined). */
+static inline void uvae__wg_weight(int m, const float *src, ptrdiff_t step, float *u, size_t us) {
+    float h[3][6], o[6];
+    for (int b = 0; b < 3; b++) {                                      /* h = G w, down each column b of w */
+        uvae__wg_g(m, src[step * b], src[step * (3 + b)], src[step * (6 + b)], o);
+        for (int a = 0; a < m + 2; a++) h[b][a] = o[a];
+    }
+    for (int a = 0; a < m + 2; a++) {                                  /* U = h G^T, along each row a */
+        uvae__wg_g(m, h[0][a], h[1][a], h[2][a], o);
+        for (int c = 0; c < m + 2; c++) u[(size_t)(a * (m + 2) + c) * us] = o[c];
+    }
+}
+static inline void uvae__wg_weight_grad(int m, const float *du, size_t ds, float *dw) {
+    float v[6], q[3][6], o[3];
+    for (int c = 0; c < m + 2; c++) {                                  /* q = G^T dU, down each column c */
+        for (int a = 0; a < m + 2; a++) v[a] = du[(size_t)(a * (m + 2) + c) * ds];
+        uvae__wg_gt(m, v, o);
+        for (int k = 0; k < 3; k++) q[k][c] = o[k];
+    }
+    for (int k = 0; k < 3; k++) {                                      /* dw = q G, along each row k */
+        uvae__wg_gt(m, q[k], o);
+        for (int l = 0; l < 3; l++) dw[3 * k + l] += o[l];
+    }
+}
 /* Winograd's input transform of tile rows r0 .. r0+rc-1 (row = n*th + ti) into
    V[e*Vs + ci*Tcp + (row - r0)*tw + j] = (B^T d B)[e] of tile j */
 static void uvae__wg_input(const uvae__conv_shape *g, const float *x, int r0, int rc, float *V, size_t Vs, int Tcp) {
-    const int H = g->H, W = g->W, Ci = g->Ci, th = (g->Ho + 1) / 2, tw = (g->Wo + 1) / 2;
+    const int m = uvae__conv_winograd(g), H = g->H, W = g->W, Ci = g->Ci, th = (g->Ho + m - 1) / m, tw = (g->Wo + m - 1) / m;
     const int rpc = tw < UVAE__WG_SEG ? UVAE__WG_SEG / tw : 1, ng = (rc + rpc - 1) / rpc;   /* tile rows per wg_in call */
     const size_t HW = (size_t)H * W;
     uvae__wg_in_fn wg_in;
     int i;
     if (!uvae__ukr) uvae__cpu_kernel(0);
-    wg_in = uvae__wg_in_k[uvae__ukr_kind];
+    wg_in = uvae__wg_in_k[m == 4][uvae__ukr_kind];
     UVAE__OMP(omp parallel for schedule(static) if ((double)Ci * rc * tw > 4096))
     for (i = 0; i < Ci * ng; i++) {
         int ci = i / ng, g0 = r0 + i % ng * rpc, nr = r0 + rc - g0 < rpc ? r0 + rc - g0 : rpc;
-        const float *xr[4 * UVAE__WG_SEG];
+        const float *xr[6 * UVAE__WG_SEG];
         for (int r = 0; r < nr; r++) {
             int n = (g0 + r) / th, ti = (g0 + r) % th;
-            for (int a = 0; a < 4; a++) {
-                int ih = 2 * ti - 1 + a;
-                xr[4 * r + a] = ih >= 0 && ih < H ? x + ((size_t)n * Ci + ci) * HW + (size_t)ih * W : NULL;
+            for (int a = 0; a < m + 2; a++) {
+                int ih = m * ti - 1 + a;
+                xr[(m + 2) * r + a] = ih >= 0 && ih < H ? x + ((size_t)n * Ci + ci) * HW + (size_t)ih * W : NULL;
             }
         }
         for (int j0 = 0; j0 < tw; j0 += UVAE__WG_SEG) {   /* one pass unless tw > UVAE__WG_SEG (then nr = 1) */
             int nj = tw - j0 < UVAE__WG_SEG ? tw - j0 : UVAE__WG_SEG;
-            wg_in(nr, nj, xr, 2 * j0 - 1, W, V + (size_t)ci * Tcp + (size_t)(g0 - r0) * tw + j0, Vs);
+            wg_in(nr, nj, xr, m * j0 - 1, W, V + (size_t)ci * Tcp + (size_t)(g0 - r0) * tw + j0, Vs);
         }
     }
 }
 
-/* conv_fwd for 3x3, stride 1, padding 1 as Winograd F(2x2, 3x3) (Lavin & Gray): each 2x2 block of
-   outputs ("tile" (n, i, j): output rows 2i..2i+1, columns 2j..2j+1) comes from the 4x4 patch d of
-   x around it as
+/* conv_fwd for 3x3, stride 1, padding 1 as Winograd F(m x m, 3x3) (Lavin & Gray): each m x m block
+   of outputs ("tile" (n, i, j): output rows m*i .. m*i+m-1, columns m*j ..) comes from the
+   (m+2) x (m+2) patch d of x around it as
      y_tile = A^T [ sum_ci (G w[co,ci] G^T) .* (B^T d[ci] B) ] A
-   i.e. for each of the 16 positions e of the 4x4 transformed tile, one product
+   i.e. for each of the P = (m+2)^2 positions e of the transformed tile, one product
      M[e][Co, T] = U[e][Co, Ci] @ V[e][Ci, T],   U = G w G^T, V = B^T d B,
-   16 * Ci * Co multiplies per tile against 36 * Ci * Co direct: 2.25x fewer. With
+   P * Ci * Co multiplies per tile against 9 m^2 * Ci * Co direct: 2.25x fewer for m = 2, 4x for
+   m = 4. For m = 2
      B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
-     A^T = [1 1 1 0; 0 1 -1 -1].
+     A^T = [1 1 1 0; 0 1 -1 -1];
+   for m = 4 see UVAE__WG4_BT and uvae__wg_g (larger constants: a few times the rounding).
    U is packed once as the GEMM's A panels; the tiles go in chunks of whole tile rows (about
    UVAE__WG_BYTES of V and M), each chunk in three steps with the threads splitting each: transform
-   the input, 16 products on the micro-kernel, transform the output into y (acc: add). The sums run
+   the input, P products on the micro-kernel, transform the output into y (acc: add). The sums run
    in a fixed order whatever the thread count. flip: w is [Ci, Co, 3, 3] flipped (as in
    conv_fwd_implicit: this is then a data gradient). Rounding differs from the direct paths by a
    few ulps of the largest terms (tests/test_core.c, test_conv_winograd). */
 static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *x, const float *w, int flip, float *y, int acc,
                                         float *scratch) {
-    const int Ho = g->Ho, Wo = g->Wo, Ci = g->Ci, Co = g->Co;
-    const int th = (Ho + 1) / 2, tw = (Wo + 1) / 2, np = (Co + UVAE__MR - 1) / UVAE__MR, Mp = np * UVAE__MR;
+    const int m = uvae__conv_winograd(g), a2 = m + 2, P = a2 * a2, Ho = g->Ho, Wo = g->Wo, Ci = g->Ci, Co = g->Co;
+    const int th = (Ho + m - 1) / m, tw = (Wo + m - 1) / m, np = (Co + UVAE__MR - 1) / UVAE__MR, Mp = np * UVAE__MR;
     const int R = uvae__wg_rows(g), nrows = g->N * th, Tcp = uvae__wg_tcp(g), nq = Tcp / UVAE__NR;
     const size_t HWo = (size_t)Ho * Wo;
-    /* U [16][np panels [Ci][MR]], V [16][Ci][Tcp] and M [16][Mp][Tcp], with 16 spare floats after
-       each position e (so that a tile's 16 values are not all a multiple of 4 KB apart, which would
+    /* U [P][np panels [Ci][MR]], V [P][Ci][Tcp] and M [P][Mp][Tcp], with 16 spare floats after
+       each position e (so that a tile's P values are not all a multiple of 4 KB apart, which would
        make them share cache sets) */
     const size_t Us = (size_t)Mp * Ci + 16, Vs = (size_t)Ci * Tcp + 16, Ms = (size_t)Mp * Tcp + 16;
     float *U = (float *)uvae__align(scratch);
-    ptrdiff_t *boff = (ptrdiff_t *)(U + 16 * Us);
-    float *V = (float *)(boff + Ci), *M = V + 16 * Vs;
+    ptrdiff_t *boff = (ptrdiff_t *)(U + P * Us);
+    float *V = (float *)(boff + Ci), *M = V + P * Vs;
     uvae__wg_out_fn wg_out;
     int i;
     if (!uvae__ukr) uvae__cpu_kernel(0);
-    wg_out = uvae__wg_out_k[uvae__ukr_kind];
+    wg_out = uvae__wg_out_k[m == 4][uvae__ukr_kind];
     for (int c = 0; c < Ci; c++) boff[c] = (ptrdiff_t)c * Tcp;
-    memset(V, 0, 16 * Vs * sizeof(float));                             /* the last panel's spare tiles stay 0 */
+    memset(V, 0, P * Vs * sizeof(float));                              /* the last panel's spare tiles stay 0 */
     UVAE__OMP(omp parallel for schedule(static) if ((double)Mp * Ci > 4096))
     for (i = 0; i < np * Ci; i++) {                                    /* U = G w G^T, packed: U[e][ip][ci][r] */
         int ip = i / Ci, ci = i % Ci;
@@ -2236,46 +2427,46 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
             int co = ip * UVAE__MR + r;
             const float *src = flip ? w + ((size_t)ci * Co + co) * 9 + 8 : w + ((size_t)co * Ci + ci) * 9;   /* w[co][ci][0] */
             ptrdiff_t step = flip ? -1 : 1;
-            float h[4][3];
             if (co >= Co) {
-                for (int e = 0; e < 16; e++) u[e * Us + r] = 0.0f;
+                for (int e = 0; e < P; e++) u[e * Us + r] = 0.0f;
                 continue;
             }
-            for (int b = 0; b < 3; b++) {                              /* h = G w: rows of w */
-                float g0 = src[step * b], g1 = src[step * (3 + b)], g2 = src[step * (6 + b)];
-                h[0][b] = g0; h[1][b] = 0.5f * (g0 + g1 + g2); h[2][b] = 0.5f * (g0 - g1 + g2); h[3][b] = g2;
-            }
-            for (int a = 0; a < 4; a++) {                              /* U = h G^T */
-                float *ua = u + (size_t)(a * 4) * Us + r;
-                ua[0] = h[a][0]; ua[Us] = 0.5f * (h[a][0] + h[a][1] + h[a][2]);
-                ua[2 * Us] = 0.5f * (h[a][0] - h[a][1] + h[a][2]); ua[3 * Us] = h[a][2];
-            }
+            if (m == 2) uvae__wg_weight(2, src, step, u + r, Us);
+            else uvae__wg_weight(4, src, step, u + r, Us);
         }
     }
     for (int r0 = 0; r0 < nrows; r0 += R) {
         int rc = nrows - r0 < R ? nrows - r0 : R;
         uvae__wg_input(g, x, r0, rc, V, Vs, Tcp);
-        /* M[e] = U[e] @ V[e]: 16 products, tiles MR x NR */
-        UVAE__OMP(omp parallel for schedule(static) if ((double)16 * Mp * Tcp * Ci > 1e6))
-        for (i = 0; i < 16 * nq * np; i++) {
+        /* M[e] = U[e] @ V[e]: P products, tiles MR x NR */
+        UVAE__OMP(omp parallel for schedule(static) if ((double)P * Mp * Tcp * Ci > 1e6))
+        for (i = 0; i < P * nq * np; i++) {
             int e = i / (nq * np), jq = i / np % nq, ip = i % np;
             uvae__ukr(Ci, U + e * Us + (size_t)ip * Ci * UVAE__MR, NULL, V + e * Vs + (size_t)jq * UVAE__NR, boff,
                       M + e * Ms + (size_t)ip * UVAE__MR * Tcp + (size_t)jq * UVAE__NR, Tcp, 0);
         }
-        /* y's 2x2 blocks of tile row `row` = A^T M A */
+        /* y's m x m blocks of tile row `row` = A^T M A */
         UVAE__OMP(omp parallel for schedule(static) if ((double)Co * rc * tw > 4096))
         for (i = 0; i < Co * rc; i++) {
             int co = i / rc, row = r0 + i % rc, n = row / th, ti = row % th;
-            float r2[2][2 * UVAE__WG_SEG];
-            float *y0 = y + ((size_t)n * Co + co) * HWo + (size_t)(2 * ti) * Wo, *y1 = y0 + Wo;
-            int rows = 2 * ti + 1 < Ho ? 2 : 1;
+            float rb[4][4 * UVAE__WG_SEG];
+            float *y0 = y + ((size_t)n * Co + co) * HWo + (size_t)(m * ti) * Wo;
+            int rows = Ho - m * ti < m ? Ho - m * ti : m;
             for (int j0 = 0; j0 < tw; j0 += UVAE__WG_SEG) {
-                int nj = tw - j0 < UVAE__WG_SEG ? tw - j0 : UVAE__WG_SEG, c0 = 2 * j0, nc = Wo - c0 < 2 * nj ? Wo - c0 : 2 * nj;
-                wg_out(nj, M + (size_t)co * Tcp + (size_t)(row - r0) * tw + j0, Ms, r2[0], r2[1]);
+                int nj = tw - j0 < UVAE__WG_SEG ? tw - j0 : UVAE__WG_SEG, c0 = m * j0, nc = Wo - c0 < m * nj ? Wo - c0 : m * nj;
+                const float *mj = M + (size_t)co * Tcp + (size_t)(row - r0) * tw + j0;
+                if (!acc && rows == m && nc == m * nj) {              /* whole tiles: straight into y */
+                    wg_out(nj, mj, Ms, y0 + c0, (size_t)Wo);
+                    continue;
+                }
+                wg_out(nj, mj, Ms, rb[0], 4 * UVAE__WG_SEG);
                 for (int a = 0; a < rows; a++) {
-                    float *yr = (a ? y1 : y0) + c0;
-                    if (acc) for (int c = 0; c < nc; c++) yr[c] += r2[a][c];
-                    else memcpy(yr, r2[a], (size_t)nc * sizeof(float));
+                    float *yr = y0 + (size_t)a * Wo + c0;
+                    const float *ra = rb[a];
+                    if (acc) {
+                        UVAE__OMP(omp simd)
+                        for (int c = 0; c < nc; c++) yr[c] += ra[c];
+                    } else memcpy(yr, ra, (size_t)nc * sizeof(float));
                 }
             }
         }
@@ -2284,44 +2475,45 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
 /* conv_bwd_w for 3x3, stride 1, padding 1 through the same transforms: the forward's tile is
    y = A^T [U .* V] A with U = G w G^T, so with Z = A dy A^T (the tile's 2x2 output gradient, 4x4)
      dU[e][co][ci] = sum over tiles  Z[e][co][t] * V[e][ci][t],     dw += G^T dU G,
-   16 products with the tiles as the summed dimension. Per chunk of tile rows: V = B^T d B
+   P products with the tiles as the summed dimension. Per chunk of tile rows: V = B^T d B
    (uvae__wg_input), Z (wg_dy), Z packed as NR-column panels over Co, and dU^T[e][ci][co] +=
    V[e][ci][:] @ Zp[e] on the micro-kernel with V's rows read in place (k-stride 1). Tiles of dU^T
    stay with their task across chunks, so the sums run in order whatever the thread count.
-   Scratch (uvae__winograd_w_scratch): dU^T [16][Cp][Np] | aoff [Cp] | boff [Tcp] | V [16][Ci][Tcp]
-   | Z [16][Co][Tcp] | Zp [16][Np/NR][Tcp][NR], each position followed by 16 spare floats. */
+   Scratch (uvae__winograd_w_scratch): dU^T [P][Cp][Np] | aoff [Cp] | boff [Tcp] | V [P][Ci][Tcp]
+   | Z [P][Co][Tcp] | Zp [P][Np/NR][Tcp][NR], each position followed by 16 spare floats. */
 static void uvae__cpu_conv_bwd_w_winograd(const uvae__conv_shape *g, const float *x, const float *dy, float *dw, float *scratch) {
-    const int Ho = g->Ho, Wo = g->Wo, Ci = g->Ci, Co = g->Co, th = (Ho + 1) / 2, tw = (Wo + 1) / 2;
-    const int npa = (Ci + UVAE__MR - 1) / UVAE__MR, npb = (Co + UVAE__NR - 1) / UVAE__NR, Cp = npa * UVAE__MR, Np = npb * UVAE__NR;
+    const int m = uvae__conv_winograd(g), a2 = m + 2, P = a2 * a2, Ho = g->Ho, Wo = g->Wo, Ci = g->Ci, Co = g->Co;
+    const int th = (Ho + m - 1) / m, tw = (Wo + m - 1) / m, npa = (Ci + UVAE__MR - 1) / UVAE__MR, npb = (Co + UVAE__NR - 1) / UVAE__NR, Cp = npa * UVAE__MR, Np = npb * UVAE__NR;
     const int R = uvae__wg_rows(g), nrows = g->N * th, Tcp = uvae__wg_tcp(g);
     const size_t HWo = (size_t)Ho * Wo, Ds = (size_t)Cp * Np + 16, Vs = (size_t)Ci * Tcp + 16, Zs = (size_t)Co * Tcp + 16,
                  Ps = (size_t)Np * Tcp + 16;
     float *dU = (float *)uvae__align(scratch);
-    ptrdiff_t *aoff = (ptrdiff_t *)(dU + 16 * Ds), *boff = aoff + Cp;
-    float *V = (float *)(boff + Tcp), *Z = V + 16 * Vs, *Zp = Z + 16 * Zs;
+    ptrdiff_t *aoff = (ptrdiff_t *)(dU + P * Ds), *boff = aoff + Cp;
+    float *V = (float *)(boff + Tcp), *Z = V + P * Vs, *Zp = Z + P * Zs;
     uvae__wg_dy_fn wg_dy;
     int i;
     if (!uvae__ukr) uvae__cpu_kernel(0);
-    wg_dy = uvae__wg_dy_k[uvae__ukr_kind];
+    wg_dy = uvae__wg_dy_k[m == 4][uvae__ukr_kind];
     for (int r = 0; r < Cp; r++) aoff[r] = r < Ci ? (ptrdiff_t)r * Tcp : 0;   /* rows past Ci read row 0; unused */
     for (int k = 0; k < Tcp; k++) boff[k] = (ptrdiff_t)k * UVAE__NR;
-    memset(dU, 0, 16 * Ds * sizeof(float));
+    memset(dU, 0, P * Ds * sizeof(float));
     for (int r0 = 0; r0 < nrows; r0 += R) {
-        int rc = nrows - r0 < R ? nrows - r0 : R, T = rc * tw, nt = 16 * npa * npb;
+        int rc = nrows - r0 < R ? nrows - r0 : R, T = rc * tw, nt = P * npa * npb;
         uvae__wg_input(g, x, r0, rc, V, Vs, Tcp);
         UVAE__OMP(omp parallel for schedule(static) if ((double)Co * T > 4096))
         for (i = 0; i < Co * rc; i++) {                               /* Z[e][co][t] = (A dy A^T)[e] */
             int co = i / rc, row = r0 + i % rc, n = row / th, ti = row % th;
-            const float *y0 = dy + ((size_t)n * Co + co) * HWo + (size_t)(2 * ti) * Wo, *y1 = 2 * ti + 1 < Ho ? y0 + Wo : NULL;
+            const float *yr[4];
+            for (int a = 0; a < m; a++) yr[a] = m * ti + a < Ho ? dy + ((size_t)n * Co + co) * HWo + (size_t)(m * ti + a) * Wo : NULL;
             for (int j0 = 0; j0 < tw; j0 += UVAE__WG_SEG) {
                 int nj = tw - j0 < UVAE__WG_SEG ? tw - j0 : UVAE__WG_SEG;
-                wg_dy(nj, y0, y1, 2 * j0, Wo, Z + (size_t)co * Tcp + (size_t)(row - r0) * tw + j0, Zs);
+                wg_dy(nj, yr, m * j0, Wo, Z + (size_t)co * Tcp + (size_t)(row - r0) * tw + j0, Zs);
             }
         }
-        UVAE__OMP(omp parallel if ((double)16 * Cp * Np * T > 1e6))
+        UVAE__OMP(omp parallel if ((double)P * Cp * Np * T > 1e6))
         {
             int t;
-            for (int e = 0; e < 16; e++) uvae__pack_b(1, Z + e * Zs, Tcp, 0, 0, T, Co, Zp + e * Ps);   /* ends with a barrier */
+            for (int e = 0; e < P; e++) uvae__pack_b(1, Z + e * Zs, Tcp, 0, 0, T, Co, Zp + e * Ps);   /* ends with a barrier */
             UVAE__OMP(omp for schedule(static))
             for (t = 0; t < nt; t++) {                                /* dU^T[e] tiles: ci panel, co panel */
                 int e = t / (npa * npb), ip = t / npb % npa, jp = t % npb;
@@ -2335,17 +2527,10 @@ static void uvae__cpu_conv_bwd_w_winograd(const uvae__conv_shape *g, const float
         int co0 = i / npa * UVAE__NR, ci0 = i % npa * UVAE__MR;
         for (int co = co0; co < co0 + UVAE__NR && co < Co; co++)
             for (int ci = ci0; ci < ci0 + UVAE__MR && ci < Ci; ci++) {
-                float u[4][4], q[3][4];
+                const float *du = dU + (size_t)ci * Np + co;
                 float *d = dw + ((size_t)co * Ci + ci) * 9;
-                for (int e = 0; e < 16; e++) u[e / 4][e % 4] = dU[e * Ds + (size_t)ci * Np + co];
-                for (int f = 0; f < 4; f++) {
-                    q[0][f] = u[0][f] + 0.5f * (u[1][f] + u[2][f]); q[1][f] = 0.5f * (u[1][f] - u[2][f]);
-                    q[2][f] = 0.5f * (u[1][f] + u[2][f]) + u[3][f];
-                }
-                for (int a = 0; a < 3; a++, d += 3) {
-                    d[0] += q[a][0] + 0.5f * (q[a][1] + q[a][2]); d[1] += 0.5f * (q[a][1] - q[a][2]);
-                    d[2] += 0.5f * (q[a][1] + q[a][2]) + q[a][3];
-                }
+                if (m == 2) uvae__wg_weight_grad(2, du, Ds, d);
+                else uvae__wg_weight_grad(4, du, Ds, d);
             }
     }
 }
