@@ -2473,7 +2473,8 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
     }
 }
 /* conv_bwd_w for 3x3, stride 1, padding 1 through the same transforms: the forward's tile is
-   y = A^T [U .* V] A with U = G w G^T, so with Z = A dy A^T (the tile's 2x2 output gradient, 4x4)
+   y = A^T [U .* V] A with U = G w G^T, so with Z = A dy A^T (the tile's m x m output gradient, made
+   (m+2) x (m+2))
      dU[e][co][ci] = sum over tiles  Z[e][co][t] * V[e][ci][t],     dw += G^T dU G,
    P products with the tiles as the summed dimension. Per chunk of tile rows: V = B^T d B
    (uvae__wg_input), Z (wg_dy), Z packed as NR-column panels over Co, and dU^T[e][ci][co] +=
@@ -2483,7 +2484,8 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
    | Z [P][Co][Tcp] | Zp [P][Np/NR][Tcp][NR], each position followed by 16 spare floats. */
 static void uvae__cpu_conv_bwd_w_winograd(const uvae__conv_shape *g, const float *x, const float *dy, float *dw, float *scratch) {
     const int m = uvae__conv_winograd(g), a2 = m + 2, P = a2 * a2, Ho = g->Ho, Wo = g->Wo, Ci = g->Ci, Co = g->Co;
-    const int th = (Ho + m - 1) / m, tw = (Wo + m - 1) / m, npa = (Ci + UVAE__MR - 1) / UVAE__MR, npb = (Co + UVAE__NR - 1) / UVAE__NR, Cp = npa * UVAE__MR, Np = npb * UVAE__NR;
+    const int th = (Ho + m - 1) / m, tw = (Wo + m - 1) / m;
+    const int npa = (Ci + UVAE__MR - 1) / UVAE__MR, npb = (Co + UVAE__NR - 1) / UVAE__NR, Cp = npa * UVAE__MR, Np = npb * UVAE__NR;
     const int R = uvae__wg_rows(g), nrows = g->N * th, Tcp = uvae__wg_tcp(g);
     const size_t HWo = (size_t)Ho * Wo, Ds = (size_t)Cp * Np + 16, Vs = (size_t)Ci * Tcp + 16, Zs = (size_t)Co * Tcp + 16,
                  Ps = (size_t)Np * Tcp + 16;
