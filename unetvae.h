@@ -2886,6 +2886,14 @@ uvae_tensor *uvae_upsample(uvae_ctx *ctx, uvae_tensor *x, int s, int mode) {
    batch_norm2d_relu: y = relu(the above) in the same pass (== F.relu(F.batch_norm(...))); its
    backward takes dy where y > 0, 0 elsewhere (as relu's), so the normalised values before the
    relu are never stored: one activation and one pass over it less per layer. */
+/* The sums over a channel's M values are in double, in UVAE__BN_L = 8 interleaved partial sums
+   (value i of a row goes to partial i mod 8, rows in order; uvae__bn_fold adds the 8 pairwise): the
+   adds do not wait on each other (one chain ran at a quarter of the memory's speed), and the order
+   is fixed whatever the compiler vectorises, so results do not depend on the build's vector width. */
+#define UVAE__BN_L 8
+static double uvae__bn_fold(const double *p) {
+    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+}
 static void uvae__cpu_bn_fwd(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, float *y, float *stats,
                              int N, int C, size_t HW, int train, float momentum, float eps, int relu) {
     int c;
@@ -2894,16 +2902,23 @@ static void uvae__cpu_bn_fwd(const float *x, const float *gamma, const float *be
         double mu, var, M = (double)N * (double)HW;
         float istd, gm = gamma ? gamma[c] : 1.0f, bt = beta ? beta[c] : 0.0f;
         if (train) {
-            double s = 0, ss = 0;
-            for (int n = 0; n < N; n++)
-                for (size_t i = 0; i < HW; i++) s += x[((size_t)n * C + c) * HW + i];
-            mu = s / M;
-            for (int n = 0; n < N; n++)
-                for (size_t i = 0; i < HW; i++) {
-                    double d = x[((size_t)n * C + c) * HW + i] - mu;
-                    ss += d * d;
-                }
-            var = ss / M;
+            double s[UVAE__BN_L] = {0}, ss[UVAE__BN_L] = {0};
+            for (int n = 0; n < N; n++) {
+                const float *xc = x + ((size_t)n * C + c) * HW;
+                size_t i = 0;
+                for (; i + UVAE__BN_L <= HW; i += UVAE__BN_L)
+                    for (int j = 0; j < UVAE__BN_L; j++) s[j] += xc[i + j];
+                for (; i < HW; i++) s[i % UVAE__BN_L] += xc[i];
+            }
+            mu = uvae__bn_fold(s) / M;
+            for (int n = 0; n < N; n++) {
+                const float *xc = x + ((size_t)n * C + c) * HW;
+                size_t i = 0;
+                for (; i + UVAE__BN_L <= HW; i += UVAE__BN_L)
+                    for (int j = 0; j < UVAE__BN_L; j++) ss[j] += (xc[i + j] - mu) * (xc[i + j] - mu);
+                for (; i < HW; i++) ss[i % UVAE__BN_L] += (xc[i] - mu) * (xc[i] - mu);
+            }
+            var = uvae__bn_fold(ss) / M;
             rmean[c] = (float)((1 - momentum) * rmean[c] + momentum * mu);
             rvar[c] = (float)((1 - momentum) * rvar[c] + momentum * var * M / (M - 1));
         } else {
@@ -2934,31 +2949,43 @@ static void uvae__cpu_bn_bwd(const float *x, const float *gamma, float *dy, cons
     double M = (double)N * (double)HW;
     UVAE__OMP(omp parallel for schedule(static) if ((double)N * C * HW > UVAE__PAR_MIN))
     for (c = 0; c < C; c++) {
-        double sdy = 0, sdyx = 0;
+        double sdy, sdyx, s[UVAE__BN_L] = {0}, sx[UVAE__BN_L] = {0};
         float mu = stats[c], istd = stats[C + c], gm = gamma ? gamma[c] : 1.0f;
-        if (y)
-            for (int n = 0; n < N; n++) {
-                float *dc = dy + ((size_t)n * C + c) * HW;
-                const float *yc = y + ((size_t)n * C + c) * HW;
-                size_t i;
+        for (int n = 0; n < N; n++) {
+            float *dc = dy + ((size_t)n * C + c) * HW;
+            const float *xc = x + ((size_t)n * C + c) * HW, *yc = y ? y + ((size_t)n * C + c) * HW : NULL;
+            size_t i;
+            if (yc) {
                 UVAE__OMP(omp simd)
                 for (i = 0; i < HW; i++) dc[i] = yc[i] > 0 ? dc[i] : 0.0f;   /* a select (as torch): dc * [y > 0] would not vectorise */
             }
-        for (int n = 0; n < N; n++)
-            for (size_t i = 0; i < HW; i++) {
-                size_t q = ((size_t)n * C + c) * HW + i;
-                sdy += dy[q];
-                sdyx += dy[q] * (x[q] - mu) * istd;
+            for (i = 0; i + UVAE__BN_L <= HW; i += UVAE__BN_L)
+                for (int j = 0; j < UVAE__BN_L; j++) {
+                    s[j] += dc[i + j];
+                    sx[j] += dc[i + j] * (xc[i + j] - mu) * istd;
+                }
+            for (; i < HW; i++) {
+                s[i % UVAE__BN_L] += dc[i];
+                sx[i % UVAE__BN_L] += dc[i] * (xc[i] - mu) * istd;
             }
+        }
+        sdy = uvae__bn_fold(s);
+        sdyx = uvae__bn_fold(sx);
         if (dgamma) dgamma[c] += (float)sdyx;
         if (dbeta) dbeta[c] += (float)sdy;
         if (!dx) continue;
-        for (int n = 0; n < N; n++)
-            for (size_t i = 0; i < HW; i++) {
-                size_t q = ((size_t)n * C + c) * HW + i;
-                if (train) dx[q] += (float)(gm * istd / M) * ((float)M * dy[q] - (float)sdy - (x[q] - mu) * istd * (float)sdyx);
-                else dx[q] += gm * istd * dy[q];
+        for (int n = 0; n < N; n++) {
+            const float *dc = dy + ((size_t)n * C + c) * HW, *xc = x + ((size_t)n * C + c) * HW;
+            float *xg = dx + ((size_t)n * C + c) * HW, a = (float)(gm * istd / M), fm = (float)M, fs = (float)sdy, fx = (float)sdyx;
+            size_t i;
+            if (train) {
+                UVAE__OMP(omp simd)
+                for (i = 0; i < HW; i++) xg[i] += a * (fm * dc[i] - fs - (xc[i] - mu) * istd * fx);
+            } else {
+                UVAE__OMP(omp simd)
+                for (i = 0; i < HW; i++) xg[i] += gm * istd * dc[i];
             }
+        }
     }
 }
 static void uvae__bn_backward(uvae__node *nd) {   /* i[0]: train, i[1]: relu fused */
