@@ -1776,14 +1776,27 @@ static void uvae__cpu_bias_add(float *out, const float *b, int N, int C, size_t 
     for (nc = 0; nc < N * C; nc++)
         for (size_t i = 0; i < HW; i++) out[(size_t)nc * HW + i] += b[nc % C];
 }
+/* [sums] Long sums of floats are in double, in UVAE__SUML = 8 interleaved partial sums p: a[i] goes
+   to p[i mod 8], in order, and uvae__fold8 adds the 8 pairwise. The adds do not wait on each other
+   (one chain of double adds ran at a quarter of the memory's speed), and the order is fixed
+   whatever the compiler vectorises, so a result does not depend on the build's vector width. */
+#define UVAE__SUML 8
+static void uvae__sum8(const float *a, size_t n, double *p) {
+    size_t i = 0;
+    for (; i + UVAE__SUML <= n; i += UVAE__SUML)
+        for (int j = 0; j < UVAE__SUML; j++) p[j] += a[i + j];
+    for (; i < n; i++) p[i % UVAE__SUML] += a[i];
+}
+static double uvae__fold8(const double *p) {
+    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+}
 static void uvae__cpu_bias_grad(const float *dout, float *db, int N, int C, size_t HW) {
     int c;
     UVAE__OMP(omp parallel for schedule(static) if ((double)N * C * HW > UVAE__PAR_MIN))
     for (c = 0; c < C; c++) {
-        double s = 0;
-        for (int n = 0; n < N; n++)
-            for (size_t i = 0; i < HW; i++) s += dout[((size_t)n * C + c) * HW + i];
-        db[c] += (float)s;
+        double p[UVAE__SUML] = {0};
+        for (int n = 0; n < N; n++) uvae__sum8(dout + ((size_t)n * C + c) * HW, HW, p);
+        db[c] += (float)uvae__fold8(p);
     }
 }
 
@@ -2885,15 +2898,9 @@ uvae_tensor *uvae_upsample(uvae_ctx *ctx, uvae_tensor *x, int s, int mode) {
    stats: [2, C] = mean and inverse std per channel, saved for the backward.
    batch_norm2d_relu: y = relu(the above) in the same pass (== F.relu(F.batch_norm(...))); its
    backward takes dy where y > 0, 0 elsewhere (as relu's), so the normalised values before the
-   relu are never stored: one activation and one pass over it less per layer. */
-/* The sums over a channel's M values are in double, in UVAE__BN_L = 8 interleaved partial sums
-   (value i of a row goes to partial i mod 8, rows in order; uvae__bn_fold adds the 8 pairwise): the
-   adds do not wait on each other (one chain ran at a quarter of the memory's speed), and the order
-   is fixed whatever the compiler vectorises, so results do not depend on the build's vector width. */
-#define UVAE__BN_L 8
-static double uvae__bn_fold(const double *p) {
-    return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
-}
+   relu are never stored: one activation and one pass over it less per layer. The sums over a
+   channel's M values are in double, in 8 interleaved partial sums ([sums]), also for the variance
+   and the backward's two sums. */
 static void uvae__cpu_bn_fwd(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, float *y, float *stats,
                              int N, int C, size_t HW, int train, float momentum, float eps, int relu) {
     int c;
@@ -2902,23 +2909,17 @@ static void uvae__cpu_bn_fwd(const float *x, const float *gamma, const float *be
         double mu, var, M = (double)N * (double)HW;
         float istd, gm = gamma ? gamma[c] : 1.0f, bt = beta ? beta[c] : 0.0f;
         if (train) {
-            double s[UVAE__BN_L] = {0}, ss[UVAE__BN_L] = {0};
+            double s[UVAE__SUML] = {0}, ss[UVAE__SUML] = {0};
+            for (int n = 0; n < N; n++) uvae__sum8(x + ((size_t)n * C + c) * HW, HW, s);
+            mu = uvae__fold8(s) / M;
             for (int n = 0; n < N; n++) {
                 const float *xc = x + ((size_t)n * C + c) * HW;
                 size_t i = 0;
-                for (; i + UVAE__BN_L <= HW; i += UVAE__BN_L)
-                    for (int j = 0; j < UVAE__BN_L; j++) s[j] += xc[i + j];
-                for (; i < HW; i++) s[i % UVAE__BN_L] += xc[i];
+                for (; i + UVAE__SUML <= HW; i += UVAE__SUML)
+                    for (int j = 0; j < UVAE__SUML; j++) ss[j] += (xc[i + j] - mu) * (xc[i + j] - mu);
+                for (; i < HW; i++) ss[i % UVAE__SUML] += (xc[i] - mu) * (xc[i] - mu);
             }
-            mu = uvae__bn_fold(s) / M;
-            for (int n = 0; n < N; n++) {
-                const float *xc = x + ((size_t)n * C + c) * HW;
-                size_t i = 0;
-                for (; i + UVAE__BN_L <= HW; i += UVAE__BN_L)
-                    for (int j = 0; j < UVAE__BN_L; j++) ss[j] += (xc[i + j] - mu) * (xc[i + j] - mu);
-                for (; i < HW; i++) ss[i % UVAE__BN_L] += (xc[i] - mu) * (xc[i] - mu);
-            }
-            var = uvae__bn_fold(ss) / M;
+            var = uvae__fold8(ss) / M;
             rmean[c] = (float)((1 - momentum) * rmean[c] + momentum * mu);
             rvar[c] = (float)((1 - momentum) * rvar[c] + momentum * var * M / (M - 1));
         } else {
@@ -2949,7 +2950,7 @@ static void uvae__cpu_bn_bwd(const float *x, const float *gamma, float *dy, cons
     double M = (double)N * (double)HW;
     UVAE__OMP(omp parallel for schedule(static) if ((double)N * C * HW > UVAE__PAR_MIN))
     for (c = 0; c < C; c++) {
-        double sdy, sdyx, s[UVAE__BN_L] = {0}, sx[UVAE__BN_L] = {0};
+        double sdy, sdyx, s[UVAE__SUML] = {0}, sx[UVAE__SUML] = {0};
         float mu = stats[c], istd = stats[C + c], gm = gamma ? gamma[c] : 1.0f;
         for (int n = 0; n < N; n++) {
             float *dc = dy + ((size_t)n * C + c) * HW;
@@ -2959,18 +2960,18 @@ static void uvae__cpu_bn_bwd(const float *x, const float *gamma, float *dy, cons
                 UVAE__OMP(omp simd)
                 for (i = 0; i < HW; i++) dc[i] = yc[i] > 0 ? dc[i] : 0.0f;   /* a select (as torch): dc * [y > 0] would not vectorise */
             }
-            for (i = 0; i + UVAE__BN_L <= HW; i += UVAE__BN_L)
-                for (int j = 0; j < UVAE__BN_L; j++) {
+            for (i = 0; i + UVAE__SUML <= HW; i += UVAE__SUML)
+                for (int j = 0; j < UVAE__SUML; j++) {
                     s[j] += dc[i + j];
                     sx[j] += dc[i + j] * (xc[i + j] - mu) * istd;
                 }
             for (; i < HW; i++) {
-                s[i % UVAE__BN_L] += dc[i];
-                sx[i % UVAE__BN_L] += dc[i] * (xc[i] - mu) * istd;
+                s[i % UVAE__SUML] += dc[i];
+                sx[i % UVAE__SUML] += dc[i] * (xc[i] - mu) * istd;
             }
         }
-        sdy = uvae__bn_fold(s);
-        sdyx = uvae__bn_fold(sx);
+        sdy = uvae__fold8(s);
+        sdyx = uvae__fold8(sx);
         if (dgamma) dgamma[c] += (float)sdyx;
         if (dbeta) dbeta[c] += (float)sdy;
         if (!dx) continue;
