@@ -15,7 +15,7 @@ TEST_SRC = tests/test_main.c tests/test_core.c tests/test_grad.c tests/test_opti
            tests/test_hostile.c
 DEPS     = unetvae.h tests/test.h
 
-.PHONY: all test test-examples test-demo demo test-asan check-header clean fuzz fuzz-smoke fuzz-corpus cuda test-cuda check-cuda-build test-cuda-selfcheck bench bench-cuda bench-torch experiments-unet experiments-cvae
+.PHONY: all test test-examples test-demo demo test-asan check-header clean fuzz fuzz-smoke fuzz-corpus cuda test-cuda check-cuda-build test-cuda-selfcheck bench bench-cuda bench-torch bench-vs-torch bench-cuda-vs-torch experiments-unet experiments-cvae
 
 EXAMPLES = $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c))
 
@@ -202,6 +202,18 @@ experiments-cvae: $(BUILD)/cvae
 bench-torch:
 	/usr/bin/python3 bench/torch_bench.py --threads $${OMP_NUM_THREADS:-2}
 
+# both, back to back, and each of our rows followed by its ratio to PyTorch's (ours / PyTorch, img/s)
+bench-vs-torch: $(BUILD)/bench
+	/usr/bin/python3 bench/torch_bench.py --threads $${OMP_NUM_THREADS:-2} > $(BUILD)/torch_bench.txt
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./$(BUILD)/bench --torch $(BUILD)/torch_bench.txt
+
+# the same on the GPU against PyTorch fp32 and TF32 (TORCH_PY: a python3 with a CUDA PyTorch)
+TORCH_PY ?= python3
+bench-cuda-vs-torch: $(BUILD)/bench_cuda
+	$(TORCH_PY) bench/torch_bench.py --device cuda --tf32 0 > $(BUILD)/torch_bench_fp32.txt
+	$(TORCH_PY) bench/torch_bench.py --device cuda --tf32 1 > $(BUILD)/torch_bench_tf32.txt
+	./$(BUILD)/bench_cuda --device cuda --torch $(BUILD)/torch_bench_fp32.txt --torch $(BUILD)/torch_bench_tf32.txt
+
 # ==== data scripts, install, PyTorch interop (issue 8) ==========================================
 # make data                  MNIST, CIFAR-10 and Oxford-IIIT Pet into data/ (DATA_DIR=... elsewhere),
 #                            downloaded with sha256 checks by data_scripts/get_*.sh
@@ -220,8 +232,8 @@ data:
 	bash data_scripts/get_cifar10.sh
 	bash data_scripts/get_oxford_pets.sh
 
-test-scripts:
-	bash tests/test_scripts.sh
+test-scripts: $(BUILD)/bench
+	BUILD=$(BUILD) bash tests/test_scripts.sh
 
 install:
 	install -d "$(DESTDIR)$(PREFIX)/include" "$(DOCDIR)/docs/img"

@@ -1,10 +1,14 @@
 /* bench/bench.c — training and inference speed of the library's models (images/s), CPU or GPU.
    Not a test: it reports numbers.  make bench  |  ./build/bench [--device cpu|cuda] [--steps N] [--only NAME]
-   Each row: a model at a batch size; the median time of --steps timed steps after 2 warm-up steps;
+   [--torch FILE]...
+   Each row: a model at a batch size (the UNets at batch 4 on the CPU, 16 and 64 on the GPU); the
+   median time of --steps timed steps after 2 warm-up steps;
    GFLOP/s: the convolutions' and matrix products' FLOPs counted as the direct method
    (uvae_ctx_flops; Winograd does fewer) over that time; peak MB: the peak resident memory of the
    process that ran the row alone (each row runs in its own child process; host memory also with
-   --device cuda). */
+   --device cuda). --torch FILE (up to 4 times): the output of bench/torch_bench.py for the same
+   rows; each row is followed by the ratio ours / PyTorch of its training and inference images/s
+   against each file's row of the same name and batch. */
 #define _POSIX_C_SOURCE 200809L
 #define UNETVAE_IMPLEMENTATION
 #include "../unetvae.h"
@@ -36,6 +40,50 @@ typedef struct row {
     int down, up, loss;  /* unet: loss 0 ce, 1 dice */
     int size, ch, batch;
 } row;
+
+/* a PyTorch row from bench/torch_bench.py's output: name, batch, training and inference img/s, its
+   tag (what is in the trailing [brackets], e.g. "torch 2.5.1 cuda tf32") and which --torch file */
+typedef struct torch_row { char name[32], tag[64]; int batch, file; double train, infer; } torch_row;
+#define MAX_TORCH_ROWS 256
+static torch_row torch_rows[MAX_TORCH_ROWS];
+static int n_torch_rows;
+static const char *torch_files[4];
+static int n_torch_files;
+
+/* reads FILE's rows (lines in bench's format; other lines are skipped); 0 if it has none */
+static int read_torch(const char *path, int file) {
+    FILE *f = fopen(path, "r");
+    char line[512];
+    int got = 0;
+    if (!f) { fprintf(stderr, "bench: --torch %s: cannot open it\n", path); exit(1); }
+    while (fgets(line, sizeof line, f) && n_torch_rows < MAX_TORCH_ROWS) {
+        torch_row *t = &torch_rows[n_torch_rows];
+        char *b = strstr(line, " batch "), *tag = strchr(line, '[');
+        size_t n;
+        if (!b || (n = (size_t)(b - line)) == 0 || n >= sizeof t->name) continue;
+        if (sscanf(b, " batch %d %*s train %lf img/s (%*f ms/step, %*f GFLOP/s) inference %lf", &t->batch, &t->train, &t->infer) != 3)
+            continue;
+        memcpy(t->name, line, n);
+        while (n > 0 && t->name[n - 1] == ' ') n--;
+        t->name[n] = 0;
+        snprintf(t->tag, sizeof t->tag, "%s", tag ? tag + 1 : "torch");
+        t->tag[strcspn(t->tag, "]\n")] = 0;
+        t->file = file;
+        n_torch_rows++;
+        got++;
+    }
+    fclose(f);
+    return got;
+}
+/* the ratio lines after a row: ours / PyTorch, per --torch file */
+static void print_ratios(const char *name, int batch, double train, double infer) {
+    for (int fi = 0; fi < n_torch_files; fi++)
+        for (int i = 0; i < n_torch_rows; i++) {
+            const torch_row *t = &torch_rows[i];
+            if (t->file != fi || t->batch != batch || strcmp(t->name, name)) continue;
+            printf("%-22s batch %3d  vs %-30s train %6.2fx  inference %6.2fx\n", name, batch, t->tag, train / t->train, infer / t->infer);
+        }
+}
 
 static double median(double *t, int n) {
     qsort(t, (size_t)n, sizeof *t, cmp_d);
@@ -109,6 +157,7 @@ static void run(const row *r, int dev, int steps) {
         getrusage(RUSAGE_SELF, &ru);
         printf("%-22s batch %3d  %dx%d  train %9.1f img/s (%7.1f ms/step, %6.1f GFLOP/s)  inference %9.1f img/s (%6.1f GFLOP/s)  "
                "peak %6.0f MB\n", r->name, B, S, S, B / mt, 1e3 * mt, ft / mt * 1e-9, B / mi, fi / mi * 1e-9, ru.ru_maxrss / 1024.0);
+        print_ratios(r->name, B, B / mt, B / mi);
         fflush(stdout);
     }
     uvae_optim_free(&opt);
@@ -122,6 +171,22 @@ static void run(const row *r, int dev, int steps) {
 int main(int argc, char **argv) {
     int dev = UVAE_CPU, steps = 6;
     const char *only = NULL;
+    const row *rows;
+    size_t nrows;
+    static const row gpu_rows[] = {
+        {"unet mp+tr+ce", 0, UVAE_DOWN_MAXPOOL, UVAE_UP_TRANSPOSE, 0, 128, 3, 16},
+        {"unet mp+tr+dice", 0, UVAE_DOWN_MAXPOOL, UVAE_UP_TRANSPOSE, 1, 128, 3, 16},
+        {"unet st+tr+ce", 0, UVAE_DOWN_STRIDED, UVAE_UP_TRANSPOSE, 0, 128, 3, 16},
+        {"unet st+up+dice", 0, UVAE_DOWN_STRIDED, UVAE_UP_UPSAMPLE, 1, 128, 3, 16},
+        {"unet mp+tr+ce", 0, UVAE_DOWN_MAXPOOL, UVAE_UP_TRANSPOSE, 0, 128, 3, 64},
+        {"unet mp+tr+dice", 0, UVAE_DOWN_MAXPOOL, UVAE_UP_TRANSPOSE, 1, 128, 3, 64},
+        {"unet st+tr+ce", 0, UVAE_DOWN_STRIDED, UVAE_UP_TRANSPOSE, 0, 128, 3, 64},
+        {"unet st+up+dice", 0, UVAE_DOWN_STRIDED, UVAE_UP_UPSAMPLE, 1, 128, 3, 64},
+        {"cvae mnist", 1, 0, 0, 0, 28, 1, 128},
+        {"cvae cifar", 1, 0, 0, 0, 32, 3, 128},
+        {"judge mnist", 2, 0, 0, 0, 28, 1, 128},
+        {"judge cifar", 2, 0, 0, 0, 32, 3, 128},
+    };
     static const row cpu_rows[] = {
         {"unet mp+tr+ce", 0, UVAE_DOWN_MAXPOOL, UVAE_UP_TRANSPOSE, 0, 128, 3, 4},
         {"unet mp+tr+dice", 0, UVAE_DOWN_MAXPOOL, UVAE_UP_TRANSPOSE, 1, 128, 3, 4},
@@ -136,18 +201,23 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--device") && i + 1 < argc) dev = !strcmp(argv[++i], "cuda") ? UVAE_CUDA : UVAE_CPU;
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
-        else { fprintf(stderr, "usage: bench [--device cpu|cuda] [--steps N] [--only SUBSTRING]\n"); return 1; }
+        else if (!strcmp(argv[i], "--torch") && i + 1 < argc && n_torch_files < 4) torch_files[n_torch_files++] = argv[++i];
+        else { fprintf(stderr, "usage: bench [--device cpu|cuda] [--steps N] [--only SUBSTRING] [--torch FILE]...\n"); return 1; }
     }
     if (steps < 1) steps = 1;
-    for (size_t i = 0; i < sizeof cpu_rows / sizeof *cpu_rows; i++) {
+    for (int f = 0; f < n_torch_files; f++)
+        if (!read_torch(torch_files[f], f)) { fprintf(stderr, "bench: --torch %s: no rows of bench/torch_bench.py in it\n", torch_files[f]); return 1; }
+    rows = dev == UVAE_CUDA ? gpu_rows : cpu_rows;
+    nrows = dev == UVAE_CUDA ? sizeof gpu_rows / sizeof *gpu_rows : sizeof cpu_rows / sizeof *cpu_rows;
+    for (size_t i = 0; i < nrows; i++) {
         pid_t pid;
         int status;
-        if (only && !strstr(cpu_rows[i].name, only)) continue;
+        if (only && !strstr(rows[i].name, only)) continue;
         fflush(stdout);
         if ((pid = fork()) < 0) { perror("bench: fork"); return 1; }
         if (pid == 0) {   /* the row alone in its process (which is also the first to touch CUDA: a fork must come before) */
             if (dev == UVAE_CUDA && !uvae_cuda_available()) fail("--device cuda");
-            run(&cpu_rows[i], dev, steps);
+            run(&rows[i], dev, steps);
             _exit(0);
         }
         if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return 1;

@@ -1,15 +1,20 @@
-"""bench/torch_bench.py - the rows of bench/bench.c in PyTorch, on the CPU, for side-by-side ratios.
+"""bench/torch_bench.py - the rows of bench/bench.c in PyTorch, on the CPU or a GPU, for side-by-side ratios.
 
-    OMP_NUM_THREADS=2 ./build/bench > ours.txt
-    /usr/bin/python3 bench/torch_bench.py --threads 2 [--steps 6] [--only SUBSTRING]
+    /usr/bin/python3 bench/torch_bench.py --threads 2 [--steps 6] [--only SUBSTRING] > build/torch_bench.txt
+    OMP_NUM_THREADS=2 ./build/bench --torch build/torch_bench.txt        (make bench-vs-torch does both)
+    python3 bench/torch_bench.py --device cuda --tf32 0|1 > FILE           (then bench_cuda --device cuda --torch FILE)
 
 Same models (tests/ref/make_ref.py's mirrors of uvae_unet, uvae_cvae and a classifier built like
 uvae_classifier), same shapes, batch sizes, loss and optimizer (Adam) as bench/bench.c; one training
 step = zero_grad + forward + loss + backward + Adam step; inference = forward in eval mode under
-no_grad. Median of --steps timed steps after 2 warm-up steps. Prints lines in bench.c's format:
+no_grad. Median of --steps timed steps after 2 warm-up steps (on the GPU each step ends with
+torch.cuda.synchronize(), as bench.c's GPU steps end by reading the loss back; the UNets run at
+batch 16 and 64 there, as in bench.c; --tf32 1 lets matmuls and convolutions use TF32). Prints
+lines in bench.c's format:
 GFLOP/s counts the convolutions' and linear layers' FLOPs as bench.c does (2 per multiply-add of the
 direct method; backward: the weight gradient, and the input gradient where the input needs one),
-peak MB is the peak resident memory of a child process that ran the row alone.
+peak MB is the peak resident memory of a child process that ran the row alone (on the GPU: the
+peak of torch.cuda.max_memory_allocated).
 """
 import argparse
 import multiprocessing
@@ -39,16 +44,20 @@ class Classifier(nn.Module):
         return self.fc(F.dropout(x.flatten(1), 0.25, self.training))
 
 
-ROWS = [  # name, kind, strided, upsample, dice, size, channels, batch
-    ("unet mp+tr+ce", "unet", False, False, False, 128, 3, 4),
-    ("unet mp+tr+dice", "unet", False, False, True, 128, 3, 4),
-    ("unet st+tr+ce", "unet", True, False, False, 128, 3, 4),
-    ("unet st+up+dice", "unet", True, True, True, 128, 3, 4),
+UNETS = [  # name, kind, strided, upsample, dice, size, channels  (+ batch below)
+    ("unet mp+tr+ce", "unet", False, False, False, 128, 3),
+    ("unet mp+tr+dice", "unet", False, False, True, 128, 3),
+    ("unet st+tr+ce", "unet", True, False, False, 128, 3),
+    ("unet st+up+dice", "unet", True, True, True, 128, 3),
+]
+SMALL = [
     ("cvae mnist", "cvae", 0, 0, 0, 28, 1, 128),
     ("cvae cifar", "cvae", 0, 0, 0, 32, 3, 128),
     ("judge mnist", "judge", 0, 0, 0, 28, 1, 128),
     ("judge cifar", "judge", 0, 0, 0, 32, 3, 128),
 ]
+ROWS = {"cpu": [u + (4,) for u in UNETS] + SMALL,
+        "cuda": [u + (16,) for u in UNETS] + [u + (64,) for u in UNETS] + SMALL}
 
 
 def median(v):
@@ -80,27 +89,28 @@ def count_flops(model):
     return total
 
 
-def run(row, steps):
+def run(row, steps, dev, tag):
     name, kind, strided, upsample, dice, S, C, B = row
     torch.manual_seed(7)
-    x = torch.rand(B, C, S, S)
+    x = torch.rand(B, C, S, S, device=dev)
+    sync = torch.cuda.synchronize if dev == "cuda" else (lambda: None)
     if kind == "unet":
-        model = UNet(3, 3, 64, 4, strided, upsample)
-        y = torch.randint(0, 3, (B, S, S)).float()
+        model = UNet(3, 3, 64, 4, strided, upsample).to(dev)
+        y = torch.randint(0, 3, (B, S, S), device=dev).float()
 
         def loss_fn():
             z = model(x)
             return dice_loss(z, y, 1.0) if dice else F.cross_entropy(z, y.long())
     elif kind == "cvae":
-        model = CVAE(C, S, 10, 32, 32, 16)
-        y = torch.randint(0, 10, (B,)).float()
+        model = CVAE(C, S, 10, 32, 32, 16).to(dev)
+        y = torch.randint(0, 10, (B,), device=dev).float()
 
         def loss_fn():
-            logits, _, mu, logvar = model(x, y, torch.randn(B, 32))
+            logits, _, mu, logvar = model(x, y, torch.randn(B, 32, device=dev))
             return bernoulli_nll(logits, x) + kl_normal(mu, logvar)
     else:
-        model = Classifier(C, S, 10, 32)
-        y = torch.randint(0, 10, (B,))
+        model = Classifier(C, S, 10, 32).to(dev)
+        y = torch.randint(0, 10, (B,), device=dev)
 
         def loss_fn():
             return F.cross_entropy(model(x), y)
@@ -110,33 +120,46 @@ def run(row, steps):
     model.train()
     for s in range(steps + 2):
         flops[0] = 0.0
+        sync()
         t0 = time.perf_counter()
         opt.zero_grad()
         loss = loss_fn()
         loss.backward()
         opt.step()
         loss.item()
+        sync()
         train.append(time.perf_counter() - t0)
     ft = flops[0]
     model.eval()
     with torch.no_grad():
         for s in range(steps + 2):
             flops[0] = 0.0
+            sync()
             t0 = time.perf_counter()
             loss_fn().item()
+            sync()
             infer.append(time.perf_counter() - t0)
     fi = flops[0]
     mt, mi = median(train[2:]), median(infer[2:])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    if dev == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2.0 ** 20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print("%-22s batch %3d  %dx%d  train %9.1f img/s (%7.1f ms/step, %6.1f GFLOP/s)  inference %9.1f img/s (%6.1f GFLOP/s)  "
-          "peak %6.0f MB   [torch %s]" % (name, B, S, S, B / mt, 1e3 * mt, ft / mt * 1e-9, B / mi, fi / mi * 1e-9, peak,
-                                        torch.__version__), flush=True)
+          "peak %6.0f MB   [%s]" % (name, B, S, S, B / mt, 1e3 * mt, ft / mt * 1e-9, B / mi, fi / mi * 1e-9, peak, tag),
+          flush=True)
 
 
-def run_alone(row, steps, threads):
+def run_alone(row, steps, threads, dev, tf32):
     """run() in a child process of its own, so that its peak memory is the row's."""
     torch.set_num_threads(threads)
-    run(row, steps)
+    if dev == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = bool(tf32)
+        torch.backends.cudnn.allow_tf32 = bool(tf32)
+        tag = "torch %s cuda %s" % (torch.__version__, "tf32" if tf32 else "fp32")
+    else:
+        tag = "torch %s cpu %d threads" % (torch.__version__, threads)
+    run(row, steps, dev, tag)
 
 
 def main():
@@ -144,11 +167,15 @@ def main():
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--only", default=None)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--tf32", type=int, choices=[0, 1], default=0, help="cuda: allow TF32 in matmuls and convolutions")
     a = ap.parse_args()
-    ctx = multiprocessing.get_context("fork")
-    for row in ROWS:
+    if a.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("torch_bench: --device cuda: this PyTorch sees no CUDA device")
+    ctx = multiprocessing.get_context("spawn" if a.device == "cuda" else "fork")   # (CUDA does not survive a fork)
+    for row in ROWS[a.device]:
         if a.only is None or a.only in row[0]:
-            p = ctx.Process(target=run_alone, args=(row, max(1, a.steps), a.threads))
+            p = ctx.Process(target=run_alone, args=(row, max(1, a.steps), a.threads, a.device, a.tf32))
             p.start()
             p.join()
             if p.exitcode != 0:

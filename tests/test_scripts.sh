@@ -215,5 +215,27 @@ if REPORT=1 OUT="$T/exp" bash "$ROOT/bench/experiments_unet.sh" >"$T/log" 2>&1 &
     ok "experiments_unet.sh REPORT=1: results.md rows from the summary lines (with and without flip TTA)"
 else cp "$T/exp/results.md" "$T/log" 2>/dev/null; bad "experiments_unet.sh REPORT=1 table" "$T/log"; fi
 
+# bench --torch FILE: each of our rows is followed by its ratio to FILE's row of the same name and
+# batch (bench/torch_bench.py's format); a file without such rows is an error
+B="$ROOT/${BUILD:-build}/bench"
+if [ ! -x "$B" ]; then bad "bench --torch: $B is not built (make test-scripts builds it)"
+else
+    printf '%s\n' 'cvae mnist             batch 128  28x28  train     100.0 img/s ( 1280.0 ms/step,    5.6 GFLOP/s)  inference      50.0 img/s (   6.1 GFLOP/s)  peak    201 MB   [torch 9.9 cpu 1 threads]' \
+        'cvae mnist             batch  64  28x28  train       1.0 img/s (64000.0 ms/step,    5.6 GFLOP/s)  inference       1.0 img/s (   6.1 GFLOP/s)  peak    201 MB   [other batch]' >"$T/torch.txt"
+    OMP_NUM_THREADS=1 "$B" --steps 1 --only "cvae mnist" --torch "$T/torch.txt" >"$T/log" 2>&1
+    rc=$?
+    # the ratio line against our row's img/s over the file's (100 and 50), to the 0.01 of its rounding
+    ratio=$(awk 'function after(w,  i) { for (i = 1; i < NF; i++) if ($i == w) return $(i + 1) + 0 }
+                 NR == 1 { t = after("train") / 100; f = after("inference") / 50 }
+                 / vs / { rt = after("train"); rf = after("inference") }
+                 END { d = rt - t; e = rf - f; print (t > 0 && d * d < 1e-4 && e * e < 1e-4) ? "right" : "wrong" }' "$T/log")
+    expect -c '[ "$(grep -c " vs " "$T/log")" = 1 ] && [ "$ratio" = right ]' "bench --torch: one ratio line, ours / PyTorch img/s" 0 \
+        "cvae mnist             batch 128  vs torch 9.9 cpu 1 threads"
+    echo 'no rows here' >"$T/torch.txt"
+    "$B" --only "cvae mnist" --torch "$T/torch.txt" >"$T/log" 2>&1
+    rc=$?
+    expect "bench --torch: a file without rows" 1 "bench: --torch $T/torch.txt: no rows of bench/torch_bench.py in it"
+fi
+
 echo "test_scripts: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
