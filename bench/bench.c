@@ -2,7 +2,7 @@
    Not a test: it reports numbers.  make bench  |  ./build/bench [--device cpu|cuda] [--steps N] [--only NAME]
    [--torch FILE]...
    Each row: a model at a batch size (the UNets at batch 4 on the CPU, 16 and 64 on the GPU); the
-   median time of --steps timed steps after 2 warm-up steps;
+   median time of --steps timed steps (default 6; 20 on the GPU) after 2 warm-up steps;
    GFLOP/s: the convolutions' and matrix products' FLOPs counted as the direct method
    (uvae_ctx_flops; Winograd does fewer) over that time; peak MB: the peak resident memory of the
    process that ran the row alone (each row runs in its own child process; host memory also with
@@ -169,7 +169,7 @@ static void run(const row *r, int dev, int steps) {
 }
 
 int main(int argc, char **argv) {
-    int dev = UVAE_CPU, steps = 6;
+    int dev = UVAE_CPU, steps = 0;
     const char *only = NULL;
     const row *rows;
     size_t nrows;
@@ -204,7 +204,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--torch") && i + 1 < argc && n_torch_files < 4) torch_files[n_torch_files++] = argv[++i];
         else { fprintf(stderr, "usage: bench [--device cpu|cuda] [--steps N] [--only SUBSTRING] [--torch FILE]...\n"); return 1; }
     }
-    if (steps < 1) steps = 1;
+    if (steps < 1) steps = dev == UVAE_CUDA ? 20 : 6;
     for (int f = 0; f < n_torch_files; f++)
         if (!read_torch(torch_files[f], f)) { fprintf(stderr, "bench: --torch %s: no rows of bench/torch_bench.py in it\n", torch_files[f]); return 1; }
     rows = dev == UVAE_CUDA ? gpu_rows : cpu_rows;

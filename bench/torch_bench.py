@@ -7,10 +7,10 @@
 Same models (tests/ref/make_ref.py's mirrors of uvae_unet, uvae_cvae and a classifier built like
 uvae_classifier), same shapes, batch sizes, loss and optimizer (Adam) as bench/bench.c; one training
 step = zero_grad + forward + loss + backward + Adam step; inference = forward in eval mode under
-no_grad. Median of --steps timed steps after 2 warm-up steps (on the GPU each step ends with
-torch.cuda.synchronize(), as bench.c's GPU steps end by reading the loss back; the UNets run at
-batch 16 and 64 there, as in bench.c; --tf32 1 lets matmuls and convolutions use TF32). Prints
-lines in bench.c's format:
+no_grad. Median of --steps timed steps (6; 20 on the GPU) after 2 warm-up steps (on the GPU each
+step ends with torch.cuda.synchronize(), as bench.c's GPU steps end by reading the loss back; the
+UNets run at batch 16 and 64 there, as in bench.c; --tf32 1 lets matmuls and convolutions use
+TF32). Prints lines in bench.c's format:
 GFLOP/s counts the convolutions' and linear layers' FLOPs as bench.c does (2 per multiply-add of the
 direct method; backward: the weight gradient, and the input gradient where the input needs one),
 peak MB is the peak resident memory of a child process that ran the row alone (on the GPU: the
@@ -165,7 +165,7 @@ def run_alone(row, steps, threads, dev, tf32):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
-    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--steps", type=int, default=None, help="timed steps per row (default 6 on the CPU, 20 on the GPU)")
     ap.add_argument("--only", default=None)
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--tf32", type=int, choices=[0, 1], default=0, help="cuda: allow TF32 in matmuls and convolutions")
@@ -173,9 +173,10 @@ def main():
     if a.device == "cuda" and not torch.cuda.is_available():
         sys.exit("torch_bench: --device cuda: this PyTorch sees no CUDA device")
     ctx = multiprocessing.get_context("spawn" if a.device == "cuda" else "fork")   # (CUDA does not survive a fork)
+    steps = a.steps if a.steps is not None else (20 if a.device == "cuda" else 6)
     for row in ROWS[a.device]:
         if a.only is None or a.only in row[0]:
-            p = ctx.Process(target=run_alone, args=(row, max(1, a.steps), a.threads, a.device, a.tf32))
+            p = ctx.Process(target=run_alone, args=(row, max(1, steps), a.threads, a.device, a.tf32))
             p.start()
             p.join()
             if p.exitcode != 0:
