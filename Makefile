@@ -3,6 +3,8 @@
 # check-cuda-build do.
 CC      ?= cc
 NVCC    ?= nvcc
+# NVCCFLAGS: e.g. -arch=sm_90, machine code for the GPU at hand (bench/gpu_check.sh sets it)
+NVCCFLAGS ?=
 CFLAGS  ?= -O2 -g
 WARN     = -std=c99 -Wall -Wextra -pedantic
 OMP     ?= -fopenmp
@@ -131,11 +133,11 @@ cuda: $(CUDA_EXAMPLES)
 
 $(BUILD)/%_cuda: examples/%.c unetvae.h unetvae_cuda.cu
 	@mkdir -p $(BUILD)
-	$(NVCC) -O3 -DUNETVAE_CUDA $< unetvae_cuda.cu $(LDLIBS) -o $@
+	$(NVCC) -O3 $(NVCCFLAGS) -DUNETVAE_CUDA $< unetvae_cuda.cu $(LDLIBS) -o $@
 
 $(BUILD)/test_cuda: tests/test_cuda.c $(DEPS) unetvae_cuda.cu
 	@mkdir -p $(BUILD)
-	$(NVCC) -O3 -DUNETVAE_CUDA -Xcompiler -fopenmp tests/test_cuda.c unetvae_cuda.cu $(LDLIBS) -o $@
+	$(NVCC) -O3 $(NVCCFLAGS) -DUNETVAE_CUDA -Xcompiler -fopenmp tests/test_cuda.c unetvae_cuda.cu $(LDLIBS) -o $@
 
 # GPU vs CPU: every op and loss, a training step of each model, GPU training (needs a GPU).
 test-cuda: $(BUILD)/test_cuda
@@ -174,7 +176,7 @@ $(BUILD)/bench: bench/bench.c unetvae.h
 
 $(BUILD)/bench_cuda: bench/bench.c unetvae.h unetvae_cuda.cu
 	@mkdir -p $(BUILD)
-	$(NVCC) -O3 -DUNETVAE_CUDA -Xcompiler -fopenmp $< unetvae_cuda.cu $(LDLIBS) -o $@
+	$(NVCC) -O3 $(NVCCFLAGS) -DUNETVAE_CUDA -Xcompiler -fopenmp $< unetvae_cuda.cu $(LDLIBS) -o $@
 
 $(BUILD)/peak: bench/peak.c
 	@mkdir -p $(BUILD)

@@ -36,6 +36,10 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 command -v nvcc >/dev/null && nvcc --version | tail -n 1 | sed 's/^/nvcc: /'
 "$TORCH_PY" -c 'import torch; print("torch:", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())' 2>&1
 
+# machine code for this GPU (HOPPER.md: without -arch, nvcc embeds PTX for an older target)
+cc=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d ' .')
+export NVCCFLAGS=${NVCCFLAGS:-${cc:+-arch=sm_$cc}}
+echo "NVCCFLAGS=$NVCCFLAGS"
 stage build 150 3 make -j"$(nproc)" build/test_cuda build/bench_cuda build/unet_pets_cuda build/cvae_cuda
 stage test 150 4 ./build/test_cuda
 [ -f "$OUT/test.log" ] && grep -E '^  (op |ops:|model |training)' "$OUT/test.log" | sed 's/^/   /'   # per op: its largest nmse
