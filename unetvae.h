@@ -466,6 +466,10 @@ void uvae__cu_sync(void);
 
 /* C[M,N] (+)= op(A) @ op(B), row-major; op(A) is A[M,K] (lda) or, with ta, A^T of A[K,M] */
 void uvae__cu_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C, int ldc, int accumulate);
+/* uvae__cu_gemm on the tensor cores in TF32: 1 on, 0 off (the default: plain fp32), -1 query; returns
+   the previous setting, or -1 (and stays off) where the device or the build lacks TF32 (compute
+   capability 8.0; a build for it, e.g. NVCCFLAGS=-arch=sm_90). For tests and benchmarks. */
+int uvae__cu_tf32(int on);
 /* the convolution products of [ops/conv kernels]; scratch: CK*Ho*Wo floats (one image's columns) */
 void uvae__cu_conv_fwd(const uvae__conv_shape *g, const float *x, const float *w, float *y, int acc, float *scratch);
 void uvae__cu_conv_bwd_x(const uvae__conv_shape *g, const float *dy, const float *w, float *dx, float *scratch);

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <stdarg.h>
 #include <cuda_runtime.h>
+#include <mma.h>
 #include "unetvae.h"
 
 /* ---------------------------------------------------------------------------------------------
@@ -246,12 +247,113 @@ uvae__k_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const
         }
     }
 }
+
+/* [gemm tf32] the same product on the tensor cores, in TF32 (inputs rounded to a 10-bit mantissa,
+   products summed in fp32): off by default (results then differ from the CPU's by about 1e-3
+   relative, not the 1e-8 nmse of the fp32 kernels); uvae__cu_tf32(1) turns it on for every
+   uvae__cu_gemm. Tiles of 64x64 outputs, 16 deep in k; 128 threads = 4 warps, each warp a 32x32
+   quarter as 2x2 wmma fragments of 16x16x8. The operand tiles are staged in shared memory by the
+   same loads as uvae__k_gemm (zeros past the edges) and rounded to TF32 as the fragments load; the
+   sums go back through shared memory so that the edges and `accumulate` are handled per element.
+   Needs compute capability 8.0 and a build for it (NVCCFLAGS=-arch=sm_80 or later). */
+#define TC_BM 64
+#define TC_BN 64
+#define TC_BK 16
+#define TC_LDA (TC_BK + 8)   /* shared rows, in floats: multiples of 8 keep every fragment 32-byte aligned */
+#define TC_LDB (TC_BN + 8)
+static_assert(TC_BM == GEMM_BM && TC_BN == GEMM_BN, "the two GEMM kernels share uvae__cu_gemm's grid");
+static __global__ void __launch_bounds__(128)
+uvae__k_gemm_tf32(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                  float *C, int ldc, int accumulate) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    using namespace nvcuda;
+    __shared__ __align__(32) float As[TC_BM * TC_LDA];   /* As[m*TC_LDA + kk] = op(A)[m0+m, k0+kk] */
+    __shared__ __align__(32) float Bs[TC_BK * TC_LDB];   /* Bs[kk*TC_LDB + n] = op(B)[k0+kk, n0+n] */
+    __shared__ __align__(32) float Cs[TC_BM * TC_LDB];   /* the block's sums */
+    int tid = threadIdx.x, warp = tid / 32, wm = warp / 2, wn = warp % 2;
+    int n0 = blockIdx.x * TC_BN, tilesM = (M + TC_BM - 1) / TC_BM;
+    for (int bm = blockIdx.y; bm < tilesM; bm += gridDim.y) {   /* loops only if M > 65535*64 */
+        int m0 = bm * TC_BM;
+        wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[2][2];
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.0f);
+        for (int k0 = 0; k0 < K; k0 += TC_BK) {
+            for (int l = tid; l < TC_BM * TC_BK; l += 128) {
+                int m = ta ? l % TC_BM : l / TC_BK, kk = ta ? l / TC_BM : l % TC_BK;
+                int gm = m0 + m, gk = k0 + kk;
+                float v = 0.0f;
+                if (gm < M && gk < K) v = ta ? A[(size_t)gk * lda + gm] : A[(size_t)gm * lda + gk];
+                As[m * TC_LDA + kk] = v;
+            }
+            for (int l = tid; l < TC_BN * TC_BK; l += 128) {
+                int n = tb ? l / TC_BK : l % TC_BN, kk = tb ? l % TC_BK : l / TC_BN;
+                int gn = n0 + n, gk = k0 + kk;
+                float v = 0.0f;
+                if (gn < N && gk < K) v = tb ? B[(size_t)gn * ldb + gk] : B[(size_t)gk * ldb + gn];
+                Bs[kk * TC_LDB + n] = v;
+            }
+            __syncthreads();
+#pragma unroll
+            for (int kk = 0; kk < TC_BK; kk += 8) {
+                wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a[2];
+                wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b[2];
+#pragma unroll
+                for (int i = 0; i < 2; i++) {
+                    wmma::load_matrix_sync(a[i], As + (wm * 32 + i * 16) * TC_LDA + kk, TC_LDA);
+                    for (int t = 0; t < a[i].num_elements; t++) a[i].x[t] = wmma::__float_to_tf32(a[i].x[t]);
+                }
+#pragma unroll
+                for (int j = 0; j < 2; j++) {
+                    wmma::load_matrix_sync(b[j], Bs + kk * TC_LDB + wn * 32 + j * 16, TC_LDB);
+                    for (int t = 0; t < b[j].num_elements; t++) b[j].x[t] = wmma::__float_to_tf32(b[j].x[t]);
+                }
+#pragma unroll
+                for (int i = 0; i < 2; i++)
+#pragma unroll
+                    for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+            }
+            __syncthreads();
+        }
+#pragma unroll
+        for (int i = 0; i < 2; i++)
+#pragma unroll
+            for (int j = 0; j < 2; j++)
+                wmma::store_matrix_sync(Cs + (wm * 32 + i * 16) * TC_LDB + wn * 32 + j * 16, acc[i][j], TC_LDB, wmma::mem_row_major);
+        __syncthreads();
+        for (int l = tid; l < TC_BM * TC_BN; l += 128) {
+            int m = l / TC_BN, n = l % TC_BN, gm = m0 + m, gn = n0 + n;
+            if (gm < M && gn < N) {
+                float *c = C + (size_t)gm * ldc + gn;
+                *c = accumulate ? *c + Cs[m * TC_LDB + n] : Cs[m * TC_LDB + n];
+            }
+        }
+        __syncthreads();                                        /* (Cs is reused by the next bm) */
+    }
+#endif
+}
+static int uvae__tf32_on;   /* uvae__cu_gemm on the tensor cores */
+int uvae__cu_tf32(int on) {
+    int was = uvae__tf32_on;
+    if (on > 0) {           /* a device of compute capability >= 8.0, and the kernel built for one */
+        cudaFuncAttributes fa;
+        int dev = 0, major = 0;
+        if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
+            cudaFuncGetAttributes(&fa, uvae__k_gemm_tf32) != cudaSuccess || major < 8 || fa.ptxVersion < 80) {
+            (void)cudaGetLastError();   /* (not a failure of the run: the fp32 kernel stays) */
+            return -1;
+        }
+    }
+    if (on >= 0) uvae__tf32_on = on > 0;
+    return was;
+}
+
 void uvae__cu_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                    float *C, int ldc, int accumulate) {
     int tilesM = (M + GEMM_BM - 1) / GEMM_BM, tilesN = (N + GEMM_BN - 1) / GEMM_BN;
+    dim3 grid((unsigned)tilesN, (unsigned)(tilesM < 65535 ? tilesM : 65535));
     if (M <= 0 || N <= 0) return;
-    uvae__k_gemm<<<dim3((unsigned)tilesN, (unsigned)(tilesM < 65535 ? tilesM : 65535)), 256>>>(
-        ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+    if (uvae__tf32_on) uvae__k_gemm_tf32<<<grid, 128>>>(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
+    else uvae__k_gemm<<<grid, 256>>>(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
     uvae__h_launched(__func__);
 }
 

@@ -1,6 +1,6 @@
 /* bench/bench.c — training and inference speed of the library's models (images/s), CPU or GPU.
    Not a test: it reports numbers.  make bench  |  ./build/bench [--device cpu|cuda] [--steps N] [--only NAME]
-   [--torch FILE]...
+   [--torch FILE]... [--tf32]
    Each row: a model at a batch size (the UNets at batch 4 on the CPU, 16 and 64 on the GPU); the
    median time of --steps timed steps (default 6; 20 on the GPU) after 2 warm-up steps;
    GFLOP/s: the convolutions' and matrix products' FLOPs counted as the direct method
@@ -8,7 +8,8 @@
    process that ran the row alone (each row runs in its own child process; host memory also with
    --device cuda). --torch FILE (up to 4 times): the output of bench/torch_bench.py for the same
    rows; each row is followed by the ratio ours / PyTorch of its training and inference images/s
-   against each file's row of the same name and batch. */
+   against each file's row of the same name and batch. --tf32 (GPU): the GEMMs on the tensor cores
+   in TF32 (uvae__cu_tf32). */
 #define _POSIX_C_SOURCE 200809L
 #define UNETVAE_IMPLEMENTATION
 #include "../unetvae.h"
@@ -169,7 +170,7 @@ static void run(const row *r, int dev, int steps) {
 }
 
 int main(int argc, char **argv) {
-    int dev = UVAE_CPU, steps = 0;
+    int dev = UVAE_CPU, steps = 0, tf32 = 0;
     const char *only = NULL;
     const row *rows;
     size_t nrows;
@@ -202,11 +203,14 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--torch") && i + 1 < argc && n_torch_files < 4) torch_files[n_torch_files++] = argv[++i];
-        else { fprintf(stderr, "usage: bench [--device cpu|cuda] [--steps N] [--only SUBSTRING] [--torch FILE]...\n"); return 1; }
+        else if (!strcmp(argv[i], "--tf32")) tf32 = 1;
+        else { fprintf(stderr, "usage: bench [--device cpu|cuda] [--steps N] [--only SUBSTRING] [--torch FILE]... [--tf32]\n"); return 1; }
     }
     if (steps < 1) steps = dev == UVAE_CUDA ? 20 : 6;
     for (int f = 0; f < n_torch_files; f++)
         if (!read_torch(torch_files[f], f)) { fprintf(stderr, "bench: --torch %s: no rows of bench/torch_bench.py in it\n", torch_files[f]); return 1; }
+    if (tf32 && dev != UVAE_CUDA) { fprintf(stderr, "bench: --tf32 needs --device cuda\n"); return 1; }
+    if (tf32) printf("bench: GEMMs in TF32 on the tensor cores\n");
     rows = dev == UVAE_CUDA ? gpu_rows : cpu_rows;
     nrows = dev == UVAE_CUDA ? sizeof gpu_rows / sizeof *gpu_rows : sizeof cpu_rows / sizeof *cpu_rows;
     for (size_t i = 0; i < nrows; i++) {
@@ -217,6 +221,12 @@ int main(int argc, char **argv) {
         if ((pid = fork()) < 0) { perror("bench: fork"); return 1; }
         if (pid == 0) {   /* the row alone in its process (which is also the first to touch CUDA: a fork must come before) */
             if (dev == UVAE_CUDA && !uvae_cuda_available()) fail("--device cuda");
+#ifdef UNETVAE_CUDA
+            if (tf32 && uvae__cu_tf32(1) < 0) {
+                fprintf(stderr, "bench: --tf32: this GPU or build has no TF32 (compute capability 8.0; NVCCFLAGS=-arch=sm_80 or later)\n");
+                _exit(1);
+            }
+#endif
             run(&rows[i], dev, steps);
             _exit(0);
         }

@@ -17,6 +17,10 @@
       from the CPU's gradients) every parameter and buffer after one Adam step; one CHECK each.
    3. 20 Adam steps of a tiny UNet on the GPU on a learnable task: the loss falls below half.
    4. the GPU arena: its capacity after step 2 equals its capacity after step 20.
+   5. the TF32 tensor-core GEMM (uvae__cu_tf32), where the device and the build have it: every
+      transpose case, with and without accumulation, on ragged shapes, against a double-precision
+      product on the host: relative error ||gpu - ref|| / ||ref|| <= 2e-3 (TF32 rounds each input
+      to 11 significant bits: about 3e-4 expected), every output written (C poisoned with NaN).
    Ends with "N passed, M failed"; exits non-zero on any failure.
 
    Harness self-check without a GPU: compile with -DUVT_DEVICE=UVAE_CPU (plain cc, no nvcc) and
@@ -443,10 +447,65 @@ done:
     uvae_ctx_free(ctx);
 }
 
+/* 5. TF32 GEMM against a double-precision product */
+static void test_tf32_gemm(void) {
+#ifdef UNETVAE_CUDA
+    static const int shapes[][3] = {{64, 64, 16}, {1, 1, 1}, {100, 37, 300}, {130, 200, 9}, {16, 4096, 576}, {257, 65, 1000}};
+    double worst = 0;
+    uvae_rng r;
+    if (UVT_DEVICE != UVAE_CUDA) { printf("  tf32 gemm: SKIP (the \"GPU\" side runs on the CPU)\n"); return; }
+    if (uvae__cu_tf32(1) < 0) {
+        printf("  tf32 gemm: SKIP (needs compute capability 8.0 and a build for it: NVCCFLAGS=-arch=sm_90)\n");
+        return;
+    }
+    uvae_rng_seed(&r, 11);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int c = 0; c < 8; c++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2], ta = c & 1, tb = c >> 1 & 1, acc = c >> 2;
+            int lda = ta ? M : K, ldb = tb ? K : N;
+            size_t na = (size_t)M * K, nb = (size_t)K * N, nc = (size_t)M * N;
+            float *a = (float *)malloc(na * sizeof(float)), *b = (float *)malloc(nb * sizeof(float));
+            float *c0 = (float *)malloc(nc * sizeof(float)), *out = (float *)malloc(nc * sizeof(float));
+            float *da = (float *)uvae__cu_malloc(na * sizeof(float)), *db = (float *)uvae__cu_malloc(nb * sizeof(float));
+            float *dc = (float *)uvae__cu_malloc(nc * sizeof(float));
+            double num = 0, den = 0, rel;
+            if (!a || !b || !c0 || !out || !da || !db || !dc) { FAIL("tf32 gemm: allocation (%s)", uvae_last_error()); goto next; }
+            for (size_t i = 0; i < na; i++) a[i] = uvae_rng_normal(&r);
+            for (size_t i = 0; i < nb; i++) b[i] = uvae_rng_normal(&r);
+            for (size_t i = 0; i < nc; i++) c0[i] = acc ? uvae_rng_normal(&r) : NAN;   /* acc 0: every element must be written */
+            uvae__cu_copy(da, a, na * sizeof(float), 0);
+            uvae__cu_copy(db, b, nb * sizeof(float), 0);
+            uvae__cu_copy(dc, c0, nc * sizeof(float), 0);
+            uvae__cu_gemm(ta, tb, M, N, K, da, lda, db, ldb, dc, N, acc);
+            uvae__cu_copy(out, dc, nc * sizeof(float), 1);
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) {
+                    double ref = acc ? c0[(size_t)i * N + j] : 0.0, d;
+                    for (int k = 0; k < K; k++)
+                        ref += (double)(ta ? a[(size_t)k * lda + i] : a[(size_t)i * lda + k]) * (tb ? b[(size_t)j * ldb + k] : b[(size_t)k * ldb + j]);
+                    d = out[(size_t)i * N + j] - ref;
+                    num += d * d;
+                    den += ref * ref;
+                }
+            rel = sqrt(num / (den > 1e-30 ? den : 1e-30));
+            if (!(rel <= worst)) worst = rel;
+            CHECK(rel <= 2e-3, "tf32 gemm %dx%dx%d ta %d tb %d acc %d: relative error %.3g (want <= 2e-3)%s", M, N, K, ta, tb, acc, rel,
+                  uvae__cu_take_error() ? " (a CUDA call failed)" : "");
+        next:
+            free(a); free(b); free(c0); free(out);
+            uvae__cu_free(da); uvae__cu_free(db); uvae__cu_free(dc);
+        }
+    uvae__cu_tf32(0);
+    printf("  tf32 gemm: largest relative error %.3g over %d cases (bound 2e-3)\n", worst, (int)(sizeof shapes / sizeof shapes[0]) * 8);
+#else
+    printf("  tf32 gemm: SKIP (not a GPU build)\n");
+#endif
+}
+
 int main(void) {
     static const struct { const char *name; void (*fn)(void); } parts[] = {
         {"ops", test_ops}, {"unet", test_unet_step}, {"cvae", test_cvae_step}, {"judge", test_classifier_step},
-        {"training", test_gpu_training},
+        {"training", test_gpu_training}, {"tf32", test_tf32_gemm},
     };
     clock_t t0 = clock();
     if (UVT_DEVICE == UVAE_CUDA && !uvae_cuda_available()) {
