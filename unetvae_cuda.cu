@@ -548,7 +548,8 @@ void uvae__cu_upsample_fwd(const float *x, float *y, int NC, int H, int W, int s
 /* dx[h,w] += the adjoint: the four weighted terms (1-lh)(1-lw) g, (1-lh) lw g, lh (1-lw) g, lh lw g
    of every output whose (h0|h1, w0|w1) hit (h, w). A gather, one thread per input pixel: outputs
    come from rows [(h-1)s, (h+2)s) and columns alike (a superset of those that can touch it),
-   visited in the CPU's order, so no races and the CPU's summation order. */
+   in a fixed order, so no races. (The CPU's x2 bilinear path groups the terms by column first:
+   the same sum to rounding, not bit for bit.) */
 static __global__ void uvae__k_upsample_bwd(const float *dy, float *dx, int NC, int H, int W, int s, int mode) {
     int Ho = H * s, Wo = W * s;
     size_t HW = (size_t)H * W;
@@ -966,7 +967,7 @@ void uvae__cu_dice_bwd(const float *z, const float *t, const double *IS, const f
 /* kl at i: -0.5 (1 + lv - mu^2 - e^lv) (double, same expression as the CPU) */
 struct uvae__op_kl {
     const float *mu, *lv;
-    __device__ double operator()(size_t i) const { return -0.5 * (1 + lv[i] - (double)mu[i] * mu[i] - exp(lv[i])); }
+    __device__ double operator()(size_t i) const { return -0.5 * (1 + lv[i] - (double)mu[i] * mu[i] - exp((double)lv[i])); }
 };
 void uvae__cu_kl_fwd(const float *mu, const float *lv, size_t n, int N, float *out) {
     uvae__op_kl op = {mu, lv};
