@@ -172,32 +172,21 @@ static void run(const row *r, int dev, int steps) {
 int main(int argc, char **argv) {
     int dev = UVAE_CPU, steps = 0, tf32 = 0;
     const char *only = NULL;
-    const row *rows;
-    size_t nrows;
-    static const row gpu_rows[] = {
-        {"unet mp+tr+ce", 0, UVAE_DOWN_MAXPOOL, UVAE_UP_TRANSPOSE, 0, 128, 3, 16},
-        {"unet mp+tr+dice", 0, UVAE_DOWN_MAXPOOL, UVAE_UP_TRANSPOSE, 1, 128, 3, 16},
-        {"unet st+tr+ce", 0, UVAE_DOWN_STRIDED, UVAE_UP_TRANSPOSE, 0, 128, 3, 16},
-        {"unet st+up+dice", 0, UVAE_DOWN_STRIDED, UVAE_UP_UPSAMPLE, 1, 128, 3, 16},
-        {"unet mp+tr+ce", 0, UVAE_DOWN_MAXPOOL, UVAE_UP_TRANSPOSE, 0, 128, 3, 64},
-        {"unet mp+tr+dice", 0, UVAE_DOWN_MAXPOOL, UVAE_UP_TRANSPOSE, 1, 128, 3, 64},
-        {"unet st+tr+ce", 0, UVAE_DOWN_STRIDED, UVAE_UP_TRANSPOSE, 0, 128, 3, 64},
-        {"unet st+up+dice", 0, UVAE_DOWN_STRIDED, UVAE_UP_UPSAMPLE, 1, 128, 3, 64},
+    /* the models; the UNets run at batch 4 on the CPU, at 16 and then 64 on the GPU */
+    static const row models[] = {
+        {"unet mp+tr+ce", 0, UVAE_DOWN_MAXPOOL, UVAE_UP_TRANSPOSE, 0, 128, 3, 0},
+        {"unet mp+tr+dice", 0, UVAE_DOWN_MAXPOOL, UVAE_UP_TRANSPOSE, 1, 128, 3, 0},
+        {"unet st+tr+ce", 0, UVAE_DOWN_STRIDED, UVAE_UP_TRANSPOSE, 0, 128, 3, 0},
+        {"unet st+up+dice", 0, UVAE_DOWN_STRIDED, UVAE_UP_UPSAMPLE, 1, 128, 3, 0},
         {"cvae mnist", 1, 0, 0, 0, 28, 1, 128},
         {"cvae cifar", 1, 0, 0, 0, 32, 3, 128},
         {"judge mnist", 2, 0, 0, 0, 28, 1, 128},
         {"judge cifar", 2, 0, 0, 0, 32, 3, 128},
     };
-    static const row cpu_rows[] = {
-        {"unet mp+tr+ce", 0, UVAE_DOWN_MAXPOOL, UVAE_UP_TRANSPOSE, 0, 128, 3, 4},
-        {"unet mp+tr+dice", 0, UVAE_DOWN_MAXPOOL, UVAE_UP_TRANSPOSE, 1, 128, 3, 4},
-        {"unet st+tr+ce", 0, UVAE_DOWN_STRIDED, UVAE_UP_TRANSPOSE, 0, 128, 3, 4},
-        {"unet st+up+dice", 0, UVAE_DOWN_STRIDED, UVAE_UP_UPSAMPLE, 1, 128, 3, 4},
-        {"cvae mnist", 1, 0, 0, 0, 28, 1, 128},
-        {"cvae cifar", 1, 0, 0, 0, 32, 3, 128},
-        {"judge mnist", 2, 0, 0, 0, 28, 1, 128},
-        {"judge cifar", 2, 0, 0, 0, 32, 3, 128},
-    };
+    static const int unet_batch_cpu[] = {4}, unet_batch_gpu[] = {16, 64};
+    const size_t nm = sizeof models / sizeof *models;
+    row rows[3 * sizeof models / sizeof *models];
+    size_t nrows = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--device") && i + 1 < argc) dev = !strcmp(argv[++i], "cuda") ? UVAE_CUDA : UVAE_CPU;
         else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
@@ -211,8 +200,14 @@ int main(int argc, char **argv) {
         if (!read_torch(torch_files[f], f)) { fprintf(stderr, "bench: --torch %s: no rows of bench/torch_bench.py in it\n", torch_files[f]); return 1; }
     if (tf32 && dev != UVAE_CUDA) { fprintf(stderr, "bench: --tf32 needs --device cuda\n"); return 1; }
     if (tf32) printf("bench: GEMMs in TF32 on the tensor cores\n");
-    rows = dev == UVAE_CUDA ? gpu_rows : cpu_rows;
-    nrows = dev == UVAE_CUDA ? sizeof gpu_rows / sizeof *gpu_rows : sizeof cpu_rows / sizeof *cpu_rows;
+    for (int b = 0; b < (dev == UVAE_CUDA ? 2 : 1); b++)
+        for (size_t m = 0; m < nm; m++)
+            if (models[m].kind == 0) {
+                rows[nrows] = models[m];
+                rows[nrows++].batch = dev == UVAE_CUDA ? unet_batch_gpu[b] : unet_batch_cpu[b];
+            }
+    for (size_t m = 0; m < nm; m++)
+        if (models[m].kind != 0) rows[nrows++] = models[m];
     for (size_t i = 0; i < nrows; i++) {
         pid_t pid;
         int status;
