@@ -191,7 +191,7 @@ bench-cuda: $(BUILD)/bench_cuda
 	./$(BUILD)/bench_cuda --device cuda
 
 # the four UNet variants with one recipe, and results.md (see bench/experiments_unet.sh for the settings:
-# BIN, DATA, OUT, RECIPE, TWIN, DEVICE). Meant for the GPU: make experiments-unet BIN=build/unet_pets_cuda DEVICE=cuda
+# BIN, DATA, OUT, RECIPE, TWIN, DEVICE, EVAL). Meant for the GPU: make experiments-unet BIN=build/unet_pets_cuda DEVICE=cuda
 experiments-unet: $(BUILD)/unet_pets
 	bash bench/experiments_unet.sh
 

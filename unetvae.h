@@ -76,8 +76,8 @@
      [device]      GPU memory, transfers and the kernel dispatch (UVAE__K)
      [kernels]     the compute behind every op: uvae__cpu_* here, uvae__cu_* in unetvae_cuda.cu
      [data]        IDX (MNIST, Fashion-MNIST; .gz read directly) and CIFAR-10 readers, batches, shuffle
-     [data/pets]   Oxford-IIIT Pet lists, images and trimaps, augmentation views; confusion-matrix
-                   segmentation metrics
+     [data/pets]   Oxford-IIIT Pet lists, images and trimaps, augmentation views, bilinear resize
+                   of float maps; confusion-matrix segmentation metrics
      [image]       PNG canvases: pasted images, label maps, text, grids with captions, line plots
 */
 #ifndef UNETVAE_H
@@ -682,6 +682,12 @@ int uvae_pets_random_views(uvae_rng *rng, int B, int S, float min_scale, float j
 /* uvae_pets_batch with a view per sample (views may be NULL: identity views). */
 int uvae_pets_batch_views(const uvae_pets *p, const int *idx, int B, const float mean[3], const float std[3],
                           const uvae_pets_view *views, int binary, uvae_tensor *x, uvae_tensor *y);
+/* Resizes planes float planes src [planes, h, w] to dst [planes, oh, ow]: bilinear, align_corners=False,
+   no antialiasing, as the image loader (== F.interpolate(src, size=(oh, ow), mode="bilinear",
+   align_corners=False)). For maps predicted at another input size, e.g. logits of an image loaded at
+   160 x 160 brought back to the 128 x 128 labels (unet_pets --eval-size). Sizes >= 1, else
+   UVAE_ERR_ARG; src and dst must not overlap. */
+int uvae_resize_bilinear(const float *src, int planes, int h, int w, float *dst, int oh, int ow);
 
 /* Segmentation metrics from one confusion matrix pooled over a whole evaluation set (not a mean
    of per-image scores). Start from a zeroed struct. */
@@ -5724,6 +5730,30 @@ static void uvae__pets_resize_mask(const unsigned char *src, int w, int h, int S
             dst[(size_t)oy * S + ox] = (unsigned char)(src[sy * (size_t)w + sx] - 1);
         }
     }
+}
+
+int uvae_resize_bilinear(const float *src, int planes, int h, int w, float *dst, int oh, int ow) {
+    if (!src || !dst || planes < 1 || h < 1 || w < 1 || oh < 1 || ow < 1)
+        return uvae__fail(UVAE_ERR_ARG, "uvae_resize_bilinear: %d planes of %dx%d to %dx%d (want sizes >= 1, non-NULL buffers)",
+                          planes, h, w, oh, ow);
+    for (int c = 0; c < planes; c++) {
+        const float *s = src + (size_t)c * h * w;
+        for (int oy = 0; oy < oh; oy++) {
+            int y0, y1;
+            float ty;
+            float *d = dst + ((size_t)c * oh + oy) * ow;
+            uvae__pets_bilinear_index(oy, h, oh, &y0, &y1, &ty);
+            for (int ox = 0; ox < ow; ox++) {
+                int x0, x1;
+                float tx, top, bot;
+                uvae__pets_bilinear_index(ox, w, ow, &x0, &x1, &tx);
+                top = s[(size_t)y0 * w + x0] + (s[(size_t)y0 * w + x1] - s[(size_t)y0 * w + x0]) * tx;
+                bot = s[(size_t)y1 * w + x0] + (s[(size_t)y1 * w + x1] - s[(size_t)y1 * w + x0]) * tx;
+                d[ox] = top + (bot - top) * ty;
+            }
+        }
+    }
+    return UVAE_OK;
 }
 
 void uvae_pets_free(uvae_pets *p) {

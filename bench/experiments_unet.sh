@@ -9,6 +9,9 @@
 #   TWIN     1: also run bench/torch_unet.py on each variant (PyTorch on the CPU)
 #   DEVICE   cpu | cuda                  (cpu)
 #   REPORT   1: run nothing, only rebuild results.md from the logs already in OUT
+#   EVAL     flags of a second evaluation of each run's checkpoint on its validation split, e.g.
+#            "--tta 1 --eval-size 160": `unet_pets eval` writes OUT/NAME.eval.log after the run, and
+#            results.md gets its pet IoU / mIoU as a column (REPORT=1 reads the .eval.log files)
 set -euo pipefail
 BIN=${BIN:-build/unet_pets}
 DATA=${DATA:-data/oxford-pets}
@@ -18,6 +21,7 @@ TWIN=${TWIN:-0}
 DEVICE=${DEVICE:-cpu}
 PY=${PY:-/usr/bin/python3}
 REPORT=${REPORT:-0}
+EVAL=${EVAL:-}
 
 [ "$REPORT" = 1 ] || [ -x "$BIN" ] || { echo "experiments_unet: $BIN is not built (make $BIN)" >&2; exit 1; }
 [ "$REPORT" = 1 ] || [ -d "$DATA/images" ] || { echo "experiments_unet: no Oxford-IIIT Pet images in '$DATA' (set DATA=..., or make data)" >&2; exit 1; }
@@ -33,6 +37,16 @@ for v in "${variants[@]}"; do
         "$BIN" train --data "$DATA" --down "$1" --up "$2" --loss "$3" $RECIPE --device "$DEVICE" --out "$OUT/$name" | tee "$OUT/$name.log"
     fi
     c=$(grep '^summary:' "$OUT/$name.log" | tail -1)
+    ev=""
+    if [ -n "$EVAL" ]; then
+        if [ "$REPORT" != 1 ]; then
+            # shellcheck disable=SC2086
+            "$BIN" eval --ckpt "$OUT/$name/checkpoint.safetensors" --data "$DATA" --list "$OUT/$name/split_val.txt" $EVAL \
+                --device "$DEVICE" | tee "$OUT/$name.eval.log"
+        fi
+        # eval (...): LIST (N images): pet IoU a  mIoU b  pixel acc c ...
+        ev=$(grep '^eval' "$OUT/$name.eval.log" | tail -1 | sed 's/.*pet IoU \([0-9.]*\)  mIoU \([0-9.]*\).*/ \1 \/ \2 |/')
+    fi
     twin="| | |"
     if [ "$TWIN" = 1 ]; then
         if [ "$REPORT" != 1 ]; then
@@ -45,11 +59,11 @@ for v in "${variants[@]}"; do
     fi
     # summary: unet D/U loss L width W depth D size S | P params | E epochs | T s (train X s) | R img/s |
     #          val [(flip TTA)] pet IoU a mIoU b pixel acc c | dir
-    rows+=("$(echo "$c" | awk -F'|' -v name="$name" -v twin="$twin" '
+    rows+=("$(echo "$c" | awk -F'|' -v name="$name" -v twin="$twin" -v ev="$ev" '
         function after(key,   i) { for (i = 1; i < nm; i++) if (m[i] == key) return m[i + 1]; return "?" }
         {
         split($2, p, " "); split($3, e, " "); split($4, t, " "); split($5, r, " "); nm = split($6, m, " ");
-        printf "| %s | %s | %s | %s s | %s | %s | %s | %s %s\n", name, p[1], e[1], t[1], r[1], after("IoU"), after("mIoU"), after("acc"), twin }')")
+        printf "| %s | %s | %s | %s s | %s | %s | %s | %s |%s %s\n", name, p[1], e[1], t[1], r[1], after("IoU"), after("mIoU"), after("acc"), ev, substr(twin, 3) }')")
 done
 {
     echo "# UNet on Oxford-IIIT Pet: the four seed variants"
@@ -58,8 +72,13 @@ done
     echo "\`unet_pets train\` holds out; the PyTorch twin, when run, uses the same split). Made by bench/experiments_unet.sh"
     echo "on $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $(nproc) CPU threads."
     echo
-    echo "| variant | params | epochs | time | img/s | val pet IoU | val mIoU | pixel acc. | PyTorch twin pet IoU / mIoU | twin img/s |"
-    echo "|---|---|---|---|---|---|---|---|---|---|"
+    if [ -n "$EVAL" ]; then
+        echo "| variant | params | epochs | time | img/s | val pet IoU | val mIoU | pixel acc. | pet IoU / mIoU, eval \`$EVAL\` | PyTorch twin pet IoU / mIoU | twin img/s |"
+        echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    else
+        echo "| variant | params | epochs | time | img/s | val pet IoU | val mIoU | pixel acc. | PyTorch twin pet IoU / mIoU | twin img/s |"
+        echo "|---|---|---|---|---|---|---|---|---|---|"
+    fi
     printf '%s\n' "${rows[@]}"
 } > "$OUT/results.md"
 echo "wrote $OUT/results.md"

@@ -13,7 +13,7 @@ mean/std; Adam with OneCycleLR(max_lr, total_steps) (momentum not cycled: our Ad
 0.9); batches of --batch with the last partial batch dropped; per sample a random view (scale-crop
 with box area U(min_scale, 1) and aspect 3/4..4/3, horizontal flip with p 1/2, colour jitter) with
 the same formulas as uvae_pets_random_views / uvae_pets_batch_views; validation in eval mode with
-one confusion matrix pooled over the split. The model is tests/ref/make_ref.py's UNet, the mirror
+one confusion matrix pooled over the split (with --tta and --eval-size as in the C program). The model is tests/ref/make_ref.py's UNet, the mirror
 of uvae_unet checked by the parity tests. Prints one line per epoch and a summary line.
 Needs Debian's python3-torch, python3-numpy, python3-pil.
 """
@@ -119,6 +119,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--tta", type=int, choices=[0, 1], default=0,
                     help="validation also on the mirrored images, logits averaged (as unet_pets --tta)")
+    ap.add_argument("--eval-size", type=int, default=0,
+                    help="validation inputs loaded at this size, logits resized (bilinear) to --size (as unet_pets --eval-size)")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -127,6 +129,9 @@ def main():
     names = {k: [l.strip() for l in open(os.path.join(a.split, "split_%s.txt" % k)) if l.strip()] for k in ("train", "val")}
     xtr, ytr = load(a.data, names["train"], a.size)
     xva, yva = load(a.data, names["val"], a.size)
+    E = a.eval_size or a.size
+    if E != a.size:
+        xva, _ = load(a.data, names["val"], E)   # the images go in at E x E; the labels stay at S x S
     mean = xtr.mean(dim=(0, 2, 3))
     std = xtr.std(dim=(0, 2, 3), unbiased=False)
     binary = a.loss == "bce"
@@ -173,6 +178,8 @@ def main():
                 z = model(x)
                 if a.tta:
                     z = 0.5 * (z + torch.flip(model(torch.flip(x, [3])), [3]))
+                if E != a.size:
+                    z = F.interpolate(z, size=(a.size, a.size), mode="bilinear", align_corners=False)
                 pred = torch.where(z[:, 0] > 0, 0, 1) if binary else z.argmax(1)
                 truth = yva[s:s + a.batch].long()
                 conf += np.bincount((truth * 3 + pred).flatten().numpy(), minlength=9).reshape(3, 3)

@@ -55,6 +55,7 @@ typedef struct opts {
     int size, epochs, batch, width, depth, limit, n, synthetic;
     int save_every, check_every, stop_after, poison_step;   /* checkpoints, the NaN guard, and two for tests */
     int tta;                      /* evaluation also on the mirrored images, logits averaged */
+    int eval_size;                /* evaluation input size (0: the model's size) */
     int down, up, loss;           /* UVAE_DOWN_*, UVAE_UP_*, LOSS_* */
     unsigned long long seed;
 } opts;
@@ -66,8 +67,8 @@ static const char *const up_names[] = {"transpose", "upsample"};
 static void usage(FILE *f) {
     fprintf(f,
         "usage: unet_pets train   [flags]\n"
-        "       unet_pets eval    --ckpt F [--data DIR] [--list FILE] [--batch B] [--device D]\n"
-        "       unet_pets predict --ckpt F [--data DIR] [--list FILE] [--out DIR] [--n 8] [--device D]\n"
+        "       unet_pets eval    --ckpt F [--data DIR] [--list FILE] [--batch B] [--device D] [--tta 0|1] [--eval-size E]\n"
+        "       unet_pets predict --ckpt F [--data DIR] [--list FILE] [--out DIR] [--n 8] [--device D] [--tta 0|1] [--eval-size E]\n"
         "UNet segmentation of Oxford-IIIT Pet trimaps (classes pet, background, border).\n"
         "train flags (default in brackets):\n"
         "  --data DIR        dataset folder (images/, annotations/)           [data/oxford-pets]\n"
@@ -89,7 +90,9 @@ static void usage(FILE *f) {
         "                    vs background (its mIoU and pixel accuracy count border as\n"
         "                    a separate class it never predicts: only pet IoU/Dice are meaningful) [ce]\n"
         "  --width W         base width (1..512)                                [64]\n"
-        "  --depth D         down/up levels (1..%d)                              [4]\n"
+        "  --depth D         down/up levels (1..%d)                              [4]\n",
+        UVAE_UNET_MAX_DEPTH);
+    fputs(   /* two calls: C99 compilers need only support string literals of up to 4095 characters */
         "  --seed N          seed for init, split, shuffling and flips          [1]\n"
         "  --device cpu|cuda (cuda only in the GPU build)                       [" DEFAULT_DEVICE "]\n"
         "  --out DIR         output folder                                      [runs/unet]\n"
@@ -108,15 +111,20 @@ static void usage(FILE *f) {
         "  --poison-step N   (tests, CPU) make the gradients NaN at step N    [0: off]\n"
         "  --tta 0|1         validation also on the mirrored images: each pixel's logits\n"
         "                    are the mean of the two passes (test-time flip)   [0]\n"
+        "  --eval-size E     validate on the images loaded at E x E (E divisible by 2^depth),\n"
+        "                    the logits resized (bilinear) to S x S and scored against the\n"
+        "                    S x S trimaps. Scale-crop enlarges objects in training by\n"
+        "                    2 / (1 + sqrt(min-scale)) on average; E near S times that\n"
+        "                    matches their size at evaluation (0.4: x1.22, 128 -> 160) [S]\n"
         "eval/predict flags: --ckpt F (required), --data DIR [data/oxford-pets], --list FILE\n"
         "  [DIR/annotations/trainval.txt], --batch B [16], --device [" DEFAULT_DEVICE "], predict: --out DIR\n"
-        "  [runs/unet], --n N images spread over the list (1..64) [8], --tta 0|1 [0] as for train.\n"
+        "  [runs/unet], --n N images spread over the list (1..64) [8], --tta 0|1 [0] and\n"
+        "  --eval-size E [the checkpoint's size] as for train.\n"
         "  The model is rebuilt from the checkpoint's metadata.\n"
         "Metrics come from one confusion matrix pooled over the split: pet IoU (pet+border vs\n"
         "background, the headline), mIoU over the 3 classes, pixel accuracy, Dice of pet+border.\n"
         "train writes OUT/metrics.csv, OUT/curves.png, OUT/checkpoint.safetensors (every epoch)\n"
-        "and OUT/predictions.png (8 validation images spread over the split: image | truth | prediction).\n",
-        UVAE_UNET_MAX_DEPTH);
+        "and OUT/predictions.png (8 validation images spread over the split: image | truth | prediction).\n", f);
 }
 
 static long parse_long(const char *flag, const char *s, long lo, long hi) {
@@ -149,9 +157,9 @@ static void parse_args(int argc, char **argv, int cmd, opts *o) {
     static const char *const train_flags[] = {"--data", "--train-list", "--val-frac", "--val-list", "--size", "--epochs",
         "--batch", "--lr", "--down", "--up", "--loss", "--width", "--depth", "--seed", "--device", "--out", "--limit",
         "--min-scale", "--jitter", "--synthetic", "--save-every", "--resume", "--check-every", "--log-steps", "--stop-after",
-        "--poison-step", "--tta", NULL};
-    static const char *const eval_flags[] = {"--ckpt", "--data", "--list", "--batch", "--device", "--tta", NULL};
-    static const char *const pred_flags[] = {"--ckpt", "--data", "--list", "--batch", "--device", "--out", "--n", "--tta", NULL};
+        "--poison-step", "--tta", "--eval-size", NULL};
+    static const char *const eval_flags[] = {"--ckpt", "--data", "--list", "--batch", "--device", "--tta", "--eval-size", NULL};
+    static const char *const pred_flags[] = {"--ckpt", "--data", "--list", "--batch", "--device", "--out", "--n", "--tta", "--eval-size", NULL};
     const char *const *allowed = cmd == 0 ? train_flags : cmd == 1 ? eval_flags : pred_flags;
     int val_frac_given = 0;
     memset(o, 0, sizeof *o);
@@ -196,10 +204,12 @@ static void parse_args(int argc, char **argv, int cmd, opts *o) {
         else if (!strcmp(f, "--stop-after")) o->stop_after = (int)parse_long(f, v, 0, 1000000000L);
         else if (!strcmp(f, "--poison-step")) o->poison_step = (int)parse_long(f, v, 0, 1000000000L);
         else if (!strcmp(f, "--tta")) o->tta = (int)parse_long(f, v, 0, 1);
+        else if (!strcmp(f, "--eval-size")) o->eval_size = (int)parse_long(f, v, 2, 4096);
     }
     if (cmd == 0) {
         if (o->val_list && val_frac_given) die("give --val-frac or --val-list, not both");
         if (o->size % (1 << o->depth) != 0) die("--size %d is not divisible by 2^depth = %d", o->size, 1 << o->depth);
+        if (o->eval_size % (1 << o->depth) != 0) die("--eval-size %d is not divisible by 2^depth = %d", o->eval_size, 1 << o->depth);
     } else if (!o->ckpt) die("%s needs --ckpt FILE", argv[1]);
 }
 
@@ -258,8 +268,11 @@ typedef struct model {
     uvae_unet net;
     uvae_ctx *ctx;
     int dev, size, batch, binary, tta;   /* tta: evaluate() averages with the mirrored pass */
+    int esize;                        /* evaluation input size (model_eval_size; else size) */
     uvae_tensor *xc, *yc, *xd, *yd;   /* CPU batch tensors, and their device copies (same on the CPU) */
-    float *logits, *logits2;          /* host copies of one batch of logits (logits2: the mirrored pass) */
+    uvae_tensor *xe, *ye, *xed;       /* the evaluation batch at esize (xc, yc, xd when esize == size) */
+    float *logits, *logits2;          /* host copies of one batch of logits at size (logits2: the mirrored pass, at esize) */
+    float *elogits;                   /* one batch of logits at esize (logits when esize == size) */
     float mean[3], std[3];
 } model;
 
@@ -278,11 +291,31 @@ static void model_init(model *m, int dev, int size, int batch, int width, int de
     else if (!(m->xd = uvae_tensor_new_on(dev, m->xc->ndim, m->xc->shape, 0)) || !(m->yd = uvae_tensor_new_on(dev, m->yc->ndim, m->yc->shape, 0)))
         die_lib("GPU batch tensor");
     m->logits = (float *)xmalloc((size_t)batch * (size_t)C * (size_t)size * (size_t)size * sizeof(float));
+    m->esize = size; m->xe = m->xc; m->ye = m->yc; m->xed = m->xd; m->elogits = m->logits;
+}
+/* Evaluate on inputs of E x E (E divisible by 2^depth): evaluate() then wants the images at that
+   size and resizes the logits back to size x size. */
+static void model_eval_size(model *m, int E) {
+    size_t C = m->binary ? 1 : 3;
+    if (E == m->size) return;
+    m->esize = E;
+    if (!(m->xe = uvae_tensor_new(4, (int[]){m->batch, 3, E, E}))) die_lib("evaluation batch tensor");
+    m->ye = m->binary ? uvae_tensor_new(4, (int[]){m->batch, 1, E, E}) : uvae_tensor_new(3, (int[]){m->batch, E, E});
+    if (!m->ye) die_lib("evaluation batch tensor");
+    if (m->dev == UVAE_CPU) m->xed = m->xe;
+    else if (!(m->xed = uvae_tensor_new_on(m->dev, 4, m->xe->shape, 0))) die_lib("GPU evaluation batch tensor");
+    m->elogits = (float *)xmalloc((size_t)m->batch * C * (size_t)E * (size_t)E * sizeof(float));
 }
 static void model_to_device(model *m) {
     if (m->dev != UVAE_CPU && uvae_params_to(&m->net.params, m->dev) != UVAE_OK) die_lib("moving the parameters");
 }
 static void model_free(model *m) {
+    if (m->xe != m->xc) {
+        if (m->xed != m->xe) uvae_tensor_free(m->xed);
+        uvae_tensor_free(m->xe);
+        uvae_tensor_free(m->ye);
+        free(m->elogits);
+    }
     if (m->xd != m->xc) uvae_tensor_free(m->xd);
     if (m->yd != m->yc) uvae_tensor_free(m->yd);
     uvae_tensor_free(m->xc);
@@ -334,30 +367,45 @@ static void mirror_rows(float *a, size_t planes, int S) {
         }
 }
 
-/* The current batch's logits (in m->xd) into m->logits; with m->tta also the mirrored batch's,
-   mirrored back, and the two averaged. Leaves m->xc mirrored when m->tta. */
+/* The logits of the evaluation batch (m->xe, on the device m->xed; E = m->esize) into m->elogits;
+   with m->tta also the mirrored batch's, mirrored back, and the two averaged (m->xe is left
+   mirrored). When E != size, the logits are then resized to size x size into m->logits. */
 static void forward_logits(model *m) {
-    size_t C = m->binary ? 1 : 3, total = (size_t)m->batch * C * (size_t)m->size * (size_t)m->size;
+    size_t C = m->binary ? 1 : 3, E = (size_t)m->esize, total = (size_t)m->batch * C * E * E;
     uvae_tensor *z;
+    if (m->dev != UVAE_CPU && uvae_tensor_copy_in(m->xed, m->xe->data) != UVAE_OK) die_lib("copying a batch to the GPU");
     uvae_ctx_reset(m->ctx, 0);
-    z = uvae_unet_forward(m->ctx, &m->net, m->xd);
-    if (!z || uvae_tensor_copy_out(z, m->logits) != UVAE_OK) die_lib("evaluation forward pass");
-    if (!m->tta) return;
-    if (!m->logits2) m->logits2 = (float *)xmalloc(total * sizeof(float));   /* the first mirrored pass */
-    mirror_rows(m->xc->data, (size_t)m->batch * 3, m->size);
-    if (m->dev != UVAE_CPU && uvae_tensor_copy_in(m->xd, m->xc->data) != UVAE_OK) die_lib("copying a batch to the GPU");
-    uvae_ctx_reset(m->ctx, 0);
-    z = uvae_unet_forward(m->ctx, &m->net, m->xd);
-    if (!z || uvae_tensor_copy_out(z, m->logits2) != UVAE_OK) die_lib("evaluation forward pass (mirrored)");
-    mirror_rows(m->logits2, (size_t)m->batch * C, m->size);
-    for (size_t i = 0; i < total; i++) m->logits[i] = 0.5f * (m->logits[i] + m->logits2[i]);
+    z = uvae_unet_forward(m->ctx, &m->net, m->xed);
+    if (!z || uvae_tensor_copy_out(z, m->elogits) != UVAE_OK) die_lib("evaluation forward pass");
+    if (m->tta) {
+        if (!m->logits2) m->logits2 = (float *)xmalloc(total * sizeof(float));   /* the first mirrored pass */
+        mirror_rows(m->xe->data, (size_t)m->batch * 3, m->esize);
+        if (m->dev != UVAE_CPU && uvae_tensor_copy_in(m->xed, m->xe->data) != UVAE_OK) die_lib("copying a batch to the GPU");
+        uvae_ctx_reset(m->ctx, 0);
+        z = uvae_unet_forward(m->ctx, &m->net, m->xed);
+        if (!z || uvae_tensor_copy_out(z, m->logits2) != UVAE_OK) die_lib("evaluation forward pass (mirrored)");
+        mirror_rows(m->logits2, (size_t)m->batch * C, m->esize);
+        for (size_t i = 0; i < total; i++) m->elogits[i] = 0.5f * (m->elogits[i] + m->logits2[i]);
+    }
+    if (m->esize != m->size && uvae_resize_bilinear(m->elogits, m->batch * (int)C, m->esize, m->esize, m->logits, m->size, m->size) != UVAE_OK)
+        die_lib("resizing the logits");
+}
+
+/* How evaluation runs, for the output lines: "", " (flip TTA)", " (inputs 160x160)", or both. */
+static const char *eval_note(const model *m) {
+    static char buf[64];
+    if (m->esize == m->size) return m->tta ? " (flip TTA)" : "";
+    snprintf(buf, sizeof buf, " (%sinputs %dx%d)", m->tta ? "flip TTA, " : "", m->esize, m->esize);
+    return buf;
 }
 
 /* Evaluation mode over idx[0..n) of p: pooled confusion matrix; preds (n*S*S, may be NULL) receives
-   the predicted maps. The last partial batch is padded by repeating an index (eval-mode batch norm
-   treats samples independently) and only its real samples are counted. With m->tta each map comes
-   from the mean of the logits of the image and of its mirror image (mirrored back). */
-static void evaluate(model *m, const uvae_pets *p, const int *idx, int n, uvae_confusion *conf, unsigned char *preds) {
+   the predicted maps. pe: the same list loaded at m->esize (p itself when that is the model's
+   size); its images go in, p's trimaps score the result. The last partial batch is padded by
+   repeating an index (eval-mode batch norm treats samples independently) and only its real samples
+   are counted. With m->tta each map comes from the mean of the logits of the image and of its
+   mirror image (mirrored back). */
+static void evaluate(model *m, const uvae_pets *p, const uvae_pets *pe, const int *idx, int n, uvae_confusion *conf, unsigned char *preds) {
     size_t HW = (size_t)m->size * (size_t)m->size;
     int *bi = (int *)xmalloc((size_t)m->batch * sizeof(int));
     unsigned char *lab = (unsigned char *)xmalloc((size_t)m->batch * HW);
@@ -365,7 +413,8 @@ static void evaluate(model *m, const uvae_pets *p, const int *idx, int n, uvae_c
     for (int s = 0; s < n; s += m->batch) {
         int count = n - s < m->batch ? n - s : m->batch;
         for (int b = 0; b < m->batch; b++) bi[b] = idx[s + (b < count ? b : count - 1)];
-        model_batch(m, p, bi, NULL);
+        if (uvae_pets_batch_views(pe, bi, m->batch, m->mean, m->std, NULL, m->binary, m->xe, m->ye) != UVAE_OK)
+            die_lib("making a batch");
         forward_logits(m);
         logits_to_labels(m, m->logits, count, lab);
         for (int b = 0; b < count; b++) {
@@ -610,8 +659,8 @@ static void fmt_time(double s, char *buf, size_t n) {
 
 static int cmd_train(const opts *o0) {
     opts o = *o0;
-    uvae_pets tr, vsep;
-    const uvae_pets *vs;
+    uvae_pets tr, vsep, vs_big;
+    const uvae_pets *vs, *vse;   /* validation set, and the same at --eval-size (vs itself by default) */
     int *tidx, *vidx, ntr, nva, steps, total_steps, dev;
     model m;
     uvae_optim opt;
@@ -629,6 +678,7 @@ static int cmd_train(const opts *o0) {
     int run_steps = 0;
     memset(&tr, 0, sizeof tr);
     memset(&vsep, 0, sizeof vsep);
+    memset(&vs_big, 0, sizeof vs_big);
     memset(&last, 0, sizeof last);
     dev = pick_device(o.device);
     if (o.poison_step && dev != UVAE_CPU) die("--poison-step is for tests on the CPU");
@@ -674,6 +724,12 @@ static int cmd_train(const opts *o0) {
         }
         free(perm);
     }
+    vse = vs;
+    if (o.eval_size && o.eval_size != o.size) {   /* the validation list again, at --eval-size */
+        if (o.synthetic) die("--eval-size needs real images (not --synthetic)");
+        load_set(o.data, o.val_list ? o.val_list : train_list, o.eval_size, &vs_big);
+        vse = &vs_big;
+    }
     if (o.limit > 0 && o.limit < ntr) ntr = o.limit;
     mkdir_p(o.out);
     {   /* the split as lists of names, so another program (bench/torch_unet.py) can use the same one */
@@ -697,6 +753,7 @@ static int cmd_train(const opts *o0) {
     memset(&m, 0, sizeof m);
     model_init(&m, dev, o.size, o.batch, o.width, o.depth, o.down, o.up, o.loss == LOSS_BCE, o.seed);
     m.tta = o.tta;
+    model_eval_size(&m, vse->size);
     stats_of(&tr, tidx, ntr, m.mean, m.std);
     model_to_device(&m);
     if (uvae_optim_init(&opt, &m.net.params, UVAE_ADAM, (float)o.lr) != UVAE_OK) die_lib("making the optimizer");
@@ -727,9 +784,9 @@ static int cmd_train(const opts *o0) {
     if (o.log_steps && !(steplog = fopen(o.log_steps, "a"))) die("--log-steps: cannot append to '%s': %s", o.log_steps, strerror(errno));
     views = (uvae_pets_view *)xmalloc((size_t)o.batch * sizeof *views);
     printf("unet_pets: %d train / %d val images at %dx%d, UNet width %d depth %d (%s/%s), loss %s, %zu params, "
-           "%d steps of batch %d, augmentation: flips, scale-crop %g..1, colour jitter %g, device %s%s\n", ntr, nva, o.size, o.size,
+           "%d steps of batch %d, augmentation: flips, scale-crop %g..1, colour jitter %g, device %s%s%s\n", ntr, nva, o.size, o.size,
            o.width, o.depth, down_names[o.down], up_names[o.up], loss_names[o.loss], uvae_params_count(&m.net.params), total_steps,
-           o.batch, o.min_scale, o.jitter, o.device, o.tta ? ", validation with flip TTA" : "");
+           o.batch, o.min_scale, o.jitter, o.device, o.tta || m.esize != m.size ? ", validation" : "", eval_note(&m));
     fflush(stdout);
 
     for (int e = (int)(done / steps); e < o.epochs; e++) {
@@ -798,7 +855,7 @@ static int cmd_train(const opts *o0) {
         t_train += now_s() - t0;
         free(order);
         free(bi);
-        evaluate(&m, vs, vidx, nva, &conf, NULL);
+        evaluate(&m, vs, vse, vidx, nva, &conf, NULL);
         sm = uvae_confusion_metrics(&conf);
         last = sm;
         h_loss[e] = (float)(sum / steps);
@@ -831,7 +888,7 @@ static int cmd_train(const opts *o0) {
         uvae_confusion conf;
         for (int i = 0; i < n; i++) pick[i] = vidx[(int)((long long)i * nva / n)];   /* spread over the split (and the breeds) */
         preds = (unsigned char *)xmalloc((size_t)n * (size_t)o.size * (size_t)o.size);
-        evaluate(&m, vs, pick, n, &conf, preds);
+        evaluate(&m, vs, vse, pick, n, &conf, preds);
         write_predictions(p_pred, vs, pick, n, preds);
         free(preds);
     }
@@ -839,12 +896,13 @@ static int cmd_train(const opts *o0) {
            "%.1f img/s | val%s pet IoU %.4f mIoU %.4f pixel acc %.4f | %s\n",
            down_names[o.down], up_names[o.up], loss_names[o.loss], o.width, o.depth, o.size,
            uvae_params_count(&m.net.params), o.epochs, now_s() - t_start, t_train,
-           (double)images_seen / (t_train > 1e-9 ? t_train : 1e-9), o.tta ? " (flip TTA)" : "", last.pet_iou, last.miou, last.pixel_acc, o.out);
+           (double)images_seen / (t_train > 1e-9 ? t_train : 1e-9), eval_note(&m), last.pet_iou, last.miou, last.pixel_acc, o.out);
 
     uvae_optim_free(&opt);
     model_free(&m);
     uvae_pets_free(&tr);
     uvae_pets_free(&vsep);
+    uvae_pets_free(&vs_big);
     if (train_list != o.train_list) free(train_list);
     if (steplog) fclose(steplog);
     free(tidx); free(vidx); free(h_loss); free(h_piou); free(h_miou); free(views);
@@ -855,19 +913,28 @@ static int cmd_train(const opts *o0) {
 /* ---- eval / predict ------------------------------------------------------------------------- */
 static int cmd_eval_predict(const opts *o, int predict) {
     model m;
-    uvae_pets set;
+    uvae_pets set, set_big;   /* the list at the model's size, and at --eval-size */
+    const uvae_pets *in = &set;   /* the images that go in */
     int dev, epoch, *idx, n;
     char *list;
     uvae_confusion conf;
     uvae_seg_metrics sm;
     memset(&set, 0, sizeof set);
+    memset(&set_big, 0, sizeof set_big);
     dev = pick_device(o->device);
     need_dir(o->data, "--data");
     list = o->list ? (char *)o->list : path_join(o->data, "annotations/trainval.txt");
     need_file(list, "--list");
     model_from_checkpoint(&m, o, dev, &epoch);
     m.tta = o->tta;
+    if (o->eval_size && o->eval_size % (1 << m.net.cfg.depth))
+        die("--eval-size %d is not divisible by 2^depth = %d (the checkpoint's depth)", o->eval_size, 1 << m.net.cfg.depth);
     load_set(o->data, list, m.size, &set);
+    if (o->eval_size && o->eval_size != m.size) {
+        load_set(o->data, list, o->eval_size, &set_big);
+        model_eval_size(&m, o->eval_size);
+        in = &set_big;
+    }
     n = predict ? (o->n < set.n ? o->n : set.n) : set.n;
     idx = (int *)xmalloc((size_t)n * sizeof(int));
     for (int i = 0; i < n; i++) idx[i] = (int)((long long)i * set.n / n);   /* predict: spread over the list */
@@ -876,7 +943,7 @@ static int cmd_eval_predict(const opts *o, int predict) {
         char *path;
         mkdir_p(o->out);
         path = path_join(o->out, "predictions.png");
-        evaluate(&m, &set, idx, n, &conf, preds);
+        evaluate(&m, &set, in, idx, n, &conf, preds);
         write_predictions(path, &set, idx, n, preds);
         sm = uvae_confusion_metrics(&conf);
         printf("predict: wrote %s (%d images; on them pet IoU %.4f mIoU %.4f pixel acc %.4f)\n", path, n, sm.pet_iou,
@@ -884,14 +951,15 @@ static int cmd_eval_predict(const opts *o, int predict) {
         free(path);
         free(preds);
     } else {
-        evaluate(&m, &set, idx, n, &conf, NULL);
+        evaluate(&m, &set, in, idx, n, &conf, NULL);
         sm = uvae_confusion_metrics(&conf);
         printf("eval%s: %s (%d images): pet IoU %.4f  mIoU %.4f  pixel acc %.4f  Dice %.4f  (IoU pet %.4f background %.4f "
-               "border %.4f)\n", m.tta ? " (flip TTA)" : "", list, n, sm.pet_iou, sm.miou, sm.pixel_acc, sm.dice, sm.iou[0], sm.iou[1], sm.iou[2]);
+               "border %.4f)\n", eval_note(&m), list, n, sm.pet_iou, sm.miou, sm.pixel_acc, sm.dice, sm.iou[0], sm.iou[1], sm.iou[2]);
     }
     free(idx);
     if (list != o->list) free(list);
     uvae_pets_free(&set);
+    uvae_pets_free(&set_big);
     model_free(&m);
     return 0;
 }

@@ -3,8 +3,8 @@
 #   - a run stopped mid-epoch and resumed from its checkpoint gives bit-identical per-step losses
 #     (the UNet on its generated set; the CVAE on Fashion-MNIST when Debian's package is there);
 #   - the NaN guard stops a run with one clear line, and the last checkpoint stays as it was;
-#   - eval gives back the training's last validation numbers (with and without --tta) when the
-#     real Oxford-IIIT Pet is there (SKIP otherwise);
+#   - eval gives back the training's last validation numbers (with and without --tta, and with
+#     --eval-size) when the real Oxford-IIIT Pet is there (SKIP otherwise);
 #   - bad command lines give one line on stderr and exit status 1, never a crash.
 # Usage: tests/test_examples.sh [BUILD_DIR]   (needs BUILD_DIR/unet_pets and BUILD_DIR/cvae)
 set -u
@@ -81,6 +81,16 @@ elif [ -x "$U" ]; then
     else bad "eval vs training's validation (exit $rc): '$(vals "$T/p0.out")' / '$(vals "$T/e0.out")', TTA '$(vals "$T/p1.out")' / '$(vals "$T/e1.out")'"; fi
     if [ "$(losses "$T/p0.out")" = "$(losses "$T/p1.out")" ] && [ "$(vals "$T/e0.out")" != "$(vals "$T/e1.out")" ]; then ok
     else bad "--tta must leave the training as it is and change the validation numbers"; fi
+    # --eval-size: inputs loaded at 48x48, logits resized to the model's 32x32; eval gives back the
+    # training's numbers, leaves the training as it is, and at the model's own size changes nothing
+    "$U" "${PA[@]}" --eval-size 48 --out "$T/p2" >"$T/p2.out" 2>/dev/null \
+        && "$U" eval --ckpt "$T/p2/checkpoint.safetensors" --data "$PETS" --list "$T/p0/split_val.txt" --eval-size 48 >"$T/e2.out" \
+        && "$U" eval --ckpt "$T/p0/checkpoint.safetensors" --data "$PETS" --list "$T/p0/split_val.txt" --eval-size 32 >"$T/e3.out"; rc=$?
+    if [ $rc -eq 0 ] && [ -n "$(vals "$T/p2.out")" ] && [ "$(vals "$T/p2.out")" = "$(vals "$T/e2.out")" ] &&
+       grep -q '^eval (inputs 48x48)' "$T/e2.out" && [ "$(losses "$T/p0.out")" = "$(losses "$T/p2.out")" ] &&
+       [ "$(vals "$T/e2.out")" != "$(vals "$T/e0.out")" ] && [ "$(vals "$T/e3.out")" = "$(vals "$T/e0.out")" ]; then
+        ok; echo "  --eval-size 48: $(vals "$T/e2.out") (training's own: $(vals "$T/p2.out"))"
+    else bad "--eval-size (exit $rc): train '$(vals "$T/p2.out")', eval '$(vals "$T/e2.out")', at 32 '$(vals "$T/e3.out")' vs '$(vals "$T/e0.out")'"; fi
 fi
 
 # ---- CVAE on Fashion-MNIST (Debian's dataset-fashion-mnist) ----
@@ -117,6 +127,11 @@ if [ -x "$U" ]; then
     bad_cli "--ckpt '$T/nowhere.safetensors'" "$U" eval --data "$T" --list "$T/junk.safetensors" --ckpt "$T/nowhere.safetensors"
     bad_cli "junk.safetensors" "$U" train --synthetic 8 --size 16 --depth 2 --width 2 --batch 2 --out "$T/j" --resume "$T/junk.safetensors"
     bad_cli "--device cuda needs the GPU build" "$U" train --device cuda
+    bad_cli "--eval-size 30 is not divisible by 2^depth = 4" "$U" train --synthetic 8 --size 16 --depth 2 --eval-size 30
+    bad_cli "--eval-size needs real images" "$U" train --synthetic 8 --size 16 --depth 2 --width 2 --batch 2 --eval-size 24 --out "$T/j2"
+    mkdir -p "$T/ann/annotations" && : > "$T/ann/annotations/trainval.txt"
+    [ -f "$T/unet-a/checkpoint.safetensors" ] && bad_cli "--eval-size 30 is not divisible by 2^depth = 4 (the checkpoint's depth)" \
+        "$U" eval --data "$T/ann" --ckpt "$T/unet-a/checkpoint.safetensors" --eval-size 30
 fi
 if [ -x "$V" ]; then
     bad_cli "unknown flag '--bogus'" "$V" --bogus 1

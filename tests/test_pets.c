@@ -543,6 +543,61 @@ static void pt_metrics(void) {
           "m4 iou %g %g %g pet %g acc %g", r.iou[0], r.iou[1], r.iou[2], r.pet_iou, r.pixel_acc);
 }
 
+/* uvae_resize_bilinear: the identity at the same size (bitwise), hand-computed small cases, a linear
+   ramp (reproduced wherever the source coordinate needs no clamping: always when shrinking), and
+   integer enlargements against the library's bilinear upsample op (itself checked against
+   PyTorch's F.interpolate in the parity suite). */
+static void pt_resize(void) {
+    float a[2 * 7 * 9], b[2 * 18 * 18], c[2 * 18 * 18];
+    uvae_rng r;
+    {   /* same size: every weight is 0, so the values come back as they are */
+        uvae_rng_seed(&r, 5);
+        for (int i = 0; i < 2 * 7 * 9; i++) a[i] = uvae_rng_uniform(&r) - 0.5f;
+        CHECK(uvae_resize_bilinear(a, 2, 7, 9, b, 7, 9) == UVAE_OK && memcmp(a, b, sizeof(float) * 2 * 7 * 9) == 0,
+              "resize: same size is not the identity");
+    }
+    {   /* 1x4 -> 1x2: source x = (i + 0.5) * 2 - 0.5 = 0.5, 2.5; 1x2 -> 1x4: x = 0 (clamped), 0.25, 0.75, 1 (edge) */
+        const float r4[4] = {1, 2, 3, 4}, r2[2] = {1, 3};
+        CHECK(uvae_resize_bilinear(r4, 1, 1, 4, b, 1, 2) == UVAE_OK && b[0] == 1.5f && b[1] == 3.5f,
+              "resize 4 -> 2: %g %g (want 1.5 3.5)", b[0], b[1]);
+        CHECK(uvae_resize_bilinear(r2, 1, 1, 2, b, 1, 4) == UVAE_OK && b[0] == 1.0f && b[1] == 1.5f && b[2] == 2.5f && b[3] == 3.0f,
+              "resize 2 -> 4: %g %g %g %g (want 1 1.5 2.5 3)", b[0], b[1], b[2], b[3]);
+    }
+    {   /* 7x9 -> 5x4 of f(y, x) = 3y + 0.5x + 1: f at source y = (i + 0.5) * 7/5 - 0.5, x = (j + 0.5) * 9/4 - 0.5 */
+        double worst = 0;
+        for (int y = 0; y < 7; y++)
+            for (int x = 0; x < 9; x++) a[y * 9 + x] = 3.0f * (float)y + 0.5f * (float)x + 1.0f;
+        CHECK(uvae_resize_bilinear(a, 1, 7, 9, b, 5, 4) == UVAE_OK, "resize 7x9 -> 5x4: %s", uvae_last_error());
+        for (int i = 0; i < 5; i++)
+            for (int j = 0; j < 4; j++) {
+                double sy = (i + 0.5) * 7.0 / 5.0 - 0.5, sx = (j + 0.5) * 9.0 / 4.0 - 0.5;
+                double d = fabs(b[i * 4 + j] - (3 * sy + 0.5 * sx + 1));
+                if (d > worst) worst = d;
+            }
+        CHECK(worst < 1e-5, "resize 7x9 -> 5x4 of a ramp: off by %g", worst);
+    }
+    for (int s = 2; s <= 3; s++) {   /* x2 and x3 against uvae_upsample(..., UVAE_BILINEAR) */
+        uvae_ctx *ctx = uvae_ctx_new(0);
+        uvae_tensor *x = uvae_tensor_new(4, (int[]){1, 2, 5, 6}), *y;
+        double worst = 0;
+        CHECK(ctx && x, "resize: context or tensor: %s", uvae_last_error());
+        if (!ctx || !x) { uvae_ctx_free(ctx); uvae_tensor_free(x); continue; }
+        uvae_rng_seed(&r, 9 + (uint64_t)s);
+        for (int i = 0; i < 2 * 5 * 6; i++) x->data[i] = 2 * uvae_rng_uniform(&r) - 1;
+        uvae_ctx_reset(ctx, 0);
+        y = uvae_upsample(ctx, x, s, UVAE_BILINEAR);
+        CHECK(y && uvae_resize_bilinear(x->data, 2, 5, 6, c, 5 * s, 6 * s) == UVAE_OK, "resize x%d: %s", s, uvae_last_error());
+        for (int i = 0; y && i < 2 * 5 * s * 6 * s; i++)
+            if (fabs(c[i] - y->data[i]) > worst) worst = fabs(c[i] - y->data[i]);
+        CHECK(y && worst < 1e-6, "resize x%d vs uvae_upsample: off by %g", s, worst);
+        uvae_tensor_free(x);
+        uvae_ctx_free(ctx);
+    }
+    CHECK(uvae_resize_bilinear(a, 1, 0, 9, b, 5, 4) == UVAE_ERR_ARG && strstr(uvae_last_error(), "uvae_resize_bilinear"),
+          "resize: a 0x9 source must be refused: %s", uvae_last_error());
+    CHECK(uvae_resize_bilinear(NULL, 1, 7, 9, b, 5, 4) == UVAE_ERR_ARG, "resize: NULL source must be refused");
+}
+
 static void pt_real(void) {
     const char *dir = UVT_DATA_DIR "/oxford-pets", *list = UVT_DATA_DIR "/oxford-pets/annotations/trainval.txt";
     FILE *f = fopen(list, "rb");
@@ -580,5 +635,6 @@ static void pt_real(void) {
 void suite_pets(void) {
     pt_synthetic();
     pt_metrics();
+    pt_resize();
     pt_real();
 }

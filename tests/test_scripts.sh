@@ -214,6 +214,17 @@ if REPORT=1 OUT="$T/exp" bash "$ROOT/bench/experiments_unet.sh" >"$T/log" 2>&1 &
    grep -qxF '| strided-upsample-dice | 444 | 100 | 40.5 s | 4.5 | 0.8311 | 0.7322 | 0.9133 | | |' "$T/exp/results.md"; then
     ok "experiments_unet.sh REPORT=1: results.md rows from the summary lines (with and without flip TTA)"
 else cp "$T/exp/results.md" "$T/log" 2>/dev/null; bad "experiments_unet.sh REPORT=1 table" "$T/log"; fi
+# ... and with EVAL, a column from each run's second evaluation (OUT/NAME.eval.log)
+for v in maxpool-transpose-ce maxpool-transpose-dice strided-transpose-ce strided-upsample-dice; do
+    printf 'eval (flip TTA, inputs 160x160): x/split_val.txt (60 images): pet IoU 0.9%s  mIoU 0.8%s  pixel acc 0.9000  Dice 0.9000  (IoU pet 0.1 background 0.2 border 0.3)\n' \
+        "${#v}1" "${#v}2" > "$T/exp/$v.eval.log"
+done
+if REPORT=1 EVAL="--tta 1 --eval-size 160" OUT="$T/exp" bash "$ROOT/bench/experiments_unet.sh" >"$T/log" 2>&1 &&
+   grep -qF '| pet IoU / mIoU, eval `--tta 1 --eval-size 160` |' "$T/exp/results.md" &&
+   grep -qxF '| maxpool-transpose-ce | 111 | 100 | 10.5 s | 1.5 | 0.8011 | 0.7022 | 0.8833 | 0.9201 / 0.8202 | | |' "$T/exp/results.md" &&
+   grep -qxF '| strided-upsample-dice | 444 | 100 | 40.5 s | 4.5 | 0.8311 | 0.7322 | 0.9133 | 0.9211 / 0.8212 | | |' "$T/exp/results.md"; then
+    ok "experiments_unet.sh REPORT=1 EVAL=...: the second evaluation's column"
+else cp "$T/exp/results.md" "$T/log" 2>/dev/null; bad "experiments_unet.sh REPORT=1 EVAL table" "$T/log"; fi
 
 # bench --torch FILE: each of our rows is followed by its ratio to FILE's row of the same name and
 # batch (bench/torch_bench.py's format); a file without such rows is an error
