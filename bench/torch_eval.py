@@ -2,14 +2,15 @@
 `unet_pets eval` (and of its --tta and --eval-size).
 
     /usr/bin/python3 bench/torch_eval.py --ckpt OUT/checkpoint.safetensors --data DIR --list OUT/split_val.txt \
-        [--tta 1] [--eval-size 128,160]
+        [--tta 1] [--eval-size 160] [--eval-size 128,160] ...
 
 The model comes from tools/interop.py's load_model (our weights in the PyTorch mirror of uvae_unet),
 the images and trimaps from bench/torch_unet.py's loader (PIL's JPEG decoder, not stb_image's, so
-a few pixels differ), normalised with the checkpoint's mean/std; for each evaluation size E the
-images are loaded at E x E, the logits resized to the model's S x S with F.interpolate (bilinear,
-align_corners=False) and scored against the S x S trimaps in one confusion matrix, as
-`unet_pets eval --eval-size E` does. Needs Debian's python3-torch, python3-numpy, python3-pil.
+a few pixels differ), normalised with the checkpoint's mean/std. Each --eval-size (repeatable; one
+evaluation each) is a size E or a list E1,E2,..: the images are loaded at each E x E, the logits
+resized to the model's S x S with F.interpolate (bilinear, align_corners=False), averaged over the
+list, and scored against the S x S trimaps in one confusion matrix, as
+`unet_pets eval --eval-size E1,E2,..` does. Needs Debian's python3-torch, python3-numpy, python3-pil.
 """
 import argparse
 import os
@@ -32,7 +33,8 @@ def main():
     ap.add_argument("--data", required=True)
     ap.add_argument("--list", required=True, help="image names, one per line (e.g. a run's split_val.txt)")
     ap.add_argument("--tta", type=int, choices=[0, 1], default=0)
-    ap.add_argument("--eval-size", default="", help="comma-separated input sizes (default: the model's)")
+    ap.add_argument("--eval-size", action="append", default=[],
+                    help="an input size or a comma-separated list (averaged); repeat for more evaluations")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     a = ap.parse_args()
@@ -45,24 +47,32 @@ def main():
     std = torch.tensor([float(v) for v in meta["std"].split(",")])[None, :, None, None]
     binary = cfg["n_classes"] == 1
     names = [l.split()[0] for l in open(a.list) if l.strip() and not l.startswith("#")]
-    _, truth = load(a.data, names, S)
-    for E in [int(e) for e in a.eval_size.split(",")] if a.eval_size else [S]:
-        x_all = load(a.data, names, E)[0]
+    x_s, truth = load(a.data, names, S)
+    cache = {S: x_s}
+    for spec in a.eval_size or [str(S)]:
+        sizes = [int(e) for e in spec.split(",")]
+        for E in sizes:
+            if E not in cache:
+                cache[E] = load(a.data, names, E)[0]
         conf = np.zeros((3, 3), dtype=np.int64)
         with torch.no_grad():
             for s in range(0, len(names), a.batch):
-                x = (x_all[s:s + a.batch] - mean) / std
-                z = model(x)
-                if a.tta:
-                    z = 0.5 * (z + torch.flip(model(torch.flip(x, [3])), [3]))
-                if E != S:
-                    z = F.interpolate(z, size=(S, S), mode="bilinear", align_corners=False)
+                z = 0
+                for E in sizes:
+                    x = (cache[E][s:s + a.batch] - mean) / std
+                    zk = model(x)
+                    if a.tta:
+                        zk = 0.5 * (zk + torch.flip(model(torch.flip(x, [3])), [3]))
+                    if E != S:
+                        zk = F.interpolate(zk, size=(S, S), mode="bilinear", align_corners=False)
+                    z = z + zk
+                z = z / len(sizes)
                 pred = torch.where(z[:, 0] > 0, 0, 1) if binary else z.argmax(1)
                 conf += np.bincount((truth[s:s + a.batch].long() * 3 + pred).flatten().numpy(), minlength=9).reshape(3, 3)
         m = metrics(conf)
-        print("torch_eval%s, inputs %dx%d: %s (%d images): pet IoU %.4f  mIoU %.4f  pixel acc %.4f  Dice %.4f"
-              % (" (flip TTA)" if a.tta else "", E, E, a.list, len(names), m["pet_iou"], m["miou"], m["pixel_acc"], m["dice"]),
-              flush=True)
+        print("torch_eval%s, inputs %s: %s (%d images): pet IoU %.4f  mIoU %.4f  pixel acc %.4f  Dice %.4f"
+              % (" (flip TTA)" if a.tta else "", " + ".join("%dx%d" % (E, E) for E in sizes), a.list, len(names),
+                 m["pet_iou"], m["miou"], m["pixel_acc"], m["dice"]), flush=True)
 
 
 if __name__ == "__main__":

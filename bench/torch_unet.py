@@ -119,8 +119,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--tta", type=int, choices=[0, 1], default=0,
                     help="validation also on the mirrored images, logits averaged (as unet_pets --tta)")
-    ap.add_argument("--eval-size", type=int, default=0,
-                    help="validation inputs loaded at this size, logits resized (bilinear) to --size (as unet_pets --eval-size)")
+    ap.add_argument("--eval-size", default="",
+                    help="validation inputs loaded at E or E1,E2,.. (logits resized to --size, averaged), as unet_pets --eval-size")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -129,9 +129,9 @@ def main():
     names = {k: [l.strip() for l in open(os.path.join(a.split, "split_%s.txt" % k)) if l.strip()] for k in ("train", "val")}
     xtr, ytr = load(a.data, names["train"], a.size)
     xva, yva = load(a.data, names["val"], a.size)
-    E = a.eval_size or a.size
-    if E != a.size:
-        xva, _ = load(a.data, names["val"], E)   # the images go in at E x E; the labels stay at S x S
+    # the images go in at each E x E; the labels stay at S x S
+    xvas = [xva if E == a.size else load(a.data, names["val"], E)[0]
+            for E in ([int(e) for e in a.eval_size.split(",")] if a.eval_size else [a.size])]
     mean = xtr.mean(dim=(0, 2, 3))
     std = xtr.std(dim=(0, 2, 3), unbiased=False)
     binary = a.loss == "bce"
@@ -174,12 +174,16 @@ def main():
         conf = np.zeros((3, 3), dtype=np.int64)
         with torch.no_grad():
             for s in range(0, len(names["val"]), a.batch):
-                x = (xva[s:s + a.batch] - mean[None, :, None, None]) / std[None, :, None, None]
-                z = model(x)
-                if a.tta:
-                    z = 0.5 * (z + torch.flip(model(torch.flip(x, [3])), [3]))
-                if E != a.size:
-                    z = F.interpolate(z, size=(a.size, a.size), mode="bilinear", align_corners=False)
+                z = 0
+                for xv in xvas:
+                    x = (xv[s:s + a.batch] - mean[None, :, None, None]) / std[None, :, None, None]
+                    zk = model(x)
+                    if a.tta:
+                        zk = 0.5 * (zk + torch.flip(model(torch.flip(x, [3])), [3]))
+                    if xv.shape[-1] != a.size:
+                        zk = F.interpolate(zk, size=(a.size, a.size), mode="bilinear", align_corners=False)
+                    z = z + zk
+                z = z / len(xvas)
                 pred = torch.where(z[:, 0] > 0, 0, 1) if binary else z.argmax(1)
                 truth = yva[s:s + a.batch].long()
                 conf += np.bincount((truth * 3 + pred).flatten().numpy(), minlength=9).reshape(3, 3)

@@ -49,13 +49,14 @@ static double now_s(void) {
 }
 
 /* ---- options -------------------------------------------------------------------------------- */
+#define MAX_SCALES 4              /* --eval-size takes up to 4 sizes */
 typedef struct opts {
     const char *data, *train_list, *val_list, *out, *ckpt, *list, *device, *resume, *log_steps;
     double val_frac, lr, min_scale, jitter;
     int size, epochs, batch, width, depth, limit, n, synthetic;
     int save_every, check_every, stop_after, poison_step;   /* checkpoints, the NaN guard, and two for tests */
     int tta;                      /* evaluation also on the mirrored images, logits averaged */
-    int eval_size;                /* evaluation input size (0: the model's size) */
+    int eval_sizes[MAX_SCALES], n_eval_sizes;   /* evaluation input sizes (none: the model's size) */
     int down, up, loss;           /* UVAE_DOWN_*, UVAE_UP_*, LOSS_* */
     unsigned long long seed;
 } opts;
@@ -67,8 +68,8 @@ static const char *const up_names[] = {"transpose", "upsample"};
 static void usage(FILE *f) {
     fprintf(f,
         "usage: unet_pets train   [flags]\n"
-        "       unet_pets eval    --ckpt F [--data DIR] [--list FILE] [--batch B] [--device D] [--tta 0|1] [--eval-size E]\n"
-        "       unet_pets predict --ckpt F [--data DIR] [--list FILE] [--out DIR] [--n 8] [--device D] [--tta 0|1] [--eval-size E]\n"
+        "       unet_pets eval    --ckpt F [--data DIR] [--list FILE] [--batch B] [--device D] [--tta 0|1] [--eval-size E[,E2..]]\n"
+        "       unet_pets predict --ckpt F [--data DIR] [--list FILE] [--out DIR] [--n 8] [--device D] [--tta 0|1] [--eval-size E[,E2..]]\n"
         "UNet segmentation of Oxford-IIIT Pet trimaps (classes pet, background, border).\n"
         "train flags (default in brackets):\n"
         "  --data DIR        dataset folder (images/, annotations/)           [data/oxford-pets]\n"
@@ -111,11 +112,12 @@ static void usage(FILE *f) {
         "  --poison-step N   (tests, CPU) make the gradients NaN at step N    [0: off]\n"
         "  --tta 0|1         validation also on the mirrored images: each pixel's logits\n"
         "                    are the mean of the two passes (test-time flip)   [0]\n"
-        "  --eval-size E     validate on the images loaded at E x E (E divisible by 2^depth),\n"
-        "                    the logits resized (bilinear) to S x S and scored against the\n"
-        "                    S x S trimaps. Scale-crop enlarges objects in training by\n"
-        "                    2 / (1 + sqrt(min-scale)) on average; E near S times that\n"
-        "                    matches their size at evaluation (0.4: x1.22, 128 -> 160) [S]\n"
+        "  --eval-size E[,E2..] validate on the images loaded at E x E (E divisible by\n"
+        "                    2^depth), the logits resized (bilinear) to S x S and scored\n"
+        "                    against the S x S trimaps; with several sizes (up to 4, e.g.\n"
+        "                    128,160) the resized logits are averaged. Scale-crop enlarges\n"
+        "                    objects in training by 2 / (1 + sqrt(min-scale)) on average\n"
+        "                    (0.4: x1.22, so 128 -> 160 shows them as training did) [S]\n"
         "eval/predict flags: --ckpt F (required), --data DIR [data/oxford-pets], --list FILE\n"
         "  [DIR/annotations/trainval.txt], --batch B [16], --device [" DEFAULT_DEVICE "], predict: --out DIR\n"
         "  [runs/unet], --n N images spread over the list (1..64) [8], --tta 0|1 [0] and\n"
@@ -150,6 +152,22 @@ static int parse_choice(const char *flag, const char *s, const char *const *name
     if (n == 2) die("%s: '%s' is not one of %s, %s", flag, s, names[0], names[1]);
     die("%s: '%s' is not one of %s, %s, %s, %s", flag, s, names[0], names[1], names[2], names[3]);
     return 0;
+}
+
+/* "E" or "E1,E2,..." (up to MAX_SCALES sizes, each 2..4096, no repeats) into sizes[0..*n). */
+static void parse_sizes(const char *flag, const char *s, int *sizes, int *n) {
+    char buf[128], *tok, *save = NULL;
+    if (strlen(s) >= sizeof buf) die("%s: '%s' is too long", flag, s);
+    strcpy(buf, s);
+    *n = 0;
+    for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (*n == MAX_SCALES) die("%s: at most %d sizes", flag, MAX_SCALES);
+        sizes[*n] = (int)parse_long(flag, tok, 2, 4096);
+        for (int k = 0; k < *n; k++)
+            if (sizes[k] == sizes[*n]) die("%s: size %d given twice", flag, sizes[k]);
+        ++*n;
+    }
+    if (*n == 0 || s[strlen(s) - 1] == ',' || s[0] == ',' || strstr(s, ",,")) die("%s: '%s' is not a size or a comma-separated list of sizes", flag, s);
 }
 
 /* cmd: 0 train, 1 eval, 2 predict. Flags that do not belong to the subcommand are errors. */
@@ -204,12 +222,13 @@ static void parse_args(int argc, char **argv, int cmd, opts *o) {
         else if (!strcmp(f, "--stop-after")) o->stop_after = (int)parse_long(f, v, 0, 1000000000L);
         else if (!strcmp(f, "--poison-step")) o->poison_step = (int)parse_long(f, v, 0, 1000000000L);
         else if (!strcmp(f, "--tta")) o->tta = (int)parse_long(f, v, 0, 1);
-        else if (!strcmp(f, "--eval-size")) o->eval_size = (int)parse_long(f, v, 2, 4096);
+        else if (!strcmp(f, "--eval-size")) parse_sizes(f, v, o->eval_sizes, &o->n_eval_sizes);
     }
     if (cmd == 0) {
         if (o->val_list && val_frac_given) die("give --val-frac or --val-list, not both");
         if (o->size % (1 << o->depth) != 0) die("--size %d is not divisible by 2^depth = %d", o->size, 1 << o->depth);
-        if (o->eval_size % (1 << o->depth) != 0) die("--eval-size %d is not divisible by 2^depth = %d", o->eval_size, 1 << o->depth);
+        for (int k = 0; k < o->n_eval_sizes; k++)
+            if (o->eval_sizes[k] % (1 << o->depth) != 0) die("--eval-size %d is not divisible by 2^depth = %d", o->eval_sizes[k], 1 << o->depth);
     } else if (!o->ckpt) die("%s needs --ckpt FILE", argv[1]);
 }
 
@@ -268,11 +287,17 @@ typedef struct model {
     uvae_unet net;
     uvae_ctx *ctx;
     int dev, size, batch, binary, tta;   /* tta: evaluate() averages with the mirrored pass */
-    int esize;                        /* evaluation input size (model_eval_size; else size) */
     uvae_tensor *xc, *yc, *xd, *yd;   /* CPU batch tensors, and their device copies (same on the CPU) */
-    uvae_tensor *xe, *ye, *xed;       /* the evaluation batch at esize (xc, yc, xd when esize == size) */
-    float *logits, *logits2;          /* host copies of one batch of logits at size (logits2: the mirrored pass, at esize) */
-    float *elogits;                   /* one batch of logits at esize (logits when esize == size) */
+    float *logits;                    /* host copy of one batch of logits at size x size */
+    int nscales;                      /* evaluation input sizes (model_scales; 0: the model's size) */
+    struct scale {
+        int E;
+        uvae_pets own;                /* the evaluation list loaded at E x E (empty when E == size) */
+        const uvae_pets *set;         /* the images that go in: &own, or the set at the model's size */
+        uvae_tensor *x, *y, *xd;      /* its batch [B,3,E,E] (the model's own tensors when E == size) */
+    } sc[MAX_SCALES];
+    float *zs, *zm, *zr;              /* one batch of logits at the largest E: a pass, the mirrored pass;
+                                         and resized to size x size */
     float mean[3], std[3];
 } model;
 
@@ -291,31 +316,48 @@ static void model_init(model *m, int dev, int size, int batch, int width, int de
     else if (!(m->xd = uvae_tensor_new_on(dev, m->xc->ndim, m->xc->shape, 0)) || !(m->yd = uvae_tensor_new_on(dev, m->yc->ndim, m->yc->shape, 0)))
         die_lib("GPU batch tensor");
     m->logits = (float *)xmalloc((size_t)batch * (size_t)C * (size_t)size * (size_t)size * sizeof(float));
-    m->esize = size; m->xe = m->xc; m->ye = m->yc; m->xed = m->xd; m->elogits = m->logits;
 }
-/* Evaluate on inputs of E x E (E divisible by 2^depth): evaluate() then wants the images at that
-   size and resizes the logits back to size x size. */
-static void model_eval_size(model *m, int E) {
-    size_t C = m->binary ? 1 : 3;
-    if (E == m->size) return;
-    m->esize = E;
-    if (!(m->xe = uvae_tensor_new(4, (int[]){m->batch, 3, E, E}))) die_lib("evaluation batch tensor");
-    m->ye = m->binary ? uvae_tensor_new(4, (int[]){m->batch, 1, E, E}) : uvae_tensor_new(3, (int[]){m->batch, E, E});
-    if (!m->ye) die_lib("evaluation batch tensor");
-    if (m->dev == UVAE_CPU) m->xed = m->xe;
-    else if (!(m->xed = uvae_tensor_new_on(m->dev, 4, m->xe->shape, 0))) die_lib("GPU evaluation batch tensor");
-    m->elogits = (float *)xmalloc((size_t)m->batch * C * (size_t)E * (size_t)E * sizeof(float));
+/* The evaluation's input sizes E[0..n) (none: the model's own size), for the list `list` of the
+   dataset folder `data`, which `base` holds at the model's size: evaluate() feeds each size's
+   images, resizes the logits to size x size and averages them (one size: as they are). */
+static void model_scales(model *m, const int *E, int n, const char *data, const char *list, const uvae_pets *base) {
+    size_t C = m->binary ? 1 : 3, zmax = 0;
+    m->nscales = n > 0 ? n : 1;
+    for (int k = 0; k < m->nscales; k++) {
+        struct scale *sc = &m->sc[k];
+        size_t z;
+        sc->E = n > 0 ? E[k] : m->size;
+        z = (size_t)m->batch * C * (size_t)sc->E * (size_t)sc->E;
+        if (z > zmax) zmax = z;
+        if (sc->E == m->size) { sc->set = base; sc->x = m->xc; sc->y = m->yc; sc->xd = m->xd; continue; }
+        if (!list) die("--eval-size needs real images (not --synthetic)");
+        load_set(data, list, sc->E, &sc->own);
+        sc->set = &sc->own;
+        if (!(sc->x = uvae_tensor_new(4, (int[]){m->batch, 3, sc->E, sc->E}))) die_lib("evaluation batch tensor");
+        sc->y = m->binary ? uvae_tensor_new(4, (int[]){m->batch, 1, sc->E, sc->E}) : uvae_tensor_new(3, (int[]){m->batch, sc->E, sc->E});
+        if (!sc->y) die_lib("evaluation batch tensor");
+        if (m->dev == UVAE_CPU) sc->xd = sc->x;
+        else if (!(sc->xd = uvae_tensor_new_on(m->dev, 4, sc->x->shape, 0))) die_lib("GPU evaluation batch tensor");
+    }
+    m->zs = (float *)xmalloc(zmax * sizeof(float));
+    m->zm = (float *)xmalloc(zmax * sizeof(float));
+    m->zr = (float *)xmalloc((size_t)m->batch * C * (size_t)m->size * (size_t)m->size * sizeof(float));
 }
 static void model_to_device(model *m) {
     if (m->dev != UVAE_CPU && uvae_params_to(&m->net.params, m->dev) != UVAE_OK) die_lib("moving the parameters");
 }
 static void model_free(model *m) {
-    if (m->xe != m->xc) {
-        if (m->xed != m->xe) uvae_tensor_free(m->xed);
-        uvae_tensor_free(m->xe);
-        uvae_tensor_free(m->ye);
-        free(m->elogits);
+    for (int k = 0; k < m->nscales; k++) {
+        struct scale *sc = &m->sc[k];
+        if (sc->x == m->xc) continue;
+        if (sc->xd != sc->x) uvae_tensor_free(sc->xd);
+        uvae_tensor_free(sc->x);
+        uvae_tensor_free(sc->y);
+        uvae_pets_free(&sc->own);
     }
+    free(m->zs);
+    free(m->zm);
+    free(m->zr);
     if (m->xd != m->xc) uvae_tensor_free(m->xd);
     if (m->yd != m->yc) uvae_tensor_free(m->yd);
     uvae_tensor_free(m->xc);
@@ -323,7 +365,6 @@ static void model_free(model *m) {
     uvae_ctx_free(m->ctx);
     uvae_unet_free(&m->net);
     free(m->logits);
-    free(m->logits2);
 }
 /* Fill the batch from B indices into p (views may be NULL: the images as they are). */
 static void model_batch(model *m, const uvae_pets *p, const int *idx, const uvae_pets_view *views) {
@@ -367,55 +408,69 @@ static void mirror_rows(float *a, size_t planes, int S) {
         }
 }
 
-/* The logits of the evaluation batch (m->xe, on the device m->xed; E = m->esize) into m->elogits;
-   with m->tta also the mirrored batch's, mirrored back, and the two averaged (m->xe is left
-   mirrored). When E != size, the logits are then resized to size x size into m->logits. */
-static void forward_logits(model *m) {
-    size_t C = m->binary ? 1 : 3, E = (size_t)m->esize, total = (size_t)m->batch * C * E * E;
+/* The logits of the current evaluation batch at scale k (its images in sc->x, copied to sc->xd)
+   into m->zs [B,C,E,E]; with m->tta also the mirrored batch's, mirrored back, and the two averaged
+   (sc->x is left mirrored). */
+static void forward_scale(model *m, int k) {
+    const struct scale *sc = &m->sc[k];
+    size_t C = m->binary ? 1 : 3, total = (size_t)m->batch * C * (size_t)sc->E * (size_t)sc->E;
     uvae_tensor *z;
-    if (m->dev != UVAE_CPU && uvae_tensor_copy_in(m->xed, m->xe->data) != UVAE_OK) die_lib("copying a batch to the GPU");
+    if (m->dev != UVAE_CPU && uvae_tensor_copy_in(sc->xd, sc->x->data) != UVAE_OK) die_lib("copying a batch to the GPU");
     uvae_ctx_reset(m->ctx, 0);
-    z = uvae_unet_forward(m->ctx, &m->net, m->xed);
-    if (!z || uvae_tensor_copy_out(z, m->elogits) != UVAE_OK) die_lib("evaluation forward pass");
-    if (m->tta) {
-        if (!m->logits2) m->logits2 = (float *)xmalloc(total * sizeof(float));   /* the first mirrored pass */
-        mirror_rows(m->xe->data, (size_t)m->batch * 3, m->esize);
-        if (m->dev != UVAE_CPU && uvae_tensor_copy_in(m->xed, m->xe->data) != UVAE_OK) die_lib("copying a batch to the GPU");
-        uvae_ctx_reset(m->ctx, 0);
-        z = uvae_unet_forward(m->ctx, &m->net, m->xed);
-        if (!z || uvae_tensor_copy_out(z, m->logits2) != UVAE_OK) die_lib("evaluation forward pass (mirrored)");
-        mirror_rows(m->logits2, (size_t)m->batch * C, m->esize);
-        for (size_t i = 0; i < total; i++) m->elogits[i] = 0.5f * (m->elogits[i] + m->logits2[i]);
-    }
-    if (m->esize != m->size && uvae_resize_bilinear(m->elogits, m->batch * (int)C, m->esize, m->esize, m->logits, m->size, m->size) != UVAE_OK)
-        die_lib("resizing the logits");
+    z = uvae_unet_forward(m->ctx, &m->net, sc->xd);
+    if (!z || uvae_tensor_copy_out(z, m->zs) != UVAE_OK) die_lib("evaluation forward pass");
+    if (!m->tta) return;
+    mirror_rows(sc->x->data, (size_t)m->batch * 3, sc->E);
+    if (m->dev != UVAE_CPU && uvae_tensor_copy_in(sc->xd, sc->x->data) != UVAE_OK) die_lib("copying a batch to the GPU");
+    uvae_ctx_reset(m->ctx, 0);
+    z = uvae_unet_forward(m->ctx, &m->net, sc->xd);
+    if (!z || uvae_tensor_copy_out(z, m->zm) != UVAE_OK) die_lib("evaluation forward pass (mirrored)");
+    mirror_rows(m->zm, (size_t)m->batch * C, sc->E);
+    for (size_t i = 0; i < total; i++) m->zs[i] = 0.5f * (m->zs[i] + m->zm[i]);
 }
 
-/* How evaluation runs, for the output lines: "", " (flip TTA)", " (inputs 160x160)", or both. */
+/* How evaluation runs, for the output lines: "", " (flip TTA)", " (inputs 160x160)",
+   " (flip TTA, inputs 128x128 + 160x160)", ... */
 static const char *eval_note(const model *m) {
-    static char buf[64];
-    if (m->esize == m->size) return m->tta ? " (flip TTA)" : "";
-    snprintf(buf, sizeof buf, " (%sinputs %dx%d)", m->tta ? "flip TTA, " : "", m->esize, m->esize);
+    static char buf[128];
+    size_t n = 0;
+    if (m->nscales == 1 && m->sc[0].E == m->size) return m->tta ? " (flip TTA)" : "";
+    n += (size_t)snprintf(buf, sizeof buf, " (%sinputs", m->tta ? "flip TTA, " : "");
+    for (int k = 0; k < m->nscales && n < sizeof buf; k++)
+        n += (size_t)snprintf(buf + n, sizeof buf - n, "%s %dx%d", k ? " +" : "", m->sc[k].E, m->sc[k].E);
+    if (n < sizeof buf) snprintf(buf + n, sizeof buf - n, ")");
     return buf;
 }
 
-/* Evaluation mode over idx[0..n) of p: pooled confusion matrix; preds (n*S*S, may be NULL) receives
-   the predicted maps. pe: the same list loaded at m->esize (p itself when that is the model's
-   size); its images go in, p's trimaps score the result. The last partial batch is padded by
-   repeating an index (eval-mode batch norm treats samples independently) and only its real samples
-   are counted. With m->tta each map comes from the mean of the logits of the image and of its
-   mirror image (mirrored back). */
-static void evaluate(model *m, const uvae_pets *p, const uvae_pets *pe, const int *idx, int n, uvae_confusion *conf, unsigned char *preds) {
-    size_t HW = (size_t)m->size * (size_t)m->size;
+/* Evaluation mode over idx[0..n) of p (the set model_scales was given): pooled confusion matrix;
+   preds (n*S*S, may be NULL) receives the predicted maps. Each scale's images go in (p's own at the
+   model's size); the logits, resized to S x S, are averaged over the scales and scored against p's
+   trimaps. The last partial batch is padded by repeating an index (eval-mode batch norm treats
+   samples independently) and only its real samples are counted. With m->tta each scale's logits
+   are the mean of the image's and of its mirror image's (mirrored back). */
+static void evaluate(model *m, const uvae_pets *p, const int *idx, int n, uvae_confusion *conf, unsigned char *preds) {
+    size_t HW = (size_t)m->size * (size_t)m->size, total = (size_t)m->batch * (m->binary ? 1 : 3) * HW;
     int *bi = (int *)xmalloc((size_t)m->batch * sizeof(int));
     unsigned char *lab = (unsigned char *)xmalloc((size_t)m->batch * HW);
     memset(conf, 0, sizeof *conf);
     for (int s = 0; s < n; s += m->batch) {
         int count = n - s < m->batch ? n - s : m->batch;
         for (int b = 0; b < m->batch; b++) bi[b] = idx[s + (b < count ? b : count - 1)];
-        if (uvae_pets_batch_views(pe, bi, m->batch, m->mean, m->std, NULL, m->binary, m->xe, m->ye) != UVAE_OK)
-            die_lib("making a batch");
-        forward_logits(m);
+        for (int k = 0; k < m->nscales; k++) {
+            const struct scale *sc = &m->sc[k];
+            const float *z = m->zs;
+            if (uvae_pets_batch_views(sc->set, bi, m->batch, m->mean, m->std, NULL, m->binary, sc->x, sc->y) != UVAE_OK)
+                die_lib("making a batch");
+            forward_scale(m, k);
+            if (sc->E != m->size) {
+                if (uvae_resize_bilinear(m->zs, (int)(total / HW), sc->E, sc->E, m->zr, m->size, m->size) != UVAE_OK)
+                    die_lib("resizing the logits");
+                z = m->zr;
+            }
+            for (size_t i = 0; i < total; i++) m->logits[i] = k ? m->logits[i] + z[i] : z[i];
+        }
+        if (m->nscales > 1)
+            for (size_t i = 0; i < total; i++) m->logits[i] /= (float)m->nscales;
         logits_to_labels(m, m->logits, count, lab);
         for (int b = 0; b < count; b++) {
             uvae_confusion_add(conf, p->masks + (size_t)bi[b] * HW, lab + (size_t)b * HW, HW);
@@ -659,8 +714,8 @@ static void fmt_time(double s, char *buf, size_t n) {
 
 static int cmd_train(const opts *o0) {
     opts o = *o0;
-    uvae_pets tr, vsep, vs_big;
-    const uvae_pets *vs, *vse;   /* validation set, and the same at --eval-size (vs itself by default) */
+    uvae_pets tr, vsep;
+    const uvae_pets *vs;
     int *tidx, *vidx, ntr, nva, steps, total_steps, dev;
     model m;
     uvae_optim opt;
@@ -678,7 +733,6 @@ static int cmd_train(const opts *o0) {
     int run_steps = 0;
     memset(&tr, 0, sizeof tr);
     memset(&vsep, 0, sizeof vsep);
-    memset(&vs_big, 0, sizeof vs_big);
     memset(&last, 0, sizeof last);
     dev = pick_device(o.device);
     if (o.poison_step && dev != UVAE_CPU) die("--poison-step is for tests on the CPU");
@@ -724,12 +778,6 @@ static int cmd_train(const opts *o0) {
         }
         free(perm);
     }
-    vse = vs;
-    if (o.eval_size && o.eval_size != o.size) {   /* the validation list again, at --eval-size */
-        if (o.synthetic) die("--eval-size needs real images (not --synthetic)");
-        load_set(o.data, o.val_list ? o.val_list : train_list, o.eval_size, &vs_big);
-        vse = &vs_big;
-    }
     if (o.limit > 0 && o.limit < ntr) ntr = o.limit;
     mkdir_p(o.out);
     {   /* the split as lists of names, so another program (bench/torch_unet.py) can use the same one */
@@ -753,7 +801,7 @@ static int cmd_train(const opts *o0) {
     memset(&m, 0, sizeof m);
     model_init(&m, dev, o.size, o.batch, o.width, o.depth, o.down, o.up, o.loss == LOSS_BCE, o.seed);
     m.tta = o.tta;
-    model_eval_size(&m, vse->size);
+    model_scales(&m, o.eval_sizes, o.n_eval_sizes, o.data, o.synthetic ? NULL : o.val_list ? o.val_list : train_list, vs);
     stats_of(&tr, tidx, ntr, m.mean, m.std);
     model_to_device(&m);
     if (uvae_optim_init(&opt, &m.net.params, UVAE_ADAM, (float)o.lr) != UVAE_OK) die_lib("making the optimizer");
@@ -786,7 +834,7 @@ static int cmd_train(const opts *o0) {
     printf("unet_pets: %d train / %d val images at %dx%d, UNet width %d depth %d (%s/%s), loss %s, %zu params, "
            "%d steps of batch %d, augmentation: flips, scale-crop %g..1, colour jitter %g, device %s%s%s\n", ntr, nva, o.size, o.size,
            o.width, o.depth, down_names[o.down], up_names[o.up], loss_names[o.loss], uvae_params_count(&m.net.params), total_steps,
-           o.batch, o.min_scale, o.jitter, o.device, o.tta || m.esize != m.size ? ", validation" : "", eval_note(&m));
+           o.batch, o.min_scale, o.jitter, o.device, *eval_note(&m) ? ", validation" : "", eval_note(&m));
     fflush(stdout);
 
     for (int e = (int)(done / steps); e < o.epochs; e++) {
@@ -855,7 +903,7 @@ static int cmd_train(const opts *o0) {
         t_train += now_s() - t0;
         free(order);
         free(bi);
-        evaluate(&m, vs, vse, vidx, nva, &conf, NULL);
+        evaluate(&m, vs, vidx, nva, &conf, NULL);
         sm = uvae_confusion_metrics(&conf);
         last = sm;
         h_loss[e] = (float)(sum / steps);
@@ -888,7 +936,7 @@ static int cmd_train(const opts *o0) {
         uvae_confusion conf;
         for (int i = 0; i < n; i++) pick[i] = vidx[(int)((long long)i * nva / n)];   /* spread over the split (and the breeds) */
         preds = (unsigned char *)xmalloc((size_t)n * (size_t)o.size * (size_t)o.size);
-        evaluate(&m, vs, vse, pick, n, &conf, preds);
+        evaluate(&m, vs, pick, n, &conf, preds);
         write_predictions(p_pred, vs, pick, n, preds);
         free(preds);
     }
@@ -902,7 +950,6 @@ static int cmd_train(const opts *o0) {
     model_free(&m);
     uvae_pets_free(&tr);
     uvae_pets_free(&vsep);
-    uvae_pets_free(&vs_big);
     if (train_list != o.train_list) free(train_list);
     if (steplog) fclose(steplog);
     free(tidx); free(vidx); free(h_loss); free(h_piou); free(h_miou); free(views);
@@ -913,28 +960,23 @@ static int cmd_train(const opts *o0) {
 /* ---- eval / predict ------------------------------------------------------------------------- */
 static int cmd_eval_predict(const opts *o, int predict) {
     model m;
-    uvae_pets set, set_big;   /* the list at the model's size, and at --eval-size */
-    const uvae_pets *in = &set;   /* the images that go in */
+    uvae_pets set;
     int dev, epoch, *idx, n;
     char *list;
     uvae_confusion conf;
     uvae_seg_metrics sm;
     memset(&set, 0, sizeof set);
-    memset(&set_big, 0, sizeof set_big);
     dev = pick_device(o->device);
     need_dir(o->data, "--data");
     list = o->list ? (char *)o->list : path_join(o->data, "annotations/trainval.txt");
     need_file(list, "--list");
     model_from_checkpoint(&m, o, dev, &epoch);
     m.tta = o->tta;
-    if (o->eval_size && o->eval_size % (1 << m.net.cfg.depth))
-        die("--eval-size %d is not divisible by 2^depth = %d (the checkpoint's depth)", o->eval_size, 1 << m.net.cfg.depth);
+    for (int k = 0; k < o->n_eval_sizes; k++)
+        if (o->eval_sizes[k] % (1 << m.net.cfg.depth))
+            die("--eval-size %d is not divisible by 2^depth = %d (the checkpoint's depth)", o->eval_sizes[k], 1 << m.net.cfg.depth);
     load_set(o->data, list, m.size, &set);
-    if (o->eval_size && o->eval_size != m.size) {
-        load_set(o->data, list, o->eval_size, &set_big);
-        model_eval_size(&m, o->eval_size);
-        in = &set_big;
-    }
+    model_scales(&m, o->eval_sizes, o->n_eval_sizes, o->data, list, &set);
     n = predict ? (o->n < set.n ? o->n : set.n) : set.n;
     idx = (int *)xmalloc((size_t)n * sizeof(int));
     for (int i = 0; i < n; i++) idx[i] = (int)((long long)i * set.n / n);   /* predict: spread over the list */
@@ -943,7 +985,7 @@ static int cmd_eval_predict(const opts *o, int predict) {
         char *path;
         mkdir_p(o->out);
         path = path_join(o->out, "predictions.png");
-        evaluate(&m, &set, in, idx, n, &conf, preds);
+        evaluate(&m, &set, idx, n, &conf, preds);
         write_predictions(path, &set, idx, n, preds);
         sm = uvae_confusion_metrics(&conf);
         printf("predict: wrote %s (%d images; on them pet IoU %.4f mIoU %.4f pixel acc %.4f)\n", path, n, sm.pet_iou,
@@ -951,7 +993,7 @@ static int cmd_eval_predict(const opts *o, int predict) {
         free(path);
         free(preds);
     } else {
-        evaluate(&m, &set, in, idx, n, &conf, NULL);
+        evaluate(&m, &set, idx, n, &conf, NULL);
         sm = uvae_confusion_metrics(&conf);
         printf("eval%s: %s (%d images): pet IoU %.4f  mIoU %.4f  pixel acc %.4f  Dice %.4f  (IoU pet %.4f background %.4f "
                "border %.4f)\n", eval_note(&m), list, n, sm.pet_iou, sm.miou, sm.pixel_acc, sm.dice, sm.iou[0], sm.iou[1], sm.iou[2]);
@@ -959,7 +1001,6 @@ static int cmd_eval_predict(const opts *o, int predict) {
     free(idx);
     if (list != o->list) free(list);
     uvae_pets_free(&set);
-    uvae_pets_free(&set_big);
     model_free(&m);
     return 0;
 }

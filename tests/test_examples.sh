@@ -82,7 +82,8 @@ elif [ -x "$U" ]; then
     if [ "$(losses "$T/p0.out")" = "$(losses "$T/p1.out")" ] && [ "$(vals "$T/e0.out")" != "$(vals "$T/e1.out")" ]; then ok
     else bad "--tta must leave the training as it is and change the validation numbers"; fi
     # --eval-size: inputs loaded at 48x48, logits resized to the model's 32x32; eval gives back the
-    # training's numbers, leaves the training as it is, and at the model's own size changes nothing
+    # training's numbers, leaves the training as it is, and at the model's own size changes nothing;
+    # a list of sizes (32,48) averages the resized logits, in training's validation as in eval
     "$U" "${PA[@]}" --eval-size 48 --out "$T/p2" >"$T/p2.out" 2>/dev/null \
         && "$U" eval --ckpt "$T/p2/checkpoint.safetensors" --data "$PETS" --list "$T/p0/split_val.txt" --eval-size 48 >"$T/e2.out" \
         && "$U" eval --ckpt "$T/p0/checkpoint.safetensors" --data "$PETS" --list "$T/p0/split_val.txt" --eval-size 32 >"$T/e3.out"; rc=$?
@@ -91,6 +92,12 @@ elif [ -x "$U" ]; then
        [ "$(vals "$T/e2.out")" != "$(vals "$T/e0.out")" ] && [ "$(vals "$T/e3.out")" = "$(vals "$T/e0.out")" ]; then
         ok; echo "  --eval-size 48: $(vals "$T/e2.out") (training's own: $(vals "$T/p2.out"))"
     else bad "--eval-size (exit $rc): train '$(vals "$T/p2.out")', eval '$(vals "$T/e2.out")', at 32 '$(vals "$T/e3.out")' vs '$(vals "$T/e0.out")'"; fi
+    "$U" "${PA[@]}" --tta 1 --eval-size 32,48 --out "$T/p3" >"$T/p3.out" 2>/dev/null \
+        && "$U" eval --ckpt "$T/p3/checkpoint.safetensors" --data "$PETS" --list "$T/p0/split_val.txt" --tta 1 --eval-size 32,48 >"$T/e4.out"; rc=$?
+    if [ $rc -eq 0 ] && [ -n "$(vals "$T/p3.out")" ] && [ "$(vals "$T/p3.out")" = "$(vals "$T/e4.out")" ] &&
+       grep -q '^eval (flip TTA, inputs 32x32 + 48x48)' "$T/e4.out" && [ "$(losses "$T/p0.out")" = "$(losses "$T/p3.out")" ]; then
+        ok; echo "  --tta 1 --eval-size 32,48: $(vals "$T/e4.out")"
+    else bad "--eval-size 32,48 (exit $rc): train '$(vals "$T/p3.out")', eval '$(vals "$T/e4.out")'"; fi
 fi
 
 # ---- CVAE on Fashion-MNIST (Debian's dataset-fashion-mnist) ----
@@ -128,6 +135,9 @@ if [ -x "$U" ]; then
     bad_cli "junk.safetensors" "$U" train --synthetic 8 --size 16 --depth 2 --width 2 --batch 2 --out "$T/j" --resume "$T/junk.safetensors"
     bad_cli "--device cuda needs the GPU build" "$U" train --device cuda
     bad_cli "--eval-size 30 is not divisible by 2^depth = 4" "$U" train --synthetic 8 --size 16 --depth 2 --eval-size 30
+    bad_cli "--eval-size: size 32 given twice" "$U" train --synthetic 8 --size 16 --depth 2 --eval-size 32,48,32
+    bad_cli "--eval-size: at most 4 sizes" "$U" train --synthetic 8 --size 16 --depth 2 --eval-size 16,20,24,28,32
+    bad_cli "--eval-size: '32,' is not a size" "$U" train --synthetic 8 --size 16 --depth 2 --eval-size 32,
     bad_cli "--eval-size needs real images" "$U" train --synthetic 8 --size 16 --depth 2 --width 2 --batch 2 --eval-size 24 --out "$T/j2"
     mkdir -p "$T/ann/annotations" && : > "$T/ann/annotations/trainval.txt"
     [ -f "$T/unet-a/checkpoint.safetensors" ] && bad_cli "--eval-size 30 is not divisible by 2^depth = 4 (the checkpoint's depth)" \
