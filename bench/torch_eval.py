@@ -18,13 +18,12 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tools"))
 sys.path.insert(0, HERE)
 from interop import load_model  # noqa: E402
-from torch_unet import load, metrics  # noqa: E402
+from torch_unet import eval_logits, load, metrics  # noqa: E402
 
 
 def main():
@@ -38,6 +37,13 @@ def main():
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
     a = ap.parse_args()
+    for f in (a.ckpt, a.list):
+        if not os.path.isfile(f):
+            sys.exit("torch_eval: %s: no such file" % f)
+    try:
+        specs = [[int(e) for e in spec.split(",")] for spec in a.eval_size]
+    except ValueError:
+        sys.exit("torch_eval: --eval-size wants a size or a comma-separated list of sizes, got %s" % a.eval_size)
     torch.set_num_threads(a.threads)
     model, (kind, cfg), meta = load_model(a.ckpt)
     if kind != "unet":
@@ -49,24 +55,14 @@ def main():
     names = [l.split()[0] for l in open(a.list) if l.strip() and not l.startswith("#")]
     x_s, truth = load(a.data, names, S)
     cache = {S: x_s}
-    for spec in a.eval_size or [str(S)]:
-        sizes = [int(e) for e in spec.split(",")]
+    for sizes in specs or [[S]]:
         for E in sizes:
             if E not in cache:
                 cache[E] = load(a.data, names, E)[0]
         conf = np.zeros((3, 3), dtype=np.int64)
         with torch.no_grad():
             for s in range(0, len(names), a.batch):
-                z = 0
-                for E in sizes:
-                    x = (cache[E][s:s + a.batch] - mean) / std
-                    zk = model(x)
-                    if a.tta:
-                        zk = 0.5 * (zk + torch.flip(model(torch.flip(x, [3])), [3]))
-                    if E != S:
-                        zk = F.interpolate(zk, size=(S, S), mode="bilinear", align_corners=False)
-                    z = z + zk
-                z = z / len(sizes)
+                z = eval_logits(model, [cache[E] for E in sizes], s, a.batch, mean, std, a.tta, S)
                 pred = torch.where(z[:, 0] > 0, 0, 1) if binary else z.argmax(1)
                 conf += np.bincount((truth[s:s + a.batch].long() * 3 + pred).flatten().numpy(), minlength=9).reshape(3, 3)
         m = metrics(conf)

@@ -101,6 +101,22 @@ def metrics(conf):
                 dice=ratio(2 * tp, 2 * tp + fp + fn))
 
 
+def eval_logits(model, xs, s, batch, mean, std, tta, S):
+    """Logits [B,C,S,S] of the images s:s+batch in eval mode: one tensor in xs per evaluation size,
+    each pass (with the mirrored pass, mirrored back, averaged in when tta) resized to S x S and the
+    sizes averaged, as unet_pets --tta / --eval-size. mean, std: [1,3,1,1]."""
+    z = 0
+    for xv in xs:
+        x = (xv[s:s + batch] - mean) / std
+        zk = model(x)
+        if tta:
+            zk = 0.5 * (zk + torch.flip(model(torch.flip(x, [3])), [3]))
+        if xv.shape[-1] != S:
+            zk = F.interpolate(zk, size=(S, S), mode="bilinear", align_corners=False)
+        z = z + zk
+    return z / len(xs)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", required=True)
@@ -174,16 +190,7 @@ def main():
         conf = np.zeros((3, 3), dtype=np.int64)
         with torch.no_grad():
             for s in range(0, len(names["val"]), a.batch):
-                z = 0
-                for xv in xvas:
-                    x = (xv[s:s + a.batch] - mean[None, :, None, None]) / std[None, :, None, None]
-                    zk = model(x)
-                    if a.tta:
-                        zk = 0.5 * (zk + torch.flip(model(torch.flip(x, [3])), [3]))
-                    if xv.shape[-1] != a.size:
-                        zk = F.interpolate(zk, size=(a.size, a.size), mode="bilinear", align_corners=False)
-                    z = z + zk
-                z = z / len(xvas)
+                z = eval_logits(model, xvas, s, a.batch, mean[None, :, None, None], std[None, :, None, None], a.tta, a.size)
                 pred = torch.where(z[:, 0] > 0, 0, 1) if binary else z.argmax(1)
                 truth = yva[s:s + a.batch].long()
                 conf += np.bincount((truth * 3 + pred).flatten().numpy(), minlength=9).reshape(3, 3)

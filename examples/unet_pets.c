@@ -449,7 +449,8 @@ static const char *eval_note(const model *m) {
    samples independently) and only its real samples are counted. With m->tta each scale's logits
    are the mean of the image's and of its mirror image's (mirrored back). */
 static void evaluate(model *m, const uvae_pets *p, const int *idx, int n, uvae_confusion *conf, unsigned char *preds) {
-    size_t HW = (size_t)m->size * (size_t)m->size, total = (size_t)m->batch * (m->binary ? 1 : 3) * HW;
+    int planes = m->batch * (m->binary ? 1 : 3);
+    size_t HW = (size_t)m->size * (size_t)m->size, total = (size_t)planes * HW;
     int *bi = (int *)xmalloc((size_t)m->batch * sizeof(int));
     unsigned char *lab = (unsigned char *)xmalloc((size_t)m->batch * HW);
     memset(conf, 0, sizeof *conf);
@@ -463,7 +464,7 @@ static void evaluate(model *m, const uvae_pets *p, const int *idx, int n, uvae_c
                 die_lib("making a batch");
             forward_scale(m, k);
             if (sc->E != m->size) {
-                if (uvae_resize_bilinear(m->zs, (int)(total / HW), sc->E, sc->E, m->zr, m->size, m->size) != UVAE_OK)
+                if (uvae_resize_bilinear(m->zs, planes, sc->E, sc->E, m->zr, m->size, m->size) != UVAE_OK)
                     die_lib("resizing the logits");
                 z = m->zr;
             }
