@@ -51,7 +51,7 @@ static double now_s(void) {
 /* ---- options -------------------------------------------------------------------------------- */
 #define MAX_SCALES 4              /* --eval-size takes up to 4 sizes */
 typedef struct opts {
-    const char *data, *train_list, *val_list, *out, *ckpt, *list, *device, *resume, *log_steps;
+    const char *data, *train_list, *val_list, *out, *ckpt, *list, *device, *resume, *init, *log_steps;
     double val_frac, lr, min_scale, jitter;
     int size, epochs, batch, width, depth, limit, n, synthetic;
     int save_every, check_every, stop_after, poison_step;   /* checkpoints, the NaN guard, and two for tests */
@@ -104,6 +104,10 @@ static void usage(FILE *f) {
         "                    (0: epoch ends only); every checkpoint can be resumed [0]\n"
         "  --resume F        continue the run saved in checkpoint F: model, Adam moments, step,\n"
         "                    schedule and random state; give the same flags as the first run\n"
+        "  --init F          start from the weights (and input normalisation) of checkpoint F,\n"
+        "                    with a fresh optimizer and schedule: fine-tuning with another\n"
+        "                    recipe (--lr, --epochs, augmentation, --size). F's width, depth,\n"
+        "                    down, up and head must match these flags          [none]\n"
         "  --check-every N   check the gradients' global norm every N steps (and before each\n"
         "                    checkpoint); the loss is checked every step. A NaN/Inf stops the\n"
         "                    run and the last checkpoint stays as it was      [10]\n"
@@ -174,7 +178,7 @@ static void parse_sizes(const char *flag, const char *s, int *sizes, int *n) {
 static void parse_args(int argc, char **argv, int cmd, opts *o) {
     static const char *const train_flags[] = {"--data", "--train-list", "--val-frac", "--val-list", "--size", "--epochs",
         "--batch", "--lr", "--down", "--up", "--loss", "--width", "--depth", "--seed", "--device", "--out", "--limit",
-        "--min-scale", "--jitter", "--synthetic", "--save-every", "--resume", "--check-every", "--log-steps", "--stop-after",
+        "--min-scale", "--jitter", "--synthetic", "--save-every", "--resume", "--init", "--check-every", "--log-steps", "--stop-after",
         "--poison-step", "--tta", "--eval-size", NULL};
     static const char *const eval_flags[] = {"--ckpt", "--data", "--list", "--batch", "--device", "--tta", "--eval-size", NULL};
     static const char *const pred_flags[] = {"--ckpt", "--data", "--list", "--batch", "--device", "--out", "--n", "--tta", "--eval-size", NULL};
@@ -217,6 +221,7 @@ static void parse_args(int argc, char **argv, int cmd, opts *o) {
         else if (!strcmp(f, "--synthetic")) o->synthetic = (int)parse_long(f, v, 0, 100000);
         else if (!strcmp(f, "--save-every")) o->save_every = (int)parse_long(f, v, 0, 1000000000L);
         else if (!strcmp(f, "--resume")) o->resume = v;
+        else if (!strcmp(f, "--init")) o->init = v;
         else if (!strcmp(f, "--check-every")) o->check_every = (int)parse_long(f, v, 1, 1000000000L);
         else if (!strcmp(f, "--log-steps")) o->log_steps = v;
         else if (!strcmp(f, "--stop-after")) o->stop_after = (int)parse_long(f, v, 0, 1000000000L);
@@ -666,31 +671,56 @@ static void make_synthetic(uvae_pets *p, int n, int S, unsigned long long seed) 
     }
 }
 
+/* The model a checkpoint describes: its metadata, checked. */
+typedef struct ckpt_info {
+    int size, width, depth, down, up, loss, epoch;
+    float mean[3], std[3];
+} ckpt_info;
+static void read_ckpt_info(const char *path, const char *flag, ckpt_info *c) {
+    uvae_st_file f;
+    need_file(path, flag);
+    if (uvae_st_read(path, &f) != UVAE_OK) die_lib(flag);
+    c->size = meta_int(&f, path, "size", 2, 4096);
+    c->width = meta_int(&f, path, "width", 1, 512);
+    c->depth = meta_int(&f, path, "depth", 1, UVAE_UNET_MAX_DEPTH);
+    c->epoch = meta_int(&f, path, "epoch", 0, 100000);
+    c->down = meta_choice(&f, path, "down", down_names, 2);
+    c->up = meta_choice(&f, path, "up", up_names, 2);
+    c->loss = meta_choice(&f, path, "loss", loss_names, 4);
+    if (c->size % (1 << c->depth)) die("%s: metadata size %d not divisible by 2^depth", path, c->size);
+    meta_floats3(&f, path, "mean", c->mean);
+    meta_floats3(&f, path, "std", c->std);
+    uvae_st_free(&f);
+    for (int k = 0; k < 3; k++)
+        if (!(c->std[k] > 0)) die("%s: metadata std must be > 0", path);
+}
 /* Rebuild the model described by a checkpoint and load its weights (eval mode from then on). */
 static void model_from_checkpoint(model *m, const opts *o, int dev, int *epoch) {
-    uvae_st_file f;
-    int size, width, depth, down, up, loss;
-    need_file(o->ckpt, "--ckpt");
-    if (uvae_st_read(o->ckpt, &f) != UVAE_OK) die_lib("reading the checkpoint");
-    size = meta_int(&f, o->ckpt, "size", 2, 4096);
-    width = meta_int(&f, o->ckpt, "width", 1, 512);
-    depth = meta_int(&f, o->ckpt, "depth", 1, UVAE_UNET_MAX_DEPTH);
-    *epoch = meta_int(&f, o->ckpt, "epoch", 0, 100000);
-    down = meta_choice(&f, o->ckpt, "down", down_names, 2);
-    up = meta_choice(&f, o->ckpt, "up", up_names, 2);
-    loss = meta_choice(&f, o->ckpt, "loss", loss_names, 4);
-    if (size % (1 << depth)) die("%s: metadata size %d not divisible by 2^depth", o->ckpt, size);
+    ckpt_info c;
+    read_ckpt_info(o->ckpt, "--ckpt", &c);
     memset(m, 0, sizeof *m);
-    meta_floats3(&f, o->ckpt, "mean", m->mean);
-    meta_floats3(&f, o->ckpt, "std", m->std);
-    uvae_st_free(&f);
-    for (int c = 0; c < 3; c++)
-        if (!(m->std[c] > 0)) die("%s: metadata std must be > 0", o->ckpt);
-    model_init(m, dev, size, o->batch, width, depth, down, up, loss == LOSS_BCE, 0);
+    memcpy(m->mean, c.mean, sizeof m->mean);
+    memcpy(m->std, c.std, sizeof m->std);
+    model_init(m, dev, c.size, o->batch, c.width, c.depth, c.down, c.up, c.loss == LOSS_BCE, 0);
     if (uvae_load(o->ckpt, &m->net.params, NULL) != UVAE_OK) die_lib("loading the checkpoint");
     model_to_device(m);
-    printf("checkpoint %s: size %d, width %d, depth %d, down %s, up %s, loss %s, epoch %d\n", o->ckpt, size, width,
-           depth, down_names[down], up_names[up], loss_names[loss], *epoch);
+    *epoch = c.epoch;
+    printf("checkpoint %s: size %d, width %d, depth %d, down %s, up %s, loss %s, epoch %d\n", o->ckpt, c.size, c.width,
+           c.depth, down_names[c.down], up_names[c.up], loss_names[c.loss], c.epoch);
+}
+/* --init: a training run starts from checkpoint F's weights and normalisation (fine-tuning). The
+   architecture must be the same; the size, loss (within the same head) and recipe may differ. */
+static void init_from(const char *path, model *m, const opts *o) {
+    ckpt_info c;
+    read_ckpt_info(path, "--init", &c);
+    if (c.width != o->width || c.depth != o->depth || c.down != o->down || c.up != o->up || (c.loss == LOSS_BCE) != (o->loss == LOSS_BCE))
+        die("--init %s: it is a width %d depth %d %s/%s model with a %s head, but this run asks for width %d depth %d %s/%s "
+            "with a %s head", path, c.width, c.depth, down_names[c.down], up_names[c.up], c.loss == LOSS_BCE ? "1-class" : "3-class",
+            o->width, o->depth, down_names[o->down], up_names[o->up], o->loss == LOSS_BCE ? "1-class" : "3-class");
+    memcpy(m->mean, c.mean, sizeof m->mean);
+    memcpy(m->std, c.std, sizeof m->std);
+    if (uvae_load(path, &m->net.params, NULL) != UVAE_OK) die_lib("--init");
+    printf("initialised from %s (epoch %d of a %dx%d %s run)\n", path, c.epoch, c.size, c.size, loss_names[c.loss]);
 }
 
 /* ---- training ------------------------------------------------------------------------------- */
@@ -805,6 +835,7 @@ static int cmd_train(const opts *o0) {
     model_scales(&m, o.eval_sizes, o.n_eval_sizes, o.data, o.synthetic ? NULL : o.val_list ? o.val_list : train_list, vs);
     stats_of(&tr, tidx, ntr, m.mean, m.std);
     model_to_device(&m);
+    if (o.init) init_from(o.init, &m, &o);   /* before --resume, which then overwrites the weights */
     if (uvae_optim_init(&opt, &m.net.params, UVAE_ADAM, (float)o.lr) != UVAE_OK) die_lib("making the optimizer");
 
     p_csv = path_join(o.out, "metrics.csv");
@@ -817,8 +848,8 @@ static int cmd_train(const opts *o0) {
     memset(&ts, 0, sizeof ts);
     ts.opt = &opt;
     snprintf(ts.recipe, sizeof ts.recipe, "size %d width %d depth %d down %s up %s loss %s batch %d epochs %d lr %.9g seed %llu "
-             "min-scale %.9g jitter %.9g train %d val %d synthetic %d", o.size, o.width, o.depth, down_names[o.down], up_names[o.up],
-             loss_names[o.loss], o.batch, o.epochs, o.lr, o.seed, o.min_scale, o.jitter, ntr, nva, o.synthetic);
+             "min-scale %.9g jitter %.9g train %d val %d synthetic %d%s", o.size, o.width, o.depth, down_names[o.down], up_names[o.up],
+             loss_names[o.loss], o.batch, o.epochs, o.lr, o.seed, o.min_scale, o.jitter, ntr, nva, o.synthetic, o.init ? " init" : "");
     if (o.resume) {
         resume_from(o.resume, &m, &ts);
         done = opt.step;

@@ -3,6 +3,7 @@
 #   - a run stopped mid-epoch and resumed from its checkpoint gives bit-identical per-step losses
 #     (the UNet on its generated set; the CVAE on Fashion-MNIST when Debian's package is there);
 #   - the NaN guard stops a run with one clear line, and the last checkpoint stays as it was;
+#   - --init starts a run from a checkpoint's weights;
 #   - eval gives back the training's last validation numbers (with and without --tta, and with
 #     --eval-size) when the real Oxford-IIIT Pet is there (SKIP otherwise);
 #   - bad command lines give one line on stderr and exit status 1, never a crash.
@@ -58,6 +59,17 @@ if [ -x "$U" ]; then
     # resuming with other flags is refused
     "$U" "${UA[@]}" --lr 0.01 --out "$T/unet-b" --resume "$T/unet-b/checkpoint.safetensors" >/dev/null 2>"$T/mis.err"; rc=$?
     if [ $rc -eq 1 ] && grep -q "give the same flags" "$T/mis.err"; then ok; else bad "resume with other flags: exit $rc, $(cat "$T/mis.err")"; fi
+    # --init: a run started from a trained model's weights (at a learning rate too small to move
+    # them) validates as that model does; the same run from scratch does not
+    acc() { grep -o 'pixel acc [0-9.]*' "$1" | tail -n 1 | grep -o '[0-9.]*$'; }
+    "$U" "${UA[@]}" --epochs 20 --lr 1e-2 --out "$T/i0" >"$T/i0.out" 2>/dev/null \
+        && "$U" "${UA[@]}" --epochs 1 --lr 1e-12 --init "$T/i0/checkpoint.safetensors" --out "$T/i1" >"$T/i1.out" 2>/dev/null \
+        && "$U" "${UA[@]}" --epochs 1 --lr 1e-12 --out "$T/i2" >"$T/i2.out" 2>/dev/null; rc=$?
+    a0=$(acc "$T/i0.out"); a1=$(acc "$T/i1.out"); a2=$(acc "$T/i2.out")
+    if [ $rc -eq 0 ] && grep -q "^initialised from $T/i0/checkpoint.safetensors (epoch 20 of a 32x32 ce run)" "$T/i1.out" &&
+       awk -v a="$a0" -v b="$a1" -v c="$a2" 'BEGIN { d = a - b; exit !(a > 0.7 && d < 0.02 && d > -0.02 && a - c > 0.2) }'; then
+        ok; echo "  --init: pixel accuracy $a1 after an epoch at lr 1e-12 from a model at $a0 (from scratch: $a2)"
+    else bad "--init (exit $rc): pixel accuracy '$a1' from a model at '$a0', from scratch '$a2'"; fi
 else
     bad "$U is missing (make $U)"
 fi
@@ -134,6 +146,10 @@ if [ -x "$U" ]; then
     bad_cli "--ckpt '$T/nowhere.safetensors'" "$U" eval --data "$T" --list "$T/junk.safetensors" --ckpt "$T/nowhere.safetensors"
     bad_cli "junk.safetensors" "$U" train --synthetic 8 --size 16 --depth 2 --width 2 --batch 2 --out "$T/j" --resume "$T/junk.safetensors"
     bad_cli "--device cuda needs the GPU build" "$U" train --device cuda
+    bad_cli "junk.safetensors" "$U" train --synthetic 8 --size 16 --depth 2 --width 2 --batch 2 --out "$T/j" --init "$T/junk.safetensors"
+    bad_cli "it is a width 4 depth 2 maxpool/transpose model with a 3-class head, but this run asks for width 8 depth 2 maxpool/transpose" \
+        "$U" "${UA[@]}" --width 8 --out "$T/j" --init "$T/unet-a/checkpoint.safetensors"
+    bad_cli "with a 1-class head" "$U" "${UA[@]}" --loss bce --out "$T/j" --init "$T/unet-a/checkpoint.safetensors"
     bad_cli "--eval-size 30 is not divisible by 2^depth = 4" "$U" train --synthetic 8 --size 16 --depth 2 --eval-size 30
     bad_cli "--eval-size: size 32 given twice" "$U" train --synthetic 8 --size 16 --depth 2 --eval-size 32,48,32
     bad_cli "--eval-size: at most 4 sizes" "$U" train --synthetic 8 --size 16 --depth 2 --eval-size 16,20,24,28,32
