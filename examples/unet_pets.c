@@ -833,9 +833,9 @@ static int cmd_train(const opts *o0) {
     model_init(&m, dev, o.size, o.batch, o.width, o.depth, o.down, o.up, o.loss == LOSS_BCE, o.seed);
     m.tta = o.tta;
     model_scales(&m, o.eval_sizes, o.n_eval_sizes, o.data, o.synthetic ? NULL : o.val_list ? o.val_list : train_list, vs);
-    stats_of(&tr, tidx, ntr, m.mean, m.std);
+    if (o.init) init_from(o.init, &m, &o);   /* F's weights and normalisation (--resume then overwrites the weights) */
+    else stats_of(&tr, tidx, ntr, m.mean, m.std);
     model_to_device(&m);
-    if (o.init) init_from(o.init, &m, &o);   /* before --resume, which then overwrites the weights */
     if (uvae_optim_init(&opt, &m.net.params, UVAE_ADAM, (float)o.lr) != UVAE_OK) die_lib("making the optimizer");
 
     p_csv = path_join(o.out, "metrics.csv");
