@@ -1,6 +1,6 @@
-# unetvae — build and test.  `make test` is the test command (README); CI also runs `make test-asan`
-# and `make check-cuda-build`. The CPU targets never call nvcc; only cuda, test-cuda and
-# check-cuda-build do.
+# unetvae — build and test.  `make test` is the test command (README); CI also runs `make test-asan`,
+# `make check-cuda-build` and `make test-cuda-emu`. The CPU targets never call nvcc; only cuda,
+# test-cuda and check-cuda-build do (test-cuda-emu runs the kernels on the CPU with the C++ compiler).
 CC      ?= cc
 NVCC    ?= nvcc
 # NVCCFLAGS: e.g. -arch=sm_90, machine code for the GPU at hand (bench/gpu_check.sh sets it)
@@ -17,7 +17,7 @@ TEST_SRC = tests/test_main.c tests/test_core.c tests/test_grad.c tests/test_opti
            tests/test_hostile.c
 DEPS     = unetvae.h tests/test.h
 
-.PHONY: all test test-examples test-demo demo test-asan check-header clean fuzz fuzz-smoke fuzz-corpus cuda test-cuda check-cuda-build test-cuda-selfcheck bench bench-cuda bench-torch bench-vs-torch bench-cuda-vs-torch experiments-unet experiments-cvae
+.PHONY: all test test-examples test-demo demo test-asan check-header clean fuzz fuzz-smoke fuzz-corpus cuda test-cuda check-cuda-build test-cuda-selfcheck test-cuda-emu bench bench-cuda bench-torch bench-vs-torch bench-cuda-vs-torch experiments-unet experiments-cvae
 
 EXAMPLES = $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c))
 
@@ -161,6 +161,46 @@ check-cuda-build:
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- the CUDA kernels on the CPU, under an emulator (tests/cuemu; no GPU, no nvcc) ---------------
+# unetvae_cuda.cu with its <<<...>>> launches rewritten by sed, compiled by the C++ compiler against
+# tests/cuemu/cuda_runtime.h (CUDA threads as fibers, barriers and shuffles checked, device memory
+# in a registry). test-cuda-emu runs the whole GPU suite (tests/test_cuda.c) and the examples'
+# --device cuda path (tests/test_cuemu.sh) that way. It checks the kernels' logic, not a GPU:
+# no real concurrency, no tensor cores, no device rounding, no speed (see the header's comment).
+EMU_CXXFLAGS = -std=c++17 -O2 -g -ffp-contract=off -Wall -Wextra -Wno-unknown-pragmas -Wno-unused-parameter
+EMU_SED = -e 's/([A-Za-z_][A-Za-z0-9_]*(<[A-Za-z_]+>)?)<<<([^>]*)>>>\(/uvae_emu_launch(\1, uvae_emu_cfg(\3), /g' \
+          -e 's/extern __shared__ ([a-z_ ]*[a-z_]) ([a-z_]+)\[\];/\1 *\2 = (\1 *)uvae_emu_dyn_shared();/'
+
+$(BUILD)/unetvae_cuda_emu.cpp: unetvae_cuda.cu
+	@mkdir -p $(BUILD)
+	sed -E $(EMU_SED) $< > $@
+	@if grep -q '<<<\|extern __shared__' $@; then echo "$@: a launch or extern __shared__ the sed rules missed"; rm -f $@; exit 1; fi
+
+$(BUILD)/unetvae_cuda_emu.o: $(BUILD)/unetvae_cuda_emu.cpp unetvae.h tests/cuemu/cuda_runtime.h tests/cuemu/mma.h
+	$(CXX) $(EMU_CXXFLAGS) -I tests/cuemu -I . -DUNETVAE_CUDA -c $< -o $@
+
+$(BUILD)/cuemu_selftest.cpp: tests/cuemu/selftest.cu
+	@mkdir -p $(BUILD)
+	sed -E $(EMU_SED) $< > $@
+
+$(BUILD)/cuemu_selftest: $(BUILD)/cuemu_selftest.cpp tests/cuemu/cuda_runtime.h tests/cuemu/mma.h
+	$(CXX) $(EMU_CXXFLAGS) -I tests/cuemu $< -o $@
+
+$(BUILD)/test_cuda_emu: tests/test_cuda.c $(DEPS) $(BUILD)/unetvae_cuda_emu.o
+	$(CC) $(WARN) $(CFLAGS) $(OMP) -DUNETVAE_CUDA -c $< -o $@.o
+	$(CXX) $(OMP) $@.o $(BUILD)/unetvae_cuda_emu.o $(LDLIBS) -o $@
+
+$(BUILD)/%_emu: examples/%.c unetvae.h $(BUILD)/unetvae_cuda_emu.o
+	$(CC) $(WARN) $(CFLAGS) $(OMP) -DUNETVAE_CUDA -c $< -o $@.o
+	$(CXX) $(OMP) $@.o $(BUILD)/unetvae_cuda_emu.o $(LDLIBS) -o $@
+
+test-cuda-emu: $(BUILD)/cuemu_selftest $(BUILD)/test_cuda_emu $(BUILD)/unet_pets_emu $(BUILD)/cvae_emu $(BUILD)/unet_pets $(BUILD)/cvae
+	OMP_NUM_THREADS=2 CUEMU_REPORT=1 ./$(BUILD)/test_cuda_emu
+	@out=$$(CUEMU_DEVICES=0 ./$(BUILD)/test_cuda_emu 2>&1); rc=$$?; \
+	if [ $$rc -eq 1 ] && printf '%s\n' "$$out" | head -n 1 | grep -q "^no CUDA device"; then echo "no device: '$$out' (exit 1)"; \
+	else echo "FAIL: without a device test_cuda_emu should say \"no CUDA device\" and exit 1; exit $$rc: $$out"; exit 1; fi
+	bash tests/test_cuemu.sh $(BUILD)
 
 # The GPU suite's own logic, without a GPU: plain cc, both sides on the CPU (UVT_DEVICE=UVAE_CPU).
 # Checks the harness and the device plumbing's CPU path; it says nothing about the CUDA kernels.
