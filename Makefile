@@ -188,7 +188,7 @@ $(BUILD)/cuemu_selftest: $(BUILD)/cuemu_selftest.cpp tests/cuemu/cuda_runtime.h 
 	$(CXX) $(EMU_CXXFLAGS) -I tests/cuemu $< -o $@
 
 $(BUILD)/test_cuda_emu: tests/test_cuda.c $(DEPS) $(BUILD)/unetvae_cuda_emu.o
-	$(CC) $(WARN) $(CFLAGS) $(OMP) -DUNETVAE_CUDA -c $< -o $@.o
+	$(CC) $(WARN) $(CFLAGS) $(OMP) -DUNETVAE_CUDA -DUVT_CUEMU -c $< -o $@.o
 	$(CXX) $(OMP) $@.o $(BUILD)/unetvae_cuda_emu.o $(LDLIBS) -o $@
 
 $(BUILD)/%_emu: examples/%.c unetvae.h $(BUILD)/unetvae_cuda_emu.o

@@ -9,7 +9,7 @@
        of the block has reached a __syncthreads(); __shfl_down_sync(0xffffffff, ...) until all 32
        lanes of its warp have reached a shuffle. A thread that exits while others wait, or a warp
        whose lanes wait at different barriers, is divergence (undefined on a GPU): the emulator
-       stops with a message.
+       stops with a message. mma_sync (mma.h) is a warp-wide step as the shuffles are.
      - __shared__ arrays are statics (one block runs at a time: a block sees what the previous one
        left); extern __shared__ (dynamic) memory is a buffer of the launch's size. New device
        memory and dynamic shared memory are filled with 0xff bytes (NaN floats, -1 ints), so a read
@@ -22,10 +22,11 @@
      - atomicAdd is a plain read-modify-write (the threads never run at once).
    What it does not model: real concurrency (a race shows only where the round-robin order exposes
    it, as with a missing barrier between one thread's store to shared memory and another's load of
-   it; nothing between blocks, no memory model), warp-synchronous code without shuffles, the tensor
-   cores (device code under __CUDA_ARCH__ is not compiled: the TF32 GEMM is reported absent), the
+   it; nothing between blocks, no memory model), warp-synchronous code without shuffles, the
    device's rounding (the build uses -ffp-contract=off where nvcc fuses multiply-adds by default,
-   and expf and friends come from the host's libm), and speed.
+   expf and friends come from the host's libm, and the tensor cores' sums are emulated in one
+   fixed order: see mma.h), and speed. The device is a compute capability 8.0 one (__CUDA_ARCH__
+   800), so code for the tensor cores compiles and runs, with the wmma functions of mma.h.
    Environment: CUEMU_DEVICES=0 makes cudaGetDeviceCount report no device (the "no CUDA device"
    path); CUEMU_FIBERS=1 runs every thread on a fiber (by default a warp whose first lane ends
    without a barrier runs its other lanes as plain calls: see run_block). */
@@ -69,6 +70,8 @@ __asm__(".pushsection .text\n"
 
 using std::isnan;
 
+#define __CUDA_ARCH__ 800   /* device code for compute capability 8.0: the tensor-core paths too */
+
 /* ---- qualifiers ---------------------------------------------------------------------------- */
 #define __global__
 #define __device__
@@ -76,7 +79,7 @@ using std::isnan;
 #define __forceinline__ inline
 #define __shared__ static
 #define __launch_bounds__(...)
-#define __align__(n) alignas(n)
+#define __align__(n) __attribute__((aligned(n)))
 
 /* ---- types ----------------------------------------------------------------------------------- */
 struct uint3 { unsigned x, y, z; };
@@ -138,6 +141,7 @@ struct state_t {
     double shfl[1024];                           /* the value each thread offers a shuffle */
     std::vector<unsigned char> dyn_shared;
     unsigned long long launches = 0, threads = 0, threads_plain = 0;
+    unsigned long long count[6] = {0};            /* cuemu_counts: see there */
     ~state_t() {                                 /* at exit: CUEMU_REPORT=1 says how much ran */
         if (getenv("CUEMU_REPORT") && atoi(getenv("CUEMU_REPORT")) > 0)
             fprintf(stderr, "cuemu: %llu kernel launches, %llu CUDA threads (%llu of them as plain calls)\n",
@@ -180,7 +184,7 @@ inline void park(int k) {
     if (!s.cur)
         die("kernel %s, block (%u,%u,%u), thread %u: reached %s, which the first thread of its %s "
             "finished without reaching (divergence)", s.kernel, bid().x, bid().y, bid().z, linear_tid(),
-            k == AT_SYNC ? "__syncthreads" : "__shfl_down_sync", k == AT_SYNC ? "block" : "warp");
+            k == AT_SYNC ? "__syncthreads" : "a warp-wide step (__shfl_down_sync, mma_sync)", k == AT_SYNC ? "block" : "warp");
     s.cur->state = k;
 #ifdef CUEMU_ASM_SWITCH
     cuemu_switch(&s.cur->sp, s.sched_sp);
@@ -257,8 +261,9 @@ inline void schedule(unsigned lo, unsigned hi, bool whole_block) {
             for (unsigned i = a; i < b; i++) at += s.fibers[i].state == AT_SHFL;
             if (at == 0) continue;
             if (at != 32)
-                die("kernel %s, block (%u,%u,%u): only %u of warp %u's 32 lanes reached __shfl_down_sync "
-                    "(the others exited, or wait at __syncthreads)", s.kernel, bid().x, bid().y, bid().z, at, w);
+                die("kernel %s, block (%u,%u,%u): only %u of warp %u's 32 lanes reached a warp-wide step "
+                    "(__shfl_down_sync, mma_sync; the others exited, or wait at __syncthreads)", s.kernel, bid().x,
+                    bid().y, bid().z, at, w);
             for (unsigned i = a; i < b; i++) s.fibers[i].state = RUN;
             released = 1;
         }
@@ -442,16 +447,19 @@ inline cudaError_t cudaSetDevice(int d) {
 }
 inline cudaError_t cudaGetDevice(int *d) { *d = cuemu::st().device < 0 ? 0 : cuemu::st().device; return cudaSuccess; }
 inline cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int) {
-    *v = a == cudaDevAttrComputeCapabilityMajor ? 7 : 0;   /* no tensor-core kernels here */
+    *v = a == cudaDevAttrComputeCapabilityMajor ? 8 : 0;   /* as __CUDA_ARCH__ says */
     return cudaSuccess;
 }
 template <class F> inline cudaError_t cudaFuncGetAttributes(cudaFuncAttributes *fa, F) {
     memset(fa, 0, sizeof *fa);
+    fa->ptxVersion = fa->binaryVersion = 80;
+    fa->maxThreadsPerBlock = 1024;
     return cudaSuccess;
 }
 inline cudaError_t cudaDeviceSynchronize() { return cudaSuccess; }
 inline cudaError_t cudaMalloc(void **p, size_t bytes) {
     void *q;
+    cuemu::st().count[0]++;
     if (bytes == 0) { *p = nullptr; return cudaSuccess; }
     if (!(q = malloc(bytes))) { *p = nullptr; return cudaErrorMemoryAllocation; }
     memset(q, 0xff, bytes);
@@ -464,6 +472,7 @@ inline cudaError_t cudaFree(void *p) {
     auto &a = cuemu::st().allocs;
     auto it = a.find((uintptr_t)p);
     if (it == a.end()) cuemu::die("cudaFree(%p): not the start of a device allocation", p);
+    cuemu::st().count[1]++;
     a.erase(it);
     free(p);
     return cudaSuccess;
@@ -480,7 +489,19 @@ inline cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemc
     if (sd ? !cuemu::in_device(src, bytes) : cuemu::touches_device(src, bytes))
         cuemu::die("cudaMemcpy(kind %d, %zu bytes): the source %p is %s", (int)k, bytes, src, sd ? "not inside one device allocation" : "device memory");
     memmove(dst, src, bytes);
+    if (k == cudaMemcpyHostToDevice || k == cudaMemcpyDeviceToHost) {
+        cuemu::st().count[k == cudaMemcpyHostToDevice ? 2 : 4]++;
+        cuemu::st().count[k == cudaMemcpyHostToDevice ? 3 : 5] += bytes;
+    }
     return cudaSuccess;
+}
+
+/* What the program has asked of the runtime so far, for tests that a training step moves nothing
+   it should not: c[0] cudaMalloc calls, c[1] cudaFree calls, c[2] host-to-device copies, c[3]
+   their bytes, c[4] device-to-host copies, c[5] their bytes. (C linkage: tests/test_cuda.c
+   declares it when built for the emulator, -DUVT_CUEMU.) */
+extern "C" void cuemu_counts(unsigned long long c[6]) {
+    for (int i = 0; i < 6; i++) c[i] = cuemu::st().count[i];
 }
 
 #endif
