@@ -169,7 +169,7 @@ clean:
 # --device cuda path (tests/test_cuemu.sh) that way. It checks the kernels' logic, not a GPU:
 # no real concurrency, no tensor cores, no device rounding, no speed (see the header's comment).
 EMU_CXXFLAGS = -std=c++17 -O2 -g -ffp-contract=off -Wall -Wextra -Wno-unknown-pragmas -Wno-unused-parameter
-EMU_SED = -e 's/([A-Za-z_][A-Za-z0-9_]*(<[A-Za-z_]+>)?)<<<([^>]*)>>>\(/uvae_emu_launch(\1, uvae_emu_cfg(\3), /g' \
+EMU_SED = -e 's/([A-Za-z_][A-Za-z0-9_]*(<[A-Za-z_, ]+>)?)<<<([^>]*)>>>\(/uvae_emu_launch((\1), uvae_emu_cfg(\3), /g' \
           -e 's/extern __shared__ ([a-z_ ]*[a-z_]) ([a-z_]+)\[\];/\1 *\2 = (\1 *)uvae_emu_dyn_shared();/'
 
 $(BUILD)/unetvae_cuda_emu.cpp: unetvae_cuda.cu

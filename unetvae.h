@@ -54,7 +54,8 @@
                                               [data/pets], [ckpt]); fuzz/ holds libFuzzer harnesses
    LIMITATIONS
      No dilation or groups in convolutions. Square kernels; 2-D pooling without padding. The GPU
-     kernels are plain fp32 (no tensor cores yet).
+     kernels are fp32 by default (TF32 on the tensor cores only through uvae__cu_tf32(1)) and
+     have not been timed on a GPU.
 
    TABLE OF CONTENTS (search for the tag, e.g. "[ops/conv2d]")
      [config]      allocator macros, status codes, uvae_last_error
@@ -470,7 +471,11 @@ void uvae__cu_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda,
    the previous setting, or -1 (and stays off) where the device or the build lacks TF32 (compute
    capability 8.0; a build for it, e.g. NVCCFLAGS=-arch=sm_90). For tests and benchmarks. */
 int uvae__cu_tf32(int on);
-/* the convolution products of [ops/conv kernels]; scratch: CK*Ho*Wo floats (one image's columns) */
+/* the convolution products of [ops/conv kernels], each one implicit GEMM over the batch; scratch:
+   CK*Ho*Wo floats (the weight gradient's split partial sums, or one image's columns for the
+   per-image im2col + GEMM kernels that uvae__cu_conv_im2col(1) turns on: 0 off (the default),
+   -1 query; returns the previous setting. For tests and benchmarks) */
+int uvae__cu_conv_im2col(int on);
 void uvae__cu_conv_fwd(const uvae__conv_shape *g, const float *x, const float *w, float *y, int acc, float *scratch);
 void uvae__cu_conv_bwd_x(const uvae__conv_shape *g, const float *dy, const float *w, float *dx, float *scratch);
 void uvae__cu_conv_bwd_w(const uvae__conv_shape *g, const float *x, const float *dy, float *dw, float *scratch);
@@ -1945,8 +1950,8 @@ static size_t uvae__winograd_w_scratch(const uvae__conv_shape *g) {
     return P * (Cp * Np + 16) + (Cp + Tcp) * (sizeof(ptrdiff_t) / sizeof(float)) +
            P * (((size_t)g->Ci + g->Co + Np) * Tcp + 48) + 16;
 }
-/* floats of scratch the three kernels need on `dev` (the GPU works one image at a time): the
-   largest of what each product's path needs */
+/* floats of scratch the three kernels need on `dev`: the largest of what each product's path needs
+   (on the GPU one image's columns, which also hold the weight gradient's split partial sums) */
 static size_t uvae__conv_scratch(int dev, const uvae__conv_shape *g) {
     size_t HWo = (size_t)g->Ho * g->Wo, CK = (size_t)g->Ci * g->k * g->k, n = 0, m;
     int b = dev == UVAE_CPU ? uvae__conv_chunk(g) : 1;

@@ -189,49 +189,57 @@ static void uvae__h_reduce(const char *who, Op op, size_t n, double mul, double 
 }
 
 /* ---------------------------------------------------------------------------------------------
-   [gemm] C[M,N] (+)= op(A)[M,K] @ op(B)[K,N], row-major; op(A)[i,k] = ta ? A[k*lda+i] : A[i*lda+k],
-   op(B)[k,j] = tb ? B[j*ldb+k] : B[k*ldb+j]. Shared-memory tiles of 64x64 outputs, 16 deep in k;
-   256 threads as 16x16, thread (ty,tx) owns rows ty+16i and columns tx+16j (i,j < 4), summing
-   over k in increasing order (one thread per output: deterministic). Tile loads are coalesced
-   along whichever dimension is contiguous in memory; out-of-range entries load as 0. */
+   [gemm] a tiled product C[M,N] (+)= A[M,K] @ B[K,N] whose operands are read through loaders:
+   a(m, k) and b(k, n) give an element (the caller's bounds are checked by the kernel: m < M,
+   n < N, k in the block's range), st(m, n, v, z) stores a sum. Loaders say which index runs
+   along memory (a.mfast: m; b.nfast: n) so that a tile's loads are coalesced along it. Plain
+   matrices (uvae__cu_gemm, with op(A) = A or A^T, op(B) likewise) and the convolutions' implicit
+   im2col (below) are loaders of the same two kernels:
+   - uvae__k_tgemm (fp32): tiles of 64x64 outputs, 16 deep in k; 256 threads as 16x16, thread
+     (ty,tx) owns rows ty+16i and columns tx+16j (i,j < 4), summing over k in increasing order
+     (one thread per output: deterministic).
+   - uvae__k_tgemm_tf32 (tensor cores): the same tiles; 128 threads = 4 warps, each warp a 32x32
+     quarter as 2x2 wmma fragments of 16x16x8; inputs rounded to TF32 as the fragments load, sums
+     in fp32, staged back through shared memory so that edges are handled per element. Off by
+     default (results then differ from the CPU's by about 1e-3 relative, not the 1e-8 nmse of the
+     fp32 kernel); uvae__cu_tf32(1) turns it on for every product here. Needs compute capability
+     8.0 and a build for it (NVCCFLAGS=-arch=sm_80 or later).
+   Split k (blockIdx.z): block z sums k in [z*kper, min(K, (z+1)*kper)) and stores with z, for
+   products with few output tiles and a long k (the convolutions' weight gradient). */
 #define GEMM_BM 64
 #define GEMM_BN 64
 #define GEMM_BK 16
-static __global__ void __launch_bounds__(256)
-uvae__k_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-             float *C, int ldc, int accumulate) {
-    __shared__ float As[GEMM_BK][GEMM_BM + 1];   /* As[kk][m] = op(A)[m0+m, k0+kk] */
-    __shared__ float Bs[GEMM_BK][GEMM_BN + 1];   /* Bs[kk][n] = op(B)[k0+kk, n0+n] */
+template <class LA, class LB, class ST>
+static __global__ void __launch_bounds__(256) uvae__k_tgemm(LA a, LB b, ST st, int M, int N, int K, int kper) {
+    __shared__ float As[GEMM_BK][GEMM_BM + 1];   /* As[kk][m] = a(m0+m, k0+kk) */
+    __shared__ float Bs[GEMM_BK][GEMM_BN + 1];   /* Bs[kk][n] = b(k0+kk, n0+n) */
     int tid = threadIdx.x, tx = tid % 16, ty = tid / 16;
     int n0 = blockIdx.x * GEMM_BN, tilesM = (M + GEMM_BM - 1) / GEMM_BM;
+    int kb = blockIdx.z * kper, ke = K - kb < kper ? K : kb + kper;
     for (int bm = blockIdx.y; bm < tilesM; bm += gridDim.y) {   /* loops only if M > 65535*64 */
         int m0 = bm * GEMM_BM;
         float acc[4][4];
         for (int i = 0; i < 4; i++)
             for (int j = 0; j < 4; j++) acc[i][j] = 0.0f;
-        for (int k0 = 0; k0 < K; k0 += GEMM_BK) {
+        for (int k0 = kb; k0 < ke; k0 += GEMM_BK) {
             for (int l = tid; l < GEMM_BM * GEMM_BK; l += 256) {
-                int m = ta ? l % GEMM_BM : l / GEMM_BK, kk = ta ? l / GEMM_BM : l % GEMM_BK;
+                int m = a.mfast ? l % GEMM_BM : l / GEMM_BK, kk = a.mfast ? l / GEMM_BM : l % GEMM_BK;
                 int gm = m0 + m, gk = k0 + kk;
-                float v = 0.0f;
-                if (gm < M && gk < K) v = ta ? A[(size_t)gk * lda + gm] : A[(size_t)gm * lda + gk];
-                As[kk][m] = v;
+                As[kk][m] = gm < M && gk < ke ? a(gm, gk) : 0.0f;
             }
             for (int l = tid; l < GEMM_BN * GEMM_BK; l += 256) {
-                int n = tb ? l / GEMM_BK : l % GEMM_BN, kk = tb ? l % GEMM_BK : l / GEMM_BN;
+                int n = b.nfast ? l % GEMM_BN : l / GEMM_BK, kk = b.nfast ? l / GEMM_BN : l % GEMM_BK;
                 int gn = n0 + n, gk = k0 + kk;
-                float v = 0.0f;
-                if (gn < N && gk < K) v = tb ? B[(size_t)gn * ldb + gk] : B[(size_t)gk * ldb + gn];
-                Bs[kk][n] = v;
+                Bs[kk][n] = gn < N && gk < ke ? b(gk, gn) : 0.0f;
             }
             __syncthreads();
 #pragma unroll
             for (int kk = 0; kk < GEMM_BK; kk++) {
-                float a[4], b[4];
-                for (int i = 0; i < 4; i++) a[i] = As[kk][ty + 16 * i];
-                for (int j = 0; j < 4; j++) b[j] = Bs[kk][tx + 16 * j];
+                float av[4], bv[4];
+                for (int i = 0; i < 4; i++) av[i] = As[kk][ty + 16 * i];
+                for (int j = 0; j < 4; j++) bv[j] = Bs[kk][tx + 16 * j];
                 for (int i = 0; i < 4; i++)
-                    for (int j = 0; j < 4; j++) acc[i][j] += a[i] * b[j];
+                    for (int j = 0; j < 4; j++) acc[i][j] += av[i] * bv[j];
             }
             __syncthreads();
         }
@@ -240,77 +248,63 @@ uvae__k_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const
             if (gm >= M) continue;
             for (int j = 0; j < 4; j++) {
                 int gn = n0 + tx + 16 * j;
-                if (gn >= N) continue;
-                float *c = C + (size_t)gm * ldc + gn;
-                *c = accumulate ? *c + acc[i][j] : acc[i][j];
+                if (gn < N) st(gm, gn, acc[i][j], blockIdx.z);
             }
         }
     }
 }
 
-/* [gemm tf32] the same product on the tensor cores, in TF32 (inputs rounded to a 10-bit mantissa,
-   products summed in fp32): off by default (results then differ from the CPU's by about 1e-3
-   relative, not the 1e-8 nmse of the fp32 kernels); uvae__cu_tf32(1) turns it on for every
-   uvae__cu_gemm. Tiles of 64x64 outputs, 16 deep in k; 128 threads = 4 warps, each warp a 32x32
-   quarter as 2x2 wmma fragments of 16x16x8. The operand tiles are staged in shared memory by the
-   same loads as uvae__k_gemm (zeros past the edges) and rounded to TF32 as the fragments load; the
-   sums go back through shared memory so that the edges and `accumulate` are handled per element.
-   Needs compute capability 8.0 and a build for it (NVCCFLAGS=-arch=sm_80 or later). */
 #define TC_BM 64
 #define TC_BN 64
 #define TC_BK 16
 #define TC_LDA (TC_BK + 8)   /* shared rows, in floats: multiples of 8 keep every fragment 32-byte aligned */
 #define TC_LDB (TC_BN + 8)
-static_assert(TC_BM == GEMM_BM && TC_BN == GEMM_BN, "the two GEMM kernels share uvae__cu_gemm's grid");
-static __global__ void __launch_bounds__(128)
-uvae__k_gemm_tf32(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-                  float *C, int ldc, int accumulate) {
+static_assert(TC_BM == GEMM_BM && TC_BN == GEMM_BN, "the two GEMM kernels share one grid");
+template <class LA, class LB, class ST>
+static __global__ void __launch_bounds__(128) uvae__k_tgemm_tf32(LA a, LB b, ST st, int M, int N, int K, int kper) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
     using namespace nvcuda;
-    __shared__ __align__(32) float As[TC_BM * TC_LDA];   /* As[m*TC_LDA + kk] = op(A)[m0+m, k0+kk] */
-    __shared__ __align__(32) float Bs[TC_BK * TC_LDB];   /* Bs[kk*TC_LDB + n] = op(B)[k0+kk, n0+n] */
+    __shared__ __align__(32) float As[TC_BM * TC_LDA];   /* As[m*TC_LDA + kk] = a(m0+m, k0+kk) */
+    __shared__ __align__(32) float Bs[TC_BK * TC_LDB];   /* Bs[kk*TC_LDB + n] = b(k0+kk, n0+n) */
     __shared__ __align__(32) float Cs[TC_BM * TC_LDB];   /* the block's sums */
     int tid = threadIdx.x, warp = tid / 32, wm = warp / 2, wn = warp % 2;
     int n0 = blockIdx.x * TC_BN, tilesM = (M + TC_BM - 1) / TC_BM;
+    int kb = blockIdx.z * kper, ke = K - kb < kper ? K : kb + kper;
     for (int bm = blockIdx.y; bm < tilesM; bm += gridDim.y) {   /* loops only if M > 65535*64 */
         int m0 = bm * TC_BM;
         wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[2][2];
         for (int i = 0; i < 2; i++)
             for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.0f);
-        for (int k0 = 0; k0 < K; k0 += TC_BK) {
+        for (int k0 = kb; k0 < ke; k0 += TC_BK) {
             for (int l = tid; l < TC_BM * TC_BK; l += 128) {
-                int m = ta ? l % TC_BM : l / TC_BK, kk = ta ? l / TC_BM : l % TC_BK;
+                int m = a.mfast ? l % TC_BM : l / TC_BK, kk = a.mfast ? l / TC_BM : l % TC_BK;
                 int gm = m0 + m, gk = k0 + kk;
-                float v = 0.0f;
-                if (gm < M && gk < K) v = ta ? A[(size_t)gk * lda + gm] : A[(size_t)gm * lda + gk];
-                As[m * TC_LDA + kk] = v;
+                As[m * TC_LDA + kk] = gm < M && gk < ke ? a(gm, gk) : 0.0f;
             }
             for (int l = tid; l < TC_BN * TC_BK; l += 128) {
-                int n = tb ? l / TC_BK : l % TC_BN, kk = tb ? l % TC_BK : l / TC_BN;
+                int n = b.nfast ? l % TC_BN : l / TC_BK, kk = b.nfast ? l / TC_BN : l % TC_BK;
                 int gn = n0 + n, gk = k0 + kk;
-                float v = 0.0f;
-                if (gn < N && gk < K) v = tb ? B[(size_t)gn * ldb + gk] : B[(size_t)gk * ldb + gn];
-                Bs[kk * TC_LDB + n] = v;
+                Bs[kk * TC_LDB + n] = gn < N && gk < ke ? b(gk, gn) : 0.0f;
             }
             __syncthreads();
 #pragma unroll
             for (int kk = 0; kk < TC_BK; kk += 8) {
-                wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a[2];
-                wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b[2];
+                wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa[2];
+                wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb[2];
 #pragma unroll
                 for (int i = 0; i < 2; i++) {
-                    wmma::load_matrix_sync(a[i], As + (wm * 32 + i * 16) * TC_LDA + kk, TC_LDA);
-                    for (int t = 0; t < a[i].num_elements; t++) a[i].x[t] = wmma::__float_to_tf32(a[i].x[t]);
+                    wmma::load_matrix_sync(fa[i], As + (wm * 32 + i * 16) * TC_LDA + kk, TC_LDA);
+                    for (int t = 0; t < fa[i].num_elements; t++) fa[i].x[t] = wmma::__float_to_tf32(fa[i].x[t]);
                 }
 #pragma unroll
                 for (int j = 0; j < 2; j++) {
-                    wmma::load_matrix_sync(b[j], Bs + kk * TC_LDB + wn * 32 + j * 16, TC_LDB);
-                    for (int t = 0; t < b[j].num_elements; t++) b[j].x[t] = wmma::__float_to_tf32(b[j].x[t]);
+                    wmma::load_matrix_sync(fb[j], Bs + kk * TC_LDB + wn * 32 + j * 16, TC_LDB);
+                    for (int t = 0; t < fb[j].num_elements; t++) fb[j].x[t] = wmma::__float_to_tf32(fb[j].x[t]);
                 }
 #pragma unroll
                 for (int i = 0; i < 2; i++)
 #pragma unroll
-                    for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+                    for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
             }
             __syncthreads();
         }
@@ -322,23 +316,22 @@ uvae__k_gemm_tf32(int ta, int tb, int M, int N, int K, const float *A, int lda, 
         __syncthreads();
         for (int l = tid; l < TC_BM * TC_BN; l += 128) {
             int m = l / TC_BN, n = l % TC_BN, gm = m0 + m, gn = n0 + n;
-            if (gm < M && gn < N) {
-                float *c = C + (size_t)gm * ldc + gn;
-                *c = accumulate ? *c + Cs[m * TC_LDB + n] : Cs[m * TC_LDB + n];
-            }
+            if (gm < M && gn < N) st(gm, gn, Cs[m * TC_LDB + n], blockIdx.z);
         }
         __syncthreads();                                        /* (Cs is reused by the next bm) */
     }
 #endif
 }
-static int uvae__tf32_on;   /* uvae__cu_gemm on the tensor cores */
+/* a kernel that is never launched: what uvae__cu_tf32 asks the runtime about (its build's PTX version) */
+static __global__ void uvae__k_gemm_tf32_probe(void) {}
+static int uvae__tf32_on;   /* the tiled products on the tensor cores */
 int uvae__cu_tf32(int on) {
     int was = uvae__tf32_on;
     if (on > 0) {           /* a device of compute capability >= 8.0, and the kernel built for one */
         cudaFuncAttributes fa;
         int dev = 0, major = 0;
         if (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev) != cudaSuccess ||
-            cudaFuncGetAttributes(&fa, uvae__k_gemm_tf32) != cudaSuccess || major < 8 || fa.ptxVersion < 80) {
+            cudaFuncGetAttributes(&fa, uvae__k_gemm_tf32_probe) != cudaSuccess || major < 8 || fa.ptxVersion < 80) {
             (void)cudaGetLastError();   /* (not a failure of the run: the fp32 kernel stays) */
             return -1;
         }
@@ -347,19 +340,48 @@ int uvae__cu_tf32(int on) {
     return was;
 }
 
+/* Launch the tiled product over S k-splits of kper (S = 1: one, kper >= K). */
+template <class LA, class LB, class ST>
+static void uvae__h_tgemm(const char *who, LA a, LB b, ST st, int M, int N, int K, int S, int kper) {
+    int tilesM = (M + GEMM_BM - 1) / GEMM_BM, tilesN = (N + GEMM_BN - 1) / GEMM_BN;
+    dim3 grid((unsigned)tilesN, (unsigned)(tilesM < 65535 ? tilesM : 65535), (unsigned)S);
+    if (M <= 0 || N <= 0) return;
+    if (uvae__tf32_on) uvae__k_tgemm_tf32<LA, LB, ST><<<grid, 128>>>(a, b, st, M, N, K, kper);
+    else uvae__k_tgemm<LA, LB, ST><<<grid, 256>>>(a, b, st, M, N, K, kper);
+    uvae__h_launched(who);
+}
+
+/* plain row-major matrices: op(A)[m,k] = ta ? A[k*lda+m] : A[m*lda+k]; op(B)[k,n] = tb ? B[n*ldb+k] : B[k*ldb+n] */
+struct uvae__ld_mat_a {
+    const float *A;
+    int lda, mfast;      /* mfast = ta */
+    __device__ float operator()(int m, int k) const { return mfast ? A[(size_t)k * lda + m] : A[(size_t)m * lda + k]; }
+};
+struct uvae__ld_mat_b {
+    const float *B;
+    int ldb, tb, nfast;  /* nfast = !tb */
+    __device__ float operator()(int k, int n) const { return tb ? B[(size_t)n * ldb + k] : B[(size_t)k * ldb + n]; }
+};
+struct uvae__st_mat {    /* C[m,n] = v, or += v */
+    float *C;
+    int ldc, accumulate;
+    __device__ void operator()(int m, int n, float v, int) const {
+        float *c = C + (size_t)m * ldc + n;
+        *c = accumulate ? *c + v : v;
+    }
+};
+
 void uvae__cu_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                    float *C, int ldc, int accumulate) {
-    int tilesM = (M + GEMM_BM - 1) / GEMM_BM, tilesN = (N + GEMM_BN - 1) / GEMM_BN;
-    dim3 grid((unsigned)tilesN, (unsigned)(tilesM < 65535 ? tilesM : 65535));
-    if (M <= 0 || N <= 0) return;
-    if (uvae__tf32_on) uvae__k_gemm_tf32<<<grid, 128>>>(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
-    else uvae__k_gemm<<<grid, 256>>>(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
-    uvae__h_launched(__func__);
+    uvae__ld_mat_a a = {A, lda, ta};
+    uvae__ld_mat_b b = {B, ldb, tb, !tb};
+    uvae__st_mat st = {C, ldc, accumulate};
+    uvae__h_tgemm(__func__, a, b, st, M, N, K, 1, K > 0 ? K : 1);
 }
 
 /* ---------------------------------------------------------------------------------------------
    [im2col] img [C,H,W] -> col [C*k*k, Ho*Wo]: col[(c*k+ki)*k+kj][oh*Wo+ow] = img[c, oh*s-p+ki, ow*s-p+kj],
-   0 outside; one thread per col entry */
+   0 outside; one thread per col entry (the per-image kernels: uvae__cu_conv_im2col(1)) */
 static __global__ void uvae__k_im2col(const float *img, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *col) {
     size_t HWo = (size_t)Ho * Wo;
     UVAE__FOR(idx, (size_t)C * k * k * HWo) {
@@ -397,28 +419,157 @@ static void uvae__cu_col2im(const float *col, int C, int H, int W, int k, int s,
     UVAE__LAUNCH((size_t)C * H * W, uvae__k_col2im, col, C, H, W, k, s, p, Ho, Wo, img);
 }
 
-/* [conv kernels] the three products of a convolution (unetvae.h, [ops/conv kernels]), one image
-   at a time through im2col/col2im and the GEMM; scratch holds one image's columns [CK, HWo]. */
+/* [conv kernels] the three products of a convolution (unetvae.h, [ops/conv kernels]), each one
+   tiled product over the whole batch with im2col done by the loaders (implicit GEMM): no columns
+   in memory, one launch per product. With r = (ci*k + ki)*k + kj (CK = Ci*k*k of them), an output
+   position j = n*HWo + oh*Wo + ow and col(x)[r][j] = x[n, ci, oh*s-p+ki, ow*s-p+kj] (0 outside):
+     forward      y[n,co,o]  (+)= sum_r w[co,r] col(x)[r][j]              M = Co, N = N*HWo, K = CK
+     data grad    dx[n,ci,i] += sum over q = (co,ki,kj) of w[co, ci*k*k + ki*k + kj] dy[n,co,oh,ow],
+                  (oh, ow) the output whose tap (ki, kj) reads input pixel i (none: 0)
+                                                                          M = Ci, N = N*H*W, K = Co*k*k
+     weight grad  dw[co,r]   += sum_j dy[n,co,o] col(x)[r][j]              M = Co, N = CK, K = N*HWo
+   The weight gradient splits its long k over blocks when it has too few output tiles to fill the
+   device (a first layer: Co = 64, CK = 27, one tile); the splits' partial sums go to scratch and
+   are added in split order (deterministic). uvae__cu_conv_im2col(1) goes back to the first
+   kernels (im2col or col2im, then a GEMM, one image at a time), for comparisons. */
+struct uvae__ld_w {            /* a(co, r) = w[co*CK + r] */
+    const float *w;
+    int CK, mfast;             /* mfast 0: r runs along memory */
+    __device__ float operator()(int m, int k) const { return w[(size_t)m * CK + k]; }
+};
+struct uvae__ld_col {          /* nfast 1: b(r, j) = col(x)[r][j];  nfast 0: b(j, r) = col(x)[r][j] */
+    const float *x;
+    uvae__conv_shape g;
+    int nfast;
+    __device__ float at(int r, int j) const {
+        int HWo = g.Ho * g.Wo, kk = g.k * g.k;
+        int n = j / HWo, o = j % HWo, oh = o / g.Wo, ow = o % g.Wo;
+        int ci = r / kk, q = r % kk, ih = oh * g.s - g.p + q / g.k, iw = ow * g.s - g.p + q % g.k;
+        return ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? x[(((size_t)n * g.Ci + ci) * g.H + ih) * g.W + iw] : 0.0f;
+    }
+    __device__ float operator()(int k, int n) const { return nfast ? at(k, n) : at(n, k); }
+};
+struct uvae__st_y {            /* y[n,co,o] = v or += v, at j = n*HWo + o */
+    float *y;
+    int Co, HWo, acc;
+    __device__ void operator()(int m, int j, float v, int) const {
+        float *d = y + ((size_t)(j / HWo) * Co + m) * HWo + j % HWo;
+        *d = acc ? *d + v : v;
+    }
+};
+struct uvae__ld_wt {           /* a(ci, q) = w[co*CK + ci*k*k + t] for q = co*k*k + t */
+    const float *w;
+    int CK, kk, mfast;         /* mfast 0 */
+    __device__ float operator()(int m, int q) const { return w[(size_t)(q / kk) * CK + (size_t)m * kk + q % kk]; }
+};
+struct uvae__ld_dy_tap {       /* b(q, i): dy[n,co,oh,ow] where tap (ki,kj) of output (oh,ow) reads input pixel i */
+    const float *dy;
+    uvae__conv_shape g;
+    int nfast;                 /* 1 */
+    __device__ float operator()(int q, int i) const {
+        int kk = g.k * g.k, co = q / kk, t = q % kk, HW = g.H * g.W, n = i / HW, pix = i % HW;
+        int th = pix / g.W + g.p - t / g.k, tw = pix % g.W + g.p - t % g.k, oh = th / g.s, ow = tw / g.s;
+        if (th < 0 || tw < 0 || th % g.s || tw % g.s || oh >= g.Ho || ow >= g.Wo) return 0.0f;
+        return dy[(((size_t)n * g.Co + co) * g.Ho + oh) * g.Wo + ow];
+    }
+};
+struct uvae__st_dx {           /* dx[n,ci,pix] += v, at i = n*HW + pix */
+    float *dx;
+    int Ci, HW;
+    __device__ void operator()(int m, int i, float v, int) const { dx[((size_t)(i / HW) * Ci + m) * HW + i % HW] += v; }
+};
+struct uvae__ld_dy {           /* a(co, j) = dy[n,co,o], at j = n*HWo + o */
+    const float *dy;
+    int Co, HWo, mfast;        /* mfast 0 */
+    __device__ float operator()(int m, int j) const { return dy[((size_t)(j / HWo) * Co + m) * HWo + j % HWo]; }
+};
+struct uvae__st_dw {           /* split: part[z][co][r] = v;  else dw[co][r] += v */
+    float *dw, *part;
+    int Co, CK, split;
+    __device__ void operator()(int m, int r, float v, int z) const {
+        if (split) part[((size_t)z * Co + m) * CK + r] = v;
+        else dw[(size_t)m * CK + r] += v;
+    }
+};
+/* dw[i] += sum over z = 0..S-1 of part[z][i] */
+static __global__ void uvae__k_split_sum(const float *part, int S, size_t n, float *dw) {
+    UVAE__FOR(i, n) {
+        float s = 0;
+        for (int z = 0; z < S; z++) s += part[(size_t)z * n + i];
+        dw[i] += s;
+    }
+}
+/* the device's multiprocessors (1 if the runtime cannot say) */
+static int uvae__h_sms(void) {
+    static int n;
+    int dev = 0;
+    if (!n && (cudaGetDevice(&dev) != cudaSuccess || cudaDeviceGetAttribute(&n, cudaDevAttrMultiProcessorCount, dev) != cudaSuccess || n < 1)) {
+        (void)cudaGetLastError();
+        n = 1;
+    }
+    return n;
+}
+
+static int uvae__conv_im2col_on;   /* the per-image im2col + GEMM kernels instead of the implicit ones */
+int uvae__cu_conv_im2col(int on) {
+    int was = uvae__conv_im2col_on;
+    if (on >= 0) uvae__conv_im2col_on = on > 0;
+    return was;
+}
+
 void uvae__cu_conv_fwd(const uvae__conv_shape *g, const float *x, const float *w, float *y, int acc, float *scratch) {
     int CK = g->Ci * g->k * g->k, HWo = g->Ho * g->Wo;
-    for (int n = 0; n < g->N; n++) {
-        uvae__cu_im2col(x + (size_t)n * g->Ci * g->H * g->W, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, scratch);
-        uvae__cu_gemm(0, 0, g->Co, HWo, CK, w, CK, scratch, HWo, y + (size_t)n * g->Co * HWo, HWo, acc);
+    if (uvae__conv_im2col_on) {
+        for (int n = 0; n < g->N; n++) {
+            uvae__cu_im2col(x + (size_t)n * g->Ci * g->H * g->W, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, scratch);
+            uvae__cu_gemm(0, 0, g->Co, HWo, CK, w, CK, scratch, HWo, y + (size_t)n * g->Co * HWo, HWo, acc);
+        }
+        return;
     }
+    uvae__ld_w a = {w, CK, 0};
+    uvae__ld_col b = {x, *g, 1};
+    uvae__st_y st = {y, g->Co, HWo, acc};
+    uvae__h_tgemm(__func__, a, b, st, g->Co, g->N * HWo, CK, 1, CK);
 }
 void uvae__cu_conv_bwd_x(const uvae__conv_shape *g, const float *dy, const float *w, float *dx, float *scratch) {
-    int CK = g->Ci * g->k * g->k, HWo = g->Ho * g->Wo;
-    for (int n = 0; n < g->N; n++) {
-        uvae__cu_gemm(1, 0, CK, HWo, g->Co, w, CK, dy + (size_t)n * g->Co * HWo, HWo, scratch, HWo, 0);
-        uvae__cu_col2im(scratch, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, dx + (size_t)n * g->Ci * g->H * g->W);
+    int CK = g->Ci * g->k * g->k, HWo = g->Ho * g->Wo, KK = g->Co * g->k * g->k;
+    if (uvae__conv_im2col_on) {
+        for (int n = 0; n < g->N; n++) {
+            uvae__cu_gemm(1, 0, CK, HWo, g->Co, w, CK, dy + (size_t)n * g->Co * HWo, HWo, scratch, HWo, 0);
+            uvae__cu_col2im(scratch, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, dx + (size_t)n * g->Ci * g->H * g->W);
+        }
+        return;
     }
+    uvae__ld_wt a = {w, CK, g->k * g->k, 0};
+    uvae__ld_dy_tap b = {dy, *g, 1};
+    uvae__st_dx st = {dx, g->Ci, g->H * g->W};
+    uvae__h_tgemm(__func__, a, b, st, g->Ci, g->N * g->H * g->W, KK, 1, KK);
 }
 void uvae__cu_conv_bwd_w(const uvae__conv_shape *g, const float *x, const float *dy, float *dw, float *scratch) {
-    int CK = g->Ci * g->k * g->k, HWo = g->Ho * g->Wo;
-    for (int n = 0; n < g->N; n++) {
-        uvae__cu_im2col(x + (size_t)n * g->Ci * g->H * g->W, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, scratch);
-        uvae__cu_gemm(0, 1, g->Co, CK, HWo, dy + (size_t)n * g->Co * HWo, HWo, scratch, HWo, dw, CK, 1);
+    int CK = g->Ci * g->k * g->k, HWo = g->Ho * g->Wo, K = g->N * HWo, S, kper;
+    long tiles = (long)((g->Co + GEMM_BM - 1) / GEMM_BM) * ((CK + GEMM_BN - 1) / GEMM_BN), want = 2L * uvae__h_sms();
+    if (uvae__conv_im2col_on) {
+        for (int n = 0; n < g->N; n++) {
+            uvae__cu_im2col(x + (size_t)n * g->Ci * g->H * g->W, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, scratch);
+            uvae__cu_gemm(0, 1, g->Co, CK, HWo, dy + (size_t)n * g->Co * HWo, HWo, scratch, HWo, dw, CK, 1);
+        }
+        return;
     }
+    /* splits: enough blocks for two per multiprocessor, each split at least 256 deep in k, their
+       partials within scratch (CK*HWo floats: HWo/Co splits) */
+    S = tiles >= want ? 1 : (int)((want + tiles - 1) / tiles);
+    if (S > K / 256) S = K / 256;
+    if (S > HWo / g->Co) S = HWo / g->Co;
+    if (S < 1) S = 1;
+    kper = ((K + S - 1) / S + GEMM_BK - 1) / GEMM_BK * GEMM_BK;
+    S = (K + kper - 1) / kper;
+    {
+        uvae__ld_dy a = {dy, g->Co, HWo, 0};
+        uvae__ld_col b = {x, *g, 0};
+        uvae__st_dw st = {dw, scratch, g->Co, CK, S > 1};
+        uvae__h_tgemm(__func__, a, b, st, g->Co, CK, K, S, kper);
+    }
+    if (S > 1) UVAE__LAUNCH((size_t)g->Co * CK, uvae__k_split_sum, scratch, S, (size_t)g->Co * CK, dw);
 }
 
 /* [bias] out[n,c,:] += b[c] over out [N,C,HW] */

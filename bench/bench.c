@@ -1,6 +1,6 @@
 /* bench/bench.c — training and inference speed of the library's models (images/s), CPU or GPU.
    Not a test: it reports numbers.  make bench  |  ./build/bench [--device cpu|cuda] [--steps N] [--only NAME]
-   [--torch FILE]... [--tf32]
+   [--torch FILE]... [--tf32] [--conv-im2col]
    Each row: a model at a batch size (the UNets at batch 4 on the CPU, 16 and 64 on the GPU); the
    median time of --steps timed steps (default 6; 20 on the GPU) after 2 warm-up steps;
    GFLOP/s: the convolutions' and matrix products' FLOPs counted as the direct method
@@ -9,7 +9,8 @@
    --device cuda). --torch FILE (up to 4 times): the output of bench/torch_bench.py for the same
    rows; each row is followed by the ratio ours / PyTorch of its training and inference images/s
    against each file's row of the same name and batch. --tf32 (GPU): the GEMMs on the tensor cores
-   in TF32 (uvae__cu_tf32). */
+   in TF32 (uvae__cu_tf32). --conv-im2col (GPU): the convolutions with the first kernels, im2col +
+   GEMM one image at a time, instead of implicit GEMM over the batch (uvae__cu_conv_im2col). */
 #define _POSIX_C_SOURCE 200809L
 #define UNETVAE_IMPLEMENTATION
 #include "../unetvae.h"
@@ -170,7 +171,7 @@ static void run(const row *r, int dev, int steps) {
 }
 
 int main(int argc, char **argv) {
-    int dev = UVAE_CPU, steps = 0, tf32 = 0;
+    int dev = UVAE_CPU, steps = 0, tf32 = 0, im2col = 0;
     const char *only = NULL;
     /* the models; the UNets run at batch 4 on the CPU, at 16 and then 64 on the GPU */
     static const row models[] = {
@@ -193,13 +194,19 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
         else if (!strcmp(argv[i], "--torch") && i + 1 < argc && n_torch_files < 4) torch_files[n_torch_files++] = argv[++i];
         else if (!strcmp(argv[i], "--tf32")) tf32 = 1;
-        else { fprintf(stderr, "usage: bench [--device cpu|cuda] [--steps N] [--only SUBSTRING] [--torch FILE]... [--tf32]\n"); return 1; }
+        else if (!strcmp(argv[i], "--conv-im2col")) im2col = 1;
+        else {
+            fprintf(stderr, "usage: bench [--device cpu|cuda] [--steps N] [--only SUBSTRING] [--torch FILE]... [--tf32] [--conv-im2col]\n");
+            return 1;
+        }
     }
     if (steps < 1) steps = dev == UVAE_CUDA ? 20 : 6;
     for (int f = 0; f < n_torch_files; f++)
         if (!read_torch(torch_files[f], f)) { fprintf(stderr, "bench: --torch %s: no rows of bench/torch_bench.py in it\n", torch_files[f]); return 1; }
     if (tf32 && dev != UVAE_CUDA) { fprintf(stderr, "bench: --tf32 needs --device cuda\n"); return 1; }
+    if (im2col && dev != UVAE_CUDA) { fprintf(stderr, "bench: --conv-im2col needs --device cuda\n"); return 1; }
     if (tf32) printf("bench: GEMMs in TF32 on the tensor cores\n");
+    if (im2col) printf("bench: convolutions as im2col + GEMM per image\n");
     for (int b = 0; b < (dev == UVAE_CUDA ? 2 : 1); b++)
         for (size_t m = 0; m < nm; m++)
             if (models[m].kind == 0) {
@@ -221,6 +228,7 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "bench: --tf32: this GPU or build has no TF32 (compute capability 8.0; NVCCFLAGS=-arch=sm_80 or later)\n");
                 _exit(1);
             }
+            if (im2col) uvae__cu_conv_im2col(1);
 #endif
             run(&rows[i], dev, steps);
             _exit(0);

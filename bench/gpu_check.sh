@@ -4,7 +4,8 @@
 #   2. build/test_cuda: every op, loss and model step on the GPU against the CPU (its closing line
 #      and the largest error per op go to the summary),
 #   3. make bench-cuda-vs-torch: our GPU rows, then PyTorch's in fp32 and TF32, and the ratios;
-#      then our rows again with the GEMMs in TF32 (bench --tf32),
+#      then our rows again with the GEMMs in TF32 (bench --tf32), and with the convolutions as the
+#      first kernels did them, im2col + GEMM per image (bench --conv-im2col: A/B of implicit GEMM),
 #   4. with the data in .devdata/ (../shared/tools/devdata.sh mnist oxford-pets, run here before
 #      the device call, which then carries .devdata): a short UNet and a short CVAE run on the GPU.
 # Each stage has its own time limit and log in OUT (default $OUT when set, else runs/gpu);
@@ -13,7 +14,7 @@
 set -u
 cd "$(dirname "$0")/.."
 OUT=${OUT:-runs/gpu}
-STAGES=${STAGES:-build test bench bench-tf32 unet cvae}
+STAGES=${STAGES:-build test bench bench-tf32 bench-im2col unet cvae}
 TORCH_PY=${TORCH_PY:-python3}
 export PATH="$PATH:/usr/local/cuda/bin"
 mkdir -p "$OUT" || exit 1
@@ -49,6 +50,8 @@ cp build/torch_bench_fp32.txt build/torch_bench_tf32.txt "$OUT/" 2>/dev/null
 t=; for f in fp32 tf32; do grep -qs " batch " "build/torch_bench_$f.txt" && t="$t --torch build/torch_bench_$f.txt"; done
 # shellcheck disable=SC2086  # $t: the --torch options, split on purpose
 stage bench-tf32 60 40 ./build/bench_cuda --device cuda --tf32 --steps 10 $t
+# shellcheck disable=SC2086
+stage bench-im2col 60 40 ./build/bench_cuda --device cuda --conv-im2col --steps 10 $t
 if [ -d .devdata/oxford-pets ]; then
     stage unet 45 3 ./build/unet_pets_cuda train --device cuda --data .devdata/oxford-pets --size 128 --width 64 --depth 4 \
         --epochs 3 --batch 16 --lr 1e-3 --seed 1 --out "$OUT/unet"

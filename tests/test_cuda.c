@@ -10,7 +10,10 @@
       inputs. The GPU's output and every input gradient (and batch-norm's running statistics after
       the step) are copied back and compared with the CPU's by normalised MSE,
           nmse(gpu, cpu) = sum((gpu - cpu)^2) / max(sum(cpu^2), 1e-30)  <=  1e-8,
-      one CHECK per compared tensor and one line per op with its largest nmse.
+      one CHECK per compared tensor and one line per op with its largest nmse. Then the
+      convolution cases again with the per-image im2col + GEMM kernels (uvae__cu_conv_im2col(1);
+      the default is implicit GEMM over the batch), and, where the device has it, with TF32
+      products (uvae__cu_tf32(1)) at nmse <= 1e-5.
    2. models: one training step of each UNet variant, of the CVAE (both likelihoods) and of the
       classifier (the judge), built twice from one seed, one
       copy moved to the GPU: the loss, every parameter gradient, then (both optimizers stepping
@@ -41,6 +44,8 @@
 #define UVT_DEVICE UVAE_CUDA
 #endif
 #define NMSE_TOL 1e-8
+#define NMSE_TOL_TF32 1e-5        /* convolutions with TF32 products: inputs rounded to 11 bits, ~3e-4 relative */
+static double nmse_tol = NMSE_TOL;
 
 int uvt_pass, uvt_fail;
 
@@ -85,7 +90,7 @@ static int dev_set_grad(const uvae_tensor *t, const float *host) {
     return uvae_tensor_copy_in(&view, host);
 }
 
-/* One CHECK: nmse(gpu tensor, cpu tensor) <= NMSE_TOL, on the values or (grad) the gradients. */
+/* One CHECK: nmse(gpu tensor, cpu tensor) <= nmse_tol, on the values or (grad) the gradients. */
 static void compare(group *g, const char *op, const char *what, const uvae_tensor *gpu, const uvae_tensor *cpu, int grad) {
     char name[256];
     float *h;
@@ -96,7 +101,7 @@ static void compare(group *g, const char *op, const char *what, const uvae_tenso
     if (grad && !cpu->grad) { FAIL("%s: the CPU tensor has no gradient", name); return; }
     if (!(h = dev_values(gpu, grad, name))) return;
     e = nmse(h, grad ? cpu->grad : cpu->data, cpu->size);
-    CHECK(e <= NMSE_TOL, "%s: nmse %.3g > %g", name, e, NMSE_TOL);
+    CHECK(e <= nmse_tol, "%s: nmse %.3g > %g", name, e, nmse_tol);
     if (++g->n == 1 || !(e <= g->worst)) {
         g->worst = e;
         snprintf(g->where, sizeof g->where, "%s", what);
@@ -238,6 +243,24 @@ static void test_ops(void) {
     else
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) op_compare(&cases[i], hctx, dctx);
     printf("  ops: largest nmse over %d cases %.3g\n", (int)(sizeof cases / sizeof cases[0]), op_worst);
+#ifdef UNETVAE_CUDA
+    /* the convolutions again: with the per-image im2col + GEMM kernels, and with TF32 products */
+    if (UVT_DEVICE == UVAE_CUDA && hctx && dctx) {
+        uvae__cu_conv_im2col(1);
+        printf("  convolutions with the per-image im2col + GEMM kernels (uvae__cu_conv_im2col(1)):\n");
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            if (!strncmp(cases[i].name, "conv", 4)) op_compare(&cases[i], hctx, dctx);
+        uvae__cu_conv_im2col(0);
+        if (uvae__cu_tf32(1) >= 0) {
+            nmse_tol = NMSE_TOL_TF32;
+            printf("  convolutions in TF32 (uvae__cu_tf32(1); nmse bound %g):\n", nmse_tol);
+            for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+                if (!strncmp(cases[i].name, "conv", 4)) op_compare(&cases[i], hctx, dctx);
+            uvae__cu_tf32(0);
+            nmse_tol = NMSE_TOL;
+        } else printf("  convolutions in TF32: SKIP (needs compute capability 8.0 and a build for it: NVCCFLAGS=-arch=sm_90)\n");
+    }
+#endif
     uvae_ctx_free(hctx);
     uvae_ctx_free(dctx);
 }

@@ -94,7 +94,7 @@ enum cudaError_t {
 };
 typedef cudaError_t cudaError;
 enum cudaMemcpyKind { cudaMemcpyHostToHost = 0, cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3 };
-enum cudaDeviceAttr { cudaDevAttrComputeCapabilityMajor = 75, cudaDevAttrComputeCapabilityMinor = 76 };
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16, cudaDevAttrComputeCapabilityMajor = 75, cudaDevAttrComputeCapabilityMinor = 76 };
 struct cudaFuncAttributes { int ptxVersion, binaryVersion, maxThreadsPerBlock; size_t sharedSizeBytes; };
 
 /* ---- the emulator's state -------------------------------------------------------------------- */
@@ -447,7 +447,7 @@ inline cudaError_t cudaSetDevice(int d) {
 }
 inline cudaError_t cudaGetDevice(int *d) { *d = cuemu::st().device < 0 ? 0 : cuemu::st().device; return cudaSuccess; }
 inline cudaError_t cudaDeviceGetAttribute(int *v, cudaDeviceAttr a, int) {
-    *v = a == cudaDevAttrComputeCapabilityMajor ? 8 : 0;   /* as __CUDA_ARCH__ says */
+    *v = a == cudaDevAttrComputeCapabilityMajor ? 8 : a == cudaDevAttrMultiProcessorCount ? 132 : 0;   /* an H100's count */
     return cudaSuccess;
 }
 template <class F> inline cudaError_t cudaFuncGetAttributes(cudaFuncAttributes *fa, F) {
