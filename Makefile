@@ -167,7 +167,7 @@ clean:
 # tests/cuemu/cuda_runtime.h (CUDA threads as fibers, barriers and shuffles checked, device memory
 # in a registry). test-cuda-emu runs the whole GPU suite (tests/test_cuda.c) and the examples'
 # --device cuda path (tests/test_cuemu.sh) that way. It checks the kernels' logic, not a GPU:
-# no real concurrency, no tensor cores, no device rounding, no speed (see the header's comment).
+# no real concurrency, no device rounding, no speed (see the header's comment).
 EMU_CXXFLAGS = -std=c++17 -O2 -g -ffp-contract=off -Wall -Wextra -Wno-unknown-pragmas -Wno-unused-parameter
 EMU_SED = -e 's/([A-Za-z_][A-Za-z0-9_]*(<[A-Za-z_, ]+>)?)<<<([^>]*)>>>\(/uvae_emu_launch((\1), uvae_emu_cfg(\3), /g' \
           -e 's/extern __shared__ ([a-z_ ]*[a-z_]) ([a-z_]+)\[\];/\1 *\2 = (\1 *)uvae_emu_dyn_shared();/'
