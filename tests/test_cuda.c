@@ -442,7 +442,9 @@ static void test_gpu_training(void) {
     uvae_tensor *x = NULL, *y = NULL;
     float loss[TRAIN_STEPS];
     size_t cap[TRAIN_STEPS];
+#ifdef UVT_CUEMU
     unsigned long long calls[2][6] = {{0}};              /* the emulator's counts after step 2 and the last */
+#endif
     int s, ok = 0, inited = 0;
     if (!ctx || !hx || !hy) { FAIL("training: %s", uvae_last_error()); goto done; }
     unet_data(hx, hy, 5);
