@@ -285,9 +285,9 @@ inline void schedule(unsigned lo, unsigned hi, bool whole_block) {
 /* One block of nt threads. Thread 0 runs first on a fiber: if it reaches a barrier, the whole
    block runs on fibers. If it ends without one, no thread of the block may reach __syncthreads
    (that would be divergence), and each warp is probed the same way: its first lane on a fiber,
-   then the other 31 on fibers if that lane reached a shuffle, else as plain calls, which is
-   about 30 times faster than switching contexts for every thread of an elementwise kernel.
-   CUEMU_FIBERS=1: every thread on a fiber. */
+   then the other 31 on fibers if that lane reached a shuffle, else as plain calls, without the
+   two context switches per thread (the GPU suite: 3.1 -> 2.1 min with ucontext's switches,
+   13.0 -> 12.4 s with the x86-64 one). CUEMU_FIBERS=1: every thread on a fiber. */
 inline void run_block(unsigned nt, bool all_fibers) {
     state_t &s = st();
     if (s.fibers.size() < nt) {
