@@ -192,7 +192,8 @@ static void uvae__h_reduce(const char *who, Op op, size_t n, double mul, double 
    [gemm] a tiled product C[M,N] (+)= A[M,K] @ B[K,N] whose operands are read through loaders:
    a(m, k) and b(k, n) give an element (the caller's bounds are checked by the kernel: m < M,
    n < N, k in the block's range), st(m, n, v, z) stores a sum. Loaders say which index runs
-   along memory (a.mfast: m; b.nfast: n) so that a tile's loads are coalesced along it. Plain
+   along memory (a.mfast: m; b.nfast: n; a constant where the loader always has the same one)
+   so that a tile's loads are coalesced along it. Plain
    matrices (uvae__cu_gemm, with op(A) = A or A^T, op(B) likewise) and the convolutions' implicit
    im2col (below) are loaders of the same two kernels:
    - uvae__k_tgemm (fp32): tiles of 64x64 outputs, 16 deep in k; 256 threads as 16x16, thread
@@ -359,8 +360,8 @@ struct uvae__ld_mat_a {
 };
 struct uvae__ld_mat_b {
     const float *B;
-    int ldb, tb, nfast;  /* nfast = !tb */
-    __device__ float operator()(int k, int n) const { return tb ? B[(size_t)n * ldb + k] : B[(size_t)k * ldb + n]; }
+    int ldb, nfast;      /* nfast = !tb */
+    __device__ float operator()(int k, int n) const { return nfast ? B[(size_t)k * ldb + n] : B[(size_t)n * ldb + k]; }
 };
 struct uvae__st_mat {    /* C[m,n] = v, or += v */
     float *C;
@@ -374,7 +375,7 @@ struct uvae__st_mat {    /* C[m,n] = v, or += v */
 void uvae__cu_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                    float *C, int ldc, int accumulate) {
     uvae__ld_mat_a a = {A, lda, ta};
-    uvae__ld_mat_b b = {B, ldb, tb, !tb};
+    uvae__ld_mat_b b = {B, ldb, !tb};
     uvae__st_mat st = {C, ldc, accumulate};
     uvae__h_tgemm(__func__, a, b, st, M, N, K, 1, K > 0 ? K : 1);
 }
@@ -434,7 +435,8 @@ static void uvae__cu_col2im(const float *col, int C, int H, int W, int k, int s,
    kernels (im2col or col2im, then a GEMM, one image at a time), for comparisons. */
 struct uvae__ld_w {            /* a(co, r) = w[co*CK + r] */
     const float *w;
-    int CK, mfast;             /* mfast 0: r runs along memory */
+    int CK;
+    enum { mfast = 0 };        /* r runs along memory */
     __device__ float operator()(int m, int k) const { return w[(size_t)m * CK + k]; }
 };
 struct uvae__ld_col {          /* nfast 1: b(r, j) = col(x)[r][j];  nfast 0: b(j, r) = col(x)[r][j] */
@@ -459,13 +461,14 @@ struct uvae__st_y {            /* y[n,co,o] = v or += v, at j = n*HWo + o */
 };
 struct uvae__ld_wt {           /* a(ci, q) = w[co*CK + ci*k*k + t] for q = co*k*k + t */
     const float *w;
-    int CK, kk, mfast;         /* mfast 0 */
+    int CK, kk;
+    enum { mfast = 0 };
     __device__ float operator()(int m, int q) const { return w[(size_t)(q / kk) * CK + (size_t)m * kk + q % kk]; }
 };
 struct uvae__ld_dy_tap {       /* b(q, i): dy[n,co,oh,ow] where tap (ki,kj) of output (oh,ow) reads input pixel i */
     const float *dy;
     uvae__conv_shape g;
-    int nfast;                 /* 1 */
+    enum { nfast = 1 };
     __device__ float operator()(int q, int i) const {
         int kk = g.k * g.k, co = q / kk, t = q % kk, HW = g.H * g.W, n = i / HW, pix = i % HW;
         int th = pix / g.W + g.p - t / g.k, tw = pix % g.W + g.p - t % g.k, oh = th / g.s, ow = tw / g.s;
@@ -480,7 +483,8 @@ struct uvae__st_dx {           /* dx[n,ci,pix] += v, at i = n*HW + pix */
 };
 struct uvae__ld_dy {           /* a(co, j) = dy[n,co,o], at j = n*HWo + o */
     const float *dy;
-    int Co, HWo, mfast;        /* mfast 0 */
+    int Co, HWo;
+    enum { mfast = 0 };
     __device__ float operator()(int m, int j) const { return dy[((size_t)(j / HWo) * Co + m) * HWo + j % HWo]; }
 };
 struct uvae__st_dw {           /* split: part[z][co][r] = v;  else dw[co][r] += v */
@@ -526,7 +530,7 @@ void uvae__cu_conv_fwd(const uvae__conv_shape *g, const float *x, const float *w
         }
         return;
     }
-    uvae__ld_w a = {w, CK, 0};
+    uvae__ld_w a = {w, CK};
     uvae__ld_col b = {x, *g, 1};
     uvae__st_y st = {y, g->Co, HWo, acc};
     uvae__h_tgemm(__func__, a, b, st, g->Co, g->N * HWo, CK, 1, CK);
@@ -540,8 +544,8 @@ void uvae__cu_conv_bwd_x(const uvae__conv_shape *g, const float *dy, const float
         }
         return;
     }
-    uvae__ld_wt a = {w, CK, g->k * g->k, 0};
-    uvae__ld_dy_tap b = {dy, *g, 1};
+    uvae__ld_wt a = {w, CK, g->k * g->k};
+    uvae__ld_dy_tap b = {dy, *g};
     uvae__st_dx st = {dx, g->Ci, g->H * g->W};
     uvae__h_tgemm(__func__, a, b, st, g->Ci, g->N * g->H * g->W, KK, 1, KK);
 }
@@ -564,7 +568,7 @@ void uvae__cu_conv_bwd_w(const uvae__conv_shape *g, const float *x, const float 
     kper = ((K + S - 1) / S + GEMM_BK - 1) / GEMM_BK * GEMM_BK;
     S = (K + kper - 1) / kper;
     {
-        uvae__ld_dy a = {dy, g->Co, HWo, 0};
+        uvae__ld_dy a = {dy, g->Co, HWo};
         uvae__ld_col b = {x, *g, 0};
         uvae__st_dw st = {dw, scratch, g->Co, CK, S > 1};
         uvae__h_tgemm(__func__, a, b, st, g->Co, CK, K, S, kper);

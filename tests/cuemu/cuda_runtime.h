@@ -350,7 +350,7 @@ inline void run_grid(const char *name, dim3 g, dim3 b, void (*body)(void *), voi
 /* pointer arguments must be device memory (or null) */
 template <class T> inline void check_arg(const char *name, int i, const T &v) {
     if constexpr (std::is_pointer<T>::value) {
-        if (v && !in_device((const void *)v, 1) && !in_device((const void *)v, 0))
+        if (v && !in_device((const void *)v, 0))   /* (one past an allocation's end counts) */
             die("kernel %s: argument %d (%p) is not device memory", name, i, (const void *)v);
     } else {
         (void)name; (void)i; (void)v;
