@@ -180,6 +180,9 @@ typedef struct uvae_params {
     uvae_param **p; int n, cap;
     float *data, *grad;           /* slabs: all values, all gradients (buffers' grad unused) */
     size_t total;                 /* floats in each slab */
+    size_t ntrain;                /* the trainable parameters fill the slabs' first ntrain floats
+                                     (64-byte aligned slices, zero between them), the buffers the
+                                     rest: an optimizer step is one pass over [0, ntrain) */
     int status;                   /* first registration error, reported by uvae_params_alloc */
     int device;                   /* where the slabs live (uvae_params_to moves them) */
 } uvae_params;
@@ -1377,10 +1380,9 @@ uvae_tensor *uvae_params_add(uvae_params *P, int trainable, int init, float init
     vsnprintf(p->name, sizeof p->name, fmt, ap);
     va_end(ap);
     if (uvae__set_shape(&p->t, ndim, shape, p->name) != UVAE_OK) { UVAE_FREE(p); P->status = UVAE_ERR_ARG; return NULL; }
-    p->trainable = trainable;
+    p->trainable = trainable != 0;
     p->init = init;
     p->init_arg = init_arg;
-    p->offset = P->total;
     P->total += (p->t.size + 15) & ~(size_t)15;   /* 64-byte aligned slices of the slab */
     P->p[P->n++] = p;
     return &p->t;
@@ -1388,6 +1390,7 @@ uvae_tensor *uvae_params_add(uvae_params *P, int trainable, int init, float init
 
 int uvae_params_alloc(uvae_params *P, uint64_t seed) {
     uvae_rng rng;
+    size_t off = 0;
     if (P->status) return P->status;
     if (P->data) return uvae__fail(UVAE_ERR_ARG, "uvae_params_alloc: already allocated");
     P->data = (float *)UVAE_MALLOC((P->total ? P->total : 1) * sizeof(float));
@@ -1396,6 +1399,15 @@ int uvae_params_alloc(uvae_params *P, uint64_t seed) {
         return uvae__fail(UVAE_ERR_NOMEM, "uvae_params_alloc: out of memory for %zu parameters", P->total);
     memset(P->data, 0, P->total * sizeof(float));
     memset(P->grad, 0, P->total * sizeof(float));
+    /* slices: the trainable parameters first, in registration order, then the buffers */
+    for (int pass = 1; pass >= 0; pass--) {
+        for (int i = 0; i < P->n; i++)
+            if (P->p[i]->trainable == pass) {
+                P->p[i]->offset = off;
+                off += (P->p[i]->t.size + 15) & ~(size_t)15;
+            }
+        if (pass) P->ntrain = off;
+    }
     uvae_rng_seed(&rng, seed);
     for (int i = 0; i < P->n; i++) {
         uvae_param *p = P->p[i];
@@ -3636,7 +3648,8 @@ uvae_tensor *uvae_discretized_logistic_nll(uvae_ctx *ctx, uvae_tensor *m, uvae_t
 }
 
 /* ---------------------------------------------------------------------------------------------
-   [optim] over the trainable parameters' slices of the slab (buffers are skipped).
+   [optim] one pass over the slabs' trainable part, [0, ntrain) (the buffers lie after it; the
+   zeros between slices stay zero: their gradients and moments are zero).
    SGD:   b = mu b + g;  p -= lr b                                   == torch.optim.SGD(momentum)
    Adam:  m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
           p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)       == torch.optim.Adam
@@ -3703,20 +3716,12 @@ void uvae_optim_free(uvae_optim *o) {
 
 float uvae_grad_norm(const uvae_params *P) {
     double s = 0;
-    for (int k = 0; k < P->n; k++) {
-        const uvae_param *p = P->p[k];
-        double q = 0;
-        if (!p->trainable) continue;
-        UVAE__K(P->device, sumsq, p->t.grad, p->t.size, &q);
-        s += q;
-    }
+    UVAE__K(P->device, sumsq, P->grad, P->ntrain, &s);   /* the trainable part: one pass, zeros between slices */
     return (float)sqrt(s);
 }
 float uvae_clip_grad_norm(uvae_params *P, float max_norm) {
     float norm = uvae_grad_norm(P), coef = max_norm / (norm + 1e-6f);
-    if (coef < 1)
-        for (int k = 0; k < P->n; k++)
-            if (P->p[k]->trainable) UVAE__K(P->device, scale, P->p[k]->t.grad, P->p[k]->t.size, coef);
+    if (coef < 1) UVAE__K(P->device, scale, P->grad, P->ntrain, coef);
     return norm;
 }
 
@@ -3729,12 +3734,8 @@ int uvae_optim_step(uvae_optim *o, uvae_params *P, float lr) {
     o->step++;
     bc1 = 1 - pow(o->beta1, (double)o->step);
     bc2s = sqrt(1 - pow(o->beta2, (double)o->step));
-    for (int k = 0; k < P->n; k++) {
-        uvae_param *q = P->p[k];
-        if (!q->trainable) continue;
-        UVAE__K(P->device, optim, o->kind, q->t.data, q->t.grad, o->m + q->offset, o->v ? o->v + q->offset : NULL, q->t.size, lr,
-                o->beta1, o->beta2, o->eps, o->weight_decay, o->momentum, (float)(lr / bc1), (float)bc2s, o->step == 1);
-    }
+    UVAE__K(P->device, optim, o->kind, P->data, P->grad, o->m, o->v, P->ntrain, lr, o->beta1, o->beta2, o->eps,
+            o->weight_decay, o->momentum, (float)(lr / bc1), (float)bc2s, o->step == 1);
     return uvae__gpu_status("uvae_optim_step");
 }
 

@@ -198,6 +198,50 @@ static void test_rng_params(void) {
     CHECK(p && !p->trainable && p->t.data[0] == 1.0f && p->t.grad == NULL, "running_var is a buffer initialised to 1");
     /* 29634 = the same model built from torch.nn layers, counted by PyTorch */
     CHECK(uvae_params_count(&net.params) == 29634, "trainable parameters: %zu", uvae_params_count(&net.params));
+    {   /* the slab: trainable slices first, 64-byte aligned, in [0, ntrain); the buffers after it */
+        const uvae_params *P = &net.params;
+        int bad = 0, nbuf = 0;
+        for (int i = 0; i < P->n; i++) {
+            const uvae_param *q = P->p[i];
+            size_t end = q->offset + q->t.size;
+            nbuf += !q->trainable;
+            if (q->offset % 16 || q->t.data != P->data + q->offset || (q->trainable ? end > P->ntrain : q->offset < P->ntrain) ||
+                end > P->total)
+                bad++;
+        }
+        CHECK(bad == 0 && nbuf > 0 && P->ntrain >= uvae_params_count(P) && P->ntrain < P->total,
+              "slab layout: %d of %d slices misplaced (ntrain %zu, total %zu, %d buffers)", bad, P->n, P->ntrain, P->total, nbuf);
+    }
+    {   /* an Adam step touches the trainable part only: buffers and the zeros between slices stay */
+        uvae_params *P = &net.params;
+        uvae_optim o;
+        float *before = (float *)malloc(P->total * sizeof(float));
+        int moved_buf = 0, moved_pad = 0, moved_w = 0;
+        if (before && uvae_optim_init(&o, P, UVAE_ADAMW, 1e-2f) == UVAE_OK) {
+            char *is_data = (char *)calloc(P->total, 1);
+            for (size_t j = 0; j < P->total; j++) P->grad[j] = 0;
+            for (int i = 0; i < P->n; i++)
+                if (P->p[i]->trainable)
+                    for (size_t j = 0; j < P->p[i]->t.size; j++) P->p[i]->t.grad[j] = 0.5f - (float)(j % 3) * 0.25f + 0.1f;
+            memcpy(before, P->data, P->total * sizeof(float));
+            CHECK(uvae_optim_step(&o, P, -1) == UVAE_OK && uvae_optim_step(&o, P, -1) == UVAE_OK, "two AdamW steps");
+            for (int i = 0; i < P->n && is_data; i++)
+                for (size_t j = 0; j < P->p[i]->t.size; j++) {
+                    size_t at = P->p[i]->offset + j;
+                    is_data[at] = 1;
+                    if (P->p[i]->trainable) moved_w += P->data[at] != before[at];
+                    else moved_buf += P->data[at] != before[at];
+                }
+            for (size_t j = 0; j < P->total && is_data; j++)
+                if (!is_data[j]) moved_pad += P->data[j] != 0 || o.m[j] != 0 || (j < P->ntrain && o.v[j] != 0);
+            CHECK(is_data && moved_w == (int)uvae_params_count(P) && moved_buf == 0 && moved_pad == 0,
+                  "optimizer over the slab: %d of %zu trainable values moved (want all), %d buffer values, %d padding values changed",
+                  moved_w, uvae_params_count(P), moved_buf, moved_pad);
+            free(is_data);
+            uvae_optim_free(&o);
+        } else CHECK(0, "optimizer over the slab: %s", uvae_last_error());
+        free(before);
+    }
     uvae_unet_free(&net);
 }
 

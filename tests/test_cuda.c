@@ -429,8 +429,14 @@ done:
 #define TRAIN_STEPS 20
 #ifdef UVT_CUEMU
 /* Built against the CUDA emulator (make test-cuda-emu), which counts the runtime calls
-   (tests/cuemu/cuda_runtime.h): mallocs, frees, host-to-device copies and bytes, back and bytes. */
-void cuemu_counts(unsigned long long c[6]);
+   (tests/cuemu/cuda_runtime.h): mallocs, frees, host-to-device copies and bytes, back and bytes,
+   kernel launches. */
+void cuemu_counts(unsigned long long c[7]);
+static unsigned long long emu_launches(void) {
+    unsigned long long c[7];
+    cuemu_counts(c);
+    return c[6];
+}
 #endif
 
 static void test_gpu_training(void) {
@@ -443,7 +449,8 @@ static void test_gpu_training(void) {
     float loss[TRAIN_STEPS];
     size_t cap[TRAIN_STEPS];
 #ifdef UVT_CUEMU
-    unsigned long long calls[2][6] = {{0}};              /* the emulator's counts after step 2 and the last */
+    unsigned long long calls[2][7] = {{0}};              /* the emulator's counts after step 2 and the last */
+    unsigned long long optim_launches[2] = {0, 0};       /* around the last step's uvae_optim_step */
 #endif
     int s, ok = 0, inited = 0;
     if (!ctx || !hx || !hy) { FAIL("training: %s", uvae_last_error()); goto done; }
@@ -461,7 +468,13 @@ static void test_gpu_training(void) {
         l = uvae_cross_entropy(ctx, uvae_unet_forward(ctx, &net, x), y);
         if (!l || uvae_backward(ctx, l) != UVAE_OK) { FAIL("training: step %d: %s", s + 1, uvae_last_error()); break; }
         loss[s] = scalar(l);
+#ifdef UVT_CUEMU
+        optim_launches[0] = emu_launches();
+#endif
         uvae_optim_step(&opt, &net.params, -1);
+#ifdef UVT_CUEMU
+        optim_launches[1] = emu_launches();
+#endif
         cap[s] = uvae_ctx_arena_capacity(ctx);
 #ifdef UVT_CUEMU
         if (s == 1 || s == TRAIN_STEPS - 1) cuemu_counts(calls[s > 1]);
@@ -481,14 +494,19 @@ static void test_gpu_training(void) {
                loss[0], loss[TRAIN_STEPS - 1], TRAIN_STEPS, cap[1], cap[TRAIN_STEPS - 1], TRAIN_STEPS);
 #ifdef UVT_CUEMU
         {   /* steps 3..20 (the batch stays on the device): no allocation, nothing copied in, the loss's 4 bytes back */
-            unsigned long long d[6];
+            unsigned long long d[7];
             int n = TRAIN_STEPS - 2;
-            for (int i = 0; i < 6; i++) d[i] = calls[1][i] - calls[0][i];
+            for (int i = 0; i < 7; i++) d[i] = calls[1][i] - calls[0][i];
             CHECK(d[0] == 0 && d[1] == 0 && d[2] == 0 && d[4] == (unsigned long long)n && d[5] == 4ull * n,
                   "GPU training: over steps 3..%d want no cudaMalloc/cudaFree, no copy in, %d copies of 4 bytes back; got %llu mallocs, "
                   "%llu frees, %llu copies in (%llu bytes), %llu back (%llu bytes)", TRAIN_STEPS, n, d[0], d[1], d[2], d[3], d[4], d[5]);
             printf("  training (emulator's counts): steps 3..%d made %llu cudaMalloc, %llu cudaFree, %llu copies in, %llu copies back of %llu bytes\n",
                    TRAIN_STEPS, d[0], d[1], d[2], d[4], d[5]);
+            /* the optimizer is one pass over the slab, not one launch per parameter tensor */
+            CHECK(optim_launches[1] - optim_launches[0] == 1, "GPU training: an Adam step over %d parameter tensors should be one launch, got %llu",
+                  net.params.n, optim_launches[1] - optim_launches[0]);
+            printf("  training (emulator's counts): %.1f kernel launches per step (forward, loss, backward, Adam); Adam: %llu launch\n",
+                   (double)d[6] / n, optim_launches[1] - optim_launches[0]);
         }
 #endif
     }

@@ -29,7 +29,8 @@
    800), so code for the tensor cores compiles and runs, with the wmma functions of mma.h.
    Environment: CUEMU_DEVICES=0 makes cudaGetDeviceCount report no device (the "no CUDA device"
    path); CUEMU_FIBERS=1 runs every thread on a fiber (by default a warp whose first lane ends
-   without a barrier runs its other lanes as plain calls: see run_block). */
+   without a barrier runs its other lanes as plain calls: see run_block); CUEMU_REPORT=1 prints at
+   exit how many launches and threads ran, CUEMU_REPORT=2 also the launches per kernel. */
 #ifndef UVAE_CUEMU_RUNTIME_H
 #define UVAE_CUEMU_RUNTIME_H
 
@@ -41,6 +42,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -141,11 +143,15 @@ struct state_t {
     double shfl[1024];                           /* the value each thread offers a shuffle */
     std::vector<unsigned char> dyn_shared;
     unsigned long long launches = 0, threads = 0, threads_plain = 0;
-    unsigned long long count[6] = {0};            /* cuemu_counts: see there */
+    unsigned long long count[7] = {0};            /* cuemu_counts: see there */
+    std::map<std::string, unsigned long long> per_kernel;   /* launches by kernel name */
     ~state_t() {                                 /* at exit: CUEMU_REPORT=1 says how much ran */
-        if (getenv("CUEMU_REPORT") && atoi(getenv("CUEMU_REPORT")) > 0)
+        int r = getenv("CUEMU_REPORT") ? atoi(getenv("CUEMU_REPORT")) : 0;
+        if (r > 0)
             fprintf(stderr, "cuemu: %llu kernel launches, %llu CUDA threads (%llu of them as plain calls)\n",
                     launches, threads, threads_plain);
+        if (r > 1)
+            for (const auto &k : per_kernel) fprintf(stderr, "cuemu: %10llu x %s\n", k.second, k.first.c_str());
         for (fiber &f : fibers) free(f.stack);
     }
 };
@@ -338,6 +344,10 @@ inline void run_grid(const char *name, dim3 g, dim3 b, void (*body)(void *), voi
     bdim() = b;
     gdim() = g;
     s.launches++;
+    s.count[6]++;
+    static int per_kernel = -1;
+    if (per_kernel < 0) per_kernel = getenv("CUEMU_REPORT") && atoi(getenv("CUEMU_REPORT")) > 1;
+    if (per_kernel) s.per_kernel[name]++;
     for (unsigned z = 0; z < g.z; z++)
         for (unsigned y = 0; y < g.y; y++)
             for (unsigned x = 0; x < g.x; x++) {
@@ -498,10 +508,10 @@ inline cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemc
 
 /* What the program has asked of the runtime so far, for tests that a training step moves nothing
    it should not: c[0] cudaMalloc calls, c[1] cudaFree calls, c[2] host-to-device copies, c[3]
-   their bytes, c[4] device-to-host copies, c[5] their bytes. (C linkage: tests/test_cuda.c
-   declares it when built for the emulator, -DUVT_CUEMU.) */
-extern "C" void cuemu_counts(unsigned long long c[6]) {
-    for (int i = 0; i < 6; i++) c[i] = cuemu::st().count[i];
+   their bytes, c[4] device-to-host copies, c[5] their bytes, c[6] kernel launches. (C linkage:
+   tests/test_cuda.c declares it when built for the emulator, -DUVT_CUEMU.) */
+extern "C" void cuemu_counts(unsigned long long c[7]) {
+    for (int i = 0; i < 7; i++) c[i] = cuemu::st().count[i];
 }
 
 #endif
