@@ -23,7 +23,7 @@ EXAMPLES = $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c))
 
 all: $(BUILD)/test_unetvae $(EXAMPLES) $(BUILD)/bench $(BUILD)/peak
 
-$(BUILD)/%: examples/%.c unetvae.h
+$(BUILD)/%: examples/%.c unetvae.h examples/common.h
 	@mkdir -p $(BUILD)
 	$(CC) $(WARN) $(CFLAGS) $(OMP) $< $(LDLIBS) -o $@
 
@@ -131,7 +131,7 @@ CUDA_EXAMPLES = $(patsubst examples/%.c,$(BUILD)/%_cuda,$(wildcard examples/*.c)
 
 cuda: $(CUDA_EXAMPLES)
 
-$(BUILD)/%_cuda: examples/%.c unetvae.h unetvae_cuda.cu
+$(BUILD)/%_cuda: examples/%.c unetvae.h examples/common.h unetvae_cuda.cu
 	@mkdir -p $(BUILD)
 	$(NVCC) -O3 $(NVCCFLAGS) -DUNETVAE_CUDA $< unetvae_cuda.cu $(LDLIBS) -o $@
 
@@ -191,7 +191,7 @@ $(BUILD)/test_cuda_emu: tests/test_cuda.c $(DEPS) $(BUILD)/unetvae_cuda_emu.o
 	$(CC) $(WARN) $(CFLAGS) $(OMP) -DUNETVAE_CUDA -DUVT_CUEMU -c $< -o $@.o
 	$(CXX) $(OMP) $@.o $(BUILD)/unetvae_cuda_emu.o $(LDLIBS) -o $@
 
-$(BUILD)/%_emu: examples/%.c unetvae.h $(BUILD)/unetvae_cuda_emu.o
+$(BUILD)/%_emu: examples/%.c unetvae.h examples/common.h $(BUILD)/unetvae_cuda_emu.o
 	$(CC) $(WARN) $(CFLAGS) $(OMP) -DUNETVAE_CUDA -c $< -o $@.o
 	$(CXX) $(OMP) $@.o $(BUILD)/unetvae_cuda_emu.o $(LDLIBS) -o $@
 

@@ -16,14 +16,9 @@
    GPU: nvcc -O3 -DUNETVAE_CUDA examples/cvae.c unetvae_cuda.cu -o cvae_cuda && ./cvae_cuda --device cuda */
 #define _POSIX_C_SOURCE 200809L
 #define UNETVAE_IMPLEMENTATION
+#define EXAMPLE_NAME "cvae"
 #include "../unetvae.h"
-#include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <time.h>
+#include "common.h"
 
 static const char *const CIFAR_NAMES[10] = {"airplane", "automobile", "bird", "cat", "deer",
                                             "dog", "frog", "horse", "ship", "truck"};
@@ -32,29 +27,6 @@ static const char *const CIFAR_SHORT[10] = {"plane", "car", "bird", "cat", "deer
 /* Fashion-MNIST's classes (0 T-shirt/top ... 9 ankle boot), short for captions */
 static const char *const FASHION_SHORT[10] = {"top", "trouser", "pullover", "dress", "coat",
                                               "sandal", "shirt", "sneaker", "bag", "boot"};
-static int bar_open = 0;   /* a progress line is on stderr without its newline */
-
-static void die(const char *fmt, ...) {
-    va_list ap;
-    fprintf(stderr, "%scvae: ", bar_open ? "\n" : "");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
-    exit(1);
-}
-static void die_lib(const char *what) { die("%s: %s", what, uvae_last_error()); }
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) die("out of memory (%zu bytes)", n);
-    return p;
-}
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 typedef struct opts {
     const char *dataset, *data, *out, *judge, *teacher, *dump, *device, *resume, *log_steps;
     int save_every, check_every, stop_after, poison_step;   /* CVAE checkpoints, the NaN guard, and two for tests */
@@ -202,19 +174,6 @@ static void parse(int argc, char **argv, opts *o) {
         o->data = !strcmp(o->dataset, "mnist") ? "data/mnist" : !strcmp(o->dataset, "fashion") ? "/usr/share/datasets/fashion-mnist" : "data/cifar10";
 }
 
-static void mkdir_p(const char *dir) {
-    char s[4096];
-    size_t n = strlen(dir);
-    if (n == 0 || n >= sizeof s) die("bad folder name '%s'", dir);
-    memcpy(s, dir, n + 1);
-    for (size_t i = 1; i <= n; i++)
-        if (s[i] == '/' || s[i] == 0) {
-            char c = s[i];
-            s[i] = 0;
-            if (mkdir(s, 0777) != 0 && errno != EEXIST) die("cannot create '%s': %s", s, strerror(errno));
-            s[i] = c;
-        }
-}
 static int file_exists(const char *p) {
     FILE *f = fopen(p, "rb");
     if (f) fclose(f);
@@ -326,21 +285,6 @@ static float read1(const uvae_tensor *t) {
     float v = 0;
     if (!t || uvae_tensor_copy_out(t, &v) != UVAE_OK) die_lib("reading a value");
     return v;
-}
-static void fmt_eta(char *s, size_t n, double sec) {
-    int t = sec > 0 && sec < 1e7 ? (int)(sec + 0.5) : 0;
-    snprintf(s, n, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
-}
-static void progress(const char *what, int e, int E, int s, int S, double loss, double ips, double eta) {
-    char buf[32];
-    fmt_eta(buf, sizeof buf, eta);
-    fprintf(stderr, "\r%s epoch %d/%d  step %d/%d  loss %.4f  %.0f img/s  ETA %s   ", what, e, E, s, S, loss, ips, buf);
-    fflush(stderr);
-    bar_open = 1;
-}
-static void progress_end(void) {
-    fprintf(stderr, "\n");
-    bar_open = 0;
 }
 static int argmax(const float *v, int n) {
     int k = 0;
@@ -488,12 +432,12 @@ static void get_classifier(const opts *o, const char *name, const char *path, in
         printf("%s: loaded %s\n", name, path);
     } else {
         uvae_optim jo;
-        double t0 = now();
+        double t0 = now_s();
         const char *meta[8];
         char w[32], sz[32], bl[32];
         if (uvae_optim_init(&jo, &J->params, UVAE_ADAM, o->judge_lr) != UVAE_OK) die_lib(name);
         for (int e = 0; e < o->judge_epochs; e++) {
-            double sum = 0, te0 = now();
+            double sum = 0, te0 = now_s();
             for (int i = 0; i < ntr; i++) order[i] = i;
             uvae_shuffle(order, ntr, rng);
             for (int s = 0; s < steps; s++) {
@@ -514,7 +458,7 @@ static void get_classifier(const opts *o, const char *name, const char *path, in
                     sum += v;
                 }
                 if (s % 10 == 0 || s == steps - 1) {
-                    double el = now() - te0;
+                    double el = now_s() - te0;
                     progress(name, e + 1, o->judge_epochs, s + 1, steps, sum / (s + 1), (s + 1) * B / el,
                              el / (s + 1) * ((double)(o->judge_epochs - e) * steps - s - 1));
                 }
@@ -529,7 +473,7 @@ static void get_classifier(const opts *o, const char *name, const char *path, in
         meta[0] = "model"; meta[1] = "uvae_classifier"; meta[2] = "width"; meta[3] = w; meta[4] = "input"; meta[5] = sz;
         meta[6] = "blocks"; meta[7] = bl;
         if (uvae_save(join(file, sizeof file, o->out, base), &J->params, NULL, meta, 4) != UVAE_OK) die_lib(name);
-        printf("%s: trained %d epochs in %.1f s, saved %s\n", name, o->judge_epochs, now() - t0, file);
+        printf("%s: trained %d epochs in %.1f s, saved %s\n", name, o->judge_epochs, now_s() - t0, file);
     }
 }
 
@@ -579,34 +523,6 @@ static void resume_cvae(const char *path, uvae_cvae *M, train_state *ts) {
 }
 /* --resume: the curves' first `epochs` points from OUT/metrics.csv, which is cut back to them. */
 static const char CSV_HEADER[] = "epoch,train_loss,test_loss_nats,label_follow,still_original,seconds\n";
-static void history_from_csv(const char *path, int epochs, float *tr_curve, float *te_curve, float *lf_curve) {
-    char line[512], *rows = (char *)xmalloc((size_t)epochs * sizeof line + 1);
-    size_t len = 0;
-    int got = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) die("--resume: cannot read '%s' (the run's per-epoch history): %s", path, strerror(errno));
-    while (fgets(line, sizeof line, f)) {
-        int ep;
-        double a, b, c;
-        if (sscanf(line, "%d,%lf,%lf,%lf", &ep, &a, &b, &c) != 4 || ep > epochs) continue;   /* the header, later epochs */
-        if (ep != got + 1) die("--resume: '%s' has epoch %d where epoch %d was expected", path, ep, got + 1);
-        tr_curve[got] = (float)a; te_curve[got] = (float)b; lf_curve[got] = (float)(100 * c);
-        got++;
-        memcpy(rows + len, line, strlen(line));
-        len += strlen(line);
-    }
-    fclose(f);
-    if (got != epochs) die("--resume: '%s' holds %d of the %d epochs before the checkpoint", path, got, epochs);
-    if (!(f = fopen(path, "w")) || fputs(CSV_HEADER, f) < 0 || fwrite(rows, 1, len, f) != len || fclose(f) != 0)
-        die("cannot write '%s': %s", path, strerror(errno));
-    free(rows);
-}
-/* The NaN/Inf guard: stop before the optimizer step; the checkpoint on disk is from a good step. */
-static void not_finite(long long step, const char *what, double v, const char *ckpt) {
-    die("cvae step %lld: %s is %g; stopped before the optimizer step. The last checkpoint, %s (if any), is as it was; "
-        "try a lower --lr", step, what, v, ckpt);
-}
-
 int main(int argc, char **argv) {
     opts o;
     uvae_dataset tr, te;
@@ -653,7 +569,7 @@ int main(int argc, char **argv) {
     if (B > ntr) { fprintf(stderr, "cvae: note: --batch %d > %d training images; using %d\n", B, ntr, ntr); B = ntr; }
     if (B > 1024) die("--batch: at most 1024");
     steps = ntr / B;
-    mkdir_p(o.out);
+    mkdir_p(o.out, "--out");
     hx = (float *)xmalloc((size_t)B * px * sizeof(float));
     img = (float *)xmalloc((size_t)B * px * sizeof(float));
     hy = (float *)xmalloc((size_t)B * sizeof(float));
@@ -717,7 +633,8 @@ int main(int argc, char **argv) {
         if (done > (int64_t)o.epochs * steps) die("--resume %s: %lld steps done, more than the run's %lld", o.resume, (long long)done, (long long)o.epochs * steps);
         rng = ts.rng;
         *uvae_ctx_rng(ctx) = ts.ctx_rng;
-        history_from_csv(path, (int)(done / steps), tr_curve, te_curve, lf_curve);
+        history_from_csv(path, CSV_HEADER, (int)(done / steps), tr_curve, te_curve, lf_curve);
+        for (int i = 0; i < (int)(done / steps); i++) lf_curve[i] *= 100;   /* the csv has fractions, the curve percent */
         printf("resumed from %s at step %lld (epoch %d, batch %d of %d)\n", o.resume, (long long)done, (int)(done / steps) + 1,
                (int)(done % steps), steps);
         if (!(csv = fopen(path, "a"))) die("cannot append to %s: %s", path, strerror(errno));
@@ -726,10 +643,10 @@ int main(int argc, char **argv) {
         fputs(CSV_HEADER, csv);
     }
     if (o.log_steps && !(steplog = fopen(o.log_steps, "a"))) die("--log-steps: cannot append to '%s': %s", o.log_steps, strerror(errno));
-    t_start = now();
+    t_start = now_s();
     for (int e = (int)(done / steps); e < o.epochs; e++) {
         int s0 = e == done / steps ? (int)(done % steps) : 0;   /* a resumed run starts mid-epoch */
-        double sum = s0 > 0 ? ts.epoch_sum : 0, te0 = now();
+        double sum = s0 > 0 ? ts.epoch_sum : 0, te0 = now_s();
         if (s0 == 0) ts.rng_epoch = rng;
         {   /* this epoch's order, from the generator as it was at the epoch's start */
             uvae_rng r = ts.rng_epoch;
@@ -783,7 +700,7 @@ int main(int argc, char **argv) {
                 save_cvae(ckpt, &M, &o, e, &ts);
             }
             if (s % 10 == 0 || s == steps - 1) {
-                double el = now() - te0;
+                double el = now_s() - te0;
                 progress("cvae", e + 1, o.epochs, s + 1, steps, sum / (s + 1), (s + 1) * B / el,
                          el / (s + 1) * ((double)(o.epochs - e) * steps - s - 1));
             }
@@ -803,12 +720,12 @@ int main(int argc, char **argv) {
             tr_curve[e] = (float)(sum / steps);
             te_curve[e] = (float)test_loss;
             lf_curve[e] = (float)(100.0 * fol[0] / te.n);
-            fprintf(csv, "%d,%.4f,%.4f,%.4f,%.4f,%.1f\n", e + 1, sum / steps, test_loss, (double)fol[0] / te.n, (double)sty[0] / te.n, now() - t_start);
+            fprintf(csv, "%d,%.4f,%.4f,%.4f,%.4f,%.1f\n", e + 1, sum / steps, test_loss, (double)fol[0] / te.n, (double)sty[0] / te.n, now_s() - t_start);
             fflush(csv);
             printf("epoch %d: train loss %.2f, test loss %.2f nats/image, label-follow %.2f %% (original %.2f %%)", e + 1, sum / steps,
                    test_loss, 100.0 * fol[0] / te.n, 100.0 * sty[0] / te.n);
             if (have_teacher) printf(", by the teacher %.2f %%", 100.0 * fol[1] / te.n);
-            printf(", %.1f s\n", now() - te0);
+            printf(", %.1f s\n", now_s() - te0);
             fflush(stdout);
         }
         {
@@ -867,7 +784,7 @@ int main(int argc, char **argv) {
         }
         if (o.dump) {
             int dims3[3] = {C, S, S};
-            mkdir_p(o.dump);
+            mkdir_p(o.dump, "--dump");
             if (!write_idx(join(path, sizeof path, o.dump, C == 1 ? "images-idx3-ubyte" : "images-idx4-ubyte"), mo.img, te.n,
                            C == 1 ? 2 : 3, C == 1 ? dims3 + 1 : dims3) ||
                 !write_idx(join(path, sizeof path, o.dump, "given-labels-idx1-ubyte"), mo.given, te.n, 0, NULL) ||
@@ -921,7 +838,7 @@ int main(int argc, char **argv) {
         printf("test loss %.2f nats/image%s (%s NLL + KL, correct labels) | judge test accuracy %.2f %% | "
                "label-follow %.2f %% (still the original class %.2f %%) over %d test images with random wrong labels | %.1f s\n",
                test_loss, bpd, o.likelihood == UVAE_DLOGISTIC ? "discretized logistic" : "Bernoulli", 100 * judge_acc,
-               100.0 * follow[0] / te.n, 100.0 * stay[0] / te.n, te.n, now() - t_start);
+               100.0 * follow[0] / te.n, 100.0 * stay[0] / te.n, te.n, now_s() - t_start);
         if (have_teacher)
             printf("(by the teacher, the label loss's own classifier: label-follow %.2f %%, still the original %.2f %%)\n",
                    100.0 * follow[1] / te.n, 100.0 * stay[1] / te.n);

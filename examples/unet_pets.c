@@ -7,46 +7,16 @@
    ("unet_pets: ...") and exit status 1. */
 #define _POSIX_C_SOURCE 200809L
 #define UNETVAE_IMPLEMENTATION
+#define EXAMPLE_NAME "unet_pets"
 #include "../unetvae.h"
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <stdarg.h>
+#include "common.h"
 #include <math.h>
-#include <errno.h>
-#include <time.h>
-#include <sys/stat.h>
-#include <sys/types.h>
 
 #ifdef UNETVAE_CUDA
 #define DEFAULT_DEVICE "cuda"
 #else
 #define DEFAULT_DEVICE "cpu"
 #endif
-
-/* ---- errors --------------------------------------------------------------------------------- */
-static int bar_open;   /* 1 while the progress bar holds the end of the stderr line */
-static void die(const char *fmt, ...) {
-    va_list ap;
-    fflush(stdout);
-    fprintf(stderr, "%sunet_pets: ", bar_open ? "\n" : "");
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-    exit(1);
-}
-static void die_lib(const char *what) { die("%s: %s", what, uvae_last_error()); }
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) die("out of memory (%zu bytes)", n);
-    return p;
-}
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ---- options -------------------------------------------------------------------------------- */
 #define MAX_SCALES 4              /* --eval-size takes up to 4 sizes */
@@ -244,29 +214,10 @@ static char *path_join(const char *a, const char *b) {
     snprintf(s, n, "%s/%s", a, b);
     return s;
 }
-static void need_dir(const char *dir, const char *what) {
-    struct stat st;
-    if (stat(dir, &st) != 0) die("%s '%s': %s", what, dir, strerror(errno));
-    if (!S_ISDIR(st.st_mode)) die("%s '%s' is not a directory", what, dir);
-}
 static void need_file(const char *path, const char *what) {
     struct stat st;
     if (stat(path, &st) != 0) die("%s '%s': %s", what, path, strerror(errno));
     if (S_ISDIR(st.st_mode)) die("%s '%s' is a directory", what, path);
-}
-static void mkdir_p(const char *dir) {
-    size_t n = strlen(dir);
-    char *s = (char *)xmalloc(n + 1);
-    memcpy(s, dir, n + 1);
-    for (size_t i = 1; i <= n; i++)
-        if (s[i] == '/' || s[i] == '\0') {
-            char c = s[i];
-            s[i] = '\0';
-            if (mkdir(s, 0777) != 0 && errno != EEXIST) die("cannot create '%s': %s", s, strerror(errno));
-            s[i] = c;
-        }
-    need_dir(dir, "--out");
-    free(s);
 }
 /* Load a list (error if empty). */
 static void load_set(const char *dir, const char *list, int size, uvae_pets *p) {
@@ -597,33 +548,6 @@ static void resume_from(const char *path, model *m, train_state *ts) {
 /* --resume: the per-epoch history of the first `epochs` epochs from OUT/metrics.csv (for curves.png);
    the file is cut back to them (a run killed after an epoch's row but before its checkpoint). */
 static const char CSV_HEADER[] = "epoch,train_loss,val_pet_iou,val_miou,val_pixel_acc,val_dice,seconds\n";
-static void history_from_csv(const char *path, int epochs, float *h_loss, float *h_piou, float *h_miou) {
-    char line[512], *rows = (char *)xmalloc((size_t)epochs * sizeof line + 1);
-    size_t len = 0;
-    int got = 0;
-    FILE *f = fopen(path, "r");
-    if (!f) die("--resume: cannot read '%s' (the run's per-epoch history): %s", path, strerror(errno));
-    while (fgets(line, sizeof line, f)) {
-        int ep;
-        double l, pi, mi;
-        if (sscanf(line, "%d,%lf,%lf,%lf", &ep, &l, &pi, &mi) != 4 || ep > epochs) continue;   /* the header, later epochs */
-        if (ep != got + 1) die("--resume: '%s' has epoch %d where epoch %d was expected", path, ep, got + 1);
-        h_loss[got] = (float)l; h_piou[got] = (float)pi; h_miou[got] = (float)mi;
-        got++;
-        memcpy(rows + len, line, strlen(line));
-        len += strlen(line);
-    }
-    fclose(f);
-    if (got != epochs) die("--resume: '%s' holds %d of the %d epochs before the checkpoint", path, got, epochs);
-    if (!(f = fopen(path, "w")) || fputs(CSV_HEADER, f) < 0 || fwrite(rows, 1, len, f) != len || fclose(f) != 0)
-        die("cannot write '%s': %s", path, strerror(errno));
-    free(rows);
-}
-/* The NaN/Inf guard: stop before the optimizer step; the checkpoint on disk is from a good step. */
-static void not_finite(long long step, const char *what, double v, const char *ckpt) {
-    die("step %lld: %s is %g; stopped before the optimizer step. The last checkpoint, %s (if any), is as it was; "
-        "try a lower --lr", step, what, v, ckpt);
-}
 
 /* ---- --synthetic: a generated segmentation set ------------------------------------------------ */
 /* n images S x S: a textured background (two colours in waves, plus noise) and one 'pet', an
@@ -737,12 +661,6 @@ static void stats_of(const uvae_pets *p, const int *idx, int n, float mean[3], f
         if (!(std[c] > 1e-6f)) std[c] = 1.0f;   /* a constant channel: leave it unscaled */
     }
 }
-static void fmt_time(double s, char *buf, size_t n) {
-    long t = s > 0 && s < 1e8 ? (long)(s + 0.5) : 0;
-    if (t >= 3600) snprintf(buf, n, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
-    else snprintf(buf, n, "%ld:%02ld", t / 60, t % 60);
-}
-
 static int cmd_train(const opts *o0) {
     opts o = *o0;
     uvae_pets tr, vsep;
@@ -810,7 +728,7 @@ static int cmd_train(const opts *o0) {
         free(perm);
     }
     if (o.limit > 0 && o.limit < ntr) ntr = o.limit;
-    mkdir_p(o.out);
+    mkdir_p(o.out, "--out");
     {   /* the split as lists of names, so another program (bench/torch_unet.py) can use the same one */
         char *pt = path_join(o.out, "split_train.txt"), *pv = path_join(o.out, "split_val.txt");
         FILE *ft = fopen(pt, "w"), *fv = fopen(pv, "w");
@@ -856,7 +774,7 @@ static int cmd_train(const opts *o0) {
         if (done > total_steps) die("--resume %s: %lld steps done, more than the run's %d", o.resume, (long long)done, total_steps);
         rng = ts.rng;
         *uvae_ctx_rng(m.ctx) = ts.ctx_rng;
-        history_from_csv(p_csv, (int)(done / steps), h_loss, h_piou, h_miou);
+        history_from_csv(p_csv, CSV_HEADER, (int)(done / steps), h_loss, h_piou, h_miou);
         printf("resumed from %s at step %lld (epoch %d, batch %d of %d)\n", o.resume, (long long)done, (int)(done / steps) + 1,
                (int)(done % steps), steps);
     } else if (!(csv = fopen(p_csv, "w")) || fputs(CSV_HEADER, csv) < 0 || fclose(csv) != 0)
@@ -915,19 +833,10 @@ static int cmd_train(const opts *o0) {
             }
             images_seen += o.batch;
             el = now_s() - t0;
-            {
-                char eta[32];
-                int w = 20, fill = (s + 1) * w / steps;
-                fmt_time(el / (s + 1) * (steps - s - 1), eta, sizeof eta);
-                fprintf(stderr, "\repoch %d/%d [", e + 1, o.epochs);
-                for (int k = 0; k < w; k++) fputc(k < fill ? '#' : '.', stderr);
-                fprintf(stderr, "] %d/%d loss %.4f %.1f img/s ETA %s   ", s + 1, steps, sum / (s + 1),
-                        (double)(s + 1) * o.batch / (el > 1e-9 ? el : 1e-9), eta);
-                fflush(stderr);
-                bar_open = 1;
-            }
+            progress(NULL, e + 1, o.epochs, s + 1, steps, sum / (s + 1), (double)(s + 1) * o.batch / (el > 1e-9 ? el : 1e-9),
+                     el / (s + 1) * (steps - s - 1));
             if (o.stop_after > 0 && ++run_steps == o.stop_after) {
-                if (bar_open) fputc('\n', stderr);
+                progress_end();
                 printf("stopped after %d steps of this run (--stop-after), at step %lld\n", run_steps, (long long)gstep + 1);
                 exit(0);
             }
@@ -941,8 +850,7 @@ static int cmd_train(const opts *o0) {
         h_loss[e] = (float)(sum / steps);
         h_piou[e] = (float)sm.pet_iou;
         h_miou[e] = (float)sm.miou;
-        fprintf(stderr, "\n");
-        bar_open = 0;
+        progress_end();
         printf("epoch %d/%d  train loss %.4f  val pet IoU %.4f  mIoU %.4f  pixel acc %.4f  Dice %.4f  (%.1f s)\n", e + 1,
                o.epochs, sum / steps, sm.pet_iou, sm.miou, sm.pixel_acc, sm.dice, now_s() - t0);
         fflush(stdout);
@@ -1015,7 +923,7 @@ static int cmd_eval_predict(const opts *o, int predict) {
     if (predict) {
         unsigned char *preds = (unsigned char *)xmalloc((size_t)n * (size_t)m.size * (size_t)m.size);
         char *path;
-        mkdir_p(o->out);
+        mkdir_p(o->out, "--out");
         path = path_join(o->out, "predictions.png");
         evaluate(&m, &set, idx, n, &conf, preds);
         write_predictions(path, &set, idx, n, preds);
