@@ -2,31 +2,37 @@
 # bench/experiments_unet.sh — the four seed variants of the UNet experiment with one recipe, and
 # (TWIN=1) the PyTorch twin of each on the same split; writes OUT/results.md. `make experiments-unet`
 # runs it. Settings come from the environment:
-#   BIN      the unet_pets binary        (build/unet_pets; build/unet_pets_cuda for the GPU)
-#   DATA     the Oxford-IIIT Pet folder  (data/oxford-pets)
-#   OUT      the output folder           (runs/experiments-unet)
-#   RECIPE   flags given to every run    (the recipe: 128x128, 40 epochs, batch 16, lr 1e-3)
-#   TWIN     1: also run bench/torch_unet.py on each variant (PyTorch on the CPU)
-#   DEVICE   cpu | cuda                  (cpu)
-#   REPORT   1: run nothing, only rebuild results.md from the logs already in OUT
-#   EVAL     flags of a second evaluation of each run's checkpoint on its validation split, e.g.
-#            "--tta 1 --eval-size 160": `unet_pets eval` writes OUT/NAME.eval.log after the run, and
-#            results.md gets its pet IoU / mIoU as a column (REPORT=1 reads the .eval.log files)
+#   BIN       the unet_pets binary        (build/unet_pets; build/unet_pets_cuda for the GPU)
+#   DATA      the Oxford-IIIT Pet folder  (data/oxford-pets)
+#   OUT       the output folder           (runs/experiments-unet)
+#   RECIPE    flags given to every run    (the README's one recipe: 128x128, width 32, 100 epochs,
+#             batch 16, one-cycle to lr 2e-3, scale-crop 0.4..1, colour jitter 0.2, flip TTA)
+#   DICE_LOSS the loss of the two "Dice" variants (ce+dice: the seed write-up's Dice loss; or dice)
+#   EVAL      flags of a second evaluation of each run's checkpoint on its validation split
+#             (--tta 1 --eval-size 128,160: the README's protocol; EVAL= for none): `unet_pets eval`
+#             writes OUT/NAME.eval.log after the run, and results.md gets its pet IoU / mIoU as a
+#             column (REPORT=1 reads the .eval.log files). The twin gets the same flags.
+#   TWIN      1: also run bench/torch_unet.py on each variant (PyTorch on the CPU), OUT/NAME.torch.log
+#   DEVICE    cpu | cuda                  (cpu)
+#   REPORT    1: run nothing, only rebuild results.md from the logs already in OUT (a variant
+#             without a .torch.log gets empty twin cells)
 set -euo pipefail
 BIN=${BIN:-build/unet_pets}
 DATA=${DATA:-data/oxford-pets}
 OUT=${OUT:-runs/experiments-unet}
-RECIPE=${RECIPE:---size 128 --epochs 40 --batch 16 --lr 1e-3 --width 64 --depth 4}
+RECIPE=${RECIPE:---size 128 --width 32 --depth 4 --epochs 100 --batch 16 --lr 2e-3 --min-scale 0.4 --jitter 0.2 --tta 1}
+DICE_LOSS=${DICE_LOSS:-ce+dice}
+EVAL=${EVAL---tta 1 --eval-size 128,160}
 TWIN=${TWIN:-0}
 DEVICE=${DEVICE:-cpu}
 PY=${PY:-/usr/bin/python3}
 REPORT=${REPORT:-0}
-EVAL=${EVAL:-}
 
 [ "$REPORT" = 1 ] || [ -x "$BIN" ] || { echo "experiments_unet: $BIN is not built (make $BIN)" >&2; exit 1; }
 [ "$REPORT" = 1 ] || [ -d "$DATA/images" ] || { echo "experiments_unet: no Oxford-IIIT Pet images in '$DATA' (set DATA=..., or make data)" >&2; exit 1; }
 mkdir -p "$OUT"
-variants=("maxpool transpose ce" "maxpool transpose dice" "strided transpose ce" "strided upsample dice")
+case "$DICE_LOSS" in dice|ce+dice) ;; *) echo "experiments_unet: DICE_LOSS must be dice or ce+dice, not '$DICE_LOSS'" >&2; exit 1;; esac
+variants=("maxpool transpose ce" "maxpool transpose $DICE_LOSS" "strided transpose ce" "strided upsample $DICE_LOSS")
 rows=()
 for v in "${variants[@]}"; do
     set -- $v
@@ -48,12 +54,12 @@ for v in "${variants[@]}"; do
         ev=$(grep '^eval' "$OUT/$name.eval.log" | tail -1 | sed 's/.*pet IoU \([0-9.]*\)  mIoU \([0-9.]*\).*/ \1 \/ \2 |/')
     fi
     twin="| | |"
-    if [ "$TWIN" = 1 ]; then
-        if [ "$REPORT" != 1 ]; then
-            echo "== $name: PyTorch twin"
-            # shellcheck disable=SC2086
-            "$PY" bench/torch_unet.py --data "$DATA" --split "$OUT/$name" --down "$1" --up "$2" --loss "$3" $RECIPE | tee "$OUT/$name.torch.log"
-        fi
+    if [ "$TWIN" = 1 ] && [ "$REPORT" != 1 ]; then
+        echo "== $name: PyTorch twin"
+        # shellcheck disable=SC2086
+        "$PY" bench/torch_unet.py --data "$DATA" --split "$OUT/$name" --down "$1" --up "$2" --loss "$3" $RECIPE $EVAL | tee "$OUT/$name.torch.log"
+    fi
+    if [ -f "$OUT/$name.torch.log" ] && grep -q '^summary:' "$OUT/$name.torch.log"; then
         t=$(grep '^summary:' "$OUT/$name.torch.log" | tail -1)
         twin=$(echo "$t" | awk -F'|' '{ split($6, a, " "); split($5, s, " "); printf "| %s / %s | %s |", a[4], a[6], s[1] }')
     fi
@@ -69,7 +75,7 @@ done
     echo "# UNet on Oxford-IIIT Pet: the four seed variants"
     echo
     echo "Recipe: \`$RECIPE\`, device $DEVICE, data \`$DATA\` (validation: the seeded 20 % of the train list that"
-    echo "\`unet_pets train\` holds out; the PyTorch twin, when run, uses the same split). Made by bench/experiments_unet.sh"
+    echo "\`unet_pets train\` holds out; the PyTorch twin, when run, uses the same split and evaluates with the eval flags). Made by bench/experiments_unet.sh"
     echo "on $(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -m), $(nproc) CPU threads."
     echo
     if [ -n "$EVAL" ]; then

@@ -208,7 +208,7 @@ printf "$sum" maxpool/transpose ce 111 10.5 1.5 "" 0.8011 0.7022 0.8833 > "$T/ex
 printf "$sum" maxpool/transpose dice 222 20.5 2.5 " (flip TTA)" 0.8111 0.7122 0.8933 > "$T/exp/maxpool-transpose-dice.log"
 printf "$sum" strided/transpose ce 333 30.5 3.5 "" 0.8211 0.7222 0.9033 > "$T/exp/strided-transpose-ce.log"
 printf "$sum" strided/upsample dice 444 40.5 4.5 " (flip TTA)" 0.8311 0.7322 0.9133 > "$T/exp/strided-upsample-dice.log"
-if REPORT=1 OUT="$T/exp" bash "$ROOT/bench/experiments_unet.sh" >"$T/log" 2>&1 &&
+if REPORT=1 DICE_LOSS=dice EVAL= OUT="$T/exp" bash "$ROOT/bench/experiments_unet.sh" >"$T/log" 2>&1 &&
    grep -qxF '| maxpool-transpose-ce | 111 | 100 | 10.5 s | 1.5 | 0.8011 | 0.7022 | 0.8833 | | |' "$T/exp/results.md" &&
    grep -qxF '| maxpool-transpose-dice | 222 | 100 | 20.5 s | 2.5 | 0.8111 | 0.7122 | 0.8933 | | |' "$T/exp/results.md" &&
    grep -qxF '| strided-upsample-dice | 444 | 100 | 40.5 s | 4.5 | 0.8311 | 0.7322 | 0.9133 | | |' "$T/exp/results.md"; then
@@ -219,12 +219,29 @@ for v in maxpool-transpose-ce maxpool-transpose-dice strided-transpose-ce stride
     printf 'eval (flip TTA, inputs 160x160): x/split_val.txt (60 images): pet IoU 0.9%s  mIoU 0.8%s  pixel acc 0.9000  Dice 0.9000  (IoU pet 0.1 background 0.2 border 0.3)\n' \
         "${#v}1" "${#v}2" > "$T/exp/$v.eval.log"
 done
-if REPORT=1 EVAL="--tta 1 --eval-size 160" OUT="$T/exp" bash "$ROOT/bench/experiments_unet.sh" >"$T/log" 2>&1 &&
+if REPORT=1 DICE_LOSS=dice EVAL="--tta 1 --eval-size 160" OUT="$T/exp" bash "$ROOT/bench/experiments_unet.sh" >"$T/log" 2>&1 &&
    grep -qF '| pet IoU / mIoU, eval `--tta 1 --eval-size 160` |' "$T/exp/results.md" &&
    grep -qxF '| maxpool-transpose-ce | 111 | 100 | 10.5 s | 1.5 | 0.8011 | 0.7022 | 0.8833 | 0.9201 / 0.8202 | | |' "$T/exp/results.md" &&
    grep -qxF '| strided-upsample-dice | 444 | 100 | 40.5 s | 4.5 | 0.8311 | 0.7322 | 0.9133 | 0.9211 / 0.8212 | | |' "$T/exp/results.md"; then
     ok "experiments_unet.sh REPORT=1 EVAL=...: the second evaluation's column"
 else cp "$T/exp/results.md" "$T/log" 2>/dev/null; bad "experiments_unet.sh REPORT=1 EVAL table" "$T/log"; fi
+# ... and with the defaults (the one recipe: CE + Dice for the "Dice" variants, the 128+160 protocol),
+# the twin's cells where a variant has a .torch.log and empty ones where it has none
+mkdir -p "$T/exp2"
+for v in maxpool-transpose-ce maxpool-transpose-ce+dice strided-transpose-ce strided-upsample-ce+dice; do
+    printf "$sum" a/b x 555 50.5 5.5 " (flip TTA)" 0.8011 0.7022 0.8833 > "$T/exp2/$v.log"
+    printf 'eval (flip TTA, inputs 128x128 + 160x160): x (60 images): pet IoU 0.8111  mIoU 0.7122  pixel acc 0.9  Dice 0.9\n' > "$T/exp2/$v.eval.log"
+done
+printf 'summary: torch unet strided/upsample loss ce+dice width 32 depth 4 size 128 | 9417347 params | 100 epochs | train 100.0 s | 2.5 img/s | val pet IoU 0.8222 mIoU 0.7333 pixel acc 0.9\n' \
+    > "$T/exp2/strided-upsample-ce+dice.torch.log"
+if REPORT=1 TWIN=1 OUT="$T/exp2" bash "$ROOT/bench/experiments_unet.sh" >"$T/log" 2>&1 &&
+   grep -qF '| pet IoU / mIoU, eval `--tta 1 --eval-size 128,160` |' "$T/exp2/results.md" &&
+   grep -qxF '| strided-upsample-ce+dice | 555 | 100 | 50.5 s | 5.5 | 0.8011 | 0.7022 | 0.8833 | 0.8111 / 0.7122 | 0.8222 / 0.7333 | 2.5 |' "$T/exp2/results.md" &&
+   grep -qxF '| maxpool-transpose-ce+dice | 555 | 100 | 50.5 s | 5.5 | 0.8011 | 0.7022 | 0.8833 | 0.8111 / 0.7122 | | |' "$T/exp2/results.md"; then
+    ok "experiments_unet.sh REPORT=1 with the defaults: CE + Dice variants, the protocol's column, the twin's cells where it ran"
+else cp "$T/exp2/results.md" "$T/log" 2>/dev/null; bad "experiments_unet.sh REPORT=1 defaults table" "$T/log"; fi
+DICE_LOSS=bce REPORT=1 OUT="$T/exp2" bash "$ROOT/bench/experiments_unet.sh" >"$T/log" 2>&1; rc=$?
+expect -c '[ "$(wc -l < "$T/log")" = 1 ]' "experiments_unet.sh DICE_LOSS=bce: one line, exit 1" 1 "DICE_LOSS must be dice or ce+dice, not 'bce'"
 
 # bench --torch FILE: each of our rows is followed by its ratio to FILE's row of the same name and
 # batch (bench/torch_bench.py's format); a file without such rows is an error
