@@ -433,6 +433,25 @@ static void uvae__cu_col2im(const float *col, int C, int H, int W, int k, int s,
    device (a first layer: Co = 64, CK = 27, one tile); the splits' partial sums go to scratch and
    are added in split order (deterministic). uvae__cu_conv_im2col(1) goes back to the first
    kernels (im2col or col2im, then a GEMM, one image at a time), for comparisons. */
+/* n / d for 0 <= n < 2^31 by a multiply: a GPU has no integer divide (a division by a runtime
+   int is a routine of about 20 instructions), and the loaders below split several indices per
+   element. With s = ceil(log2 d) and M = floor(2^(32+s) / d) + 1 = 2^32 + m:
+   n / d = floor(n M / 2^(32+s)) = (umulhi(n, m) + n) >> s, exact because M d - 2^(32+s) <= d <= 2^s
+   keeps n (M d - 2^(32+s)) / (d 2^(32+s)) below 1/d (Granlund and Montgomery's round-up method). */
+struct uvae__fdiv {
+    unsigned d, m, s;
+    __device__ int q(int n) const { return (int)((__umulhi((unsigned)n, m) + (unsigned)n) >> s); }
+};
+static uvae__fdiv uvae__fdiv_of(int d) {
+    uvae__fdiv f;
+    unsigned s = 0;
+    while ((1u << s) < (unsigned)d) s++;
+    f.d = (unsigned)d;
+    f.s = s;
+    f.m = (unsigned)((((unsigned long long)1 << 32) * (((unsigned long long)1 << s) - (unsigned)d)) / (unsigned)d + 1);
+    return f;
+}
+
 struct uvae__ld_w {            /* a(co, r) = w[co*CK + r] */
     const float *w;
     int CK;
@@ -443,49 +462,73 @@ struct uvae__ld_col {          /* nfast 1: b(r, j) = col(x)[r][j];  nfast 0: b(j
     const float *x;
     uvae__conv_shape g;
     int nfast;
+    uvae__fdiv HWo, Wo, kk, k;
     __device__ float at(int r, int j) const {
-        int HWo = g.Ho * g.Wo, kk = g.k * g.k;
-        int n = j / HWo, o = j % HWo, oh = o / g.Wo, ow = o % g.Wo;
-        int ci = r / kk, q = r % kk, ih = oh * g.s - g.p + q / g.k, iw = ow * g.s - g.p + q % g.k;
+        int n = HWo.q(j), o = j - n * g.Ho * g.Wo, oh = Wo.q(o), ow = o - oh * g.Wo;
+        int ci = kk.q(r), t = r - ci * g.k * g.k, ki = k.q(t), kj = t - ki * g.k;
+        int ih = oh * g.s - g.p + ki, iw = ow * g.s - g.p + kj;
         return ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? x[(((size_t)n * g.Ci + ci) * g.H + ih) * g.W + iw] : 0.0f;
     }
     __device__ float operator()(int k, int n) const { return nfast ? at(k, n) : at(n, k); }
 };
+static uvae__ld_col uvae__ld_col_of(const float *x, const uvae__conv_shape *g, int nfast) {
+    uvae__ld_col l = {x, *g, nfast, uvae__fdiv_of(g->Ho * g->Wo), uvae__fdiv_of(g->Wo), uvae__fdiv_of(g->k * g->k), uvae__fdiv_of(g->k)};
+    return l;
+}
 struct uvae__st_y {            /* y[n,co,o] = v or += v, at j = n*HWo + o */
     float *y;
-    int Co, HWo, acc;
+    int Co, acc;
+    uvae__fdiv HWo;
     __device__ void operator()(int m, int j, float v, int) const {
-        float *d = y + ((size_t)(j / HWo) * Co + m) * HWo + j % HWo;
+        int n = HWo.q(j);
+        float *d = y + ((size_t)n * Co + m) * HWo.d + (j - n * (int)HWo.d);
         *d = acc ? *d + v : v;
     }
 };
 struct uvae__ld_wt {           /* a(ci, q) = w[co*CK + ci*k*k + t] for q = co*k*k + t */
     const float *w;
-    int CK, kk;
+    int CK;
+    uvae__fdiv kk;
     enum { mfast = 0 };
-    __device__ float operator()(int m, int q) const { return w[(size_t)(q / kk) * CK + (size_t)m * kk + q % kk]; }
+    __device__ float operator()(int m, int q) const {
+        int co = kk.q(q);
+        return w[(size_t)co * CK + (size_t)m * kk.d + (q - co * (int)kk.d)];
+    }
 };
 struct uvae__ld_dy_tap {       /* b(q, i): dy[n,co,oh,ow] where tap (ki,kj) of output (oh,ow) reads input pixel i */
     const float *dy;
     uvae__conv_shape g;
+    uvae__fdiv kk, k, HW, W, s;
     enum { nfast = 1 };
     __device__ float operator()(int q, int i) const {
-        int kk = g.k * g.k, co = q / kk, t = q % kk, HW = g.H * g.W, n = i / HW, pix = i % HW;
-        int th = pix / g.W + g.p - t / g.k, tw = pix % g.W + g.p - t % g.k, oh = th / g.s, ow = tw / g.s;
-        if (th < 0 || tw < 0 || th % g.s || tw % g.s || oh >= g.Ho || ow >= g.Wo) return 0.0f;
+        int co = kk.q(q), t = q - co * g.k * g.k, ki = k.q(t), kj = t - ki * g.k;
+        int n = HW.q(i), pix = i - n * g.H * g.W, ph = W.q(pix), pw = pix - ph * g.W;
+        int th = ph + g.p - ki, tw = pw + g.p - kj, oh, ow;
+        if (th < 0 || tw < 0) return 0.0f;
+        oh = s.q(th);
+        ow = s.q(tw);
+        if (oh * g.s != th || ow * g.s != tw || oh >= g.Ho || ow >= g.Wo) return 0.0f;
         return dy[(((size_t)n * g.Co + co) * g.Ho + oh) * g.Wo + ow];
     }
 };
 struct uvae__st_dx {           /* dx[n,ci,pix] += v, at i = n*HW + pix */
     float *dx;
-    int Ci, HW;
-    __device__ void operator()(int m, int i, float v, int) const { dx[((size_t)(i / HW) * Ci + m) * HW + i % HW] += v; }
+    int Ci;
+    uvae__fdiv HW;
+    __device__ void operator()(int m, int i, float v, int) const {
+        int n = HW.q(i);
+        dx[((size_t)n * Ci + m) * HW.d + (i - n * (int)HW.d)] += v;
+    }
 };
 struct uvae__ld_dy {           /* a(co, j) = dy[n,co,o], at j = n*HWo + o */
     const float *dy;
-    int Co, HWo;
+    int Co;
+    uvae__fdiv HWo;
     enum { mfast = 0 };
-    __device__ float operator()(int m, int j) const { return dy[((size_t)(j / HWo) * Co + m) * HWo + j % HWo]; }
+    __device__ float operator()(int m, int j) const {
+        int n = HWo.q(j);
+        return dy[((size_t)n * Co + m) * HWo.d + (j - n * (int)HWo.d)];
+    }
 };
 struct uvae__st_dw {           /* split: part[z][co][r] = v;  else dw[co][r] += v */
     float *dw, *part;
@@ -531,8 +574,8 @@ void uvae__cu_conv_fwd(const uvae__conv_shape *g, const float *x, const float *w
         return;
     }
     uvae__ld_w a = {w, CK};
-    uvae__ld_col b = {x, *g, 1};
-    uvae__st_y st = {y, g->Co, HWo, acc};
+    uvae__ld_col b = uvae__ld_col_of(x, g, 1);
+    uvae__st_y st = {y, g->Co, acc, uvae__fdiv_of(HWo)};
     uvae__h_tgemm(__func__, a, b, st, g->Co, g->N * HWo, CK, 1, CK);
 }
 void uvae__cu_conv_bwd_x(const uvae__conv_shape *g, const float *dy, const float *w, float *dx, float *scratch) {
@@ -544,9 +587,10 @@ void uvae__cu_conv_bwd_x(const uvae__conv_shape *g, const float *dy, const float
         }
         return;
     }
-    uvae__ld_wt a = {w, CK, g->k * g->k};
-    uvae__ld_dy_tap b = {dy, *g};
-    uvae__st_dx st = {dx, g->Ci, g->H * g->W};
+    uvae__ld_wt a = {w, CK, uvae__fdiv_of(g->k * g->k)};
+    uvae__ld_dy_tap b = {dy, *g, uvae__fdiv_of(g->k * g->k), uvae__fdiv_of(g->k), uvae__fdiv_of(g->H * g->W), uvae__fdiv_of(g->W),
+                         uvae__fdiv_of(g->s)};
+    uvae__st_dx st = {dx, g->Ci, uvae__fdiv_of(g->H * g->W)};
     uvae__h_tgemm(__func__, a, b, st, g->Ci, g->N * g->H * g->W, KK, 1, KK);
 }
 void uvae__cu_conv_bwd_w(const uvae__conv_shape *g, const float *x, const float *dy, float *dw, float *scratch) {
@@ -568,8 +612,8 @@ void uvae__cu_conv_bwd_w(const uvae__conv_shape *g, const float *x, const float 
     kper = ((K + S - 1) / S + GEMM_BK - 1) / GEMM_BK * GEMM_BK;
     S = (K + kper - 1) / kper;
     {
-        uvae__ld_dy a = {dy, g->Co, HWo};
-        uvae__ld_col b = {x, *g, 0};
+        uvae__ld_dy a = {dy, g->Co, uvae__fdiv_of(HWo)};
+        uvae__ld_col b = uvae__ld_col_of(x, g, 0);
         uvae__st_dw st = {dw, scratch, g->Co, CK, S > 1};
         uvae__h_tgemm(__func__, a, b, st, g->Co, CK, K, S, kper);
     }

@@ -401,6 +401,7 @@ inline float atomicAdd(float *p, float v) { float old = *p; *p = old + v; return
 inline float __fadd_rn(float a, float b) { return a + b; }
 inline float __fmul_rn(float a, float b) { return a * b; }
 inline float __int_as_float(int i) { float f; memcpy(&f, &i, sizeof f); return f; }
+inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((unsigned long long)a * b) >> 32); }
 inline int __float_as_int(float f) { int i; memcpy(&i, &f, sizeof i); return i; }
 
 inline void *uvae_emu_dyn_shared() { return cuemu::st().dyn_shared.data(); }
