@@ -420,19 +420,6 @@ static void uvae__cu_col2im(const float *col, int C, int H, int W, int k, int s,
     UVAE__LAUNCH((size_t)C * H * W, uvae__k_col2im, col, C, H, W, k, s, p, Ho, Wo, img);
 }
 
-/* [conv kernels] the three products of a convolution (unetvae.h, [ops/conv kernels]), each one
-   tiled product over the whole batch with im2col done by the loaders (implicit GEMM): no columns
-   in memory, one launch per product. With r = (ci*k + ki)*k + kj (CK = Ci*k*k of them), an output
-   position j = n*HWo + oh*Wo + ow and col(x)[r][j] = x[n, ci, oh*s-p+ki, ow*s-p+kj] (0 outside):
-     forward      y[n,co,o]  (+)= sum_r w[co,r] col(x)[r][j]              M = Co, N = N*HWo, K = CK
-     data grad    dx[n,ci,i] += sum over q = (co,ki,kj) of w[co, ci*k*k + ki*k + kj] dy[n,co,oh,ow],
-                  (oh, ow) the output whose tap (ki, kj) reads input pixel i (none: 0)
-                                                                          M = Ci, N = N*H*W, K = Co*k*k
-     weight grad  dw[co,r]   += sum_j dy[n,co,o] col(x)[r][j]              M = Co, N = CK, K = N*HWo
-   The weight gradient splits its long k over blocks when it has too few output tiles to fill the
-   device (a first layer: Co = 64, CK = 27, one tile); the splits' partial sums go to scratch and
-   are added in split order (deterministic). uvae__cu_conv_im2col(1) goes back to the first
-   kernels (im2col or col2im, then a GEMM, one image at a time), for comparisons. */
 /* n / d for 0 <= n < 2^31 by a multiply: a GPU has no integer divide (a division by a runtime
    int is a routine of about 20 instructions), and the loaders below split several indices per
    element. With s = ceil(log2 d) and M = floor(2^(32+s) / d) + 1 = 2^32 + m:
@@ -452,6 +439,19 @@ static uvae__fdiv uvae__fdiv_of(int d) {
     return f;
 }
 
+/* [conv kernels] the three products of a convolution (unetvae.h, [ops/conv kernels]), each one
+   tiled product over the whole batch with im2col done by the loaders (implicit GEMM): no columns
+   in memory, one launch per product. With r = (ci*k + ki)*k + kj (CK = Ci*k*k of them), an output
+   position j = n*HWo + oh*Wo + ow and col(x)[r][j] = x[n, ci, oh*s-p+ki, ow*s-p+kj] (0 outside):
+     forward      y[n,co,o]  (+)= sum_r w[co,r] col(x)[r][j]              M = Co, N = N*HWo, K = CK
+     data grad    dx[n,ci,i] += sum over q = (co,ki,kj) of w[co, ci*k*k + ki*k + kj] dy[n,co,oh,ow],
+                  (oh, ow) the output whose tap (ki, kj) reads input pixel i (none: 0)
+                                                                          M = Ci, N = N*H*W, K = Co*k*k
+     weight grad  dw[co,r]   += sum_j dy[n,co,o] col(x)[r][j]              M = Co, N = CK, K = N*HWo
+   The weight gradient splits its long k over blocks when it has too few output tiles to fill the
+   device (a first layer: Co = 64, CK = 27, one tile); the splits' partial sums go to scratch and
+   are added in split order (deterministic). uvae__cu_conv_im2col(1) goes back to the first
+   kernels (im2col or col2im, then a GEMM, one image at a time), for comparisons. */
 struct uvae__ld_w {            /* a(co, r) = w[co*CK + r] */
     const float *w;
     int CK;
