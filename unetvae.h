@@ -173,7 +173,7 @@ typedef struct uvae_param {
     uvae_tensor t;
     int trainable;                /* 0 for buffers: no gradient, not optimised */
     int init; float init_arg;
-    size_t offset;                /* into the slabs, in floats */
+    size_t offset;                /* into the slabs, in floats (set by uvae_params_alloc) */
 } uvae_param;
 
 typedef struct uvae_params {
