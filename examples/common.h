@@ -102,7 +102,8 @@ static void not_finite(long long step, const char *what, double v, const char *c
 }
 
 /* --resume: read the first `epochs` rows of a run's metrics.csv ("epoch,a,b,c,..."; the columns
-   after the epoch into a, b, c) and write the file back with only those rows under `header`, so
+   after the epoch into a, b, c, for the curves) and write the file back with only those rows under
+   `header` (a run killed after an epoch's row but before its checkpoint wrote one row too many), so
    that the resumed run appends epoch epochs+1 where it belongs. Dies unless rows 1..epochs are all
    there, in order. */
 static void history_from_csv(const char *path, const char *header, int epochs, float *a, float *b, float *c) {

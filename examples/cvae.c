@@ -521,7 +521,7 @@ static void resume_cvae(const char *path, uvae_cvae *M, train_state *ts) {
     uvae_st_free(&f);
     if (uvae_load(path, &M->params, ts->opt) != UVAE_OK) die_lib("--resume");
 }
-/* --resume: the curves' first `epochs` points from OUT/metrics.csv, which is cut back to them. */
+/* OUT/metrics.csv, one row per epoch (--resume reads it back with history_from_csv, common.h) */
 static const char CSV_HEADER[] = "epoch,train_loss,test_loss_nats,label_follow,still_original,seconds\n";
 int main(int argc, char **argv) {
     opts o;

@@ -545,8 +545,7 @@ static void resume_from(const char *path, model *m, train_state *ts) {
     uvae_st_free(&f);
     if (uvae_load(path, &m->net.params, ts->opt) != UVAE_OK) die_lib("--resume");
 }
-/* --resume: the per-epoch history of the first `epochs` epochs from OUT/metrics.csv (for curves.png);
-   the file is cut back to them (a run killed after an epoch's row but before its checkpoint). */
+/* OUT/metrics.csv, one row per epoch (--resume reads it back with history_from_csv, common.h) */
 static const char CSV_HEADER[] = "epoch,train_loss,val_pet_iou,val_miou,val_pixel_acc,val_dice,seconds\n";
 
 /* ---- --synthetic: a generated segmentation set ------------------------------------------------ */
