@@ -1360,6 +1360,8 @@ int uvae_backward(uvae_ctx *ctx, uvae_tensor *loss) {
    [params] */
 void uvae_params_init(uvae_params *P) { memset(P, 0, sizeof *P); }
 
+/* a tensor's slice of the slabs: its floats rounded up to 16 (64-byte aligned slices) */
+static size_t uvae__slice(size_t n) { return (n + 15) & ~(size_t)15; }
 uvae_tensor *uvae_params_add(uvae_params *P, int trainable, int init, float init_arg,
                              int ndim, const int *shape, const char *fmt, ...) {
     uvae_param *p;
@@ -1383,7 +1385,7 @@ uvae_tensor *uvae_params_add(uvae_params *P, int trainable, int init, float init
     p->trainable = trainable != 0;
     p->init = init;
     p->init_arg = init_arg;
-    P->total += (p->t.size + 15) & ~(size_t)15;   /* 64-byte aligned slices of the slab */
+    P->total += uvae__slice(p->t.size);
     P->p[P->n++] = p;
     return &p->t;
 }
@@ -1404,7 +1406,7 @@ int uvae_params_alloc(uvae_params *P, uint64_t seed) {
         for (int i = 0; i < P->n; i++)
             if (P->p[i]->trainable == pass) {
                 P->p[i]->offset = off;
-                off += (P->p[i]->t.size + 15) & ~(size_t)15;
+                off += uvae__slice(P->p[i]->t.size);
             }
         if (pass) P->ntrain = off;
     }

@@ -428,6 +428,7 @@ static void uvae__cu_col2im(const float *col, int C, int H, int W, int k, int s,
 struct uvae__fdiv {
     unsigned d, m, s;
     __device__ int q(int n) const { return (int)((__umulhi((unsigned)n, m) + (unsigned)n) >> s); }
+    __device__ int r(int n, int qn) const { return n - qn * (int)d; }   /* n % d, given qn = q(n) */
 };
 static uvae__fdiv uvae__fdiv_of(int d) {
     uvae__fdiv f;
@@ -464,8 +465,8 @@ struct uvae__ld_col {          /* nfast 1: b(r, j) = col(x)[r][j];  nfast 0: b(j
     int nfast;
     uvae__fdiv HWo, Wo, kk, k;
     __device__ float at(int r, int j) const {
-        int n = HWo.q(j), o = j - n * g.Ho * g.Wo, oh = Wo.q(o), ow = o - oh * g.Wo;
-        int ci = kk.q(r), t = r - ci * g.k * g.k, ki = k.q(t), kj = t - ki * g.k;
+        int n = HWo.q(j), o = HWo.r(j, n), oh = Wo.q(o), ow = Wo.r(o, oh);
+        int ci = kk.q(r), t = kk.r(r, ci), ki = k.q(t), kj = k.r(t, ki);
         int ih = oh * g.s - g.p + ki, iw = ow * g.s - g.p + kj;
         return ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? x[(((size_t)n * g.Ci + ci) * g.H + ih) * g.W + iw] : 0.0f;
     }
@@ -481,7 +482,7 @@ struct uvae__st_y {            /* y[n,co,o] = v or += v, at j = n*HWo + o */
     uvae__fdiv HWo;
     __device__ void operator()(int m, int j, float v, int) const {
         int n = HWo.q(j);
-        float *d = y + ((size_t)n * Co + m) * HWo.d + (j - n * (int)HWo.d);
+        float *d = y + ((size_t)n * Co + m) * HWo.d + HWo.r(j, n);
         *d = acc ? *d + v : v;
     }
 };
@@ -492,7 +493,7 @@ struct uvae__ld_wt {           /* a(ci, q) = w[co*CK + ci*k*k + t] for q = co*k*
     enum { mfast = 0 };
     __device__ float operator()(int m, int q) const {
         int co = kk.q(q);
-        return w[(size_t)co * CK + (size_t)m * kk.d + (q - co * (int)kk.d)];
+        return w[(size_t)co * CK + (size_t)m * kk.d + kk.r(q, co)];
     }
 };
 struct uvae__ld_dy_tap {       /* b(q, i): dy[n,co,oh,ow] where tap (ki,kj) of output (oh,ow) reads input pixel i */
@@ -501,8 +502,8 @@ struct uvae__ld_dy_tap {       /* b(q, i): dy[n,co,oh,ow] where tap (ki,kj) of o
     uvae__fdiv kk, k, HW, W, s;
     enum { nfast = 1 };
     __device__ float operator()(int q, int i) const {
-        int co = kk.q(q), t = q - co * g.k * g.k, ki = k.q(t), kj = t - ki * g.k;
-        int n = HW.q(i), pix = i - n * g.H * g.W, ph = W.q(pix), pw = pix - ph * g.W;
+        int co = kk.q(q), t = kk.r(q, co), ki = k.q(t), kj = k.r(t, ki);
+        int n = HW.q(i), pix = HW.r(i, n), ph = W.q(pix), pw = W.r(pix, ph);
         int th = ph + g.p - ki, tw = pw + g.p - kj, oh, ow;
         if (th < 0 || tw < 0) return 0.0f;
         oh = s.q(th);
@@ -517,7 +518,7 @@ struct uvae__st_dx {           /* dx[n,ci,pix] += v, at i = n*HW + pix */
     uvae__fdiv HW;
     __device__ void operator()(int m, int i, float v, int) const {
         int n = HW.q(i);
-        dx[((size_t)n * Ci + m) * HW.d + (i - n * (int)HW.d)] += v;
+        dx[((size_t)n * Ci + m) * HW.d + HW.r(i, n)] += v;
     }
 };
 struct uvae__ld_dy {           /* a(co, j) = dy[n,co,o], at j = n*HWo + o */
@@ -527,7 +528,7 @@ struct uvae__ld_dy {           /* a(co, j) = dy[n,co,o], at j = n*HWo + o */
     enum { mfast = 0 };
     __device__ float operator()(int m, int j) const {
         int n = HWo.q(j);
-        return dy[((size_t)n * Co + m) * HWo.d + (j - n * (int)HWo.d)];
+        return dy[((size_t)n * Co + m) * HWo.d + HWo.r(j, n)];
     }
 };
 struct uvae__st_dw {           /* split: part[z][co][r] = v;  else dw[co][r] += v */
