@@ -825,8 +825,10 @@ int fsync(int);
 #ifdef _OPENMP
 #include <omp.h>
 #define UVAE__OMP(x) _Pragma(#x)
+#define UVAE__THREAD() omp_get_thread_num()
 #else
 #define UVAE__OMP(x)
+#define UVAE__THREAD() 0
 #endif
 /* parallelise a loop only when it has enough work to pay for the threads */
 #define UVAE__PAR_MIN 32768
@@ -1509,6 +1511,7 @@ static int uvae__params_finish(uvae_params *P, uint64_t seed) {
 #define UVAE__KC 256
 #define UVAE__MC 144                /* a multiple of MR: Ap (MC x KC) stays in L2 */
 #define UVAE__NC 2048               /* a multiple of NR: Bp (KC x NC) stays in L3 */
+#define UVAE__DIRECT_M (4 * UVAE__MR) /* up to this many rows of A, B is read in place, not packed */
 
 /* tile (+)= A @ B over K, written to C (ldc) whole: acc 0 stores, 1 adds. Row k of B (NR floats)
    is at B + boff[k]: k * NR when packed, k * ldb when B is read in place, and for the implicit
@@ -1649,6 +1652,7 @@ static void uvae__pack_b(int tb, const float *B, int ldb, int k0, int j0, int kc
 }
 
 /* The plain loops, for products too small to pay for the packing. */
+static int uvae__gemm_is_small(int M, int N, int K) { return K <= 0 || (double)M * N * K < 32768.0; }
 static void uvae__gemm_small(int ta, int tb, int M, int N, int K, const float *A, int lda,
                              const float *B, int ldb, float *C, int ldc, int accumulate) {
     for (int i = 0; i < M; i++) {
@@ -1670,7 +1674,7 @@ static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, 
     ptrdiff_t offp[UVAE__KC], offd[UVAE__KC];   /* where row k of a B panel is: packed, in place */
     float *Ap, *Bp;
     if (M <= 0 || N <= 0) return;
-    if (K <= 0 || (double)M * N * K < 32768.0) {
+    if (uvae__gemm_is_small(M, N, K)) {
         if (K <= 0) { if (!accumulate) for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float)); return; }
         uvae__gemm_small(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
         return;
@@ -1690,7 +1694,7 @@ static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, 
         uvae__ukr_fn ukr = uvae__ukr;
         /* few rows of A: each B panel serves few tiles, so read B in place rather than pack it
            (its whole panels; the ragged last one is still packed) */
-        int direct = !tb && M <= 4 * UVAE__MR;
+        int direct = !tb && M <= UVAE__DIRECT_M;
         for (int jc = 0; jc < N; jc += UVAE__NC) {
             int nc = N - jc < UVAE__NC ? N - jc : UVAE__NC, nbp = (nc + UVAE__NR - 1) / UVAE__NR, nfull = nc / UVAE__NR;
             for (int pc = 0; pc < K; pc += UVAE__KC) {
@@ -1753,6 +1757,72 @@ static void uvae__cpu_im2col(const float *img, int b, int C, int H, int W, int k
             for (int ow = 0; ow < Wo; ow++) {
                 int iw = ow * s - p + kj;
                 d[ow] = (iw >= 0 && iw < W) ? src[(size_t)ih * W + iw] : 0.0f;
+            }
+        }
+    }
+}
+/* One NR-column panel of im2col in the GEMM's packed layout, Bp[r][j] = col[r][jp * NR + j] for the
+   b images' columns side by side (L = b * Ho * Wo of them; zeros past L). Column j reads its window
+   at img[off[j] + the tap's and the channel's offset] where bit j of the tap's mask says the tap
+   lies inside the image. */
+static void uvae__im2col_panel(const float *img, int b, int C, int H, int W, int k, int s, int p, int Ho, int Wo, int jp, float *Bp) {
+    int HWo = Ho * Wo, L = b * HWo, ih0[UVAE__NR], iw0[UVAE__NR];
+    ptrdiff_t off[UVAE__NR];
+    for (int j = 0; j < UVAE__NR; j++) {
+        int q = jp * UVAE__NR + j, o = q % HWo;
+        ih0[j] = o / Wo * s - p;
+        iw0[j] = q < L ? o % Wo * s - p : -k - 1;         /* past L: a window wholly left of the image */
+        off[j] = (ptrdiff_t)(q / HWo) * C * H * W + (ptrdiff_t)ih0[j] * W + iw0[j];
+    }
+    for (int ki = 0; ki < k; ki++)
+        for (int kj = 0; kj < k; kj++) {
+            uint32_t m = 0;                               /* NR = 32 columns: a bit each */
+            float *d = Bp + ((size_t)ki * k + kj) * UVAE__NR;
+            ptrdiff_t t = (ptrdiff_t)ki * W + kj;         /* the tap's offset, then the channel's */
+            for (int j = 0; j < UVAE__NR; j++)
+                m |= (uint32_t)((unsigned)(ih0[j] + ki) < (unsigned)H && (unsigned)(iw0[j] + kj) < (unsigned)W) << j;
+            for (int c = 0; c < C; c++, d += (size_t)k * k * UVAE__NR, t += (ptrdiff_t)H * W) {
+                if (m == 0xffffffffu) for (int j = 0; j < UVAE__NR; j++) d[j] = img[off[j] + t];
+                else for (int j = 0; j < UVAE__NR; j++) d[j] = m >> j & 1 ? img[off[j] + t] : 0.0f;
+            }
+        }
+}
+/* out[M, L] (+)= w[M, K] @ im2col(img)[K, L] (K = C*k*k), one panel of NR columns at a time: each
+   thread gathers its panel into its own slot of Bp (K * NR floats per thread, for as many threads
+   as there are panels: the caller's K * L rounded up to NR) and runs the panel's column of tiles
+   over it while it is in cache, reading w's rows in place, so the columns never go to memory whole
+   and nothing is packed twice. Sums as in uvae__cpu_gemm (k in KC slices, in order): the same bits. */
+static void uvae__cpu_conv_gemm_cols(const float *img, int b, int C, int H, int W, int k, int s, int p, int Ho, int Wo,
+                                     int M, const float *w, float *out, int acc, float *Bp) {
+    int K = C * k * k, L = b * Ho * Wo, nbp = (L + UVAE__NR - 1) / UVAE__NR;
+    ptrdiff_t offp[UVAE__KC];
+    uvae__ukr_fn ukr;
+    if (!uvae__ukr) uvae__cpu_kernel(0);
+    ukr = uvae__ukr;
+    for (int q = 0; q < UVAE__KC; q++) offp[q] = (ptrdiff_t)q * UVAE__NR;
+    UVAE__OMP(omp parallel if ((double)M * L * K > 1e6))
+    {
+        float *bp = Bp + (size_t)UVAE__THREAD() * K * UVAE__NR;   /* static schedule: thread t < nbp */
+        int jp;
+        UVAE__OMP(omp for schedule(static))
+        for (jp = 0; jp < nbp; jp++) {
+            int j0 = jp * UVAE__NR, cols = L - j0 < UVAE__NR ? L - j0 : UVAE__NR;
+            uvae__im2col_panel(img, b, C, H, W, k, s, p, Ho, Wo, jp, bp);
+            for (int i0 = 0; i0 < M; i0 += UVAE__MR) {
+                int rows = M - i0 < UVAE__MR ? M - i0 : UVAE__MR;
+                float *c = out + (size_t)i0 * L + j0;
+                ptrdiff_t aoff[UVAE__MR];
+                for (int pc = 0; pc < K; pc += UVAE__KC) {
+                    int kc = K - pc < UVAE__KC ? K - pc : UVAE__KC, a = acc || pc > 0;
+                    for (int r = 0; r < UVAE__MR; r++) aoff[r] = (ptrdiff_t)(i0 + (r < rows ? r : 0)) * K + pc;
+                    if (rows == UVAE__MR && cols == UVAE__NR) ukr(kc, w, aoff, bp + (size_t)pc * UVAE__NR, offp, c, L, a);
+                    else {                                /* an edge tile: via a whole one */
+                        float tile[UVAE__MR * UVAE__NR];
+                        ukr(kc, w, aoff, bp + (size_t)pc * UVAE__NR, offp, tile, UVAE__NR, 0);
+                        for (int r = 0; r < rows; r++)
+                            for (int j = 0; j < cols; j++) c[(size_t)r * L + j] = a ? c[(size_t)r * L + j] + tile[r * UVAE__NR + j] : tile[r * UVAE__NR + j];
+                    }
+                }
             }
         }
     }
@@ -1970,9 +2040,10 @@ static size_t uvae__conv_scratch(int dev, const uvae__conv_shape *g) {
     size_t HWo = (size_t)g->Ho * g->Wo, CK = (size_t)g->Ci * g->k * g->k, n = 0, m;
     int b = dev == UVAE_CPU ? uvae__conv_chunk(g) : 1;
     size_t col = CK * b * HWo + (b > 1 ? (size_t)g->Co * b * HWo : 0);   /* im2col + GEMM */
+    size_t colp = CK * ((b * HWo + UVAE__NR - 1) / UVAE__NR * UVAE__NR) + (b > 1 ? (size_t)g->Co * b * HWo : 0);
     uvae__conv_shape f = uvae__conv_flipped(g);
     if (dev != UVAE_CPU) return col;
-    m = uvae__conv_winograd(g) ? uvae__winograd_scratch(g) : uvae__conv_implicit(g) ? uvae__implicit_scratch(g) : col;
+    m = uvae__conv_winograd(g) ? uvae__winograd_scratch(g) : uvae__conv_implicit(g) ? uvae__implicit_scratch(g) : colp;
     if (m > n) n = m;                                                              /* conv_fwd */
     m = uvae__conv_bwd_x_winograd(g) ? uvae__winograd_scratch(&f)
         : uvae__conv_bwd_x_implicit(g) ? uvae__implicit_scratch(&f) : col;        /* conv_bwd_x */
@@ -2585,14 +2656,15 @@ static void uvae__cpu_conv_fwd(const uvae__conv_shape *g, const float *x, const 
     if (uvae__conv_implicit(g)) { uvae__cpu_conv_fwd_implicit(g, x, w, 0, y, acc, scratch); return; }
     for (int n = 0; n < g->N; n += nb) {
         int b = g->N - n < nb ? g->N - n : nb, L = b * (int)HWo;
-        float *col = scratch, *tmp = scratch + (size_t)CK * L;
-        uvae__cpu_im2col(x + n * xs, b, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, col);
-        if (b == 1) uvae__cpu_gemm(0, 0, g->Co, L, CK, w, CK, col, L, y + n * g->Co * HWo, L, acc);
-        else {   /* with acc, the sums start from y as in the b == 1 case: (y + slice 1) + slice 2 ... */
-            if (acc) uvae__cpu_batch_rows(y + n * g->Co * HWo, b, g->Co, HWo, tmp, 1, 0);
-            uvae__cpu_gemm(0, 0, g->Co, L, CK, w, CK, col, L, tmp, L, acc);
-            uvae__cpu_batch_rows(y + n * g->Co * HWo, b, g->Co, HWo, tmp, 0, 0);
-        }
+        float *col = scratch, *tmp = scratch + (size_t)CK * ((L + UVAE__NR - 1) / UVAE__NR * UVAE__NR), *out = b == 1 ? y + n * g->Co * HWo : tmp;
+        /* with acc, the sums start from y as in the b == 1 case: (y + slice 1) + slice 2 ... */
+        if (b > 1 && acc) uvae__cpu_batch_rows(y + n * g->Co * HWo, b, g->Co, HWo, tmp, 1, 0);
+        if (uvae__gemm_is_small(g->Co, L, CK) || g->Co <= UVAE__DIRECT_M) {   /* the GEMM reads col in place */
+            uvae__cpu_im2col(x + n * xs, b, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, col);
+            uvae__cpu_gemm(0, 0, g->Co, L, CK, w, CK, col, L, out, L, acc);
+        } else   /* the GEMM would pack col again: its panels are gathered straight from x instead */
+            uvae__cpu_conv_gemm_cols(x + n * xs, b, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, g->Co, w, out, acc, col);
+        if (b > 1) uvae__cpu_batch_rows(y + n * g->Co * HWo, b, g->Co, HWo, tmp, 0, 0);
     }
 }
 static void uvae__cpu_conv_bwd_x(const uvae__conv_shape *g, const float *dy, const float *w, float *dx, float *scratch) {

@@ -515,10 +515,67 @@ static void test_gemm_kernels(void) {
     uvae_ctx_free(ctx);
 }
 
+/* Convolutions that take im2col + GEMM (strided, or rows narrower than NR): with more than
+   UVAE__DIRECT_M output channels the GEMM's panels are gathered straight from x
+   (uvae__cpu_conv_gemm_cols), with fewer im2col's columns are read in place. Shapes with a ragged
+   last panel and rows of tiles, more than KC rows of columns, chunks of several images and both
+   paths, against the direct sum, with each micro-kernel, bit-identical across thread counts. */
+static void test_conv_packed_columns(void) {
+    static const int shapes[][8] = {   /* N, Ci, H, W, Co, k, s, p */
+        {3, 5, 9, 9, 50, 4, 2, 1}, {2, 40, 16, 16, 61, 3, 2, 1}, {5, 4, 32, 32, 32, 4, 2, 1}, {2, 7, 10, 13, 64, 3, 1, 0},
+        {2, 40, 16, 16, 13, 3, 2, 1}};
+    static const char *names[4] = {"", "generic", "avx2", "avx512"};
+    int base = uvae__cpu_kernel(-1), runs = 0;
+    uvae_ctx *ctx = uvae_ctx_new(0);
+    uvae_rng r;
+    uvae_rng_seed(&r, 91);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const int *d = shapes[si];
+        int N = d[0], Ci = d[1], H = d[2], W = d[3], Co = d[4], k = d[5], s = d[6], p = d[7];
+        int Ho = (H + 2 * p - k) / s + 1, Wo = (W + 2 * p - k) / s + 1;
+        size_t ny = (size_t)N * Co * Ho * Wo;
+        uvae_tensor *x = uvae_tensor_new(4, (int[]){N, Ci, H, W}), *w = uvae_tensor_new(4, (int[]){Co, Ci, k, k});
+        double *ref = (double *)malloc(ny * sizeof(double));
+        float *first = (float *)malloc(ny * sizeof(float));
+        fill_uniform(x, &r, -1, 1); fill_uniform(w, &r, -0.3f, 0.3f);
+        for (int n = 0; n < N; n++)
+            for (int co = 0; co < Co; co++)
+                for (int oh = 0; oh < Ho; oh++)
+                    for (int ow = 0; ow < Wo; ow++)
+                        ref[((size_t)(n * Co + co) * Ho + oh) * Wo + ow] = conv_ref_out(x->data, w->data, Ci, H, W, k, s, p, n, co, oh, ow);
+        for (int kind = 1; kind <= 3; kind++) {
+            uvae_tensor *y;
+            if (uvae__cpu_kernel(kind) != kind) continue;
+            uvae_ctx_reset(ctx, 0);
+            y = uvae_conv2d(ctx, x, w, NULL, s, p);
+            CHECK(y && max_rel_err(y->data, ref, ny) < 1e-6, "packed columns, %s, shape %zu: conv2d output, max error %.3g",
+                  names[kind], si, y ? max_rel_err(y->data, ref, ny) : -1.0);
+            runs++;
+#ifdef _OPENMP
+            if (y) {
+                int threads = omp_get_max_threads();
+                memcpy(first, y->data, ny * sizeof(float));
+                omp_set_num_threads(threads == 1 ? 3 : 1);
+                uvae_ctx_reset(ctx, 0);
+                y = uvae_conv2d(ctx, x, w, NULL, s, p);
+                omp_set_num_threads(threads);
+                CHECK(y && !memcmp(first, y->data, ny * sizeof(float)), "packed columns, %s, shape %zu: bit-identical with another thread count", names[kind], si);
+            }
+#endif
+        }
+        free(ref); free(first);
+        uvae_tensor_free(x); uvae_tensor_free(w);
+    }
+    uvae__cpu_kernel(base);
+    CHECK(runs >= 4, "packed columns: %d runs", runs);
+    uvae_ctx_free(ctx);
+}
+
 void suite_core(void) {
     test_errors();
     test_grad_recycling();
     test_gemm_kernels();
+    test_conv_packed_columns();
     test_conv_implicit();
     test_conv_winograd();
     test_rng_params();
