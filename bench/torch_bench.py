@@ -17,6 +17,7 @@ peak MB is the peak resident memory of a child process that ran the row alone (o
 peak of torch.cuda.max_memory_allocated).
 """
 import argparse
+import ctypes
 import multiprocessing
 import os
 import resource
@@ -150,6 +151,27 @@ def run(row, steps, dev, tag):
           flush=True)
 
 
+def blas_in_use():
+    """The BLAS that this process's torch sends its matrix products to (linear layers; on the CPU also
+    the transposed convolutions, which torch 1.13 runs through a GEMM). Debian's libtorch links
+    libblas.so.3, which update-alternatives (or LD_LIBRARY_PATH) points at OpenBLAS (libopenblas0,
+    which libtorch recommends), BLIS, MKL or the reference BLAS of libblas3, about 20x slower in a
+    GEMM. Named by the folder of the file that holds this process's sgemm_ (Debian:
+    .../openblas-pthread/, .../openblas-openmp/, .../blas/ for the reference one)."""
+    try:
+        addr = ctypes.cast(ctypes.CDLL("libblas.so.3").sgemm_, ctypes.c_void_p).value
+        with open("/proc/self/maps") as f:
+            for line in f:
+                cols = line.split()
+                lo, hi = (int(v, 16) for v in cols[0].split("-"))
+                if lo <= addr < hi and len(cols) > 5:
+                    d = os.path.basename(os.path.dirname(cols[5]))
+                    return "reference blas" if d == "blas" else d if "linux-gnu" not in d else os.path.basename(cols[5])
+    except (OSError, AttributeError, ValueError):
+        pass
+    return "blas ?"
+
+
 def run_alone(row, steps, threads, dev, tf32):
     """run() in a child process of its own, so that its peak memory is the row's."""
     torch.set_num_threads(threads)
@@ -158,7 +180,7 @@ def run_alone(row, steps, threads, dev, tf32):
         torch.backends.cudnn.allow_tf32 = bool(tf32)
         tag = "torch %s cuda %s" % (torch.__version__, "tf32" if tf32 else "fp32")
     else:
-        tag = "torch %s cpu %d threads" % (torch.__version__, threads)
+        tag = "torch %s cpu %d threads %s" % (torch.__version__, threads, blas_in_use())
     run(row, steps, dev, tag)
 
 
@@ -172,6 +194,10 @@ def main():
     a = ap.parse_args()
     if a.device == "cuda" and not torch.cuda.is_available():
         sys.exit("torch_bench: --device cuda: this PyTorch sees no CUDA device")
+    if a.device == "cpu" and blas_in_use() == "reference blas":
+        print("torch_bench: warning: this torch multiplies matrices with the reference BLAS (Debian's libblas3), about 20x "
+              "slower than OpenBLAS: its linear layers and transposed convolutions crawl and the ratios flatter us; "
+              "`apt-get install libopenblas0` (libtorch recommends it) gives torch a fast BLAS", file=sys.stderr)
     ctx = multiprocessing.get_context("spawn" if a.device == "cuda" else "fork")   # (CUDA does not survive a fork)
     steps = a.steps if a.steps is not None else (20 if a.device == "cuda" else 6)
     for row in ROWS[a.device]:

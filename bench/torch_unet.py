@@ -30,6 +30,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "ref"))
 from make_ref import UNet, dice_loss  # noqa: E402  (our own PyTorch mirror of uvae_unet)
+from torch_bench import blas_in_use  # noqa: E402
 
 
 def load(data, names, S):
@@ -156,9 +157,9 @@ def main():
     steps = len(names["train"]) // a.batch
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr, total_steps=steps * a.epochs, cycle_momentum=False)
     nparams = sum(p.numel() for p in model.parameters())
-    print("torch_unet: %d train / %d val at %dx%d, width %d depth %d (%s/%s), loss %s, %d params, torch %s, %d threads"
+    print("torch_unet: %d train / %d val at %dx%d, width %d depth %d (%s/%s), loss %s, %d params, torch %s, %d threads, %s"
           % (len(names["train"]), len(names["val"]), a.size, a.size, a.width, a.depth, a.down, a.up, a.loss, nparams,
-             torch.__version__, torch.get_num_threads()), flush=True)
+             torch.__version__, torch.get_num_threads(), blas_in_use()), flush=True)
     t_train, seen, last = 0.0, 0, None
     for e in range(a.epochs):
         model.train()
