@@ -1729,6 +1729,13 @@ static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, 
     }
 }
 
+/* the outputs ow in [lo, hi) of a row of Wo whose tap kj falls inside the row of W inputs:
+   0 <= ow*s - p + kj < W (lo <= hi <= Wo) */
+static void uvae__tap_range(int W, int Wo, int s, int p, int kj, int *lo, int *hi) {
+    int l = p - kj > 0 ? (p - kj + s - 1) / s : 0, h = W + p - kj > 0 ? (W + p - kj - 1) / s + 1 : 0;
+    *lo = l < Wo ? l : Wo;
+    *hi = h < *lo ? *lo : h < Wo ? h : Wo;
+}
 /* [ops/im2col] img [C,H,W] -> col [C*k*k, Ho*Wo]: col[(c*k+ki)*k+kj][oh*Wo+ow] =
    img[c, oh*s-p+ki, ow*s-p+kj] (0 outside). col2im adds the columns back (the adjoint).
    On the CPU a chunk of b images is unrolled side by side: image i's columns start at i*Ho*Wo of
@@ -1738,26 +1745,21 @@ static void uvae__cpu_im2col(const float *img, int b, int C, int H, int W, int k
     int t;
     UVAE__OMP(omp parallel for schedule(static) if ((double)b * C * k * k * HWo > UVAE__PAR_MIN))
     for (t = 0; t < b * C * k * k; t++) {
-        int i = t % b, r = t / b, c = r / (k * k), ki = (r / k) % k, kj = r % k;
+        int i = t % b, r = t / b, c = r / (k * k), ki = (r / k) % k, kj = r % k, lo, hi;
         const float *src = img + ((size_t)i * C + c) * H * W;
         float *dst = col + (size_t)r * ld + (size_t)i * HWo;
-        /* stride 1: a row of outputs reads one run of an input row, ow in [lo, hi); zeros around it */
-        int lo = p - kj > 0 ? p - kj : 0, hi = W + p - kj < Wo ? W + p - kj : Wo;
+        uvae__tap_range(W, Wo, s, p, kj, &lo, &hi);       /* a row of outputs: zeros, a run, zeros */
         for (int oh = 0; oh < Ho; oh++) {
             int ih = oh * s - p + ki;
+            ptrdiff_t o = (ptrdiff_t)ih * W - p + kj;   /* src[o + ow * s]: tap kj of output ow */
             float *d = dst + (size_t)oh * Wo;
             if (ih < 0 || ih >= H) { memset(d, 0, (size_t)Wo * sizeof(float)); continue; }
             if (s == 1) {
-                if (hi <= lo) { memset(d, 0, (size_t)Wo * sizeof(float)); continue; }
                 memset(d, 0, (size_t)lo * sizeof(float));
-                memcpy(d + lo, src + (size_t)ih * W + (lo - p + kj), (size_t)(hi - lo) * sizeof(float));
+                memcpy(d + lo, src + o + lo, (size_t)(hi - lo) * sizeof(float));
                 memset(d + hi, 0, (size_t)(Wo - hi) * sizeof(float));
-                continue;
-            }
-            for (int ow = 0; ow < Wo; ow++) {
-                int iw = ow * s - p + kj;
-                d[ow] = (iw >= 0 && iw < W) ? src[(size_t)ih * W + iw] : 0.0f;
-            }
+            } else   /* (short rows: a test per element costs less than two calls to memset) */
+                for (int ow = 0; ow < Wo; ow++) d[ow] = ow >= lo && ow < hi ? src[o + (ptrdiff_t)ow * s] : 0.0f;
         }
     }
 }
@@ -1837,20 +1839,15 @@ static void uvae__cpu_col2im(const float *col, int b, int C, int H, int W, int k
         for (int ki = 0; ki < k; ki++)
             for (int kj = 0; kj < k; kj++) {
                 const float *src = col + ((size_t)(c * k + ki) * k + kj) * ld + (size_t)i * HWo;
-                int lo = p - kj > 0 ? p - kj : 0, hi = W + p - kj < Wo ? W + p - kj : Wo;   /* stride 1: ow in [lo, hi) */
+                int lo, hi;
+                uvae__tap_range(W, Wo, s, p, kj, &lo, &hi);
                 for (int oh = 0; oh < Ho; oh++) {
                     int ih = oh * s - p + ki;
+                    ptrdiff_t o = (ptrdiff_t)ih * W - p + kj;   /* dst[o + ow * s]: where output ow's tap kj goes */
+                    const float *sr = src + (size_t)oh * Wo;
                     if (ih < 0 || ih >= H) continue;
-                    if (s == 1) {
-                        float *d = dst + (size_t)ih * W + (lo - p + kj);
-                        const float *sr = src + (size_t)oh * Wo + lo;
-                        for (int q = 0; q < hi - lo; q++) d[q] += sr[q];
-                        continue;
-                    }
-                    for (int ow = 0; ow < Wo; ow++) {
-                        int iw = ow * s - p + kj;
-                        if (iw >= 0 && iw < W) dst[(size_t)ih * W + iw] += src[oh * Wo + ow];
-                    }
+                    if (s == 1) for (int ow = lo; ow < hi; ow++) dst[o + ow] += sr[ow];
+                    else for (int ow = lo; ow < hi; ow++) dst[o + (ptrdiff_t)ow * s] += sr[ow];
                 }
             }
     }
