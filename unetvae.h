@@ -1796,34 +1796,30 @@ static void uvae__im2col_panel(const float *img, int b, int C, int H, int W, int
    and nothing is packed twice. Sums as in uvae__cpu_gemm (k in KC slices, in order): the same bits. */
 static void uvae__cpu_conv_gemm_cols(const float *img, int b, int C, int H, int W, int k, int s, int p, int Ho, int Wo,
                                      int M, const float *w, float *out, int acc, float *Bp) {
-    int K = C * k * k, L = b * Ho * Wo, nbp = (L + UVAE__NR - 1) / UVAE__NR;
+    int K = C * k * k, L = b * Ho * Wo, nbp = (L + UVAE__NR - 1) / UVAE__NR, jp;
     ptrdiff_t offp[UVAE__KC];
     uvae__ukr_fn ukr;
     if (!uvae__ukr) uvae__cpu_kernel(0);
     ukr = uvae__ukr;
     for (int q = 0; q < UVAE__KC; q++) offp[q] = (ptrdiff_t)q * UVAE__NR;
-    UVAE__OMP(omp parallel if ((double)M * L * K > 1e6))
-    {
+    UVAE__OMP(omp parallel for schedule(static) if ((double)M * L * K > 1e6))
+    for (jp = 0; jp < nbp; jp++) {
+        int j0 = jp * UVAE__NR, cols = L - j0 < UVAE__NR ? L - j0 : UVAE__NR;
         float *bp = Bp + (size_t)UVAE__THREAD() * K * UVAE__NR;   /* static schedule: thread t < nbp */
-        int jp;
-        UVAE__OMP(omp for schedule(static))
-        for (jp = 0; jp < nbp; jp++) {
-            int j0 = jp * UVAE__NR, cols = L - j0 < UVAE__NR ? L - j0 : UVAE__NR;
-            uvae__im2col_panel(img, b, C, H, W, k, s, p, Ho, Wo, jp, bp);
-            for (int i0 = 0; i0 < M; i0 += UVAE__MR) {
-                int rows = M - i0 < UVAE__MR ? M - i0 : UVAE__MR;
-                float *c = out + (size_t)i0 * L + j0;
-                ptrdiff_t aoff[UVAE__MR];
-                for (int pc = 0; pc < K; pc += UVAE__KC) {
-                    int kc = K - pc < UVAE__KC ? K - pc : UVAE__KC, a = acc || pc > 0;
-                    for (int r = 0; r < UVAE__MR; r++) aoff[r] = (ptrdiff_t)(i0 + (r < rows ? r : 0)) * K + pc;
-                    if (rows == UVAE__MR && cols == UVAE__NR) ukr(kc, w, aoff, bp + (size_t)pc * UVAE__NR, offp, c, L, a);
-                    else {                                /* an edge tile: via a whole one */
-                        float tile[UVAE__MR * UVAE__NR];
-                        ukr(kc, w, aoff, bp + (size_t)pc * UVAE__NR, offp, tile, UVAE__NR, 0);
-                        for (int r = 0; r < rows; r++)
-                            for (int j = 0; j < cols; j++) c[(size_t)r * L + j] = a ? c[(size_t)r * L + j] + tile[r * UVAE__NR + j] : tile[r * UVAE__NR + j];
-                    }
+        uvae__im2col_panel(img, b, C, H, W, k, s, p, Ho, Wo, jp, bp);
+        for (int i0 = 0; i0 < M; i0 += UVAE__MR) {
+            int rows = M - i0 < UVAE__MR ? M - i0 : UVAE__MR;
+            float *c = out + (size_t)i0 * L + j0;
+            ptrdiff_t aoff[UVAE__MR];
+            for (int pc = 0; pc < K; pc += UVAE__KC) {
+                int kc = K - pc < UVAE__KC ? K - pc : UVAE__KC, a = acc || pc > 0;
+                for (int r = 0; r < UVAE__MR; r++) aoff[r] = (ptrdiff_t)(i0 + (r < rows ? r : 0)) * K + pc;
+                if (rows == UVAE__MR && cols == UVAE__NR) ukr(kc, w, aoff, bp + (size_t)pc * UVAE__NR, offp, c, L, a);
+                else {                                /* an edge tile: via a whole one */
+                    float tile[UVAE__MR * UVAE__NR];
+                    ukr(kc, w, aoff, bp + (size_t)pc * UVAE__NR, offp, tile, UVAE__NR, 0);
+                    for (int r = 0; r < rows; r++)
+                        for (int j = 0; j < cols; j++) c[(size_t)r * L + j] = a ? c[(size_t)r * L + j] + tile[r * UVAE__NR + j] : tile[r * UVAE__NR + j];
                 }
             }
         }
@@ -1912,7 +1908,9 @@ static void uvae__cpu_bias_grad(const float *dout, float *db, int N, int C, size
                            conv_bwd_w_implicit); conv_bwd_x runs as a convolution with the flipped
                            weights through either of these two
      im2col + GEMM         everything else: images in chunks of b (uvae__conv_chunk) unrolled side
-                           by side, so each product is one large GEMM
+                           by side, so each product is one large GEMM; with more than
+                           UVAE__DIRECT_M output channels the forward gathers the GEMM's panels
+                           straight from x instead (conv_gemm_cols)
    Every path sums in a fixed order whatever the thread count. */
 static int uvae__conv_chunk(const uvae__conv_shape *g) {
     size_t HWo = (size_t)g->Ho * g->Wo, CK = (size_t)g->Ci * g->k * g->k;
