@@ -431,6 +431,19 @@ static void test_conv_winograd(void) {
     uvae_ctx_free(ctx);
 }
 
+#ifdef _OPENMP
+/* conv2d(x, w) once more with another thread count: the same bits as y0 (a copy: the reset frees y)? */
+static int conv_same_bits_other_threads(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, int s, int p, const float *y0, size_t ny) {
+    int threads = omp_get_max_threads();
+    uvae_tensor *y;
+    omp_set_num_threads(threads == 1 ? 3 : 1);
+    uvae_ctx_reset(ctx, 0);
+    y = uvae_conv2d(ctx, x, w, NULL, s, p);
+    omp_set_num_threads(threads);
+    return y && !memcmp(y0, y->data, ny * sizeof(float));
+}
+#endif
+
 static void test_gemm_kernels(void) {
     enum { N = 9, Ci = 19, H = 31, W = 33, Co = 37, K = 3, S = 1, P = 1 };   /* chunks of 4, 4 and 1 images */
     static const char *names[4] = {"", "generic", "avx2", "avx512"};
@@ -480,15 +493,8 @@ static void test_gemm_kernels(void) {
         CHECK(max_rel_err(w->grad, rdw, w->size) < 1e-6, "%s: conv2d dW, max error %.3g", names[kind], max_rel_err(w->grad, rdw, w->size));
         CHECK(max_rel_err(x->grad, rdx, x->size) < 1e-6, "%s: conv2d dx, max error %.3g", names[kind], max_rel_err(x->grad, rdx, x->size));
 #ifdef _OPENMP
-        {   /* the packed path is deterministic whatever the thread count */
-            int threads = omp_get_max_threads();
-            memcpy(first, y->data, ny * sizeof(float));
-            omp_set_num_threads(threads == 1 ? 3 : 1);
-            uvae_ctx_reset(ctx, 0);
-            y = uvae_conv2d(ctx, x, w, NULL, S, P);
-            omp_set_num_threads(threads);
-            CHECK(y && !memcmp(first, y->data, ny * sizeof(float)), "%s: conv2d bit-identical with another thread count", names[kind]);
-        }
+        memcpy(first, y->data, ny * sizeof(float));   /* the packed path is deterministic whatever the thread count */
+        CHECK(conv_same_bits_other_threads(ctx, x, w, S, P, first, ny), "%s: conv2d bit-identical with another thread count", names[kind]);
 #endif
         uvae_ctx_reset(ctx, 1);
         memset(lx->grad, 0, lx->size * sizeof(float)); memset(lw->grad, 0, lw->size * sizeof(float));
@@ -564,13 +570,8 @@ static void test_conv_packed_columns(void) {
             runs++;
 #ifdef _OPENMP
             if (y) {
-                int threads = omp_get_max_threads();
                 memcpy(first, y->data, ny * sizeof(float));
-                omp_set_num_threads(threads == 1 ? 3 : 1);
-                uvae_ctx_reset(ctx, 0);
-                y = uvae_conv2d(ctx, x, w, NULL, s, p);
-                omp_set_num_threads(threads);
-                CHECK(y && !memcmp(first, y->data, ny * sizeof(float)), "packed columns, %s, shape %zu: bit-identical with another thread count", names[kind], si);
+                CHECK(conv_same_bits_other_threads(ctx, x, w, s, p, first, ny), "packed columns, %s, shape %zu: bit-identical with another thread count", names[kind], si);
             }
 #endif
         }
