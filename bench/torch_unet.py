@@ -14,7 +14,10 @@ mean/std; Adam with OneCycleLR(max_lr, total_steps) (momentum not cycled: our Ad
 with box area U(min_scale, 1) and aspect 3/4..4/3, horizontal flip with p 1/2, colour jitter) with
 the same formulas as uvae_pets_random_views / uvae_pets_batch_views; validation in eval mode with
 one confusion matrix pooled over the split (with --tta and --eval-size as in the C program). The model is tests/ref/make_ref.py's UNet, the mirror
-of uvae_unet checked by the parity tests. Prints one line per epoch and a summary line.
+of uvae_unet checked by the parity tests. Prints one line per epoch and a summary line. With
+--ckpt FILE it saves its whole state (model, Adam, schedule, both random generators, counters)
+after each epoch and, started again with the same flags, continues from it: a long twin can be
+stopped and resumed, and the resumed epochs draw the same views as an unbroken run's.
 Needs Debian's python3-torch, python3-numpy, python3-pil.
 """
 import argparse
@@ -139,6 +142,8 @@ def main():
     ap.add_argument("--eval-size", default="",
                     help="validation inputs loaded at E or E1,E2,.. (logits resized to --size, averaged), as unet_pets --eval-size")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
+    ap.add_argument("--ckpt", default="",
+                    help="save the whole state here after each epoch (atomically); if it exists, continue from it")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
@@ -160,8 +165,17 @@ def main():
     print("torch_unet: %d train / %d val at %dx%d, width %d depth %d (%s/%s), loss %s, %d params, torch %s, %d threads, %s"
           % (len(names["train"]), len(names["val"]), a.size, a.size, a.width, a.depth, a.down, a.up, a.loss, nparams,
              torch.__version__, torch.get_num_threads(), blas_in_use()), flush=True)
-    t_train, seen, last = 0.0, 0, None
-    for e in range(a.epochs):
+    t_train, seen, last, first = 0.0, 0, None, 0
+    recipe = {k: v for k, v in vars(a).items() if k not in ("threads", "ckpt")}
+    if a.ckpt and os.path.exists(a.ckpt):
+        st = torch.load(a.ckpt)
+        if st["recipe"] != recipe:
+            sys.exit("torch_unet: --ckpt %s was made with other flags: %s" % (a.ckpt, st["recipe"]))
+        model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"]); sched.load_state_dict(st["sched"])
+        rng.bit_generator.state = st["rng"]; torch.set_rng_state(st["torch_rng"])
+        t_train, seen, last, first = st["t_train"], st["seen"], st["last"], st["epoch"]
+        print("torch_unet: continuing from %s after epoch %d" % (a.ckpt, first), flush=True)
+    for e in range(first, a.epochs):
         model.train()
         t0, tot = time.time(), 0.0
         order = rng.permutation(len(names["train"]))
@@ -199,6 +213,11 @@ def main():
         print("epoch %d/%d  train loss %.4f  val pet IoU %.4f  mIoU %.4f  pixel acc %.4f  Dice %.4f  (%.1f s)"
               % (e + 1, a.epochs, tot / steps, last["pet_iou"], last["miou"], last["pixel_acc"], last["dice"],
                  time.time() - t0), flush=True)
+        if a.ckpt:   # everything the next epoch depends on, written whole or not at all
+            torch.save({"recipe": recipe, "epoch": e + 1, "model": model.state_dict(), "opt": opt.state_dict(),
+                        "sched": sched.state_dict(), "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                        "t_train": t_train, "seen": seen, "last": last}, a.ckpt + ".tmp")
+            os.replace(a.ckpt + ".tmp", a.ckpt)
     print("summary: torch unet %s/%s loss %s width %d depth %d size %d | %d params | %d epochs | train %.1f s | "
           "%.1f img/s | val pet IoU %.4f mIoU %.4f pixel acc %.4f"
           % (a.down, a.up, a.loss, a.width, a.depth, a.size, nparams, a.epochs, t_train, seen / t_train,
