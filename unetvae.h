@@ -826,9 +826,11 @@ int fsync(int);
 #include <omp.h>
 #define UVAE__OMP(x) _Pragma(#x)
 #define UVAE__THREAD() omp_get_thread_num()
+#define UVAE__THREADS() omp_get_max_threads()
 #else
 #define UVAE__OMP(x)
 #define UVAE__THREAD() 0
+#define UVAE__THREADS() 1
 #endif
 /* parallelise a loop only when it has enough work to pay for the threads */
 #define UVAE__PAR_MIN 32768
@@ -1825,6 +1827,69 @@ static void uvae__cpu_conv_gemm_cols(const float *img, int b, int C, int H, int 
         }
     }
 }
+/* A slice of im2col's transpose in the GEMM's packed layout: Bp[q][j] = col[r0 + j][q0 + q] for the
+   kc pixels from q0 (images side by side) and the NR taps from r0 (zeros past C*k*k).
+   Pixels whose window lies inside the image (most) read their NR values without a test. */
+static void uvae__im2row_panel(const float *img, int C, int H, int W, int k, int s, int p, int Ho, int Wo,
+                               int r0, int q0, int kc, float *Bp) {
+    int CK = C * k * k, HWo = Ho * Wo, full = r0 + UVAE__NR <= CK, tki[UVAE__NR], tkj[UVAE__NR];
+    int i = q0 / HWo, oh = q0 % HWo / Wo, ow = q0 % Wo;
+    ptrdiff_t toff[UVAE__NR];
+    for (int j = 0; j < UVAE__NR; j++) {   /* tap r = (c, ki, kj); past C*k*k a tap above every image */
+        int r = r0 + j < CK ? r0 + j : 0;
+        tki[j] = r0 + j < CK ? r / k % k : -(H + p + k);
+        tkj[j] = r % k;
+        toff[j] = (ptrdiff_t)(r / (k * k)) * H * W + (ptrdiff_t)(r / k % k) * W + r % k;
+    }
+    for (int q = 0; q < kc; q++, Bp += UVAE__NR) {
+        int ih0 = oh * s - p, iw0 = ow * s - p;
+        ptrdiff_t base = (ptrdiff_t)i * C * H * W + (ptrdiff_t)ih0 * W + iw0;
+        if (full && ih0 >= 0 && ih0 + k <= H && iw0 >= 0 && iw0 + k <= W)
+            for (int j = 0; j < UVAE__NR; j++) Bp[j] = img[base + toff[j]];
+        else
+            for (int j = 0; j < UVAE__NR; j++) {
+                int ih = ih0 + tki[j], iw = iw0 + tkj[j];
+                Bp[j] = (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W ? img[base + toff[j]] : 0.0f;
+            }
+        if (++ow == Wo) { ow = 0; if (++oh == Ho) { oh = 0; i++; } }
+    }
+}
+/* dw[M, K] += dy[M, L] (rows ldd apart) @ im2col(img)[K, L]^T (K = C*k*k), a panel of NR taps and a
+   slice of KC pixels at a time: each thread gathers the slice (KC x NR floats, the GEMM's packed
+   layout of im2col's transpose) into its own slot of Bp (KC * NR floats per thread) and runs the
+   panel's tiles over it, dy's rows read in place: im2col's columns are never written whole, nor
+   packed (transposed) again. Sums as in uvae__cpu_gemm (pixels in KC slices, in order): the same bits. */
+static void uvae__cpu_conv_bwd_w_rows(const float *img, int b, int C, int H, int W, int k, int s, int p, int Ho, int Wo,
+                                      int M, const float *dy, int ldd, float *dw, float *Bp) {
+    int K = C * k * k, L = b * Ho * Wo, nbp = (K + UVAE__NR - 1) / UVAE__NR, jp;
+    ptrdiff_t offp[UVAE__KC];
+    uvae__ukr_fn ukr;
+    if (!uvae__ukr) uvae__cpu_kernel(0);
+    ukr = uvae__ukr;
+    for (int q = 0; q < UVAE__KC; q++) offp[q] = (ptrdiff_t)q * UVAE__NR;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)M * L * K > 1e6))
+    for (jp = 0; jp < nbp; jp++) {
+        int j0 = jp * UVAE__NR, cols = K - j0 < UVAE__NR ? K - j0 : UVAE__NR;
+        float *bp = Bp + (size_t)UVAE__THREAD() * UVAE__KC * UVAE__NR;   /* static schedule: thread t < nbp */
+        for (int pc = 0; pc < L; pc += UVAE__KC) {
+            int kc = L - pc < UVAE__KC ? L - pc : UVAE__KC;
+            uvae__im2row_panel(img, C, H, W, k, s, p, Ho, Wo, j0, pc, kc, bp);
+            for (int i0 = 0; i0 < M; i0 += UVAE__MR) {
+                int rows = M - i0 < UVAE__MR ? M - i0 : UVAE__MR;
+                float *c = dw + (size_t)i0 * K + j0;
+                ptrdiff_t aoff[UVAE__MR];
+                for (int r = 0; r < UVAE__MR; r++) aoff[r] = (ptrdiff_t)(i0 + (r < rows ? r : 0)) * ldd + pc;
+                if (rows == UVAE__MR && cols == UVAE__NR) ukr(kc, dy, aoff, bp, offp, c, K, 1);
+                else {                                    /* an edge tile: via a whole one */
+                    float tile[UVAE__MR * UVAE__NR];
+                    ukr(kc, dy, aoff, bp, offp, tile, UVAE__NR, 0);
+                    for (int r = 0; r < rows; r++)
+                        for (int j = 0; j < cols; j++) c[(size_t)r * K + j] += tile[r * UVAE__NR + j];
+                }
+            }
+        }
+    }
+}
 static void uvae__cpu_col2im(const float *col, int b, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *img) {
     size_t HWo = (size_t)Ho * Wo, ld = (size_t)b * HWo;
     int t;
@@ -2686,9 +2751,16 @@ static void uvae__cpu_conv_bwd_w(const uvae__conv_shape *g, const float *x, cons
         int b = g->N - n < nb ? g->N - n : nb, L = b * (int)HWo;
         float *col = scratch, *G = scratch + (size_t)CK * L;
         const float *d = dy + n * g->Co * HWo;
-        uvae__cpu_im2col(x + n * xs, b, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, col);
+        int nbp = (CK + UVAE__NR - 1) / UVAE__NR;
         if (b > 1) { uvae__cpu_batch_rows((float *)d, b, g->Co, HWo, G, 1, 0); d = G; }
-        uvae__cpu_gemm(0, 1, g->Co, CK, L, d, L, col, L, dw, CK, 1);
+        /* the GEMM would pack im2col's transpose: gather its slices straight from x instead, where
+           there are panels for every thread and col's room holds a slice per panel */
+        if (!uvae__gemm_is_small(g->Co, CK, L) && nbp >= UVAE__THREADS() && (size_t)nbp * UVAE__KC * UVAE__NR <= (size_t)CK * L)
+            uvae__cpu_conv_bwd_w_rows(x + n * xs, b, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, g->Co, d, L, dw, col);
+        else {
+            uvae__cpu_im2col(x + n * xs, b, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, col);
+            uvae__cpu_gemm(0, 1, g->Co, CK, L, d, L, col, L, dw, CK, 1);
+        }
     }
 }
 

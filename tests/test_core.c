@@ -529,7 +529,7 @@ static void test_gemm_kernels(void) {
 static void test_conv_packed_columns(void) {
     static const int shapes[][8] = {   /* N, Ci, H, W, Co, k, s, p */
         {3, 5, 9, 9, 50, 4, 2, 1}, {2, 40, 16, 16, 61, 3, 2, 1}, {5, 4, 32, 32, 32, 4, 2, 1}, {2, 7, 10, 13, 64, 3, 1, 0},
-        {2, 40, 16, 16, 13, 3, 2, 1}, {2, 3, 1, 2, 5, 7, 1, 3}, {2, 3, 3, 4, 50, 5, 3, 3}};
+        {2, 40, 16, 16, 13, 3, 2, 1}, {2, 3, 1, 2, 5, 7, 1, 3}, {2, 3, 3, 4, 50, 5, 3, 3}, {4, 24, 20, 20, 29, 3, 2, 1}};
     static const char *names[4] = {"", "generic", "avx2", "avx512"};
     int base = uvae__cpu_kernel(-1), runs = 0;
     uvae_ctx *ctx = uvae_ctx_new(0);
@@ -540,8 +540,9 @@ static void test_conv_packed_columns(void) {
         int N = d[0], Ci = d[1], H = d[2], W = d[3], Co = d[4], k = d[5], s = d[6], p = d[7];
         int Ho = (H + 2 * p - k) / s + 1, Wo = (W + 2 * p - k) / s + 1;
         size_t ny = (size_t)N * Co * Ho * Wo;
-        uvae_tensor *x = uvae_tensor_new_grad(4, (int[]){N, Ci, H, W}, 1), *w = uvae_tensor_new(4, (int[]){Co, Ci, k, k});
+        uvae_tensor *x = uvae_tensor_new_grad(4, (int[]){N, Ci, H, W}, 1), *w = uvae_tensor_new_grad(4, (int[]){Co, Ci, k, k}, 1);
         double *ref = (double *)malloc(ny * sizeof(double)), *rdx = (double *)calloc(x->size, sizeof(double));
+        double *rdw = (double *)calloc(w->size, sizeof(double));
         float *first = (float *)malloc(ny * sizeof(float));
         fill_uniform(x, &r, -1, 1); fill_uniform(w, &r, -0.3f, 0.3f);
         for (int n = 0; n < N; n++)
@@ -550,11 +551,13 @@ static void test_conv_packed_columns(void) {
                     for (int ow = 0; ow < Wo; ow++) {
                         ref[((size_t)(n * Co + co) * Ho + oh) * Wo + ow] = conv_ref_out(x->data, w->data, Ci, H, W, k, s, p, n, co, oh, ow);
                         for (int ci = 0; ci < Ci; ci++)       /* with dy = 1, dx sums the weights over the windows */
-                            for (int ki = 0; ki < k; ki++)
+                            for (int ki = 0; ki < k; ki++)    /* and dw the inputs */
                                 for (int kj = 0; kj < k; kj++) {
                                     int ih = oh * s - p + ki, iw = ow * s - p + kj;
-                                    if (ih >= 0 && ih < H && iw >= 0 && iw < W)
-                                        rdx[((size_t)(n * Ci + ci) * H + ih) * W + iw] += w->data[((co * Ci + ci) * k + ki) * k + kj];
+                                    size_t xi = ((size_t)(n * Ci + ci) * H + ih) * W + iw, wi = ((size_t)(co * Ci + ci) * k + ki) * k + kj;
+                                    if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                    rdx[xi] += w->data[wi];
+                                    rdw[wi] += x->data[xi];
                                 }
                     }
         for (int kind = 1; kind <= 3; kind++) {
@@ -562,11 +565,14 @@ static void test_conv_packed_columns(void) {
             if (uvae__cpu_kernel(kind) != kind) continue;
             uvae_ctx_reset(ctx, 1);
             memset(x->grad, 0, x->size * sizeof(float));
+            memset(w->grad, 0, w->size * sizeof(float));
             y = uvae_conv2d(ctx, x, w, NULL, s, p);
             CHECK(y && max_rel_err(y->data, ref, ny) < 1e-6, "packed columns, %s, shape %zu: conv2d output, max error %.3g",
                   names[kind], si, y ? max_rel_err(y->data, ref, ny) : -1.0);
             CHECK(y && uvae_backward(ctx, uvae_sum(ctx, y)) == UVAE_OK && max_rel_err(x->grad, rdx, x->size) < 1e-6,
                   "packed columns, %s, shape %zu: conv2d dx (col2im), max error %.3g", names[kind], si, max_rel_err(x->grad, rdx, x->size));
+            CHECK(y && max_rel_err(w->grad, rdw, w->size) < 1e-6, "packed columns, %s, shape %zu: conv2d dw, max error %.3g",
+                  names[kind], si, max_rel_err(w->grad, rdw, w->size));
             runs++;
 #ifdef _OPENMP
             if (y) {
@@ -575,11 +581,11 @@ static void test_conv_packed_columns(void) {
             }
 #endif
         }
-        free(ref); free(rdx); free(first);
+        free(ref); free(rdx); free(rdw); free(first);
         uvae_tensor_free(x); uvae_tensor_free(w);
     }
     uvae__cpu_kernel(base);
-    CHECK(runs >= 7, "packed columns: %d runs", runs);
+    CHECK(runs >= 8, "packed columns: %d runs", runs);
     uvae_ctx_free(ctx);
 }
 
