@@ -1973,9 +1973,10 @@ static void uvae__cpu_bias_grad(const float *dout, float *db, int N, int C, size
                            conv_bwd_w_implicit); conv_bwd_x runs as a convolution with the flipped
                            weights through either of these two
      im2col + GEMM         everything else: images in chunks of b (uvae__conv_chunk) unrolled side
-                           by side, so each product is one large GEMM; with more than
-                           UVAE__DIRECT_M output channels the forward gathers the GEMM's panels
-                           straight from x instead (conv_gemm_cols)
+                           by side, so each product is one large GEMM; where the GEMM would pack
+                           im2col's columns (the forward with more than UVAE__DIRECT_M output
+                           channels, the weight gradient) it gathers its panels straight from x
+                           instead (conv_gemm_cols, conv_bwd_w_rows)
    Every path sums in a fixed order whatever the thread count. */
 static int uvae__conv_chunk(const uvae__conv_shape *g) {
     size_t HWo = (size_t)g->Ho * g->Wo, CK = (size_t)g->Ci * g->k * g->k;
