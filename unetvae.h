@@ -1791,6 +1791,24 @@ static void uvae__im2col_panel(const float *img, int b, int C, int H, int W, int
             }
         }
 }
+/* the micro-kernel in use, and offp[k] = k * NR: where row k of a packed B panel is */
+static uvae__ukr_fn uvae__ukr_packed(ptrdiff_t *offp) {
+    if (!uvae__ukr) uvae__cpu_kernel(0);
+    for (int k = 0; k < UVAE__KC; k++) offp[k] = (ptrdiff_t)k * UVAE__NR;
+    return uvae__ukr;
+}
+/* One tile of C (ldc) (+)= rows i0.. of A read in place (lda apart, from column k0) @ a packed B
+   panel bp (kc rows of NR); rows and cols clip an edge tile, which goes via a whole one. */
+static void uvae__tile_a_inplace(uvae__ukr_fn ukr, int kc, const float *A, int lda, int i0, int rows, int k0,
+                                 const float *bp, const ptrdiff_t *offp, float *c, int ldc, int cols, int acc) {
+    ptrdiff_t aoff[UVAE__MR];
+    float tile[UVAE__MR * UVAE__NR];
+    for (int r = 0; r < UVAE__MR; r++) aoff[r] = (ptrdiff_t)(i0 + (r < rows ? r : 0)) * lda + k0;
+    if (rows == UVAE__MR && cols == UVAE__NR) { ukr(kc, A, aoff, bp, offp, c, ldc, acc); return; }
+    ukr(kc, A, aoff, bp, offp, tile, UVAE__NR, 0);
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < cols; j++) c[(size_t)r * ldc + j] = acc ? c[(size_t)r * ldc + j] + tile[r * UVAE__NR + j] : tile[r * UVAE__NR + j];
+}
 /* out[M, L] (+)= w[M, K] @ im2col(img)[K, L] (K = C*k*k), one panel of NR columns at a time: each
    thread gathers its panel into its own slot of Bp (K * NR floats per thread, for as many threads
    as there are panels: the caller's K * L rounded up to NR) and runs the panel's column of tiles
@@ -1800,10 +1818,7 @@ static void uvae__cpu_conv_gemm_cols(const float *img, int b, int C, int H, int 
                                      int M, const float *w, float *out, int acc, float *Bp) {
     int K = C * k * k, L = b * Ho * Wo, nbp = (L + UVAE__NR - 1) / UVAE__NR, jp;
     ptrdiff_t offp[UVAE__KC];
-    uvae__ukr_fn ukr;
-    if (!uvae__ukr) uvae__cpu_kernel(0);
-    ukr = uvae__ukr;
-    for (int q = 0; q < UVAE__KC; q++) offp[q] = (ptrdiff_t)q * UVAE__NR;
+    uvae__ukr_fn ukr = uvae__ukr_packed(offp);
     UVAE__OMP(omp parallel for schedule(static) if ((double)M * L * K > 1e6))
     for (jp = 0; jp < nbp; jp++) {
         int j0 = jp * UVAE__NR, cols = L - j0 < UVAE__NR ? L - j0 : UVAE__NR;
@@ -1811,19 +1826,9 @@ static void uvae__cpu_conv_gemm_cols(const float *img, int b, int C, int H, int 
         uvae__im2col_panel(img, b, C, H, W, k, s, p, Ho, Wo, jp, bp);
         for (int i0 = 0; i0 < M; i0 += UVAE__MR) {
             int rows = M - i0 < UVAE__MR ? M - i0 : UVAE__MR;
-            float *c = out + (size_t)i0 * L + j0;
-            ptrdiff_t aoff[UVAE__MR];
-            for (int pc = 0; pc < K; pc += UVAE__KC) {
-                int kc = K - pc < UVAE__KC ? K - pc : UVAE__KC, a = acc || pc > 0;
-                for (int r = 0; r < UVAE__MR; r++) aoff[r] = (ptrdiff_t)(i0 + (r < rows ? r : 0)) * K + pc;
-                if (rows == UVAE__MR && cols == UVAE__NR) ukr(kc, w, aoff, bp + (size_t)pc * UVAE__NR, offp, c, L, a);
-                else {                                /* an edge tile: via a whole one */
-                    float tile[UVAE__MR * UVAE__NR];
-                    ukr(kc, w, aoff, bp + (size_t)pc * UVAE__NR, offp, tile, UVAE__NR, 0);
-                    for (int r = 0; r < rows; r++)
-                        for (int j = 0; j < cols; j++) c[(size_t)r * L + j] = a ? c[(size_t)r * L + j] + tile[r * UVAE__NR + j] : tile[r * UVAE__NR + j];
-                }
-            }
+            for (int pc = 0; pc < K; pc += UVAE__KC)
+                uvae__tile_a_inplace(ukr, K - pc < UVAE__KC ? K - pc : UVAE__KC, w, K, i0, rows, pc, bp + (size_t)pc * UVAE__NR,
+                                     offp, out + (size_t)i0 * L + j0, L, cols, acc || pc > 0);
         }
     }
 }
@@ -1863,10 +1868,7 @@ static void uvae__cpu_conv_bwd_w_rows(const float *img, int b, int C, int H, int
                                       int M, const float *dy, int ldd, float *dw, float *Bp) {
     int K = C * k * k, L = b * Ho * Wo, nbp = (K + UVAE__NR - 1) / UVAE__NR, jp;
     ptrdiff_t offp[UVAE__KC];
-    uvae__ukr_fn ukr;
-    if (!uvae__ukr) uvae__cpu_kernel(0);
-    ukr = uvae__ukr;
-    for (int q = 0; q < UVAE__KC; q++) offp[q] = (ptrdiff_t)q * UVAE__NR;
+    uvae__ukr_fn ukr = uvae__ukr_packed(offp);
     UVAE__OMP(omp parallel for schedule(static) if ((double)M * L * K > 1e6))
     for (jp = 0; jp < nbp; jp++) {
         int j0 = jp * UVAE__NR, cols = K - j0 < UVAE__NR ? K - j0 : UVAE__NR;
@@ -1874,19 +1876,9 @@ static void uvae__cpu_conv_bwd_w_rows(const float *img, int b, int C, int H, int
         for (int pc = 0; pc < L; pc += UVAE__KC) {
             int kc = L - pc < UVAE__KC ? L - pc : UVAE__KC;
             uvae__im2row_panel(img, C, H, W, k, s, p, Ho, Wo, j0, pc, kc, bp);
-            for (int i0 = 0; i0 < M; i0 += UVAE__MR) {
-                int rows = M - i0 < UVAE__MR ? M - i0 : UVAE__MR;
-                float *c = dw + (size_t)i0 * K + j0;
-                ptrdiff_t aoff[UVAE__MR];
-                for (int r = 0; r < UVAE__MR; r++) aoff[r] = (ptrdiff_t)(i0 + (r < rows ? r : 0)) * ldd + pc;
-                if (rows == UVAE__MR && cols == UVAE__NR) ukr(kc, dy, aoff, bp, offp, c, K, 1);
-                else {                                    /* an edge tile: via a whole one */
-                    float tile[UVAE__MR * UVAE__NR];
-                    ukr(kc, dy, aoff, bp, offp, tile, UVAE__NR, 0);
-                    for (int r = 0; r < rows; r++)
-                        for (int j = 0; j < cols; j++) c[(size_t)r * K + j] += tile[r * UVAE__NR + j];
-                }
-            }
+            for (int i0 = 0; i0 < M; i0 += UVAE__MR)
+                uvae__tile_a_inplace(ukr, kc, dy, ldd, i0, M - i0 < UVAE__MR ? M - i0 : UVAE__MR, pc, bp, offp,
+                                     dw + (size_t)i0 * K + j0, K, cols, 1);
         }
     }
 }
