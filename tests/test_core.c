@@ -589,11 +589,53 @@ static void test_conv_packed_columns(void) {
     uvae_ctx_free(ctx);
 }
 
+/* The BCE's own float exp and log1p (uvae__exp_negabs, uvae__log1p_01, vectorised), through the
+   loss of one logit v: with target [v > 0] it is log(1 + e^-|v|) alone, and dz = sigmoid(v) - t;
+   against libm in double over [-95, 95], and the mean over logits up to 1e4. */
+static void test_bce_float_math(void) {
+    static const float zs[] = {-1e4f, -100.0f, -88.0f, -50.0f, -17.0f, -1.0f, -0.0f, 0.0f, 1e-8f, 0.3f, 5.0f, 30.0f, 90.0f, 1e4f};
+    enum { NZ = sizeof zs / sizeof zs[0] };
+    uvae_ctx *ctx = uvae_ctx_new(0);
+    uvae_tensor *z1 = uvae_tensor_new_grad(1, (int[]){1}, 1), *t1 = uvae_tensor_new(1, (int[]){1}), *y;
+    uvae_tensor *z = uvae_tensor_new_grad(2, (int[]){2, NZ}, 1), *t = uvae_tensor_new(2, (int[]){2, NZ});
+    double el = 0, eg = 0, at_l = 0, at_g = 0, ref = 0;
+    int ok = 1;
+    double v;
+    for (v = -95.0; v <= 95.0 && ok; v += 3.7e-3) {
+        double x = (float)v, sp = log1p(exp(-fabs(x))), sg = x >= 0 ? 1 / (1 + exp(-x)) : exp(x) / (1 + exp(x)), e;
+        z1->data[0] = (float)x;
+        t1->data[0] = x > 0 ? 1.0f : 0.0f;
+        z1->grad[0] = 0;
+        uvae_ctx_reset(ctx, 1);
+        ok = (y = uvae_bce_with_logits(ctx, z1, t1)) && uvae_backward(ctx, y) == UVAE_OK;
+        if (!ok) break;
+        if (fabs(x) <= 87 && (e = fabs(y->data[0] - sp) / sp) > el) { el = e; at_l = x; }
+        e = x > 0 ? fabs(z1->grad[0] - (sg - 1)) : fabs(z1->grad[0] - sg) / sg;   /* above 0: 1/(1+e) - 1 rounds absolutely */
+        if (fabs(x) <= 87 && e > eg) { eg = e; at_g = x; }
+        if (fabs(x) > 87) ok = y->data[0] < 1.7e-38f && fabs(z1->grad[0] - (x > 0 ? sg - 1 : sg)) < 1e-37;
+    }
+    CHECK(ok, "bce of the logit %g: a loss and gradient (tiny beyond +-87)", v);
+    CHECK(el < 2.5e-7, "bce = log(1 + e^-|v|): max relative error %.3g (at %g)", el, at_l);
+    CHECK(eg < 2e-7, "bce dz = sigmoid(v) - t: max error %.3g (relative below 0, absolute above; at %g)", eg, at_g);
+    for (int i = 0; i < 2 * NZ; i++) {   /* the mean at large logits, targets 0 and 1 */
+        double v = zs[i % NZ], tv = i < NZ ? 0.0 : 1.0;
+        z->data[i] = zs[i % NZ];
+        t->data[i] = (float)tv;
+        ref += (v > 0 ? v : 0) - v * tv + log1p(exp(-fabs(v)));
+    }
+    uvae_ctx_reset(ctx, 1);
+    y = uvae_bernoulli_nll(ctx, z, t);
+    CHECK(y && fabs(y->data[0] - ref / 2) <= 1e-6 * (ref / 2), "bernoulli nll at logits up to 1e4: %.9g, want %.9g", y ? y->data[0] : -1.0, ref / 2);
+    uvae_tensor_free(z); uvae_tensor_free(t); uvae_tensor_free(z1); uvae_tensor_free(t1);
+    uvae_ctx_free(ctx);
+}
+
 void suite_core(void) {
     test_errors();
     test_grad_recycling();
     test_gemm_kernels();
     test_conv_packed_columns();
+    test_bce_float_math();
     test_conv_implicit();
     test_conv_winograd();
     test_rng_params();
