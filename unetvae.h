@@ -1849,9 +1849,13 @@ static void uvae__im2row_panel(const float *img, int C, int H, int W, int k, int
     for (int q = 0; q < kc; q++, Bp += UVAE__NR) {
         int ih0 = oh * s - p, iw0 = ow * s - p;
         ptrdiff_t base = (ptrdiff_t)i * C * H * W + (ptrdiff_t)ih0 * W + iw0;
-        if (full && ih0 >= 0 && ih0 + k <= H && iw0 >= 0 && iw0 + k <= W)
-            for (int j = 0; j < UVAE__NR; j++) Bp[j] = img[base + toff[j]];
-        else
+        if (full && ih0 >= 0 && ih0 + k <= H && iw0 >= 0 && iw0 + k <= W) {
+            if (k == 4)   /* NR / k runs of k taps in a row of the window: one 16-byte copy each */
+                for (int j = 0; j < UVAE__NR; j += 4) memcpy(Bp + j, img + base + toff[j], 4 * sizeof(float));
+            else if (k == 2)
+                for (int j = 0; j < UVAE__NR; j += 2) memcpy(Bp + j, img + base + toff[j], 2 * sizeof(float));
+            else for (int j = 0; j < UVAE__NR; j++) Bp[j] = img[base + toff[j]];
+        } else
             for (int j = 0; j < UVAE__NR; j++) {
                 int ih = ih0 + tki[j], iw = iw0 + tkj[j];
                 Bp[j] = (unsigned)ih < (unsigned)H && (unsigned)iw < (unsigned)W ? img[base + toff[j]] : 0.0f;

@@ -529,7 +529,8 @@ static void test_gemm_kernels(void) {
 static void test_conv_packed_columns(void) {
     static const int shapes[][8] = {   /* N, Ci, H, W, Co, k, s, p */
         {3, 5, 9, 9, 50, 4, 2, 1}, {2, 40, 16, 16, 61, 3, 2, 1}, {5, 4, 32, 32, 32, 4, 2, 1}, {2, 7, 10, 13, 64, 3, 1, 0},
-        {2, 40, 16, 16, 13, 3, 2, 1}, {2, 3, 1, 2, 5, 7, 1, 3}, {2, 3, 3, 4, 50, 5, 3, 3}, {4, 24, 20, 20, 29, 3, 2, 1}};
+        {2, 40, 16, 16, 13, 3, 2, 1}, {2, 3, 1, 2, 5, 7, 1, 3}, {2, 3, 3, 4, 50, 5, 3, 3}, {4, 24, 20, 20, 29, 3, 2, 1},
+        {8, 24, 32, 32, 40, 2, 2, 0}, {4, 16, 31, 31, 24, 4, 2, 1}};
     static const char *names[4] = {"", "generic", "avx2", "avx512"};
     int base = uvae__cpu_kernel(-1), runs = 0;
     uvae_ctx *ctx = uvae_ctx_new(0);
