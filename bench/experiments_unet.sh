@@ -12,7 +12,8 @@
 #             (--tta 1 --eval-size 128,160: the README's protocol; EVAL= for none): `unet_pets eval`
 #             writes OUT/NAME.eval.log after the run, and results.md gets its pet IoU / mIoU as a
 #             column (REPORT=1 reads the .eval.log files). The twin gets the same flags.
-#   TWIN      1: also run bench/torch_unet.py on each variant (PyTorch on the CPU), OUT/NAME.torch.log
+#   TWIN      1: also run bench/torch_unet.py on each variant (PyTorch on the CPU), OUT/NAME.torch.log;
+#             it saves its state in OUT/NAME.torch.pt after each epoch, and run again continues there
 #   DEVICE    cpu | cuda                  (cpu)
 #   REPORT    1: run nothing, only rebuild results.md from the logs already in OUT (a variant
 #             without a .torch.log gets empty twin cells)
@@ -56,8 +57,10 @@ for v in "${variants[@]}"; do
     twin="| | |"
     if [ "$TWIN" = 1 ] && [ "$REPORT" != 1 ]; then
         echo "== $name: PyTorch twin"
+        append=""; [ -f "$OUT/$name.torch.pt" ] && append=-a     # a stopped twin goes on; its log too
         # shellcheck disable=SC2086
-        "$PY" bench/torch_unet.py --data "$DATA" --split "$OUT/$name" --down "$1" --up "$2" --loss "$3" $RECIPE $EVAL | tee "$OUT/$name.torch.log"
+        "$PY" bench/torch_unet.py --data "$DATA" --split "$OUT/$name" --down "$1" --up "$2" --loss "$3" $RECIPE $EVAL \
+            --ckpt "$OUT/$name.torch.pt" | tee $append "$OUT/$name.torch.log"
     fi
     if [ -f "$OUT/$name.torch.log" ] && grep -q '^summary:' "$OUT/$name.torch.log"; then
         t=$(grep '^summary:' "$OUT/$name.torch.log" | tail -1)

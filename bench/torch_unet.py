@@ -171,6 +171,7 @@ def main():
         st = torch.load(a.ckpt)
         if st["recipe"] != recipe:
             sys.exit("torch_unet: --ckpt %s was made with other flags: %s" % (a.ckpt, st["recipe"]))
+        st["sched"].pop("anneal_func", None)   # (in files from before the fix below)
         model.load_state_dict(st["model"]); opt.load_state_dict(st["opt"]); sched.load_state_dict(st["sched"])
         rng.bit_generator.state = st["rng"]; torch.set_rng_state(st["torch_rng"])
         t_train, seen, last, first = st["t_train"], st["seen"], st["last"], st["epoch"]
@@ -213,9 +214,12 @@ def main():
         print("epoch %d/%d  train loss %.4f  val pet IoU %.4f  mIoU %.4f  pixel acc %.4f  Dice %.4f  (%.1f s)"
               % (e + 1, a.epochs, tot / steps, last["pet_iou"], last["miou"], last["pixel_acc"], last["dice"],
                  time.time() - t0), flush=True)
-        if a.ckpt:   # everything the next epoch depends on, written whole or not at all
+        if a.ckpt:   # everything the next epoch depends on, written whole or not at all; not the
+            # schedule's anneal_func: in torch 1.13 a method bound to the scheduler, which would pickle
+            # the scheduler with its optimizer (a stale copy of the whole state, once more per resume)
+            sd = {k: v for k, v in sched.state_dict().items() if k != "anneal_func"}
             torch.save({"recipe": recipe, "epoch": e + 1, "model": model.state_dict(), "opt": opt.state_dict(),
-                        "sched": sched.state_dict(), "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                        "sched": sd, "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                         "t_train": t_train, "seen": seen, "last": last}, a.ckpt + ".tmp")
             os.replace(a.ckpt + ".tmp", a.ckpt)
     print("summary: torch unet %s/%s loss %s width %d depth %d size %d | %d params | %d epochs | train %.1f s | "

@@ -240,6 +240,18 @@ if REPORT=1 TWIN=1 OUT="$T/exp2" bash "$ROOT/bench/experiments_unet.sh" >"$T/log
    grep -qxF '| maxpool-transpose-ce+dice | 555 | 100 | 50.5 s | 5.5 | 0.8011 | 0.7022 | 0.8833 | 0.8111 / 0.7122 | | |' "$T/exp2/results.md"; then
     ok "experiments_unet.sh REPORT=1 with the defaults: CE + Dice variants, the protocol's column, the twin's cells where it ran"
 else cp "$T/exp2/results.md" "$T/log" 2>/dev/null; bad "experiments_unet.sh REPORT=1 defaults table" "$T/log"; fi
+# ... and a real run (stand-ins for unet_pets and python): the twin gets --ckpt OUT/NAME.torch.pt,
+# and run again where that file exists it goes on, its log appended to
+mkdir -p "$T/exp3" "$T/pets/images"
+printf '#!/bin/sh\nprintf "%s" a/b x 1 1 1 "" 0.8 0.7 0.9\n' "$sum" > "$T/fakebin"
+printf '#!/bin/sh\necho "$@" >> "%s/twin_args"\necho "epoch 1/1"\necho "summary: torch unet a/b loss x | 1 params | 1 epochs | train 1.0 s | 1.0 img/s | val pet IoU 0.8 mIoU 0.7 pixel acc 0.9"\n' "$T" > "$T/fakepy"
+chmod +x "$T/fakebin" "$T/fakepy"
+run3() { TWIN=1 EVAL= BIN="$T/fakebin" PY="$T/fakepy" DATA="$T/pets" OUT="$T/exp3" bash "$ROOT/bench/experiments_unet.sh" >"$T/log" 2>&1; }
+if run3 && grep -qF -- "--ckpt $T/exp3/strided-transpose-ce.torch.pt" "$T/twin_args" && : > "$T/exp3/strided-transpose-ce.torch.pt" && run3 &&
+   [ "$(grep -c '^epoch' "$T/exp3/strided-transpose-ce.torch.log")" = 2 ] && [ "$(grep -c '^epoch' "$T/exp3/maxpool-transpose-ce.torch.log")" = 1 ] &&
+   grep -qxF '| strided-transpose-ce | 1 | 100 | 1 s | 1 | 0.8 | 0.7 | 0.9 | 0.8 / 0.7 | 1.0 |' "$T/exp3/results.md"; then
+    ok "experiments_unet.sh TWIN=1: the twin keeps a checkpoint per variant and goes on from it, appending to its log"
+else cat "$T/twin_args" >> "$T/log" 2>/dev/null; bad "experiments_unet.sh TWIN=1 --ckpt" "$T/log"; fi
 DICE_LOSS=bce REPORT=1 OUT="$T/exp2" bash "$ROOT/bench/experiments_unet.sh" >"$T/log" 2>&1; rc=$?
 expect -c '[ "$(wc -l < "$T/log")" = 1 ]' "experiments_unet.sh DICE_LOSS=bce: one line, exit 1" 1 "DICE_LOSS must be dice or ce+dice, not 'bce'"
 
