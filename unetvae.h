@@ -1514,6 +1514,7 @@ static int uvae__params_finish(uvae_params *P, uint64_t seed) {
 #define UVAE__MC 144                /* a multiple of MR: Ap (MC x KC) stays in L2 */
 #define UVAE__NC 2048               /* a multiple of NR: Bp (KC x NC) stays in L3 */
 #define UVAE__DIRECT_M (4 * UVAE__MR) /* up to this many rows of A, B is read in place, not packed */
+static size_t uvae__round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }   /* to whole panels */
 
 /* tile (+)= A @ B over K, written to C (ldc) whole: acc 0 stores, 1 adds. Row k of B (NR floats)
    is at B + boff[k]: k * NR when packed, k * ldb when B is read in place, and for the implicit
@@ -2012,15 +2013,15 @@ static int uvae__conv_bwd_w_implicit(const uvae__conv_shape *g) {
 /* floats of scratch conv_fwd_implicit needs for g (0 if g does not take that path): packed w,
    offsets, padded x, output on the padded grid */
 static size_t uvae__implicit_scratch(const uvae__conv_shape *g) {
-    size_t CK = (size_t)g->Ci * g->k * g->k, Wp = (size_t)g->W + 2 * g->p, Mp = ((size_t)g->Co + UVAE__MR - 1) / UVAE__MR * UVAE__MR;
+    size_t CK = (size_t)g->Ci * g->k * g->k, Wp = (size_t)g->W + 2 * g->p, Mp = uvae__round_up(g->Co, UVAE__MR);
     if (!uvae__conv_implicit(g)) return 0;
     return Mp * CK + CK * (sizeof(ptrdiff_t) / sizeof(float)) + (size_t)g->Ci * (g->H + 2 * g->p) * Wp + g->k + UVAE__NR +
            (size_t)g->Co * g->Ho * Wp + 16;
 }
 /* ... and conv_bwd_w_implicit: dw^T, offsets, padded x, packed dy on the padded grid */
 static size_t uvae__bwd_w_implicit_scratch(const uvae__conv_shape *g) {
-    size_t CKp = ((size_t)g->Ci * g->k * g->k + UVAE__MR - 1) / UVAE__MR * UVAE__MR, Wp = (size_t)g->W + 2 * g->p;
-    size_t Np = ((size_t)g->Co + UVAE__NR - 1) / UVAE__NR * UVAE__NR;
+    size_t CKp = uvae__round_up((size_t)g->Ci * g->k * g->k, UVAE__MR), Wp = (size_t)g->W + 2 * g->p;
+    size_t Np = uvae__round_up(g->Co, UVAE__NR);
     return CKp * Np + CKp * (sizeof(ptrdiff_t) / sizeof(float)) + (size_t)g->Ci * (g->H + 2 * g->p) * Wp + g->k + UVAE__NR +
            Np * g->Ho * Wp + 16;
 }
@@ -2061,7 +2062,7 @@ static int uvae__conv_winograd(const uvae__conv_shape *g) {
 #define UVAE__WG_BYTES (2u << 20)
 static int uvae__wg_rows(const uvae__conv_shape *g) {
     int m = uvae__conv_winograd(g);
-    size_t tw = ((size_t)g->Wo + m - 1) / m, Mp = ((size_t)g->Co + UVAE__MR - 1) / UVAE__MR * UVAE__MR;
+    size_t tw = ((size_t)g->Wo + m - 1) / m, Mp = uvae__round_up(g->Co, UVAE__MR);
     size_t per_row = (size_t)(m + 2) * (m + 2) * ((size_t)g->Ci + Mp) * tw * sizeof(float), rows = UVAE__WG_BYTES / per_row;
     size_t all = (size_t)g->N * ((g->Ho + m - 1) / m), least = (UVAE__WG_TILES + tw - 1) / tw;
     if (rows < least) rows = least;
@@ -2070,7 +2071,7 @@ static int uvae__wg_rows(const uvae__conv_shape *g) {
 /* tiles per chunk, rounded up to whole NR-wide panels: the row length of V, M and Z */
 static int uvae__wg_tcp(const uvae__conv_shape *g) {
     int m = uvae__conv_winograd(g);
-    return (uvae__wg_rows(g) * ((g->Wo + m - 1) / m) + UVAE__NR - 1) / UVAE__NR * UVAE__NR;
+    return (int)uvae__round_up((size_t)uvae__wg_rows(g) * ((g->Wo + m - 1) / m), UVAE__NR);
 }
 /* conv_bwd_x runs as the flipped convolution through Winograd (see conv_fwd_winograd's flip) */
 static int uvae__conv_bwd_x_winograd(const uvae__conv_shape *g) {
@@ -2080,13 +2081,13 @@ static int uvae__conv_bwd_x_winograd(const uvae__conv_shape *g) {
 /* floats of scratch conv_fwd_winograd needs: transformed w (packed), B's row offsets, the
    transformed input and output of one chunk */
 static size_t uvae__winograd_scratch(const uvae__conv_shape *g) {
-    size_t Mp = ((size_t)g->Co + UVAE__MR - 1) / UVAE__MR * UVAE__MR, Tcp = (size_t)uvae__wg_tcp(g);
+    size_t Mp = uvae__round_up(g->Co, UVAE__MR), Tcp = (size_t)uvae__wg_tcp(g);
     size_t m = (size_t)uvae__conv_winograd(g), P = (m + 2) * (m + 2);
     return P * (Mp * g->Ci + 16) + (size_t)g->Ci * (sizeof(ptrdiff_t) / sizeof(float)) + P * (((size_t)g->Ci + Mp) * Tcp + 32) + 16;
 }
 /* ... and conv_bwd_w_winograd */
 static size_t uvae__winograd_w_scratch(const uvae__conv_shape *g) {
-    size_t Cp = ((size_t)g->Ci + UVAE__MR - 1) / UVAE__MR * UVAE__MR, Np = ((size_t)g->Co + UVAE__NR - 1) / UVAE__NR * UVAE__NR;
+    size_t Cp = uvae__round_up(g->Ci, UVAE__MR), Np = uvae__round_up(g->Co, UVAE__NR);
     size_t Tcp = (size_t)uvae__wg_tcp(g), m = (size_t)uvae__conv_winograd(g), P = (m + 2) * (m + 2);
     return P * (Cp * Np + 16) + (Cp + Tcp) * (sizeof(ptrdiff_t) / sizeof(float)) +
            P * (((size_t)g->Ci + g->Co + Np) * Tcp + 48) + 16;
@@ -2097,7 +2098,7 @@ static size_t uvae__conv_scratch(int dev, const uvae__conv_shape *g) {
     size_t HWo = (size_t)g->Ho * g->Wo, CK = (size_t)g->Ci * g->k * g->k, n = 0, m;
     int b = dev == UVAE_CPU ? uvae__conv_chunk(g) : 1;
     size_t col = CK * b * HWo + (b > 1 ? (size_t)g->Co * b * HWo : 0);   /* im2col + GEMM */
-    size_t colp = CK * ((b * HWo + UVAE__NR - 1) / UVAE__NR * UVAE__NR) + (b > 1 ? (size_t)g->Co * b * HWo : 0);
+    size_t colp = CK * uvae__round_up(b * HWo, UVAE__NR) + (b > 1 ? (size_t)g->Co * b * HWo : 0);
     uvae__conv_shape f = uvae__conv_flipped(g);
     if (dev != UVAE_CPU) return col;
     m = uvae__conv_winograd(g) ? uvae__winograd_scratch(g) : uvae__conv_implicit(g) ? uvae__implicit_scratch(g) : colp;
@@ -2713,7 +2714,7 @@ static void uvae__cpu_conv_fwd(const uvae__conv_shape *g, const float *x, const 
     if (uvae__conv_implicit(g)) { uvae__cpu_conv_fwd_implicit(g, x, w, 0, y, acc, scratch); return; }
     for (int n = 0; n < g->N; n += nb) {
         int b = g->N - n < nb ? g->N - n : nb, L = b * (int)HWo;
-        float *col = scratch, *tmp = scratch + (size_t)CK * ((L + UVAE__NR - 1) / UVAE__NR * UVAE__NR), *out = b == 1 ? y + n * g->Co * HWo : tmp;
+        float *col = scratch, *tmp = scratch + (size_t)CK * uvae__round_up(L, UVAE__NR), *out = b == 1 ? y + n * g->Co * HWo : tmp;
         /* with acc, the sums start from y as in the b == 1 case: (y + slice 1) + slice 2 ... */
         if (b > 1 && acc) uvae__cpu_batch_rows(y + n * g->Co * HWo, b, g->Co, HWo, tmp, 1, 0);
         if (uvae__gemm_is_small(g->Co, L, CK) || g->Co <= UVAE__DIRECT_M) {   /* the GEMM reads col in place */
