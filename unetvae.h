@@ -1925,7 +1925,13 @@ static void uvae__cpu_batch_rows(float *img, int b, int C, size_t HW, float *mat
 
 /* bias: out[n,c,:] += b[c];  bias backward: db[c] += sum over n, hw of dout[n,c,:] */
 static void uvae__cpu_bias_add(float *out, const float *b, int N, int C, size_t HW) {
-    int nc;
+    int nc, n;
+    if (HW == 1) {   /* a dense layer's [N, C]: along the rows */
+        UVAE__OMP(omp parallel for schedule(static) if ((double)N * C > UVAE__PAR_MIN))
+        for (n = 0; n < N; n++)
+            for (int c = 0; c < C; c++) out[(size_t)n * C + c] += b[c];
+        return;
+    }
     UVAE__OMP(omp parallel for schedule(static) if ((double)N * C * HW > UVAE__PAR_MIN))
     for (nc = 0; nc < N * C; nc++)
         for (size_t i = 0; i < HW; i++) out[(size_t)nc * HW + i] += b[nc % C];
@@ -1946,6 +1952,18 @@ static double uvae__fold8(const double *p) {
 }
 static void uvae__cpu_bias_grad(const float *dout, float *db, int N, int C, size_t HW) {
     int c;
+    if (HW == 1) {   /* a dense layer's [N, C]: 64 columns at a time along the rows, each summed over n
+                        in order from 0 (what the loop below does with one value per plane) */
+        UVAE__OMP(omp parallel for schedule(static) if ((double)N * C > UVAE__PAR_MIN))
+        for (c = 0; c < C; c += 64) {
+            double s[64] = {0};
+            int w = C - c < 64 ? C - c : 64;
+            for (int n = 0; n < N; n++)
+                for (int j = 0; j < w; j++) s[j] += dout[(size_t)n * C + c + j];
+            for (int j = 0; j < w; j++) db[c + j] += (float)s[j];
+        }
+        return;
+    }
     UVAE__OMP(omp parallel for schedule(static) if ((double)N * C * HW > UVAE__PAR_MIN))
     for (c = 0; c < C; c++) {
         double p[UVAE__SUML] = {0};
