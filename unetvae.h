@@ -3222,10 +3222,10 @@ enum { UVAE__RELU, UVAE__LEAKY, UVAE__SIGMOID, UVAE__TANH, UVAE__EXP, UVAE__SCAL
 static float uvae__sigmoidf(float x) { return x >= 0 ? 1.0f / (1.0f + expf(-x)) : expf(x) / (1.0f + expf(x)); }
 /* e^-|v| (e^-87 where |v| > 87, and for NaN) and log(1 + t) for t in [0, 1] in float and integer
    arithmetic alone, without a test on a float, so that loops over them vectorise (libm's expf and
-   log1p are calls; a vector libm would round otherwise). exp: x = -|v| = n ln2 + r, n = x/ln2 rounded by the
-   1.5 * 2^23 trick (its bits hold n), ln2 in two parts, |r| <= ln2/2; e^r by Taylor to r^7, 2^n
-   from the exponent bits. log1p: 2 atanh(u), u = t/(2+t) <= 1/3, the odd series to u^13.
-   Their composition is within 3e-7 relative of the exact value (tests/test_core.c). */
+   log1p are calls; a vector libm would round otherwise). exp: x = -|v| = n ln2 + r, n = x/ln2
+   rounded by the 1.5 * 2^23 trick (its bits hold n), ln2 in two parts, |r| <= ln2/2; e^r by Taylor
+   to r^7, 2^n from the exponent bits. log1p: 2 atanh(u), u = t/(2+t) <= 1/3, the odd series to
+   u^13. Their composition is within 3e-7 relative of the exact value (tests/test_core.c). */
 static uint32_t uvae__fbits(float f) { uint32_t u; memcpy(&u, &f, sizeof u); return u; }
 static float uvae__bitsf(uint32_t u) { float f; memcpy(&f, &u, sizeof f); return f; }
 static inline float uvae__exp_negabs(float v) {
