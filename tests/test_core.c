@@ -631,12 +631,68 @@ static void test_bce_float_math(void) {
     uvae_ctx_free(ctx);
 }
 
+/* 2 x 2 max pooling (its own branch-free loop) against a plain scan of each window done here:
+   values of few levels (ties: the first maximum wins, as in PyTorch), odd sides (the last row
+   and column dropped), NaN in the first round (the last NaN of a window wins) and, in the second,
+   the argmax through the gradient of sum(y * g). Then leaky ReLU's select on the bits. */
+static int pool_ref(const float *in, int W, int oh, int ow) {
+    int best = 2 * oh * W + 2 * ow, q;
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++)
+            if (q = (2 * oh + i) * W + 2 * ow + j, in[q] > in[best] || isnan(in[q])) best = q;
+    return best;
+}
+static void test_pool_select(void) {
+    static const int sides[][2] = {{6, 6}, {7, 5}, {9, 34}, {33, 33}};
+    static const float lv[] = {-3.0f, -0.0f, 0.0f, 1e-30f, 2.5f, NAN, INFINITY, -INFINITY};
+    uvae_ctx *ctx = uvae_ctx_new(0);
+    uvae_tensor *v = uvae_tensor_new_grad(1, (int[]){8}, 1), *lr;
+    uvae_rng r;
+    int nan_seen = 0;
+    uvae_rng_seed(&r, 17);
+    for (int c = 0; c < 4; c++)
+        for (int round = 0; round < 2; round++) {
+            int H = sides[c][0], W = sides[c][1], Ho = H / 2, Wo = W / 2, ok, bad = -1;
+            uvae_tensor *x = uvae_tensor_new_grad(4, (int[]){2, 3, H, W}, 1), *g = uvae_tensor_new(4, (int[]){2, 3, Ho, Wo}), *y;
+            for (size_t i = 0; i < x->size; i++) {
+                uint32_t u = uvae_rng_u32(&r);
+                x->data[i] = round == 0 && u % 61 == 0 ? NAN : (float)(int)(u % 3) - (u % 5 == 0 ? 1.5f : 0.0f);
+            }
+            for (size_t i = 0; i < g->size; i++) g->data[i] = 1.0f + (float)i;
+            uvae_ctx_reset(ctx, 1);
+            y = uvae_max_pool2d(ctx, x, 2, 2);
+            ok = y && y->shape[2] == Ho && y->shape[3] == Wo && (round == 0 || uvae_backward(ctx, uvae_sum(ctx, uvae_mul(ctx, y, g))) == UVAE_OK);
+            for (int nc = 0; nc < 6 && ok; nc++)
+                for (int o = 0; o < Ho * Wo && ok; o++) {
+                    const float *in = x->data + (size_t)nc * H * W;
+                    int q = pool_ref(in, W, o / Wo, o % Wo), at = nc * Ho * Wo + o;
+                    nan_seen |= isnan(in[q]);
+                    ok = memcmp(&y->data[at], &in[q], sizeof(float)) == 0 && (round == 0 || x->grad[(size_t)nc * H * W + q] == g->data[at]);
+                    if (!ok) bad = at;
+                }
+            CHECK(ok, "max_pool2d 2x2 on %dx%d (%s): window %d as a plain scan of it", H, W, round ? "argmax by the gradient" : "values, NaN", bad);
+            uvae_tensor_free(x); uvae_tensor_free(g);
+        }
+    CHECK(nan_seen, "the pooling test met a NaN window");
+    for (int i = 0; i < 8; i++) v->data[i] = lv[i];
+    uvae_ctx_reset(ctx, 1);
+    lr = uvae_leaky_relu(ctx, v, 0.2f);
+    for (int i = 0; lr && i < 8; i++) {
+        float want = lv[i] > 0 ? lv[i] : 0.2f * lv[i];
+        CHECK(memcmp(&lr->data[i], &want, sizeof want) == 0 || (isnan(want) && isnan(lr->data[i])), "leaky_relu(%g) = %g, want %g",
+              (double)lv[i], (double)lr->data[i], (double)want);
+    }
+    uvae_tensor_free(v);
+    uvae_ctx_free(ctx);
+}
+
 void suite_core(void) {
     test_errors();
     test_grad_recycling();
     test_gemm_kernels();
     test_conv_packed_columns();
     test_bce_float_math();
+    test_pool_select();
     test_conv_implicit();
     test_conv_winograd();
     test_rng_params();
