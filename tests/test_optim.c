@@ -33,8 +33,8 @@ static float fit(int kind, float lr, int steps) {
 }
 
 /* Adam with weight_decay > 0 (L2: wd p added to the gradient) and AdamW against the update rule
-   in double, three steps on 11 parameters (the x86 build updates four at a time with SSE, the
-   rest one at a time) */
+   in double, three steps on 11 parameters (x86 builds update them four at a time with SSE, the
+   zeros after them in the 16-float slice too; others one at a time) */
 static void test_adam_rule(void) {
     for (int kind = UVAE_ADAM; kind <= UVAE_ADAMW; kind++) {
         uvae_params P;
