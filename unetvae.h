@@ -1932,13 +1932,21 @@ static void uvae__cpu_bias_add(float *out, const float *b, int N, int C, size_t 
     int nc, n;
     if (HW == 1) {   /* a dense layer's [N, C]: along the rows */
         UVAE__OMP(omp parallel for schedule(static) if ((double)N * C > UVAE__PAR_MIN))
-        for (n = 0; n < N; n++)
-            for (int c = 0; c < C; c++) out[(size_t)n * C + c] += b[c];
+        for (n = 0; n < N; n++) {
+            float *o = out + (size_t)n * C;
+            int c;
+            UVAE__OMP(omp simd)   /* (GCC -O2 leaves a loop of unknown length scalar without it) */
+            for (c = 0; c < C; c++) o[c] += b[c];
+        }
         return;
     }
     UVAE__OMP(omp parallel for schedule(static) if ((double)N * C * HW > UVAE__PAR_MIN))
-    for (nc = 0; nc < N * C; nc++)
-        for (size_t i = 0; i < HW; i++) out[(size_t)nc * HW + i] += b[nc % C];
+    for (nc = 0; nc < N * C; nc++) {
+        float *o = out + (size_t)nc * HW, bc = b[nc % C];
+        size_t i;
+        UVAE__OMP(omp simd)
+        for (i = 0; i < HW; i++) o[i] += bc;
+    }
 }
 /* [sums] Long sums of floats are in double, in UVAE__SUML = 8 interleaved partial sums p: a[i] goes
    to p[i mod 8], in order, and uvae__fold8 adds the 8 pairwise. The adds do not wait on each other
