@@ -1519,6 +1519,9 @@ static size_t uvae__round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
    keep a float select as a branch, which does not vectorise and mispredicts on random signs */
 static uint32_t uvae__fbits(float f) { uint32_t u; memcpy(&u, &f, sizeof u); return u; }
 static float uvae__bitsf(uint32_t u) { float f; memcpy(&f, &u, sizeof f); return f; }
+static inline float uvae__fselect(uint32_t mask, float a, float b) {   /* mask all ones: a, zero: b */
+    return uvae__bitsf((uvae__fbits(a) & mask) | (uvae__fbits(b) & ~mask));
+}
 
 /* tile (+)= A @ B over K, written to C (ldc) whole: acc 0 stores, 1 adds. Row k of B (NR floats)
    is at B + boff[k]: k * NR when packed, k * ldb when B is read in place, and for the implicit
@@ -2893,7 +2896,7 @@ static int uvae__pool_shape(const char *who, uvae_tensor *x, int k, int s, int *
 static inline void uvae__max_pick(float v, int q, float *bv, int *bq) {
     int t = -(int)((v > *bv) | (v != v));
     *bq = (q & t) | (*bq & ~t);
-    *bv = uvae__bitsf((uvae__fbits(v) & (uint32_t)t) | (uvae__fbits(*bv) & ~(uint32_t)t));
+    *bv = uvae__fselect((uint32_t)t, v, *bv);
 }
 static void uvae__cpu_maxpool_fwd(const float *x, float *y, int *arg, int NC, int H, int W, int k, int s, int Ho, int Wo) {
     int nc;
@@ -3280,8 +3283,7 @@ static inline float uvae__log1p_01(float t) {
 /* v > 0 ? v : a v as a select on the bits: GCC keeps a product under a float test as a branch
    (it would not trap where the test skips it), scalar and 25x slower on random signs */
 static inline float uvae__leaky(float v, float a) {
-    uint32_t keep = 0u - (uint32_t)(v > 0);
-    return uvae__bitsf((uvae__fbits(v) & keep) | (uvae__fbits(a * v) & ~keep));
+    return uvae__fselect(0u - (uint32_t)(v > 0), v, a * v);
 }
 /* one loop per kind (the switch outside), so the simple ones vectorise */
 /* `par` is the OpenMP loop construct: "for simd" (vectorised) only for exact expressions; a vector
