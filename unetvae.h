@@ -1523,55 +1523,65 @@ static inline float uvae__fselect(uint32_t mask, float a, float b) {   /* mask a
     return uvae__bitsf((uvae__fbits(a) & mask) | (uvae__fbits(b) & ~mask));
 }
 
-/* tile (+)= A @ B over K, written to C (ldc) whole: acc 0 stores, 1 adds. Row k of B (NR floats)
+/* tile (+)= A @ B over K, written to C (ldc): acc 0 stores, 1 adds. Only the tile's first `rows`
+   rows (1..MR) are needed: the kernel computes and writes them rounded up to a multiple of 4
+   (AVX-512) or 6 (AVX2), or exactly (generic), so a ragged last panel costs what its rows do,
+   not a whole tile (64 output channels: 60 + 4 rows, not 72); whole tiles pass MR. Row k of B (NR floats)
    is at B + boff[k]: k * NR when packed, k * ldb when B is read in place, and for the implicit
    convolution ([ops/conv kernels]) wherever that row of im2col(x) lies in the padded x. A is a
    packed MR-row panel, A(r, k) = A[k * MR + r], when aoff is NULL; otherwise its rows are read in
    place, A(r, k) = A[aoff[r] + k] (the implicit convolution's weight gradient). */
-typedef void (*uvae__ukr_fn)(int K, const float *A, const ptrdiff_t *aoff, const float *B, const ptrdiff_t *boff,
+typedef void (*uvae__ukr_fn)(int K, int rows, const float *A, const ptrdiff_t *aoff, const float *B, const ptrdiff_t *boff,
                              float *C, int ldc, int acc);
+/* the rows of the MR-row panel ip that lie inside M rows */
+static int uvae__panel_rows(int M, int ip) { return M - ip * UVAE__MR < UVAE__MR ? M - ip * UVAE__MR : UVAE__MR; }
 #define UVAE__AP(r) A[r]                 /* A(r, k): packed (A advances by MR per k) ... */
 #define UVAE__AI(r) A[aoff[r] + k]       /* ... or in place */
 
-static void uvae__ukr_generic(int K, const float *A, const ptrdiff_t *aoff, const float *B, const ptrdiff_t *boff,
+static void uvae__ukr_generic(int K, int rows, const float *A, const ptrdiff_t *aoff, const float *B, const ptrdiff_t *boff,
                               float *C, int ldc, int acc) {
     float t[UVAE__MR][UVAE__NR];
     memset(t, 0, sizeof t);
     for (int k = 0; k < K; k++) {
         const float *Bp = B + boff[k];
-        for (int r = 0; r < UVAE__MR; r++) {
+        for (int r = 0; r < rows; r++) {
             float a = aoff ? A[aoff[r] + k] : A[k * UVAE__MR + r];
             for (int j = 0; j < UVAE__NR; j++) t[r][j] += a * Bp[j];
         }
     }
-    for (int r = 0; r < UVAE__MR; r++)
+    for (int r = 0; r < rows; r++)
         for (int j = 0; j < UVAE__NR; j++) C[(size_t)r * ldc + j] = acc ? C[(size_t)r * ldc + j] + t[r][j] : t[r][j];
 }
 
 #if (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__) && !defined(UVAE_NO_SIMD)
 #define UVAE__X86 1
 #include <immintrin.h>
-/* AVX-512: row r of the tile is c<r>0 (columns 0..15) and c<r>1 (16..31). One step of k, with
-   A(r, k) given by AV(r): */
+/* AVX-512: row r of the tile is c<r>0 (columns 0..15) and c<r>1 (16..31). UVAE__ROWS<n>(X, AV)
+   lists rows 0..n-1 as X(r, AV); one step of k, with A(r, k) given by AV(r): */
+#define UVAE__ROWS4(X, AV) X(0, AV) X(1, AV) X(2, AV) X(3, AV)
+#define UVAE__ROWS8(X, AV) UVAE__ROWS4(X, AV) X(4, AV) X(5, AV) X(6, AV) X(7, AV)
+#define UVAE__ROWS12(X, AV) UVAE__ROWS8(X, AV) X(8, AV) X(9, AV) X(10, AV) X(11, AV)
+#define UVAE__D512(r, unused) c##r##0 = _mm512_setzero_ps(), c##r##1 = _mm512_setzero_ps(),
 #define UVAE__T512(r, AV) a = _mm512_set1_ps(AV(r)); c##r##0 = _mm512_fmadd_ps(a, b0, c##r##0); c##r##1 = _mm512_fmadd_ps(a, b1, c##r##1);
-#define UVAE__K512(AV) { b0 = _mm512_loadu_ps(B + boff[k]); b1 = _mm512_loadu_ps(B + boff[k] + 16);                 \
-        UVAE__T512(0, AV) UVAE__T512(1, AV) UVAE__T512(2, AV) UVAE__T512(3, AV) UVAE__T512(4, AV) UVAE__T512(5, AV)    \
-        UVAE__T512(6, AV) UVAE__T512(7, AV) UVAE__T512(8, AV) UVAE__T512(9, AV) UVAE__T512(10, AV) UVAE__T512(11, AV) }
-#define UVAE__S512(r) do { float *c_ = C + (size_t)(r) * ldc;                                                   \
+#define UVAE__S512(r, unused) { float *c_ = C + (size_t)(r) * ldc;                                              \
         if (acc) { c##r##0 = _mm512_add_ps(c##r##0, _mm512_loadu_ps(c_)); c##r##1 = _mm512_add_ps(c##r##1, _mm512_loadu_ps(c_ + 16)); } \
-        _mm512_storeu_ps(c_, c##r##0); _mm512_storeu_ps(c_ + 16, c##r##1); } while (0)
+        _mm512_storeu_ps(c_, c##r##0); _mm512_storeu_ps(c_ + 16, c##r##1); }
+/* the first n rows of the tile (ROWS = UVAE__ROWS<n>) */
+#define UVAE__UKR512(ROWS) {                                                                                    \
+        __m512 ROWS(UVAE__D512, 0) a, b0, b1;                                                                   \
+        if (!aoff) for (int k = 0; k < K; k++, A += UVAE__MR) {                                                  \
+                b0 = _mm512_loadu_ps(B + boff[k]); b1 = _mm512_loadu_ps(B + boff[k] + 16); ROWS(UVAE__T512, UVAE__AP) } \
+        else for (int k = 0; k < K; k++) {                                                                        \
+                b0 = _mm512_loadu_ps(B + boff[k]); b1 = _mm512_loadu_ps(B + boff[k] + 16); ROWS(UVAE__T512, UVAE__AI) } \
+        ROWS(UVAE__S512, 0) }
 __attribute__((target("avx512f")))
-static void uvae__ukr_avx512(int K, const float *A, const ptrdiff_t *aoff, const float *B, const ptrdiff_t *boff,
+static void uvae__ukr_avx512(int K, int rows, const float *A, const ptrdiff_t *aoff, const float *B, const ptrdiff_t *boff,
                              float *C, int ldc, int acc) {
-    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
-           c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00,
-           c80 = c00, c81 = c00, c90 = c00, c91 = c00, c100 = c00, c101 = c00, c110 = c00, c111 = c00, a, b0, b1;
-    if (!aoff) for (int k = 0; k < K; k++, A += UVAE__MR) UVAE__K512(UVAE__AP)
-    else for (int k = 0; k < K; k++) UVAE__K512(UVAE__AI)
-    UVAE__S512(0); UVAE__S512(1); UVAE__S512(2); UVAE__S512(3); UVAE__S512(4); UVAE__S512(5);
-    UVAE__S512(6); UVAE__S512(7); UVAE__S512(8); UVAE__S512(9); UVAE__S512(10); UVAE__S512(11);
+    if (rows > 8) UVAE__UKR512(UVAE__ROWS12)
+    else if (rows > 4) UVAE__UKR512(UVAE__ROWS8)
+    else UVAE__UKR512(UVAE__ROWS4)
 }
-/* AVX2: the tile in four 6 x 16 passes (rows r0..r0+5, columns j0..j0+15), 12 ymm accumulators */
+/* AVX2: the tile in up to four 6 x 16 passes (rows r0..r0+5, columns j0..j0+15), 12 ymm accumulators */
 #define UVAE__T256(r, AV) a = _mm256_set1_ps(AV(r0 + r)); c##r##0 = _mm256_fmadd_ps(a, b0, c##r##0); c##r##1 = _mm256_fmadd_ps(a, b1, c##r##1);
 #define UVAE__K256(AV) { b0 = _mm256_loadu_ps(B + boff[k] + j0); b1 = _mm256_loadu_ps(B + boff[k] + j0 + 8);         \
         UVAE__T256(0, AV) UVAE__T256(1, AV) UVAE__T256(2, AV) UVAE__T256(3, AV) UVAE__T256(4, AV) UVAE__T256(5, AV) }
@@ -1579,9 +1589,9 @@ static void uvae__ukr_avx512(int K, const float *A, const ptrdiff_t *aoff, const
         if (acc) { c##r##0 = _mm256_add_ps(c##r##0, _mm256_loadu_ps(c_)); c##r##1 = _mm256_add_ps(c##r##1, _mm256_loadu_ps(c_ + 8)); } \
         _mm256_storeu_ps(c_, c##r##0); _mm256_storeu_ps(c_ + 8, c##r##1); } while (0)
 __attribute__((target("avx2,fma")))
-static void uvae__ukr_avx2(int K, const float *A0, const ptrdiff_t *aoff, const float *B, const ptrdiff_t *boff,
+static void uvae__ukr_avx2(int K, int rows, const float *A0, const ptrdiff_t *aoff, const float *B, const ptrdiff_t *boff,
                            float *C, int ldc, int acc) {
-    for (int r0 = 0; r0 < UVAE__MR; r0 += 6)
+    for (int r0 = 0; r0 < rows; r0 += 6)
         for (int j0 = 0; j0 < UVAE__NR; j0 += 16) {
             __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
                    c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, a, b0, b1;
@@ -1725,10 +1735,10 @@ static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, 
                             if (jp < nfull) { b = B + (size_t)pc * ldb + j0; bo = offd; }
                             else b = Bp;                                      /* the packed ragged panel */
                         }
-                        if (rows == UVAE__MR && cols == UVAE__NR) ukr(kc, a, NULL, b, bo, c, ldc, acc);
+                        if (rows == UVAE__MR && cols == UVAE__NR) ukr(kc, UVAE__MR, a, NULL, b, bo, c, ldc, acc);
                         else {                                            /* an edge tile: via a whole one */
                             float tile[UVAE__MR * UVAE__NR];
-                            ukr(kc, a, NULL, b, bo, tile, UVAE__NR, 0);
+                            ukr(kc, rows, a, NULL, b, bo, tile, UVAE__NR, 0);
                             for (int r = 0; r < rows; r++)
                                 for (int j = 0; j < cols; j++) c[(size_t)r * ldc + j] = acc ? c[(size_t)r * ldc + j] + tile[r * UVAE__NR + j] : tile[r * UVAE__NR + j];
                         }
@@ -1812,8 +1822,8 @@ static void uvae__tile_a_inplace(uvae__ukr_fn ukr, int kc, const float *A, int l
     ptrdiff_t aoff[UVAE__MR];
     float tile[UVAE__MR * UVAE__NR];
     for (int r = 0; r < UVAE__MR; r++) aoff[r] = (ptrdiff_t)(i0 + (r < rows ? r : 0)) * lda + k0;
-    if (rows == UVAE__MR && cols == UVAE__NR) { ukr(kc, A, aoff, bp, offp, c, ldc, acc); return; }
-    ukr(kc, A, aoff, bp, offp, tile, UVAE__NR, 0);
+    if (rows == UVAE__MR && cols == UVAE__NR) { ukr(kc, UVAE__MR, A, aoff, bp, offp, c, ldc, acc); return; }
+    ukr(kc, rows, A, aoff, bp, offp, tile, UVAE__NR, 0);
     for (int r = 0; r < rows; r++)
         for (int j = 0; j < cols; j++) c[(size_t)r * ldc + j] = acc ? c[(size_t)r * ldc + j] + tile[r * UVAE__NR + j] : tile[r * UVAE__NR + j];
 }
@@ -2204,9 +2214,9 @@ static void uvae__cpu_conv_fwd_implicit(const uvae__conv_shape *g, const float *
                 int kc = CK - pc < UVAE__KC ? CK - pc : UVAE__KC;
                 const float *a = Ap + (size_t)pc * Mp + (size_t)ip * kc * UVAE__MR;
                 int add = acc || pc > 0;
-                if (whole) uvae__ukr(kc, a, NULL, xp + q0, off + pc, c, L, add);
+                if (whole) uvae__ukr(kc, UVAE__MR, a, NULL, xp + q0, off + pc, c, L, add);
                 else {
-                    uvae__ukr(kc, a, NULL, xp + q0, off + pc, tile, UVAE__NR, 0);
+                    uvae__ukr(kc, rows, a, NULL, xp + q0, off + pc, tile, UVAE__NR, 0);
                     for (int r = 0; r < rows; r++)
                         for (int j = 0; j < cols; j++)
                             c[(size_t)r * L + j] = add ? c[(size_t)r * L + j] + tile[r * UVAE__NR + j] : tile[r * UVAE__NR + j];
@@ -2263,8 +2273,8 @@ static void uvae__cpu_conv_bwd_w_implicit(const uvae__conv_shape *g, const float
             UVAE__OMP(omp for schedule(static))
             for (t = 0; t < nt; t++) {                               /* tiles: CK panel outer, Co panel inner */
                 int ip = t / npb, jp = t % npb;
-                uvae__ukr(kc, xp + pc, off + (size_t)ip * UVAE__MR, Bp + ((size_t)jp * L + pc) * UVAE__NR, boff,
-                          dwT + (size_t)ip * UVAE__MR * Np + jp * UVAE__NR, Np, 1);
+                uvae__ukr(kc, uvae__panel_rows(CK, ip), xp + pc, off + (size_t)ip * UVAE__MR,
+                          Bp + ((size_t)jp * L + pc) * UVAE__NR, boff, dwT + (size_t)ip * UVAE__MR * Np + jp * UVAE__NR, Np, 1);
             }
         }
     }
@@ -2646,8 +2656,8 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
         UVAE__OMP(omp parallel for schedule(static) if ((double)P * Mp * Tcp * Ci > 1e6))
         for (i = 0; i < P * nq * np; i++) {
             int e = i / (nq * np), jq = i / np % nq, ip = i % np;
-            uvae__ukr(Ci, U + e * Us + (size_t)ip * Ci * UVAE__MR, NULL, V + e * Vs + (size_t)jq * UVAE__NR, boff,
-                      M + e * Ms + (size_t)ip * UVAE__MR * Tcp + (size_t)jq * UVAE__NR, Tcp, 0);
+            uvae__ukr(Ci, uvae__panel_rows(Co, ip), U + e * Us + (size_t)ip * Ci * UVAE__MR, NULL,
+                      V + e * Vs + (size_t)jq * UVAE__NR, boff, M + e * Ms + (size_t)ip * UVAE__MR * Tcp + (size_t)jq * UVAE__NR, Tcp, 0);
         }
         /* y's m x m blocks of tile row `row` = A^T M A */
         UVAE__OMP(omp parallel for schedule(static) if ((double)Co * rc * tw > 4096))
@@ -2723,8 +2733,8 @@ static void uvae__cpu_conv_bwd_w_winograd(const uvae__conv_shape *g, const float
             UVAE__OMP(omp for schedule(static))
             for (t = 0; t < nt; t++) {                                /* dU^T[e] tiles: ci panel, co panel */
                 int e = t / (npa * npb), ip = t / npb % npa, jp = t % npb;
-                uvae__ukr(T, V + e * Vs, aoff + (size_t)ip * UVAE__MR, Zp + e * Ps + (size_t)jp * T * UVAE__NR, boff,
-                          dU + e * Ds + (size_t)ip * UVAE__MR * Np + (size_t)jp * UVAE__NR, Np, 1);
+                uvae__ukr(T, uvae__panel_rows(Ci, ip), V + e * Vs, aoff + (size_t)ip * UVAE__MR,
+                          Zp + e * Ps + (size_t)jp * T * UVAE__NR, boff, dU + e * Ds + (size_t)ip * UVAE__MR * Np + (size_t)jp * UVAE__NR, Np, 1);
             }
         }
     }
