@@ -458,6 +458,10 @@ int uvae__cpu_conv_implicit(int on);
    F(2x2, 3x3), whichever the shape suits), 2 only F(2x2, 3x3), 4 only F(4x4, 3x3), 0 off, -1 query;
    returns the previous setting. For tests and benchmarks (each must agree with the direct paths). */
 int uvae__cpu_conv_winograd(int on);
+/* The CPU's forward of strided (and narrow stride-1) convolutions with the output pixels as the
+   GEMM's rows: 1 on (the default), 0 off, -1 query; returns the previous setting. For tests (the
+   two paths must agree bit for bit). */
+int uvae__cpu_conv_direct(int on);
 #ifdef UNETVAE_CUDA
 /* runtime: the first failure is kept (sticky) until read by uvae__cu_take_error */
 int uvae__cu_init(void);                             /* 0 ok, else no usable device */
@@ -1529,23 +1533,25 @@ static inline float uvae__fselect(uint32_t mask, float a, float b) {   /* mask a
    not a whole tile (64 output channels: 60 + 4 rows, not 72); whole tiles pass MR. Row k of B (NR floats)
    is at B + boff[k]: k * NR when packed, k * ldb when B is read in place, and for the implicit
    convolution ([ops/conv kernels]) wherever that row of im2col(x) lies in the padded x. A is a
-   packed MR-row panel, A(r, k) = A[k * MR + r], when aoff is NULL; otherwise its rows are read in
-   place, A(r, k) = A[aoff[r] + k] (the implicit convolution's weight gradient). */
-typedef void (*uvae__ukr_fn)(int K, int rows, const float *A, const ptrdiff_t *aoff, const float *B, const ptrdiff_t *boff,
-                             float *C, int ldc, int acc);
+   packed MR-row panel, A(r, k) = A[k * MR + r], when aoff is NULL; otherwise it is read in place,
+   A(r, k) = A[aoff[r] + k] (the implicit convolution's weight gradient), or A[aoff[r] + koff[k]]
+   when koff is given (the direct convolution: r an output pixel, k a tap of its window). */
+typedef void (*uvae__ukr_fn)(int K, int rows, const float *A, const ptrdiff_t *aoff, const ptrdiff_t *koff,
+                             const float *B, const ptrdiff_t *boff, float *C, int ldc, int acc);
 /* the rows of the MR-row panel ip that lie inside M rows */
 static int uvae__panel_rows(int M, int ip) { return M - ip * UVAE__MR < UVAE__MR ? M - ip * UVAE__MR : UVAE__MR; }
 #define UVAE__AP(r) A[r]                 /* A(r, k): packed (A advances by MR per k) ... */
 #define UVAE__AI(r) A[aoff[r] + k]       /* ... or in place */
+#define UVAE__AK(r) Ak[aoff[r]]          /* ... or in place at A + koff[k] */
 
-static void uvae__ukr_generic(int K, int rows, const float *A, const ptrdiff_t *aoff, const float *B, const ptrdiff_t *boff,
-                              float *C, int ldc, int acc) {
+static void uvae__ukr_generic(int K, int rows, const float *A, const ptrdiff_t *aoff, const ptrdiff_t *koff,
+                              const float *B, const ptrdiff_t *boff, float *C, int ldc, int acc) {
     float t[UVAE__MR][UVAE__NR];
     memset(t, 0, sizeof t);
     for (int k = 0; k < K; k++) {
         const float *Bp = B + boff[k];
         for (int r = 0; r < rows; r++) {
-            float a = aoff ? A[aoff[r] + k] : A[k * UVAE__MR + r];
+            float a = !aoff ? A[k * UVAE__MR + r] : koff ? A[aoff[r] + koff[k]] : A[aoff[r] + k];
             for (int j = 0; j < UVAE__NR; j++) t[r][j] += a * Bp[j];
         }
     }
@@ -1571,12 +1577,15 @@ static void uvae__ukr_generic(int K, int rows, const float *A, const ptrdiff_t *
         __m512 ROWS(UVAE__D512, 0) a, b0, b1;                                                                   \
         if (!aoff) for (int k = 0; k < K; k++, A += UVAE__MR) {                                                  \
                 b0 = _mm512_loadu_ps(B + boff[k]); b1 = _mm512_loadu_ps(B + boff[k] + 16); ROWS(UVAE__T512, UVAE__AP) } \
-        else for (int k = 0; k < K; k++) {                                                                        \
+        else if (!koff) for (int k = 0; k < K; k++) {                                                             \
                 b0 = _mm512_loadu_ps(B + boff[k]); b1 = _mm512_loadu_ps(B + boff[k] + 16); ROWS(UVAE__T512, UVAE__AI) } \
+        else for (int k = 0; k < K; k++) {                                                                        \
+                const float *Ak = A + koff[k];                                                                    \
+                b0 = _mm512_loadu_ps(B + boff[k]); b1 = _mm512_loadu_ps(B + boff[k] + 16); ROWS(UVAE__T512, UVAE__AK) } \
         ROWS(UVAE__S512, 0) }
 __attribute__((target("avx512f")))
-static void uvae__ukr_avx512(int K, int rows, const float *A, const ptrdiff_t *aoff, const float *B, const ptrdiff_t *boff,
-                             float *C, int ldc, int acc) {
+static void uvae__ukr_avx512(int K, int rows, const float *A, const ptrdiff_t *aoff, const ptrdiff_t *koff,
+                             const float *B, const ptrdiff_t *boff, float *C, int ldc, int acc) {
     if (rows > 8) UVAE__UKR512(UVAE__ROWS12)
     else if (rows > 4) UVAE__UKR512(UVAE__ROWS8)
     else UVAE__UKR512(UVAE__ROWS4)
@@ -1589,15 +1598,16 @@ static void uvae__ukr_avx512(int K, int rows, const float *A, const ptrdiff_t *a
         if (acc) { c##r##0 = _mm256_add_ps(c##r##0, _mm256_loadu_ps(c_)); c##r##1 = _mm256_add_ps(c##r##1, _mm256_loadu_ps(c_ + 8)); } \
         _mm256_storeu_ps(c_, c##r##0); _mm256_storeu_ps(c_ + 8, c##r##1); } while (0)
 __attribute__((target("avx2,fma")))
-static void uvae__ukr_avx2(int K, int rows, const float *A0, const ptrdiff_t *aoff, const float *B, const ptrdiff_t *boff,
-                           float *C, int ldc, int acc) {
+static void uvae__ukr_avx2(int K, int rows, const float *A0, const ptrdiff_t *aoff, const ptrdiff_t *koff,
+                           const float *B, const ptrdiff_t *boff, float *C, int ldc, int acc) {
     for (int r0 = 0; r0 < rows; r0 += 6)
         for (int j0 = 0; j0 < UVAE__NR; j0 += 16) {
             __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
                    c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, a, b0, b1;
             const float *A = A0;
             if (!aoff) for (int k = 0; k < K; k++, A += UVAE__MR) UVAE__K256(UVAE__AP)
-            else for (int k = 0; k < K; k++) UVAE__K256(UVAE__AI)
+            else if (!koff) for (int k = 0; k < K; k++) UVAE__K256(UVAE__AI)
+            else for (int k = 0; k < K; k++) { const float *Ak = A + koff[k]; UVAE__K256(UVAE__AK) }
             UVAE__S256(0); UVAE__S256(1); UVAE__S256(2); UVAE__S256(3); UVAE__S256(4); UVAE__S256(5);
         }
 }
@@ -1735,10 +1745,10 @@ static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, 
                             if (jp < nfull) { b = B + (size_t)pc * ldb + j0; bo = offd; }
                             else b = Bp;                                      /* the packed ragged panel */
                         }
-                        if (rows == UVAE__MR && cols == UVAE__NR) ukr(kc, UVAE__MR, a, NULL, b, bo, c, ldc, acc);
+                        if (rows == UVAE__MR && cols == UVAE__NR) ukr(kc, UVAE__MR, a, NULL, NULL, b, bo, c, ldc, acc);
                         else {                                            /* an edge tile: via a whole one */
                             float tile[UVAE__MR * UVAE__NR];
-                            ukr(kc, rows, a, NULL, b, bo, tile, UVAE__NR, 0);
+                            ukr(kc, rows, a, NULL, NULL, b, bo, tile, UVAE__NR, 0);
                             for (int r = 0; r < rows; r++)
                                 for (int j = 0; j < cols; j++) c[(size_t)r * ldc + j] = acc ? c[(size_t)r * ldc + j] + tile[r * UVAE__NR + j] : tile[r * UVAE__NR + j];
                         }
@@ -1822,8 +1832,8 @@ static void uvae__tile_a_inplace(uvae__ukr_fn ukr, int kc, const float *A, int l
     ptrdiff_t aoff[UVAE__MR];
     float tile[UVAE__MR * UVAE__NR];
     for (int r = 0; r < UVAE__MR; r++) aoff[r] = (ptrdiff_t)(i0 + (r < rows ? r : 0)) * lda + k0;
-    if (rows == UVAE__MR && cols == UVAE__NR) { ukr(kc, UVAE__MR, A, aoff, bp, offp, c, ldc, acc); return; }
-    ukr(kc, rows, A, aoff, bp, offp, tile, UVAE__NR, 0);
+    if (rows == UVAE__MR && cols == UVAE__NR) { ukr(kc, UVAE__MR, A, aoff, NULL, bp, offp, c, ldc, acc); return; }
+    ukr(kc, rows, A, aoff, NULL, bp, offp, tile, UVAE__NR, 0);
     for (int r = 0; r < rows; r++)
         for (int j = 0; j < cols; j++) c[(size_t)r * ldc + j] = acc ? c[(size_t)r * ldc + j] + tile[r * UVAE__NR + j] : tile[r * UVAE__NR + j];
 }
@@ -2053,6 +2063,46 @@ static int uvae__conv_bwd_w_implicit(const uvae__conv_shape *g) {
     return uvae__implicit_on && g->s == 1 && g->Wo >= UVAE__NR && work >= 32768.0 &&
            (double)g->Ci * (g->H + 2 * g->p) * (g->W + 2 * g->p) < 1e9;
 }
+/* Strided convolutions (and stride-1 ones too narrow for the implicit GEMM) run their forward with
+   the output pixels as the GEMM's rows (conv_fwd_direct), where their channels fill the NR-wide
+   tiles (Co >= 3/4 of a whole number of them) and the packed weights stay in L2 (CK x Co rounded
+   up to NR within 2^18 floats: each tile of MR pixels reads them all; 512 channels at 16x16, 2.4M
+   floats, ran 13 -> 17 ms); unless uvae__cpu_conv_direct(0) (for tests). */
+static int uvae__direct_on = 1;
+int uvae__cpu_conv_direct(int on) {
+    int was = uvae__direct_on;
+    if (on >= 0) uvae__direct_on = on != 0;
+    return was;
+}
+static int uvae__direct_fits(const uvae__conv_shape *g) {
+    double work = (double)g->Co * g->Ho * g->Wo * g->Ci * g->k * g->k;
+    return uvae__direct_on && work >= 32768.0 && 4 * g->Co >= 3 * (int)uvae__round_up(g->Co, UVAE__NR) &&
+           (double)g->Ci * g->k * g->k * uvae__round_up(g->Co, UVAE__NR) <= (double)(1 << 18) &&
+           (double)g->Ci * (g->H + 2 * g->p) * (g->W + 2 * g->p) < 1e9;
+}
+static int uvae__conv_direct(const uvae__conv_shape *g) { return !uvae__conv_implicit(g) && uvae__direct_fits(g); }
+/* images per chunk of conv_fwd_direct: their zero-padded copy within 1M floats (at least one) */
+static int uvae__direct_chunk(const uvae__conv_shape *g) {
+    size_t img = (size_t)g->Ci * (g->H + 2 * g->p) * (g->W + 2 * g->p), b = ((size_t)1 << 20) / (img ? img : 1);
+    return b < 1 ? 1 : b > (size_t)g->N ? g->N : (int)b;
+}
+/* ... and its scratch: packed w | tap offsets | the chunk's padded x */
+static size_t uvae__direct_scratch(const uvae__conv_shape *g) {
+    size_t CK = (size_t)g->Ci * g->k * g->k;
+    return uvae__round_up(g->Co, UVAE__NR) * CK + CK * (sizeof(ptrdiff_t) / sizeof(float)) +
+           (size_t)uvae__direct_chunk(g) * g->Ci * (g->H + 2 * g->p) * (g->W + 2 * g->p) + 16;
+}
+/* ... and the weight gradient likewise (conv_bwd_w_direct), where no implicit GEMM or Winograd
+   takes it and the window has more taps than one NR panel (with fewer, the im2col path's gathered
+   panel costs less than transposing dy: 2.9 against 3.6 ms for 2 -> 32 channels, 4x4 stride 2) */
+static int uvae__conv_bwd_w_direct(const uvae__conv_shape *g) {
+    return !uvae__conv_bwd_w_implicit(g) && g->Ci * g->k * g->k > UVAE__NR && uvae__direct_fits(g);
+}
+static size_t uvae__bwd_w_direct_scratch(const uvae__conv_shape *g) {
+    size_t CKp = uvae__round_up((size_t)g->Ci * g->k * g->k, UVAE__MR), Np = uvae__round_up(g->Co, UVAE__NR);
+    size_t nb = (size_t)uvae__conv_chunk(g), L = nb * g->Ho * g->Wo, pf = sizeof(ptrdiff_t) / sizeof(float);
+    return CKp * Np + (CKp + L) * pf + nb * g->Ci * (g->H + 2 * g->p) * (g->W + 2 * g->p) + Np * L + 16;
+}
 /* floats of scratch conv_fwd_implicit needs for g (0 if g does not take that path): packed w,
    offsets, padded x, output on the padded grid */
 static size_t uvae__implicit_scratch(const uvae__conv_shape *g) {
@@ -2144,13 +2194,14 @@ static size_t uvae__conv_scratch(int dev, const uvae__conv_shape *g) {
     size_t colp = CK * uvae__round_up(b * HWo, UVAE__NR) + (b > 1 ? (size_t)g->Co * b * HWo : 0);
     uvae__conv_shape f = uvae__conv_flipped(g);
     if (dev != UVAE_CPU) return col;
-    m = uvae__conv_winograd(g) ? uvae__winograd_scratch(g) : uvae__conv_implicit(g) ? uvae__implicit_scratch(g) : colp;
+    m = uvae__conv_winograd(g) ? uvae__winograd_scratch(g) : uvae__conv_implicit(g) ? uvae__implicit_scratch(g)
+        : uvae__conv_direct(g) ? uvae__direct_scratch(g) : colp;
     if (m > n) n = m;                                                              /* conv_fwd */
     m = uvae__conv_bwd_x_winograd(g) ? uvae__winograd_scratch(&f)
         : uvae__conv_bwd_x_implicit(g) ? uvae__implicit_scratch(&f) : col;        /* conv_bwd_x */
     if (m > n) n = m;
     m = uvae__conv_winograd(g) ? uvae__winograd_w_scratch(g) : uvae__conv_bwd_w_implicit(g) ? uvae__bwd_w_implicit_scratch(g)
-        : col;                                                                     /* conv_bwd_w */
+        : uvae__conv_bwd_w_direct(g) ? uvae__bwd_w_direct_scratch(g) : col;       /* conv_bwd_w */
     return m > n ? m : n;
 }
 
@@ -2214,9 +2265,9 @@ static void uvae__cpu_conv_fwd_implicit(const uvae__conv_shape *g, const float *
                 int kc = CK - pc < UVAE__KC ? CK - pc : UVAE__KC;
                 const float *a = Ap + (size_t)pc * Mp + (size_t)ip * kc * UVAE__MR;
                 int add = acc || pc > 0;
-                if (whole) uvae__ukr(kc, UVAE__MR, a, NULL, xp + q0, off + pc, c, L, add);
+                if (whole) uvae__ukr(kc, UVAE__MR, a, NULL, NULL, xp + q0, off + pc, c, L, add);
                 else {
-                    uvae__ukr(kc, rows, a, NULL, xp + q0, off + pc, tile, UVAE__NR, 0);
+                    uvae__ukr(kc, rows, a, NULL, NULL, xp + q0, off + pc, tile, UVAE__NR, 0);
                     for (int r = 0; r < rows; r++)
                         for (int j = 0; j < cols; j++)
                             c[(size_t)r * L + j] = add ? c[(size_t)r * L + j] + tile[r * UVAE__NR + j] : tile[r * UVAE__NR + j];
@@ -2273,7 +2324,7 @@ static void uvae__cpu_conv_bwd_w_implicit(const uvae__conv_shape *g, const float
             UVAE__OMP(omp for schedule(static))
             for (t = 0; t < nt; t++) {                               /* tiles: CK panel outer, Co panel inner */
                 int ip = t / npb, jp = t % npb;
-                uvae__ukr(kc, uvae__panel_rows(CK, ip), xp + pc, off + (size_t)ip * UVAE__MR,
+                uvae__ukr(kc, uvae__panel_rows(CK, ip), xp + pc, off + (size_t)ip * UVAE__MR, NULL,
                           Bp + ((size_t)jp * L + pc) * UVAE__NR, boff, dwT + (size_t)ip * UVAE__MR * Np + jp * UVAE__NR, Np, 1);
             }
         }
@@ -2656,7 +2707,7 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
         UVAE__OMP(omp parallel for schedule(static) if ((double)P * Mp * Tcp * Ci > 1e6))
         for (i = 0; i < P * nq * np; i++) {
             int e = i / (nq * np), jq = i / np % nq, ip = i % np;
-            uvae__ukr(Ci, uvae__panel_rows(Co, ip), U + e * Us + (size_t)ip * Ci * UVAE__MR, NULL,
+            uvae__ukr(Ci, uvae__panel_rows(Co, ip), U + e * Us + (size_t)ip * Ci * UVAE__MR, NULL, NULL,
                       V + e * Vs + (size_t)jq * UVAE__NR, boff, M + e * Ms + (size_t)ip * UVAE__MR * Tcp + (size_t)jq * UVAE__NR, Tcp, 0);
         }
         /* y's m x m blocks of tile row `row` = A^T M A */
@@ -2733,7 +2784,7 @@ static void uvae__cpu_conv_bwd_w_winograd(const uvae__conv_shape *g, const float
             UVAE__OMP(omp for schedule(static))
             for (t = 0; t < nt; t++) {                                /* dU^T[e] tiles: ci panel, co panel */
                 int e = t / (npa * npb), ip = t / npb % npa, jp = t % npb;
-                uvae__ukr(T, uvae__panel_rows(Ci, ip), V + e * Vs, aoff + (size_t)ip * UVAE__MR,
+                uvae__ukr(T, uvae__panel_rows(Ci, ip), V + e * Vs, aoff + (size_t)ip * UVAE__MR, NULL,
                           Zp + e * Ps + (size_t)jp * T * UVAE__NR, boff, dU + e * Ds + (size_t)ip * UVAE__MR * Np + (size_t)jp * UVAE__NR, Np, 1);
             }
         }
@@ -2750,11 +2801,132 @@ static void uvae__cpu_conv_bwd_w_winograd(const uvae__conv_shape *g, const float
             }
     }
 }
+/* conv_fwd with the output pixels as the GEMM's rows ("direct"): y^T[L, Co] (+)= col(x)^T[L, CK] @
+   w^T[CK, Co] over the L output pixels of a chunk of images, whose A operand the micro-kernel
+   reads in place from the zero-padded x (its koff mode): A(q, r) = xp[pix[q] + tap[r]], pix[q] the
+   corner of pixel q's window (its image's plane, oh*s, ow*s) and tap[r] = ci*Hp*Wp + ki*Wp + kj.
+   The window's values are broadcast one at a time, so a stride costs nothing: no im2col panel is
+   gathered (a third of the im2col path's time at stride 2). B = w^T, packed once as NR-column
+   panels over Co. Each tile, MR pixels (across images) x NR channels, is summed over CK in KC
+   slices starting from y (acc) or zero, in the GEMM's order: the bits of im2col + GEMM; then
+   written to y transposed. Scratch: packed w [Np/NR][CK][NR] | tap [CK] | xp [b][Ci][Hp][Wp]
+   (uvae__direct_scratch). */
+static void uvae__cpu_conv_fwd_direct(const uvae__conv_shape *g, const float *x, const float *w, float *y, int acc, float *scratch) {
+    const int Ci = g->Ci, Co = g->Co, k = g->k, s = g->s, p = g->p, H = g->H, W = g->W, Wo = g->Wo;
+    const int Hp = H + 2 * p, Wp = W + 2 * p, CK = Ci * k * k, npb = (Co + UVAE__NR - 1) / UVAE__NR, nb = uvae__direct_chunk(g);
+    const size_t HpWp = (size_t)Hp * Wp, HWo = (size_t)g->Ho * Wo;
+    float *Bp = (float *)uvae__align(scratch);
+    ptrdiff_t *tap = (ptrdiff_t *)(Bp + (size_t)npb * CK * UVAE__NR), boff[UVAE__KC];
+    float *xp = (float *)(tap + CK);
+    int i;
+    if (!uvae__ukr) uvae__cpu_kernel(0);
+    for (int kk = 0; kk < UVAE__KC; kk++) boff[kk] = (ptrdiff_t)kk * UVAE__NR;
+    for (int r = 0; r < CK; r++) tap[r] = (ptrdiff_t)(r / (k * k)) * (ptrdiff_t)HpWp + (r / k % k) * Wp + r % k;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)npb * CK * UVAE__NR > UVAE__PAR_MIN))
+    for (i = 0; i < npb * CK; i++) {                                 /* Bp[jp][r][j] = w[jp*NR + j][r], 0 past Co */
+        int jp = i / CK, r = i % CK;
+        float *d = Bp + (size_t)i * UVAE__NR;
+        for (int j = 0; j < UVAE__NR; j++) d[j] = jp * UVAE__NR + j < Co ? w[(size_t)(jp * UVAE__NR + j) * CK + r] : 0.0f;
+    }
+    for (int n0 = 0; n0 < g->N; n0 += nb) {
+        int b = g->N - n0 < nb ? g->N - n0 : nb, L = b * (int)HWo, nq = (L + UVAE__MR - 1) / UVAE__MR;
+        UVAE__OMP(omp parallel for schedule(static) if ((double)b * Ci * HpWp > UVAE__PAR_MIN))
+        for (i = 0; i < b * Ci; i++) {                               /* xp <- the chunk's planes, zero-padded */
+            float *d = xp + (size_t)i * HpWp;
+            const float *src = x + ((size_t)n0 * Ci + i) * H * W;
+            if (p > 0) memset(d, 0, HpWp * sizeof(float));
+            for (int h = 0; h < H; h++) memcpy(d + (size_t)(h + p) * Wp + p, src + (size_t)h * W, (size_t)W * sizeof(float));
+        }
+        UVAE__OMP(omp parallel for schedule(static) if ((double)L * Co * CK > 1e6))
+        for (i = 0; i < nq * npb; i++) {                             /* tiles: pixel panel outer, channel panel inner */
+            int q0 = i / npb * UVAE__MR, j0 = i % npb * UVAE__NR;
+            int rows = L - q0 < UVAE__MR ? L - q0 : UVAE__MR, cols = Co - j0 < UVAE__NR ? Co - j0 : UVAE__NR;
+            ptrdiff_t pix[UVAE__MR];
+            float tile[UVAE__MR * UVAE__NR], *yq[UVAE__MR];          /* yq[r]: pixel r of channel j0 in y */
+            for (int r = 0; r < UVAE__MR; r++) {
+                int q = q0 + (r < rows ? r : 0), n = q / (int)HWo, o = q % (int)HWo;
+                pix[r] = (ptrdiff_t)n * Ci * (ptrdiff_t)HpWp + (ptrdiff_t)(o / Wo * s) * Wp + o % Wo * s;
+                yq[r] = y + ((size_t)(n0 + n) * Co + j0) * HWo + o;
+            }
+            if (acc)
+                for (int r = 0; r < rows; r++)
+                    for (int j = 0; j < cols; j++) tile[r * UVAE__NR + j] = yq[r][(size_t)j * HWo];
+            for (int pc = 0; pc < CK; pc += UVAE__KC)
+                uvae__ukr(CK - pc < UVAE__KC ? CK - pc : UVAE__KC, rows, xp, pix, tap + pc,
+                          Bp + ((size_t)(j0 / UVAE__NR) * CK + pc) * UVAE__NR, boff, tile, UVAE__NR, acc || pc > 0);
+            for (int j = 0; j < cols; j++)
+                for (int r = 0; r < rows; r++) yq[r][(size_t)j * HWo] = tile[r * UVAE__NR + j];
+        }
+    }
+}
+/* conv_bwd_w the same way: dw^T[CK, Co] += col(x)[CK, L] @ dy^T[L, Co] over the output pixels of
+   a chunk of images, A read in place from the zero-padded x, A(r, q) = xp[tap[r] + pix[q]] (tap
+   and pix as in conv_fwd_direct: the micro-kernel's koff mode with the pixels as k), B = dy^T
+   packed once per chunk as NR-column panels over Co. dw^T starts from dw^T; each tile stays with
+   its thread while the pixels run in KC slices, chunks and slices as in the im2col path, so the
+   sums are its bits whatever the thread count. Scratch: dw^T [CKp, Np] | tap [CKp] | pix [L] |
+   xp [b][Ci][Hp][Wp] | packed dy [Np/NR][L][NR] (uvae__bwd_w_direct_scratch). */
+static void uvae__cpu_conv_bwd_w_direct(const uvae__conv_shape *g, const float *x, const float *dy, float *dw, float *scratch) {
+    const int Ci = g->Ci, Co = g->Co, k = g->k, s = g->s, p = g->p, H = g->H, W = g->W, Wo = g->Wo;
+    const int Hp = H + 2 * p, Wp = W + 2 * p, CK = Ci * k * k, nb = uvae__conv_chunk(g);
+    const int npa = (CK + UVAE__MR - 1) / UVAE__MR, npb = (Co + UVAE__NR - 1) / UVAE__NR, Np = npb * UVAE__NR, nt = npa * npb;
+    const size_t HpWp = (size_t)Hp * Wp, HWo = (size_t)g->Ho * Wo, Lmax = (size_t)nb * HWo;
+    float *dwT = (float *)uvae__align(scratch);
+    ptrdiff_t *tap = (ptrdiff_t *)(dwT + (size_t)npa * UVAE__MR * Np), *pix = tap + (size_t)npa * UVAE__MR, boff[UVAE__KC];
+    float *xp = (float *)(pix + Lmax), *Bp = xp + (size_t)nb * Ci * HpWp;
+    int i;
+    if (!uvae__ukr) uvae__cpu_kernel(0);
+    for (int kk = 0; kk < UVAE__KC; kk++) boff[kk] = (ptrdiff_t)kk * UVAE__NR;
+    for (int r = 0; r < npa * UVAE__MR; r++)   /* rows past CK (the last panel's padding) read tap 0; unused */
+        tap[r] = r < CK ? (ptrdiff_t)(r / (k * k)) * (ptrdiff_t)HpWp + (r / k % k) * Wp + r % k : 0;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)CK * Np > UVAE__PAR_MIN))
+    for (i = 0; i < CK; i++)                                         /* dw^T <- dw^T */
+        for (int j = 0; j < Np; j++) dwT[(size_t)i * Np + j] = j < Co ? dw[(size_t)j * CK + i] : 0.0f;
+    for (int n0 = 0; n0 < g->N; n0 += nb) {
+        int b = g->N - n0 < nb ? g->N - n0 : nb, L = b * (int)HWo;
+        for (int q = 0; q < L; q++) {
+            int n = q / (int)HWo, o = q % (int)HWo;
+            pix[q] = (ptrdiff_t)n * Ci * (ptrdiff_t)HpWp + (ptrdiff_t)(o / Wo * s) * Wp + o % Wo * s;
+        }
+        UVAE__OMP(omp parallel for schedule(static) if ((double)b * Ci * HpWp > UVAE__PAR_MIN))
+        for (i = 0; i < b * Ci; i++) {                               /* xp <- the chunk's planes, zero-padded */
+            float *d = xp + (size_t)i * HpWp;
+            const float *src = x + ((size_t)n0 * Ci + i) * H * W;
+            if (p > 0) memset(d, 0, HpWp * sizeof(float));
+            for (int h = 0; h < H; h++) memcpy(d + (size_t)(h + p) * Wp + p, src + (size_t)h * W, (size_t)W * sizeof(float));
+        }
+        UVAE__OMP(omp parallel for schedule(static) if ((double)Np * L > UVAE__PAR_MIN))
+        for (i = 0; i < npb * b; i++) {                              /* Bp[jp][q][j] <- dy[n0 + n][jp*NR + j][o] */
+            int jp = i / b, n = i % b, cols = Co - jp * UVAE__NR < UVAE__NR ? Co - jp * UVAE__NR : UVAE__NR;
+            float *d = Bp + ((size_t)jp * L + (size_t)n * HWo) * UVAE__NR;
+            const float *src = dy + ((size_t)(n0 + n) * Co + jp * UVAE__NR) * HWo;
+            for (size_t o0 = 0; o0 < HWo; o0 += 8) {                 /* a transpose in 8-pixel blocks */
+                size_t oe = HWo - o0 < 8 ? HWo : o0 + 8;
+                for (int j = 0; j < UVAE__NR; j++)
+                    for (size_t o = o0; o < oe; o++) d[o * UVAE__NR + j] = j < cols ? src[(size_t)j * HWo + o] : 0.0f;
+            }
+        }
+        UVAE__OMP(omp parallel if ((double)CK * Np * L > 1e6))
+        for (int pc = 0; pc < L; pc += UVAE__KC) {
+            int kc = L - pc < UVAE__KC ? L - pc : UVAE__KC, t;
+            UVAE__OMP(omp for schedule(static))
+            for (t = 0; t < nt; t++) {                               /* tiles: tap panel outer, channel panel inner */
+                int ip = t / npb, jp = t % npb;
+                uvae__ukr(kc, uvae__panel_rows(CK, ip), xp, tap + (size_t)ip * UVAE__MR, pix + pc,
+                          Bp + ((size_t)jp * L + pc) * UVAE__NR, boff, dwT + (size_t)ip * UVAE__MR * Np + jp * UVAE__NR, Np, 1);
+            }
+        }
+    }
+    UVAE__OMP(omp parallel for schedule(static) if ((double)Co * CK > UVAE__PAR_MIN))
+    for (i = 0; i < Co; i++)                                         /* dw = (dw^T)^T */
+        for (int r = 0; r < CK; r++) dw[(size_t)i * CK + r] = dwT[(size_t)r * Np + i];
+}
 static void uvae__cpu_conv_fwd(const uvae__conv_shape *g, const float *x, const float *w, float *y, int acc, float *scratch) {
     int CK = g->Ci * g->k * g->k, nb = uvae__conv_chunk(g);
     size_t HWo = (size_t)g->Ho * g->Wo, xs = (size_t)g->Ci * g->H * g->W;
     if (uvae__conv_winograd(g)) { uvae__cpu_conv_fwd_winograd(g, x, w, 0, y, acc, scratch); return; }
     if (uvae__conv_implicit(g)) { uvae__cpu_conv_fwd_implicit(g, x, w, 0, y, acc, scratch); return; }
+    if (uvae__conv_direct(g)) { uvae__cpu_conv_fwd_direct(g, x, w, y, acc, scratch); return; }
     for (int n = 0; n < g->N; n += nb) {
         int b = g->N - n < nb ? g->N - n : nb, L = b * (int)HWo;
         float *col = scratch, *tmp = scratch + (size_t)CK * uvae__round_up(L, UVAE__NR), *out = b == 1 ? y + n * g->Co * HWo : tmp;
@@ -2788,6 +2960,7 @@ static void uvae__cpu_conv_bwd_w(const uvae__conv_shape *g, const float *x, cons
     size_t HWo = (size_t)g->Ho * g->Wo, xs = (size_t)g->Ci * g->H * g->W;
     if (uvae__conv_winograd(g)) { uvae__cpu_conv_bwd_w_winograd(g, x, dy, dw, scratch); return; }
     if (uvae__conv_bwd_w_implicit(g)) { uvae__cpu_conv_bwd_w_implicit(g, x, dy, dw, scratch); return; }
+    if (uvae__conv_bwd_w_direct(g)) { uvae__cpu_conv_bwd_w_direct(g, x, dy, dw, scratch); return; }
     for (int n = 0; n < g->N; n += nb) {
         int b = g->N - n < nb ? g->N - n : nb, L = b * (int)HWo;
         float *col = scratch, *G = scratch + (size_t)CK * L;

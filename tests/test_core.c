@@ -272,27 +272,31 @@ static double rel_diff(const float *a, const float *b, size_t n) {
     for (size_t i = 0; i < n; i++) { m = fmax(m, fabs(b[i])); d = fmax(d, fabs((double)a[i] - b[i])); }
     return d / (m > 0 ? m : 1);
 }
-/* conv2d(x, w) and conv_transpose2d(xt, wt), stride 1, padding P, with random inputs, run forward
-   and backward into a loss sum(y * ry) + sum(out_t * rt); each run (up to 5) keeps its six
-   results, in the order conv2d y, dx, dw, convT out, dx, dw, in v[run]. */
+/* conv2d(x, w) and conv_transpose2d(xt, wt), stride S (1 unless conv_pair_new_s), padding P,
+   with random inputs, run forward and backward into a loss sum(y * ry) + sum(out_t * rt); each
+   run (up to 5) keeps its six results, in the order conv2d y, dx, dw, convT out, dx, dw, in v[run]. */
 typedef struct conv_pair {
-    int N, Ci, H, W, Co, K, P;
+    int N, Ci, H, W, Co, K, S, P;
     uvae_tensor *x, *w, *xt, *wt, *ry, *rt;
     float *v[5][6];
     size_t n[6];
 } conv_pair;
-static int conv_pair_new(conv_pair *c, uvae_rng *r, int N, int Ci, int H, int W, int Co, int K, int P) {
-    int Ho = H + 2 * P - K + 1, Wo = W + 2 * P - K + 1;
+static int conv_pair_new_s(conv_pair *c, uvae_rng *r, int N, int Ci, int H, int W, int Co, int K, int S, int P) {
+    int Ho = (H + 2 * P - K) / S + 1, Wo = (W + 2 * P - K) / S + 1;
+    int Ht = (Ho - 1) * S - 2 * P + K, Wt = (Wo - 1) * S - 2 * P + K;   /* convT's output: H, W, or less */
     memset(c, 0, sizeof *c);
-    c->N = N; c->Ci = Ci; c->H = H; c->W = W; c->Co = Co; c->K = K; c->P = P;
+    c->N = N; c->Ci = Ci; c->H = H; c->W = W; c->Co = Co; c->K = K; c->S = S; c->P = P;
     c->x = uvae_tensor_new_grad(4, (int[]){N, Ci, H, W}, 1); c->w = uvae_tensor_new_grad(4, (int[]){Co, Ci, K, K}, 1);
     c->xt = uvae_tensor_new_grad(4, (int[]){N, Co, Ho, Wo}, 1); c->wt = uvae_tensor_new_grad(4, (int[]){Co, Ci, K, K}, 1);
-    c->ry = uvae_tensor_new(4, (int[]){N, Co, Ho, Wo}); c->rt = uvae_tensor_new(4, (int[]){N, Ci, H, W});
+    c->ry = uvae_tensor_new(4, (int[]){N, Co, Ho, Wo}); c->rt = uvae_tensor_new(4, (int[]){N, Ci, Ht, Wt});
     if (!c->x || !c->w || !c->xt || !c->wt || !c->ry || !c->rt) return 0;
     c->n[0] = c->ry->size; c->n[1] = c->x->size; c->n[2] = c->w->size; c->n[3] = c->rt->size; c->n[4] = c->xt->size; c->n[5] = c->wt->size;
     fill_uniform(c->x, r, -1, 1); fill_uniform(c->w, r, -0.5f, 0.5f); fill_uniform(c->xt, r, -1, 1); fill_uniform(c->wt, r, -0.5f, 0.5f);
     fill_uniform(c->ry, r, -1, 1); fill_uniform(c->rt, r, -1, 1);
     return 1;
+}
+static int conv_pair_new(conv_pair *c, uvae_rng *r, int N, int Ci, int H, int W, int Co, int K, int P) {
+    return conv_pair_new_s(c, r, N, Ci, H, W, Co, K, 1, P);
 }
 static int conv_pair_run(conv_pair *c, uvae_ctx *ctx, int run) {   /* 0: out of memory or an error */
     uvae_tensor *o, *ot, *loss;
@@ -300,8 +304,8 @@ static int conv_pair_run(conv_pair *c, uvae_ctx *ctx, int run) {   /* 0: out of 
     memset(c->x->grad, 0, c->x->size * sizeof(float));
     for (size_t i = 0; i < c->xt->size; i++) c->xt->grad[i] = 0.25f;          /* the backward adds to what is there */
     for (size_t i = 0; i < c->w->size; i++) c->w->grad[i] = c->wt->grad[i] = -0.5f;
-    o = uvae_conv2d(ctx, c->x, c->w, NULL, 1, c->P);                           /* [N, Co, Ho, Wo] */
-    ot = uvae_conv_transpose2d(ctx, c->xt, c->wt, NULL, 1, c->P);               /* [N, Ci, H, W] */
+    o = uvae_conv2d(ctx, c->x, c->w, NULL, c->S, c->P);                        /* [N, Co, Ho, Wo] */
+    ot = uvae_conv_transpose2d(ctx, c->xt, c->wt, NULL, c->S, c->P);            /* [N, Ci, Ht, Wt] */
     loss = uvae_add(ctx, uvae_sum(ctx, uvae_mul(ctx, o, c->ry)), uvae_sum(ctx, uvae_mul(ctx, ot, c->rt)));
     if (!loss || uvae_backward(ctx, loss) != UVAE_OK) return 0;
     for (int q = 0; q < 6; q++) {
@@ -366,6 +370,46 @@ static void test_conv_implicit(void) {
     uvae__cpu_kernel(base);
     CHECK(runs >= 6, "conv implicit: %d comparisons ran", runs);
     printf("  conv without im2col: %d shape x kernel runs; data and weight gradients within %.2g of im2col + GEMM\n", runs, worst);
+    uvae_ctx_free(ctx);
+}
+
+/* The forward and weight gradient with the output pixels as the GEMM's rows (conv_fwd_direct,
+   conv_bwd_w_direct: strided, or stride 1 too narrow for the implicit GEMM) against im2col + GEMM,
+   for every micro-kernel: all six results of conv_pair bit for bit (conv2d's dx and convT's
+   forward take the same col2im path either way; convT's dx is a conv2d forward that adds into dx).
+   Strides 1-3, ragged channel panels, more than KC taps (two slices), several chunks of images
+   in each, and a window with fewer taps than NR (the weight gradient's im2col path). */
+static void test_conv_direct(void) {
+    static const int shapes[][8] = {   /* N, Ci, H, W, Co, k, s, p */
+        {3, 5, 9, 9, 32, 4, 2, 1}, {2, 40, 16, 15, 61, 3, 2, 1}, {130, 4, 16, 16, 32, 4, 2, 1}, {3, 80, 70, 69, 24, 3, 2, 1},
+        {4, 16, 10, 10, 32, 3, 1, 1}, {4, 32, 8, 8, 24, 1, 1, 0}, {2, 6, 13, 11, 48, 5, 3, 2}, {3, 2, 28, 28, 32, 4, 2, 1}};
+    static const char *names[4] = {"", "generic", "avx2", "avx512"};
+    int base = uvae__cpu_kernel(-1), was = uvae__cpu_conv_direct(-1), runs = 0;
+    uvae_ctx *ctx = uvae_ctx_new(0);
+    uvae_rng r;
+    uvae_rng_seed(&r, 2025);
+    for (int kind = 1; kind <= 3; kind++) {
+        if (uvae__cpu_kernel(kind) != kind) continue;
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            const int *S = shapes[si];
+            conv_pair c;
+            int ok = conv_pair_new_s(&c, &r, S[0], S[1], S[2], S[3], S[4], S[5], S[6], S[7]), same = 1;
+            for (int on = 0; on < 2 && ok; on++) {
+                uvae__cpu_conv_direct(on);                                    /* before the ops: it sizes their scratch */
+                ok = conv_pair_run(&c, ctx, on);
+            }
+            CHECK(ok, "conv direct %s shape %zu ran: %s", names[kind], si, ok ? "" : uvae_last_error());
+            for (int q = 0; q < 6 && ok; q++) same &= !memcmp(c.v[0][q], c.v[1][q], c.n[q] * sizeof(float));
+            CHECK(!ok || same, "conv direct %s, x [%d,%d,%d,%d] w [%d,%d,%d,%d] stride %d pad %d: conv2d and convT forward and "
+                  "gradients bitwise equal to im2col + GEMM", names[kind], c.N, c.Ci, c.H, c.W, c.Co, c.Ci, c.K, c.K, c.S, c.P);
+            runs += ok;
+            conv_pair_free(&c);
+        }
+    }
+    uvae__cpu_conv_direct(was);
+    uvae__cpu_kernel(base);
+    CHECK(runs >= 8, "conv direct: %d comparisons ran", runs);
+    printf("  conv with pixels as rows: %d shape x kernel runs, bitwise equal to im2col + GEMM\n", runs);
     uvae_ctx_free(ctx);
 }
 
@@ -694,6 +738,7 @@ void suite_core(void) {
     test_bce_float_math();
     test_pool_select();
     test_conv_implicit();
+    test_conv_direct();
     test_conv_winograd();
     test_rng_params();
     test_training();
