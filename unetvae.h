@@ -2022,6 +2022,10 @@ static void uvae__cpu_bias_grad(const float *dout, float *db, int N, int C, size
                            where they lie in the zero-padded input (conv_fwd_implicit,
                            conv_bwd_w_implicit); conv_bwd_x runs as a convolution with the flipped
                            weights through either of these two
+     pixels as rows        conv_fwd and conv_bwd_w of the rest (strided, or narrow rows), where Co
+                           fills NR-wide tiles and CK x Co floats stay in L2: the output pixels are
+                           the GEMM's rows, their windows read in place from the zero-padded x, so
+                           a stride costs no gather (conv_fwd_direct, conv_bwd_w_direct)
      im2col + GEMM         everything else: images in chunks of b (uvae__conv_chunk) unrolled side
                            by side, so each product is one large GEMM; where the GEMM would pack
                            im2col's columns (the forward with more than UVAE__DIRECT_M output
@@ -2037,11 +2041,12 @@ static int uvae__conv_chunk(const uvae__conv_shape *g) {
 /* Stride-1 convolutions with rows of at least NR outputs skip im2col on the CPU (conv_fwd_implicit),
    unless uvae__cpu_conv_implicit(0) turned that off (for tests). */
 static int uvae__implicit_on = 1;
-int uvae__cpu_conv_implicit(int on) {
-    int was = uvae__implicit_on;
-    if (on >= 0) uvae__implicit_on = on != 0;
+static int uvae__switch(int *flag, int on) {   /* a path's on/off switch: set (on >= 0), return the old */
+    int was = *flag;
+    if (on >= 0) *flag = on != 0;
     return was;
 }
+int uvae__cpu_conv_implicit(int on) { return uvae__switch(&uvae__implicit_on, on); }
 static int uvae__conv_implicit(const uvae__conv_shape *g) {
     double work = (double)g->Co * g->Ho * g->Wo * g->Ci * g->k * g->k;   /* small ones: the GEMM's plain loops */
     return uvae__implicit_on && g->s == 1 && g->Wo >= UVAE__NR && work >= 32768.0 &&
@@ -2069,11 +2074,7 @@ static int uvae__conv_bwd_w_implicit(const uvae__conv_shape *g) {
    up to NR within 2^18 floats: each tile of MR pixels reads them all; 512 channels at 16x16, 2.4M
    floats, ran 13 -> 17 ms); unless uvae__cpu_conv_direct(0) (for tests). */
 static int uvae__direct_on = 1;
-int uvae__cpu_conv_direct(int on) {
-    int was = uvae__direct_on;
-    if (on >= 0) uvae__direct_on = on != 0;
-    return was;
-}
+int uvae__cpu_conv_direct(int on) { return uvae__switch(&uvae__direct_on, on); }
 static int uvae__direct_fits(const uvae__conv_shape *g) {
     double work = (double)g->Co * g->Ho * g->Wo * g->Ci * g->k * g->k;
     return uvae__direct_on && work >= 32768.0 && 4 * g->Co >= 3 * (int)uvae__round_up(g->Co, UVAE__NR) &&
@@ -2279,6 +2280,26 @@ static void uvae__cpu_conv_fwd_implicit(const uvae__conv_shape *g, const float *
             memcpy(yn + (size_t)i * g->Wo, t + (size_t)(i / g->Ho) * L + (size_t)(i % g->Ho) * Wp, (size_t)g->Wo * sizeof(float));
     }
 }
+/* dw^T[CK, Np] += A[CK, L] @ B[L, Np] for the weight gradients that read A in place: A(r, q) =
+   xp[off[r] + q], or xp[off[r] + pix[q]] when pix is given; B packed as Np/NR panels [L][NR]. Each
+   tile stays with its thread while q runs in KC slices, so each sum runs in order whatever the
+   thread count. */
+static void uvae__dwT_tiles(int CK, int Np, int L, const float *xp, const ptrdiff_t *off, const ptrdiff_t *pix,
+                            const float *Bp, float *dwT) {
+    int npb = Np / UVAE__NR, nt = (CK + UVAE__MR - 1) / UVAE__MR * npb;
+    ptrdiff_t boff[UVAE__KC];
+    for (int kk = 0; kk < UVAE__KC; kk++) boff[kk] = (ptrdiff_t)kk * UVAE__NR;
+    UVAE__OMP(omp parallel if ((double)CK * Np * L > 1e6))
+    for (int pc = 0; pc < L; pc += UVAE__KC) {
+        int kc = L - pc < UVAE__KC ? L - pc : UVAE__KC, t;
+        UVAE__OMP(omp for schedule(static))
+        for (t = 0; t < nt; t++) {                                   /* tiles: CK panel outer, Np panel inner */
+            int ip = t / npb, jp = t % npb;
+            uvae__ukr(kc, uvae__panel_rows(CK, ip), pix ? xp : xp + pc, off + (size_t)ip * UVAE__MR, pix ? pix + pc : NULL,
+                      Bp + ((size_t)jp * L + pc) * UVAE__NR, boff, dwT + (size_t)ip * UVAE__MR * Np + jp * UVAE__NR, Np, 1);
+        }
+    }
+}
 /* conv_bwd_w for stride 1 without im2col. With dy[n] on the padded grid (q = oh*Wp + ow as in
    conv_fwd_implicit, zeros at the extra columns ow >= Wo), the weight gradient transposed is
      dw^T[CK, Co] += col(x[n])[CK, L] @ dy_grid[n]^T[L, Co],   a product over the L grid positions,
@@ -2291,16 +2312,15 @@ static void uvae__cpu_conv_fwd_implicit(const uvae__conv_shape *g, const float *
 static void uvae__cpu_conv_bwd_w_implicit(const uvae__conv_shape *g, const float *x, const float *dy, float *dw, float *scratch) {
     const int k = g->k, p = g->p, H = g->H, W = g->W, Hp = H + 2 * p, Wp = W + 2 * p, Co = g->Co, Ci = g->Ci, Ho = g->Ho, Wo = g->Wo;
     const int CK = Ci * k * k, L = Ho * Wp, npa = (CK + UVAE__MR - 1) / UVAE__MR, npb = (Co + UVAE__NR - 1) / UVAE__NR;
-    const int CKp = npa * UVAE__MR, Np = npb * UVAE__NR, nt = npa * npb;
+    const int CKp = npa * UVAE__MR, Np = npb * UVAE__NR;
     const size_t HpWp = (size_t)Hp * Wp, xs = (size_t)Ci * H * W, HWo = (size_t)Ho * Wo;
     float *dwT = (float *)uvae__align(scratch);
-    ptrdiff_t *off = (ptrdiff_t *)(dwT + (size_t)CKp * Np), boff[UVAE__KC];
+    ptrdiff_t *off = (ptrdiff_t *)(dwT + (size_t)CKp * Np);
     float *xp = (float *)(off + CKp), *Bp = xp + Ci * HpWp + k + UVAE__NR;
     int i;
     if (!uvae__ukr) uvae__cpu_kernel(0);
     for (int r = 0; r < CKp; r++)        /* the rows past CK (the last panel's padding) read row 0; unused */
         off[r] = r < CK ? (ptrdiff_t)(r / (k * k)) * (ptrdiff_t)HpWp + (r / k) % k * Wp + r % k : 0;
-    for (int kk = 0; kk < UVAE__KC; kk++) boff[kk] = (ptrdiff_t)kk * UVAE__NR;
     memset(dwT, 0, (size_t)CKp * Np * sizeof(float));
     memset(xp, 0, (Ci * HpWp + k + UVAE__NR) * sizeof(float));      /* the border and the tail stay zero */
     for (int n = 0; n < g->N; n++) {
@@ -2318,16 +2338,7 @@ static void uvae__cpu_conv_bwd_w_implicit(const uvae__conv_shape *g, const float
                 for (int ow = 0; ow < Wp; ow++) d[ow * UVAE__NR + j] = co < Co && ow < Wo ? src[ow] : 0.0f;
             }
         }
-        UVAE__OMP(omp parallel if ((double)CKp * Np * L > 1e6))
-        for (int pc = 0; pc < L; pc += UVAE__KC) {
-            int kc = L - pc < UVAE__KC ? L - pc : UVAE__KC, t;
-            UVAE__OMP(omp for schedule(static))
-            for (t = 0; t < nt; t++) {                               /* tiles: CK panel outer, Co panel inner */
-                int ip = t / npb, jp = t % npb;
-                uvae__ukr(kc, uvae__panel_rows(CK, ip), xp + pc, off + (size_t)ip * UVAE__MR, NULL,
-                          Bp + ((size_t)jp * L + pc) * UVAE__NR, boff, dwT + (size_t)ip * UVAE__MR * Np + jp * UVAE__NR, Np, 1);
-            }
-        }
+        uvae__dwT_tiles(CK, Np, L, xp, off, NULL, Bp, dwT);
     }
     UVAE__OMP(omp parallel for schedule(static) if ((double)Co * CK > UVAE__PAR_MIN))
     for (i = 0; i < Co; i++)                                         /* dw += (dw^T)^T */
@@ -2801,6 +2812,23 @@ static void uvae__cpu_conv_bwd_w_winograd(const uvae__conv_shape *g, const float
             }
     }
 }
+/* xp <- n planes of H x W, each zero-padded by p on every side */
+static void uvae__pad_planes(const float *x, int n, int H, int W, int p, float *xp) {
+    size_t Wp = (size_t)W + 2 * p, HpWp = ((size_t)H + 2 * p) * Wp;
+    int i;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)n * HpWp > UVAE__PAR_MIN))
+    for (i = 0; i < n; i++) {
+        float *d = xp + (size_t)i * HpWp;
+        const float *src = x + (size_t)i * H * W;
+        if (p > 0) memset(d, 0, HpWp * sizeof(float));
+        for (int h = 0; h < H; h++) memcpy(d + (size_t)(h + p) * Wp + p, src + (size_t)h * W, (size_t)W * sizeof(float));
+    }
+}
+/* where output pixel q (images side by side, HWo pixels each) has its window's corner in xp */
+static ptrdiff_t uvae__pixel_corner(const uvae__conv_shape *g, int q) {
+    int HWo = g->Ho * g->Wo, Wp = g->W + 2 * g->p, n = q / HWo, o = q % HWo;
+    return (ptrdiff_t)n * g->Ci * (g->H + 2 * g->p) * Wp + (ptrdiff_t)(o / g->Wo * g->s) * Wp + o % g->Wo * g->s;
+}
 /* conv_fwd with the output pixels as the GEMM's rows ("direct"): y^T[L, Co] (+)= col(x)^T[L, CK] @
    w^T[CK, Co] over the L output pixels of a chunk of images, whose A operand the micro-kernel
    reads in place from the zero-padded x (its koff mode): A(q, r) = xp[pix[q] + tap[r]], pix[q] the
@@ -2812,7 +2840,7 @@ static void uvae__cpu_conv_bwd_w_winograd(const uvae__conv_shape *g, const float
    written to y transposed. Scratch: packed w [Np/NR][CK][NR] | tap [CK] | xp [b][Ci][Hp][Wp]
    (uvae__direct_scratch). */
 static void uvae__cpu_conv_fwd_direct(const uvae__conv_shape *g, const float *x, const float *w, float *y, int acc, float *scratch) {
-    const int Ci = g->Ci, Co = g->Co, k = g->k, s = g->s, p = g->p, H = g->H, W = g->W, Wo = g->Wo;
+    const int Ci = g->Ci, Co = g->Co, k = g->k, p = g->p, H = g->H, W = g->W, Wo = g->Wo;
     const int Hp = H + 2 * p, Wp = W + 2 * p, CK = Ci * k * k, npb = (Co + UVAE__NR - 1) / UVAE__NR, nb = uvae__direct_chunk(g);
     const size_t HpWp = (size_t)Hp * Wp, HWo = (size_t)g->Ho * Wo;
     float *Bp = (float *)uvae__align(scratch);
@@ -2830,13 +2858,7 @@ static void uvae__cpu_conv_fwd_direct(const uvae__conv_shape *g, const float *x,
     }
     for (int n0 = 0; n0 < g->N; n0 += nb) {
         int b = g->N - n0 < nb ? g->N - n0 : nb, L = b * (int)HWo, nq = (L + UVAE__MR - 1) / UVAE__MR;
-        UVAE__OMP(omp parallel for schedule(static) if ((double)b * Ci * HpWp > UVAE__PAR_MIN))
-        for (i = 0; i < b * Ci; i++) {                               /* xp <- the chunk's planes, zero-padded */
-            float *d = xp + (size_t)i * HpWp;
-            const float *src = x + ((size_t)n0 * Ci + i) * H * W;
-            if (p > 0) memset(d, 0, HpWp * sizeof(float));
-            for (int h = 0; h < H; h++) memcpy(d + (size_t)(h + p) * Wp + p, src + (size_t)h * W, (size_t)W * sizeof(float));
-        }
+        uvae__pad_planes(x + (size_t)n0 * Ci * H * W, b * Ci, H, W, p, xp);
         UVAE__OMP(omp parallel for schedule(static) if ((double)L * Co * CK > 1e6))
         for (i = 0; i < nq * npb; i++) {                             /* tiles: pixel panel outer, channel panel inner */
             int q0 = i / npb * UVAE__MR, j0 = i % npb * UVAE__NR;
@@ -2844,9 +2866,9 @@ static void uvae__cpu_conv_fwd_direct(const uvae__conv_shape *g, const float *x,
             ptrdiff_t pix[UVAE__MR];
             float tile[UVAE__MR * UVAE__NR], *yq[UVAE__MR];          /* yq[r]: pixel r of channel j0 in y */
             for (int r = 0; r < UVAE__MR; r++) {
-                int q = q0 + (r < rows ? r : 0), n = q / (int)HWo, o = q % (int)HWo;
-                pix[r] = (ptrdiff_t)n * Ci * (ptrdiff_t)HpWp + (ptrdiff_t)(o / Wo * s) * Wp + o % Wo * s;
-                yq[r] = y + ((size_t)(n0 + n) * Co + j0) * HWo + o;
+                int q = q0 + (r < rows ? r : 0);
+                pix[r] = uvae__pixel_corner(g, q);
+                yq[r] = y + ((size_t)(n0 + q / (int)HWo) * Co + j0) * HWo + q % (int)HWo;
             }
             if (acc)
                 for (int r = 0; r < rows; r++)
@@ -2867,16 +2889,15 @@ static void uvae__cpu_conv_fwd_direct(const uvae__conv_shape *g, const float *x,
    sums are its bits whatever the thread count. Scratch: dw^T [CKp, Np] | tap [CKp] | pix [L] |
    xp [b][Ci][Hp][Wp] | packed dy [Np/NR][L][NR] (uvae__bwd_w_direct_scratch). */
 static void uvae__cpu_conv_bwd_w_direct(const uvae__conv_shape *g, const float *x, const float *dy, float *dw, float *scratch) {
-    const int Ci = g->Ci, Co = g->Co, k = g->k, s = g->s, p = g->p, H = g->H, W = g->W, Wo = g->Wo;
+    const int Ci = g->Ci, Co = g->Co, k = g->k, p = g->p, H = g->H, W = g->W, Wo = g->Wo;
     const int Hp = H + 2 * p, Wp = W + 2 * p, CK = Ci * k * k, nb = uvae__conv_chunk(g);
-    const int npa = (CK + UVAE__MR - 1) / UVAE__MR, npb = (Co + UVAE__NR - 1) / UVAE__NR, Np = npb * UVAE__NR, nt = npa * npb;
+    const int npa = (CK + UVAE__MR - 1) / UVAE__MR, npb = (Co + UVAE__NR - 1) / UVAE__NR, Np = npb * UVAE__NR;
     const size_t HpWp = (size_t)Hp * Wp, HWo = (size_t)g->Ho * Wo, Lmax = (size_t)nb * HWo;
     float *dwT = (float *)uvae__align(scratch);
-    ptrdiff_t *tap = (ptrdiff_t *)(dwT + (size_t)npa * UVAE__MR * Np), *pix = tap + (size_t)npa * UVAE__MR, boff[UVAE__KC];
+    ptrdiff_t *tap = (ptrdiff_t *)(dwT + (size_t)npa * UVAE__MR * Np), *pix = tap + (size_t)npa * UVAE__MR;
     float *xp = (float *)(pix + Lmax), *Bp = xp + (size_t)nb * Ci * HpWp;
     int i;
     if (!uvae__ukr) uvae__cpu_kernel(0);
-    for (int kk = 0; kk < UVAE__KC; kk++) boff[kk] = (ptrdiff_t)kk * UVAE__NR;
     for (int r = 0; r < npa * UVAE__MR; r++)   /* rows past CK (the last panel's padding) read tap 0; unused */
         tap[r] = r < CK ? (ptrdiff_t)(r / (k * k)) * (ptrdiff_t)HpWp + (r / k % k) * Wp + r % k : 0;
     UVAE__OMP(omp parallel for schedule(static) if ((double)CK * Np > UVAE__PAR_MIN))
@@ -2884,17 +2905,8 @@ static void uvae__cpu_conv_bwd_w_direct(const uvae__conv_shape *g, const float *
         for (int j = 0; j < Np; j++) dwT[(size_t)i * Np + j] = j < Co ? dw[(size_t)j * CK + i] : 0.0f;
     for (int n0 = 0; n0 < g->N; n0 += nb) {
         int b = g->N - n0 < nb ? g->N - n0 : nb, L = b * (int)HWo;
-        for (int q = 0; q < L; q++) {
-            int n = q / (int)HWo, o = q % (int)HWo;
-            pix[q] = (ptrdiff_t)n * Ci * (ptrdiff_t)HpWp + (ptrdiff_t)(o / Wo * s) * Wp + o % Wo * s;
-        }
-        UVAE__OMP(omp parallel for schedule(static) if ((double)b * Ci * HpWp > UVAE__PAR_MIN))
-        for (i = 0; i < b * Ci; i++) {                               /* xp <- the chunk's planes, zero-padded */
-            float *d = xp + (size_t)i * HpWp;
-            const float *src = x + ((size_t)n0 * Ci + i) * H * W;
-            if (p > 0) memset(d, 0, HpWp * sizeof(float));
-            for (int h = 0; h < H; h++) memcpy(d + (size_t)(h + p) * Wp + p, src + (size_t)h * W, (size_t)W * sizeof(float));
-        }
+        for (int q = 0; q < L; q++) pix[q] = uvae__pixel_corner(g, q);
+        uvae__pad_planes(x + (size_t)n0 * Ci * H * W, b * Ci, H, W, p, xp);
         UVAE__OMP(omp parallel for schedule(static) if ((double)Np * L > UVAE__PAR_MIN))
         for (i = 0; i < npb * b; i++) {                              /* Bp[jp][q][j] <- dy[n0 + n][jp*NR + j][o] */
             int jp = i / b, n = i % b, cols = Co - jp * UVAE__NR < UVAE__NR ? Co - jp * UVAE__NR : UVAE__NR;
@@ -2906,16 +2918,7 @@ static void uvae__cpu_conv_bwd_w_direct(const uvae__conv_shape *g, const float *
                     for (size_t o = o0; o < oe; o++) d[o * UVAE__NR + j] = j < cols ? src[(size_t)j * HWo + o] : 0.0f;
             }
         }
-        UVAE__OMP(omp parallel if ((double)CK * Np * L > 1e6))
-        for (int pc = 0; pc < L; pc += UVAE__KC) {
-            int kc = L - pc < UVAE__KC ? L - pc : UVAE__KC, t;
-            UVAE__OMP(omp for schedule(static))
-            for (t = 0; t < nt; t++) {                               /* tiles: tap panel outer, channel panel inner */
-                int ip = t / npb, jp = t % npb;
-                uvae__ukr(kc, uvae__panel_rows(CK, ip), xp, tap + (size_t)ip * UVAE__MR, pix + pc,
-                          Bp + ((size_t)jp * L + pc) * UVAE__NR, boff, dwT + (size_t)ip * UVAE__MR * Np + jp * UVAE__NR, Np, 1);
-            }
-        }
+        uvae__dwT_tiles(CK, Np, L, xp, tap, pix, Bp, dwT);
     }
     UVAE__OMP(omp parallel for schedule(static) if ((double)Co * CK > UVAE__PAR_MIN))
     for (i = 0; i < Co; i++)                                         /* dw = (dw^T)^T */
