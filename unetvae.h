@@ -1530,12 +1530,12 @@ static inline float uvae__fselect(uint32_t mask, float a, float b) {   /* mask a
 /* tile (+)= A @ B over K, written to C (ldc): acc 0 stores, 1 adds. Only the tile's first `rows`
    rows (1..MR) are needed: the kernel computes and writes them rounded up to a multiple of 4
    (AVX-512) or 6 (AVX2), or exactly (generic), so a ragged last panel costs what its rows do,
-   not a whole tile (64 output channels: 60 + 4 rows, not 72); whole tiles pass MR. Row k of B (NR floats)
-   is at B + boff[k]: k * NR when packed, k * ldb when B is read in place, and for the implicit
-   convolution ([ops/conv kernels]) wherever that row of im2col(x) lies in the padded x. A is a
-   packed MR-row panel, A(r, k) = A[k * MR + r], when aoff is NULL; otherwise it is read in place,
-   A(r, k) = A[aoff[r] + k] (the implicit convolution's weight gradient), or A[aoff[r] + koff[k]]
-   when koff is given (the direct convolution: r an output pixel, k a tap of its window). */
+   not a whole tile (64 output channels: 60 + 4 rows, not 72); whole tiles pass MR. Row k of B
+   (NR floats) is at B + boff[k]: k * NR when packed, k * ldb when B is read in place, and for the
+   implicit convolution ([ops/conv kernels]) wherever that row of im2col(x) lies in the padded x.
+   A is a packed MR-row panel, A(r, k) = A[k * MR + r], when aoff is NULL; otherwise it is read in
+   place, A(r, k) = A[aoff[r] + k] (the implicit convolution's weight gradient), or A[aoff[r] +
+   koff[k]] when koff is given (the direct convolution: r an output pixel, k a tap of its window). */
 typedef void (*uvae__ukr_fn)(int K, int rows, const float *A, const ptrdiff_t *aoff, const ptrdiff_t *koff,
                              const float *B, const ptrdiff_t *boff, float *C, int ldc, int acc);
 /* the rows of the MR-row panel ip that lie inside M rows */
@@ -2870,6 +2870,7 @@ static void uvae__cpu_conv_fwd_direct(const uvae__conv_shape *g, const float *x,
                 pix[r] = uvae__pixel_corner(g, q);
                 yq[r] = y + ((size_t)(n0 + q / (int)HWo) * Co + j0) * HWo + q % (int)HWo;
             }
+            if (acc && rows < UVAE__MR) memset(tile, 0, sizeof tile);   /* rows past L: computed, never read */
             if (acc)
                 for (int r = 0; r < rows; r++)
                     for (int j = 0; j < cols; j++) tile[r * UVAE__NR + j] = yq[r][(size_t)j * HWo];
@@ -2901,8 +2902,8 @@ static void uvae__cpu_conv_bwd_w_direct(const uvae__conv_shape *g, const float *
     for (int r = 0; r < npa * UVAE__MR; r++)   /* rows past CK (the last panel's padding) read tap 0; unused */
         tap[r] = r < CK ? (ptrdiff_t)(r / (k * k)) * (ptrdiff_t)HpWp + (r / k % k) * Wp + r % k : 0;
     UVAE__OMP(omp parallel for schedule(static) if ((double)CK * Np > UVAE__PAR_MIN))
-    for (i = 0; i < CK; i++)                                         /* dw^T <- dw^T */
-        for (int j = 0; j < Np; j++) dwT[(size_t)i * Np + j] = j < Co ? dw[(size_t)j * CK + i] : 0.0f;
+    for (i = 0; i < npa * UVAE__MR; i++)                             /* dw^T <- dw^T, zeros in the padding */
+        for (int j = 0; j < Np; j++) dwT[(size_t)i * Np + j] = i < CK && j < Co ? dw[(size_t)j * CK + i] : 0.0f;
     for (int n0 = 0; n0 < g->N; n0 += nb) {
         int b = g->N - n0 < nb ? g->N - n0 : nb, L = b * (int)HWo;
         for (int q = 0; q < L; q++) pix[q] = uvae__pixel_corner(g, q);
