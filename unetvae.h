@@ -2206,6 +2206,14 @@ static size_t uvae__conv_scratch(int dev, const uvae__conv_shape *g) {
     return m > n ? m : n;
 }
 
+/* off[r] = ci*Hp*Wp + ki*Wp + kj for the n rows r = (ci*k + ki)*k + kj of col(x): where tap r of a
+   window sits in the zero-padded planes xp [Ci, Hp, Wp], relative to the window's corner; rows
+   past Ci*k*k (a last panel's padding) get 0 (computed, never used) */
+static void uvae__tap_offsets(const uvae__conv_shape *g, int n, ptrdiff_t *off) {
+    const int k = g->k, Wp = g->W + 2 * g->p, CK = g->Ci * k * k;
+    const ptrdiff_t HpWp = (ptrdiff_t)(g->H + 2 * g->p) * Wp;
+    for (int r = 0; r < n; r++) off[r] = r < CK ? r / (k * k) * HpWp + (r / k % k) * Wp + r % k : 0;
+}
 /* conv_fwd for stride 1 without im2col ("implicit GEMM"). With x zero-padded to xp [Ci, Hp, Wp],
    output (oh, ow) at q = oh*Wp + ow of a grid Wp wide, and row r = (ci*k + ki)*k + kj of col(x):
      col(x)[r][q] = xp[ci*Hp*Wp + ki*Wp + kj + q] = xp[off[r] + q]
@@ -2226,7 +2234,7 @@ static void uvae__cpu_conv_fwd_implicit(const uvae__conv_shape *g, const float *
     float *xp = (float *)(off + CK), *t = xp + Ci * HpWp + k + UVAE__NR;
     int i;
     if (!uvae__ukr) uvae__cpu_kernel(0);
-    for (int r = 0; r < CK; r++) off[r] = (ptrdiff_t)(r / (k * k)) * (ptrdiff_t)HpWp + (r / k) % k * Wp + r % k;
+    uvae__tap_offsets(g, CK, off);
     /* w [Co, CK] as MR-row panels per KC slice: slice pc, panel ip at Ap + pc*Mp + ip*kc*MR.
        flip: w is [Ci, Co, k, k] (the weights of the convolution whose data gradient this is), read
        as w'[co][(ci*k + ki)*k + kj] = w[ci][co][k-1-ki][k-1-kj] */
@@ -2319,8 +2327,7 @@ static void uvae__cpu_conv_bwd_w_implicit(const uvae__conv_shape *g, const float
     float *xp = (float *)(off + CKp), *Bp = xp + Ci * HpWp + k + UVAE__NR;
     int i;
     if (!uvae__ukr) uvae__cpu_kernel(0);
-    for (int r = 0; r < CKp; r++)        /* the rows past CK (the last panel's padding) read row 0; unused */
-        off[r] = r < CK ? (ptrdiff_t)(r / (k * k)) * (ptrdiff_t)HpWp + (r / k) % k * Wp + r % k : 0;
+    uvae__tap_offsets(g, CKp, off);      /* the rows past CK (the last panel's padding) read row 0; unused */
     memset(dwT, 0, (size_t)CKp * Np * sizeof(float));
     memset(xp, 0, (Ci * HpWp + k + UVAE__NR) * sizeof(float));      /* the border and the tail stay zero */
     for (int n = 0; n < g->N; n++) {
@@ -2841,15 +2848,15 @@ static ptrdiff_t uvae__pixel_corner(const uvae__conv_shape *g, int q) {
    (uvae__direct_scratch). */
 static void uvae__cpu_conv_fwd_direct(const uvae__conv_shape *g, const float *x, const float *w, float *y, int acc, float *scratch) {
     const int Ci = g->Ci, Co = g->Co, k = g->k, p = g->p, H = g->H, W = g->W, Wo = g->Wo;
-    const int Hp = H + 2 * p, Wp = W + 2 * p, CK = Ci * k * k, npb = (Co + UVAE__NR - 1) / UVAE__NR, nb = uvae__direct_chunk(g);
-    const size_t HpWp = (size_t)Hp * Wp, HWo = (size_t)g->Ho * Wo;
+    const int CK = Ci * k * k, npb = (Co + UVAE__NR - 1) / UVAE__NR, nb = uvae__direct_chunk(g);
+    const size_t HWo = (size_t)g->Ho * Wo;
     float *Bp = (float *)uvae__align(scratch);
     ptrdiff_t *tap = (ptrdiff_t *)(Bp + (size_t)npb * CK * UVAE__NR), boff[UVAE__KC];
     float *xp = (float *)(tap + CK);
     int i;
     if (!uvae__ukr) uvae__cpu_kernel(0);
     for (int kk = 0; kk < UVAE__KC; kk++) boff[kk] = (ptrdiff_t)kk * UVAE__NR;
-    for (int r = 0; r < CK; r++) tap[r] = (ptrdiff_t)(r / (k * k)) * (ptrdiff_t)HpWp + (r / k % k) * Wp + r % k;
+    uvae__tap_offsets(g, CK, tap);
     UVAE__OMP(omp parallel for schedule(static) if ((double)npb * CK * UVAE__NR > UVAE__PAR_MIN))
     for (i = 0; i < npb * CK; i++) {                                 /* Bp[jp][r][j] = w[jp*NR + j][r], 0 past Co */
         int jp = i / CK, r = i % CK;
@@ -2899,8 +2906,7 @@ static void uvae__cpu_conv_bwd_w_direct(const uvae__conv_shape *g, const float *
     float *xp = (float *)(pix + Lmax), *Bp = xp + (size_t)nb * Ci * HpWp;
     int i;
     if (!uvae__ukr) uvae__cpu_kernel(0);
-    for (int r = 0; r < npa * UVAE__MR; r++)   /* rows past CK (the last panel's padding) read tap 0; unused */
-        tap[r] = r < CK ? (ptrdiff_t)(r / (k * k)) * (ptrdiff_t)HpWp + (r / k % k) * Wp + r % k : 0;
+    uvae__tap_offsets(g, npa * UVAE__MR, tap);   /* rows past CK (the last panel's padding) read tap 0; unused */
     UVAE__OMP(omp parallel for schedule(static) if ((double)CK * Np > UVAE__PAR_MIN))
     for (i = 0; i < npa * UVAE__MR; i++)                             /* dw^T <- dw^T, zeros in the padding */
         for (int j = 0; j < Np; j++) dwT[(size_t)i * Np + j] = i < CK && j < Co ? dw[(size_t)j * CK + i] : 0.0f;
