@@ -255,6 +255,32 @@ else cat "$T/twin_args" >> "$T/log" 2>/dev/null; bad "experiments_unet.sh TWIN=1
 DICE_LOSS=bce REPORT=1 OUT="$T/exp2" bash "$ROOT/bench/experiments_unet.sh" >"$T/log" 2>&1; rc=$?
 expect -c '[ "$(wc -l < "$T/log")" = 1 ]' "experiments_unet.sh DICE_LOSS=bce: one line, exit 1" 1 "DICE_LOSS must be dice or ce+dice, not 'bce'"
 
+# bench/fold_split.py: a second split, its validation images drawn per breed from the first split's
+# training images (disjoint from its validation images), the rest (first split's validation
+# included) for training; deterministic; too few images of a breed, or no split folder, is one line
+mkdir -p "$T/split1"
+for b in Abyssinian Bengal american_bulldog; do
+    for i in $(seq 1 12); do echo "${b}_$i"; done >>"$T/split1/split_train.txt"
+    for i in 13 14 15; do echo "${b}_$i"; done >>"$T/split1/split_val.txt"
+done
+python3 "$ROOT/bench/fold_split.py" --split "$T/split1" --out "$T/fold2" --per-breed 4 >"$T/log" 2>&1; rc=$?
+python3 "$ROOT/bench/fold_split.py" --split "$T/split1" --out "$T/fold2b" --per-breed 4 >/dev/null 2>&1
+fold_ok() {   # 12 val (4 per breed, all from split_train), 33 train, together the 45 names once each
+    [ "$(wc -l < "$T/fold2/val.txt")" = 12 ] && [ "$(wc -l < "$T/fold2/train.txt")" = 33 ] &&
+    [ "$(cut -d_ -f1 "$T/fold2/val.txt" | sort | uniq -c | awk '$1 == 4' | wc -l)" = 3 ] &&
+    [ -z "$(sort "$T/fold2/val.txt" "$T/split1/split_val.txt" | uniq -d)" ] &&
+    [ "$(sort "$T/fold2/val.txt" "$T/fold2/train.txt" | uniq -u | wc -l)" = 45 ] &&
+    [ "$(sort "$T/fold2/val.txt" "$T/fold2/train.txt" "$T/split1/split_train.txt" "$T/split1/split_val.txt" | uniq -c | awk '$1 != 2' | wc -l)" = 0 ] &&
+    same "$T/fold2/val.txt" "$T/fold2b/val.txt"
+}
+expect -c fold_ok "fold_split.py: 4 per breed from split 1's training images, the rest for training, the same draw twice" 0 \
+    "fold_split.py: 33 train / 12 val (3 breeds x 4)"
+python3 "$ROOT/bench/fold_split.py" --split "$T/split1" --out "$T/fold3" --per-breed 12 >"$T/log" 2>&1; rc=$?
+expect -c '[ ! -e "$T/fold3" ] && [ "$(wc -l < "$T/log")" = 1 ]' "fold_split.py: too few images of a breed" 1 \
+    "fold_split.py: breed Abyssinian has 12 training images, needs more than --per-breed 12"
+python3 "$ROOT/bench/fold_split.py" --split "$T/nowhere" --out "$T/fold3" >"$T/log" 2>&1; rc=$?
+expect -c '[ "$(wc -l < "$T/log")" = 1 ]' "fold_split.py: no split folder" 1 "fold_split.py: " "$T/nowhere/split_train.txt"
+
 # bench --torch FILE: each of our rows is followed by its ratio to FILE's row of the same name and
 # batch (bench/torch_bench.py's format); a file without such rows is an error
 B="$ROOT/${BUILD:-build}/bench"
