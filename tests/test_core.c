@@ -373,16 +373,19 @@ static void test_conv_implicit(void) {
     uvae_ctx_free(ctx);
 }
 
-/* The forward and weight gradient with the output pixels as the GEMM's rows (conv_fwd_direct,
-   conv_bwd_w_direct: strided, or stride 1 too narrow for the implicit GEMM) against im2col + GEMM,
-   for every micro-kernel: all six results of conv_pair bit for bit (conv2d's dx and convT's
-   forward take the same col2im path either way; convT's dx is a conv2d forward that adds into dx).
-   Strides 1-3, ragged channel panels, more than KC taps (two slices), several chunks of images
-   in each, and a window with fewer taps than NR (the weight gradient's im2col path). */
+/* The forward, data and weight gradients with the output pixels as the GEMM's rows
+   (conv_fwd_direct, conv_bwd_x_direct, conv_bwd_w_direct: strided, or stride 1 too narrow for
+   the implicit GEMM) against im2col + GEMM (+ col2im), for every micro-kernel: all six results of
+   conv_pair bit for bit (conv2d's dx and convT's forward are the data gradient; convT's dx is a
+   conv2d forward that adds into dx). Strides 1-3, ragged channel and pixel panels, more than KC
+   taps or output channels (two slices), several chunks of images in each, a window with fewer
+   taps than NR (the weight gradient's im2col path) and one with more than 256 output pixels (the
+   data gradient's im2col path). */
 static void test_conv_direct(void) {
     static const int shapes[][8] = {   /* N, Ci, H, W, Co, k, s, p */
         {3, 5, 9, 9, 32, 4, 2, 1}, {2, 40, 16, 15, 61, 3, 2, 1}, {130, 4, 16, 16, 32, 4, 2, 1}, {3, 80, 70, 69, 24, 3, 2, 1},
-        {4, 16, 10, 10, 32, 3, 1, 1}, {4, 32, 8, 8, 24, 1, 1, 0}, {2, 6, 13, 11, 48, 5, 3, 2}, {3, 2, 28, 28, 32, 4, 2, 1}};
+        {4, 16, 10, 10, 32, 3, 1, 1}, {4, 32, 8, 8, 24, 1, 1, 0}, {2, 6, 13, 11, 48, 5, 3, 2}, {3, 2, 28, 28, 32, 4, 2, 1},
+        {130, 2, 32, 32, 32, 4, 2, 1}, {2, 8, 13, 13, 288, 3, 2, 1}};
     static const char *names[4] = {"", "generic", "avx2", "avx512"};
     int base = uvae__cpu_kernel(-1), was = uvae__cpu_conv_direct(-1), runs = 0;
     uvae_ctx *ctx = uvae_ctx_new(0);
