@@ -2961,12 +2961,13 @@ static void uvae__cpu_conv_bwd_w_direct(const uvae__conv_shape *g, const float *
 /* conv_bwd_x the same way (the data gradient of a strided convolution, the forward of a transposed
    one): per image, col^T[HWo, CK] = dy^T[HWo, Co] @ w[Co, CK], one NR-column panel of col's rows
    (taps) at a time. A = dy read in place (koff mode: A(q, co) = dy[n][co][q] at aoff[q] = q,
-   koff[co] = co*HWo), B = w packed as NR-column panels over CK. A panel's NR rows of col go,
-   transposed, into the image's buffer [NR, HWo] and are added into dx as col2im adds them, tap
-   after tap; the sums over Co run in the GEMM's KC slices, so dx gets the bits of W^T @ dy +
-   col2im without dy transposed over the batch or a chunk's col written and read back. Images run
-   in chunks whose buffers fit 1M floats, a thread per image. Scratch: packed w [CKp/NR][Co][NR] |
-   koff [Co] | buffers [b][NR][HWo] (uvae__bwd_x_direct_scratch). */
+   koff[co] = co*HWo), B = w packed as NR-column panels over CK. A panel's tiles are written as
+   they are into the image's buffer [HWo + MR][NR], buf[q][j] = col(r0 + j, q) (MR rows of slack
+   for a ragged last tile, which the micro-kernel writes rounded up), whose columns col2im then
+   adds into dx, tap after tap; the sums over Co run in the GEMM's KC slices, so dx gets the bits
+   of W^T @ dy + col2im without dy transposed over the batch or a chunk's col written and read
+   back. Images run in chunks whose buffers fit 2^18 floats, a thread per image. Scratch: packed
+   w [CKp/NR][Co][NR] | koff [Co] | buffers [b][HWo + MR][NR] (uvae__bwd_x_direct_scratch). */
 static void uvae__cpu_conv_bwd_x_direct(const uvae__conv_shape *g, const float *dy, const float *w, float *dx, float *scratch) {
     const int Ci = g->Ci, Co = g->Co, k = g->k, CK = Ci * k * k, npb = (CK + UVAE__NR - 1) / UVAE__NR;
     const int HWo = g->Ho * g->Wo, nb = uvae__bwd_x_direct_chunk(g);
@@ -2978,6 +2979,8 @@ static void uvae__cpu_conv_bwd_x_direct(const uvae__conv_shape *g, const float *
     if (!uvae__ukr) uvae__cpu_kernel(0);
     for (int kk = 0; kk < UVAE__KC; kk++) boff[kk] = (ptrdiff_t)kk * UVAE__NR;
     for (int co = 0; co < Co; co++) koff[co] = (ptrdiff_t)co * HWo;
+    for (i = 0; i < nb; i++)                                         /* the slack: computed, never read */
+        memset(bufs + (size_t)i * bs + (size_t)HWo * UVAE__NR, 0, UVAE__MR * UVAE__NR * sizeof(float));
     UVAE__OMP(omp parallel for schedule(static) if ((double)npb * Co * UVAE__NR > UVAE__PAR_MIN))
     for (i = 0; i < npb * Co; i++) {                                 /* Bp[jp][co][j] = w[co][jp*NR + j], 0 past CK */
         int jp = i / Co, co = i % Co;
