@@ -28,12 +28,16 @@ def main():
     ap.add_argument("--per-breed", type=int, default=20, help="validation images per breed [20]")
     ap.add_argument("--seed", type=int, default=2, help="seed of the draw [2]")
     a = ap.parse_args()
+    if a.per_breed < 1:
+        sys.exit("fold_split.py: --per-breed must be at least 1, not %d" % a.per_breed)
 
     try:
         train = read_list(os.path.join(a.split, "split_train.txt"))
         val = read_list(os.path.join(a.split, "split_val.txt"))
     except OSError as e:
         sys.exit("fold_split.py: %s" % e)
+    if not train:
+        sys.exit("fold_split.py: %s lists no images" % os.path.join(a.split, "split_train.txt"))
     breeds = {}
     for name in sorted(train):
         breeds.setdefault(name.rsplit("_", 1)[0], []).append(name)
