@@ -462,6 +462,10 @@ int uvae__cpu_conv_winograd(int on);
    GEMM's rows: 1 on (the default), 0 off, -1 query; returns the previous setting. For tests (the
    two paths must agree bit for bit). */
 int uvae__cpu_conv_direct(int on);
+/* Fill the CPU arena's unzeroed floats (op outputs that skip the zeroing, the backward's buffers)
+   with NaN when they are handed out: 1 on, 0 off (the default), -1 query; returns the previous
+   setting. For tests (make test runs the suites again with it on: ./build/test_unetvae --poison). */
+int uvae__cpu_poison(int on);
 #ifdef UNETVAE_CUDA
 /* runtime: the first failure is kept (sticky) until read by uvae__cu_take_error */
 int uvae__cu_init(void);                             /* 0 ok, else no usable device */
@@ -1223,9 +1227,19 @@ static void *uvae__host_alloc(uvae_ctx *ctx, size_t bytes) { return uvae__arena_
 static void *uvae__dev_alloc(uvae_ctx *ctx, size_t bytes) {
     return uvae__arena_alloc(ctx->device == UVAE_CPU ? &ctx->host : &ctx->dev, bytes);
 }
+/* Arena floats not zeroed are filled with NaN on the CPU while uvae__cpu_poison(1) (for tests:
+   an op that skips the zeroing must write every value it later reads or returns). */
+static int uvae__poison_on = 0;
+int uvae__cpu_poison(int on) {
+    int was = uvae__poison_on;
+    if (on >= 0) uvae__poison_on = on != 0;
+    return was;
+}
 static float *uvae__arena_floats(uvae_ctx *ctx, size_t n, int zero) {
     float *p = (float *)uvae__dev_alloc(ctx, (n ? n : 1) * sizeof(float));
     if (p && zero) uvae__dzero(ctx->device, p, n * sizeof(float));
+    else if (p && uvae__poison_on && ctx->device == UVAE_CPU)
+        for (size_t i = 0; i < n; i++) p[i] = NAN;
     return p;
 }
 
@@ -3268,7 +3282,7 @@ uvae_tensor *uvae_avg_pool2d(uvae_ctx *ctx, uvae_tensor *x, int k, int s) {
     int Ho, Wo;
     if (!x) return NULL;
     if (uvae__pool_shape("uvae_avg_pool2d", x, k, s, &Ho, &Wo) != UVAE_OK) return NULL;
-    out = uvae__out(ctx, 4, (int[]){x->shape[0], x->shape[1], Ho, Wo}, x, NULL, NULL);
+    out = uvae__out_full(ctx, 4, (int[]){x->shape[0], x->shape[1], Ho, Wo}, x, NULL, NULL);
     if (!out) return NULL;
     UVAE__K(ctx->device, avgpool_fwd, x->data, out->data, x->shape[0] * x->shape[1], x->shape[2], x->shape[3], k, s, Ho, Wo);
     if ((nd = uvae__record(ctx, uvae__avgpool_backward, out, x, NULL, NULL))) { nd->i[0] = k; nd->i[1] = s; }
@@ -3373,7 +3387,7 @@ uvae_tensor *uvae_upsample(uvae_ctx *ctx, uvae_tensor *x, int s, int mode) {
     if (!x) return NULL;
     if (x->ndim != 4 || s < 1 || (mode != UVAE_NEAREST && mode != UVAE_BILINEAR))
         return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_upsample: input %s, scale %d, mode %d", uvae__shape_str(x), s, mode);
-    out = uvae__out(ctx, 4, (int[]){x->shape[0], x->shape[1], x->shape[2] * s, x->shape[3] * s}, x, NULL, NULL);
+    out = uvae__out_full(ctx, 4, (int[]){x->shape[0], x->shape[1], x->shape[2] * s, x->shape[3] * s}, x, NULL, NULL);
     if (!out) return NULL;
     UVAE__K(ctx->device, upsample_fwd, x->data, out->data, x->shape[0] * x->shape[1], x->shape[2], x->shape[3], s, mode);
     if ((nd = uvae__record(ctx, uvae__upsample_backward, out, x, NULL, NULL))) { nd->i[0] = s; nd->i[1] = mode; }
@@ -3628,7 +3642,7 @@ uvae_tensor *uvae_linear(uvae_ctx *ctx, uvae_tensor *x, uvae_tensor *w, uvae_ten
     if (x->ndim != 2 || w->ndim != 2 || w->shape[1] != x->shape[1] || (b && b->size != (size_t)w->shape[0]))
         return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_linear: x %s, w %s, b %s do not fit",
                                           uvae__shape_str(x), uvae__shape_str(w), b ? uvae__shape_str(b) : "none");
-    if (!(y = uvae__out(ctx, 2, (int[]){x->shape[0], w->shape[0]}, x, w, b))) return NULL;
+    if (!(y = uvae__out_full(ctx, 2, (int[]){x->shape[0], w->shape[0]}, x, w, b))) return NULL;
     UVAE__K(ctx->device, gemm, 0, 1, x->shape[0], w->shape[0], x->shape[1], x->data, x->shape[1], w->data, w->shape[1], y->data, w->shape[0], 0);
     if (b) UVAE__K(ctx->device, bias_add, y->data, b->data, x->shape[0], w->shape[0], 1);
     ctx->flops += 2.0 * x->shape[0] * x->shape[1] * w->shape[0];
@@ -3663,7 +3677,7 @@ uvae_tensor *uvae_embedding(uvae_ctx *ctx, uvae_tensor *idx, uvae_tensor *tab) {
             if (!(v >= 0 && v < (float)tab->shape[0] && v == floorf(v)))
                 return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_embedding: index %g at position %zu is not an integer in 0..%d", (double)v, n, tab->shape[0] - 1);
         }
-    if (!(y = uvae__out(ctx, 2, (int[]){idx->shape[0], tab->shape[1]}, idx, tab, NULL))) return NULL;
+    if (!(y = uvae__out_full(ctx, 2, (int[]){idx->shape[0], tab->shape[1]}, idx, tab, NULL))) return NULL;
     UVAE__K(ctx->device, embedding_fwd, idx->data, tab->data, y->data, idx->shape[0], tab->shape[0], tab->shape[1]);
     if (!uvae__record(ctx, uvae__embedding_backward, y, idx, tab, NULL) && y->grad) return NULL;
     return y;
@@ -3698,7 +3712,7 @@ uvae_tensor *uvae_concat(uvae_ctx *ctx, uvae_tensor *a, uvae_tensor *b) {
     if (!ok) return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_concat: %s and %s differ outside dim 1", uvae__shape_str(a), uvae__shape_str(b));
     memcpy(shape, a->shape, sizeof shape);
     shape[1] = a->shape[1] + b->shape[1];
-    if (!(y = uvae__out(ctx, a->ndim, shape, a, b, NULL))) return NULL;
+    if (!(y = uvae__out_full(ctx, a->ndim, shape, a, b, NULL))) return NULL;
     UVAE__K(ctx->device, concat_fwd, a->data, b->data, y->data, a->shape[0], a->size / (size_t)a->shape[0], b->size / (size_t)a->shape[0]);
     if (!uvae__record(ctx, uvae__concat_backward, y, a, b, NULL) && y->grad) return NULL;
     return y;
@@ -3728,7 +3742,7 @@ static uvae_tensor *uvae__binary(uvae_ctx *ctx, uvae_tensor *a, uvae_tensor *b, 
     if (!a || !b) return NULL;
     if (!uvae_same_shape(a, b))
         return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_%s: shapes %s and %s differ", mul ? "mul" : "add", uvae__shape_str(a), uvae__shape_str(b));
-    if (!(y = uvae__out(ctx, a->ndim, a->shape, a, b, NULL))) return NULL;
+    if (!(y = uvae__out_full(ctx, a->ndim, a->shape, a, b, NULL))) return NULL;
     UVAE__K(ctx->device, binary_fwd, mul, a->data, b->data, y->data, y->size);
     if ((nd = uvae__record(ctx, uvae__binary_backward, y, a, b, NULL))) nd->i[0] = mul;
     else if (y->grad) return NULL;
@@ -3812,7 +3826,7 @@ uvae_tensor *uvae_dropout(uvae_ctx *ctx, uvae_tensor *x, float p) {
     if (!x) return NULL;
     if (!(p >= 0 && p < 1)) return (uvae_tensor *)uvae__failp(UVAE_ERR_ARG, "uvae_dropout: p = %g not in [0, 1)", (double)p);
     if (!ctx->train || p == 0) return x;
-    if (!(y = uvae__out(ctx, x->ndim, x->shape, x, NULL, NULL)) || !(mask = uvae__arena_floats(ctx, x->size, 0))) return NULL;
+    if (!(y = uvae__out_full(ctx, x->ndim, x->shape, x, NULL, NULL)) || !(mask = uvae__arena_floats(ctx, x->size, 0))) return NULL;
     UVAE__K(ctx->device, dropout_fwd, x->data, y->data, mask, x->size, p, uvae_rng_u32(&ctx->rng));
     if ((nd = uvae__record(ctx, uvae__dropout_backward, y, x, NULL, NULL))) nd->saved = mask;
     else if (y->grad) return NULL;

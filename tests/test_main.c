@@ -33,10 +33,18 @@ static const struct { const char *name; void (*fn)(void); } suites[] = {
     {"hostile", suite_hostile},
 };
 
+/* ./test_unetvae [--poison] [SUITE]: every suite, or one; --poison fills the arena's unzeroed
+   floats with NaN (uvae__cpu_poison), so an op that leaves part of its output unwritten fails */
 int main(int argc, char **argv) {
     clock_t t0 = clock();
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--poison")) uvae__cpu_poison(1);
+        else only = argv[i];
+    }
+    if (uvae__cpu_poison(-1)) printf("arena poisoned: unzeroed floats start as NaN\n");
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
-        if (argc > 1 && strcmp(argv[1], suites[i].name) != 0) continue;
+        if (only && strcmp(only, suites[i].name) != 0) continue;
         int p = uvt_pass, f = uvt_fail;
         suites[i].fn();
         printf("suite %-8s %d passed, %d failed\n", suites[i].name, uvt_pass - p, uvt_fail - f);
