@@ -42,6 +42,16 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "--poison")) uvae__cpu_poison(1);
         else only = argv[i];
     }
+    if (only) {   /* a name that is no suite is an error, not a run that checks nothing */
+        size_t i = 0;
+        while (i < sizeof suites / sizeof suites[0] && strcmp(only, suites[i].name) != 0) i++;
+        if (i == sizeof suites / sizeof suites[0]) {
+            fprintf(stderr, "test_unetvae: no suite '%s'; usage: test_unetvae [--poison] [SUITE], SUITE one of:", only);
+            for (i = 0; i < sizeof suites / sizeof suites[0]; i++) fprintf(stderr, " %s", suites[i].name);
+            fprintf(stderr, "\n");
+            return 2;
+        }
+    }
     if (uvae__cpu_poison(-1)) printf("arena poisoned: unzeroed floats start as NaN\n");
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++) {
         if (only && strcmp(only, suites[i].name) != 0) continue;
