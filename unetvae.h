@@ -1229,12 +1229,13 @@ static void *uvae__dev_alloc(uvae_ctx *ctx, size_t bytes) {
 }
 /* Arena floats not zeroed are filled with NaN on the CPU while uvae__cpu_poison(1) (for tests:
    an op that skips the zeroing must write every value it later reads or returns). */
-static int uvae__poison_on = 0;
-int uvae__cpu_poison(int on) {
-    int was = uvae__poison_on;
-    if (on >= 0) uvae__poison_on = on != 0;
+static int uvae__switch(int *flag, int on) {   /* a path's on/off switch: set (on >= 0), return the old */
+    int was = *flag;
+    if (on >= 0) *flag = on != 0;
     return was;
 }
+static int uvae__poison_on = 0;
+int uvae__cpu_poison(int on) { return uvae__switch(&uvae__poison_on, on); }
 static float *uvae__arena_floats(uvae_ctx *ctx, size_t n, int zero) {
     float *p = (float *)uvae__dev_alloc(ctx, (n ? n : 1) * sizeof(float));
     if (p && zero) uvae__dzero(ctx->device, p, n * sizeof(float));
@@ -2064,11 +2065,6 @@ static int uvae__conv_chunk(const uvae__conv_shape *g) {
 /* Stride-1 convolutions with rows of at least NR outputs skip im2col on the CPU (conv_fwd_implicit),
    unless uvae__cpu_conv_implicit(0) turned that off (for tests). */
 static int uvae__implicit_on = 1;
-static int uvae__switch(int *flag, int on) {   /* a path's on/off switch: set (on >= 0), return the old */
-    int was = *flag;
-    if (on >= 0) *flag = on != 0;
-    return was;
-}
 int uvae__cpu_conv_implicit(int on) { return uvae__switch(&uvae__implicit_on, on); }
 static int uvae__conv_implicit(const uvae__conv_shape *g) {
     double work = (double)g->Co * g->Ho * g->Wo * g->Ci * g->k * g->k;   /* small ones: the GEMM's plain loops */
@@ -2895,8 +2891,7 @@ static void uvae__cpu_conv_fwd_direct(const uvae__conv_shape *g, const float *x,
     ptrdiff_t *tap = (ptrdiff_t *)(Bp + (size_t)npb * CK * UVAE__NR), boff[UVAE__KC];
     float *xp = (float *)(tap + CK);
     int i;
-    if (!uvae__ukr) uvae__cpu_kernel(0);
-    for (int kk = 0; kk < UVAE__KC; kk++) boff[kk] = (ptrdiff_t)kk * UVAE__NR;
+    uvae__ukr_packed(boff);                                          /* the kernel chosen; boff[k] = k * NR */
     uvae__tap_offsets(g, CK, tap);
     UVAE__OMP(omp parallel for schedule(static) if ((double)npb * CK * UVAE__NR > UVAE__PAR_MIN))
     for (i = 0; i < npb * CK; i++) {                                 /* Bp[jp][r][j] = w[jp*NR + j][r], 0 past Co */
@@ -2990,8 +2985,7 @@ static void uvae__cpu_conv_bwd_x_direct(const uvae__conv_shape *g, const float *
     ptrdiff_t *koff = (ptrdiff_t *)(Bp + (size_t)npb * Co * UVAE__NR), boff[UVAE__KC];
     float *bufs = (float *)(koff + Co);
     int i;
-    if (!uvae__ukr) uvae__cpu_kernel(0);
-    for (int kk = 0; kk < UVAE__KC; kk++) boff[kk] = (ptrdiff_t)kk * UVAE__NR;
+    uvae__ukr_packed(boff);                                          /* the kernel chosen; boff[k] = k * NR */
     for (int co = 0; co < Co; co++) koff[co] = (ptrdiff_t)co * HWo;
     for (i = 0; i < nb; i++)                                         /* the slack: computed, never read */
         memset(bufs + (size_t)i * bs + (size_t)HWo * UVAE__NR, 0, UVAE__MR * UVAE__NR * sizeof(float));
