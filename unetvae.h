@@ -2597,7 +2597,70 @@ static void uvae__cpu_conv_bwd_w_implicit(const uvae__conv_shape *g, const float
                             z0[24 * zs + j], z0[30 * zs + j]);                                                    \
         }                                                                                                         \
     }
+/* The weights' side of Winograd (once per weight, not per tile), n kernels at once (vectorised over
+   j): o[a * os + j] = (G x_j)[a], a < m + 2, x_j = (x0[j], x1[j], x2[j]), with
+   G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1] for F(2x2) and
+   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1] for F(4x4);
+   and o = G^T u, 3 values from m + 2 (the weight gradient's way back). */
+static inline void uvae__wg_g(int m, int n, const float *x0, const float *x1, const float *x2, float *o, size_t os) {
+    int j;
+    if (m == 2) {
+        UVAE__OMP(omp simd)
+        for (j = 0; j < n; j++) {
+            float w0 = x0[j], w1 = x1[j], w2 = x2[j];
+            o[j] = w0; o[os + j] = 0.5f * (w0 + w1 + w2); o[2 * os + j] = 0.5f * (w0 - w1 + w2); o[3 * os + j] = w2;
+        }
+    } else {
+        UVAE__OMP(omp simd)
+        for (j = 0; j < n; j++) {
+            float w0 = x0[j], w1 = x1[j], w2 = x2[j], s = w0 + w2, t = w0 * (1.0f / 24) + w2 * (1.0f / 6);
+            o[j] = 0.25f * w0; o[os + j] = -(s + w1) * (1.0f / 6); o[2 * os + j] = -(s - w1) * (1.0f / 6);
+            o[3 * os + j] = t + w1 * (1.0f / 12); o[4 * os + j] = t - w1 * (1.0f / 12); o[5 * os + j] = w2;
+        }
+    }
+}
+static inline void uvae__wg_gt(int m, int n, const float *u, size_t us, float *o, size_t os) {
+    int j;                                                             /* o[k * os + j] = (G^T u_j)[k], u_j[a] = u[a * us + j] */
+    if (m == 2) {
+        UVAE__OMP(omp simd)
+        for (j = 0; j < n; j++) {
+            float u0 = u[j], u1 = u[us + j], u2 = u[2 * us + j], u3 = u[3 * us + j];
+            o[j] = u0 + 0.5f * (u1 + u2); o[os + j] = 0.5f * (u1 - u2); o[2 * os + j] = 0.5f * (u1 + u2) + u3;
+        }
+    } else {
+        UVAE__OMP(omp simd)
+        for (j = 0; j < n; j++) {
+            float u0 = u[j], u1 = u[us + j], u2 = u[2 * us + j], u3 = u[3 * us + j], u4 = u[4 * us + j], u5 = u[5 * us + j];
+            float p12 = (u1 + u2) * (1.0f / 6), p34 = u3 + u4;
+            o[j] = 0.25f * u0 - p12 + p34 * (1.0f / 24); o[os + j] = (u2 - u1) * (1.0f / 6) + (u3 - u4) * (1.0f / 12);
+            o[2 * os + j] = p34 * (1.0f / 6) - p12 + u5;
+        }
+    }
+}
+/* U = G w G^T of n <= UVAE__WG_WB kernels at once: kernel j's 9 values at w[3 k + l][j], its P
+   transformed values to u[e * us + j] (the compiler vectorises over j) */
+#define UVAE__WG_WB 192
+#define UVAE__WG_W(NAME, TARGET)                                                                                  \
+    TARGET static void NAME(int m, int n, const float (*w)[UVAE__WG_WB], float *u, size_t us) {                  \
+        float h[3][6][UVAE__WG_WB];                                    /* h[b][a][j] = (G w_j)[a][b] */           \
+        for (int b = 0; b < 3; b++) uvae__wg_g(m, n, w[b], w[3 + b], w[6 + b], h[b][0], UVAE__WG_WB);           \
+        for (int a = 0; a < m + 2; a++) uvae__wg_g(m, n, h[0][a], h[1][a], h[2][a], u + (size_t)a * (m + 2) * us, us); \
+    }
+/* dw[j * dws + 3 k + l] += (G^T dU_j G)[k][l] for n <= UVAE__NR kernels, dU_j[e] at du[e * ds + j],
+   e = a (m+2) + c: the weight gradient's transform back, vectorised over j */
+#define UVAE__WG_DW(NAME, TARGET)                                                                                 \
+    TARGET static void NAME(int m, int n, const float *du, size_t ds, float *dw, size_t dws) {                   \
+        float q[3][6][UVAE__NR], o[3][UVAE__NR];                       /* q[k][c][j] = (G^T dU_j)[k][c] */        \
+        for (int c = 0; c < m + 2; c++) uvae__wg_gt(m, n, du + c * ds, (size_t)(m + 2) * ds, q[0][c], 6 * UVAE__NR); \
+        for (int k = 0; k < 3; k++) {                                  /* row k of dw_j = q[k] G */               \
+            uvae__wg_gt(m, n, q[k][0], UVAE__NR, o[0], UVAE__NR);                                                 \
+            for (int j = 0; j < n; j++)                                                                           \
+                for (int l = 0; l < 3; l++) dw[(size_t)j * dws + 3 * k + l] += o[l][j];                           \
+        }                                                                                                         \
+    }
 UVAE__WG_IN(uvae__wg_in_generic, )
+UVAE__WG_DW(uvae__wg_dw_generic, )
+UVAE__WG_W(uvae__wg_w_generic, )
 UVAE__WG_OUT(uvae__wg_out_generic, )
 UVAE__WG_DY(uvae__wg_dy_generic, )
 UVAE__WG4_IN(uvae__wg4_in_generic, )
@@ -2607,9 +2670,13 @@ UVAE__WG4_DY(uvae__wg4_dy_generic, )
 UVAE__WG_IN(uvae__wg_in_avx2, __attribute__((target("avx2,fma"))))
 UVAE__WG_OUT(uvae__wg_out_avx2, __attribute__((target("avx2,fma"))))
 UVAE__WG_DY(uvae__wg_dy_avx2, __attribute__((target("avx2,fma"))))
+UVAE__WG_W(uvae__wg_w_avx2, __attribute__((target("avx2,fma"))))
+UVAE__WG_DW(uvae__wg_dw_avx2, __attribute__((target("avx2,fma"))))
 UVAE__WG_IN(uvae__wg_in_avx512, __attribute__((target("avx512f"))))
 UVAE__WG_OUT(uvae__wg_out_avx512, __attribute__((target("avx512f"))))
 UVAE__WG_DY(uvae__wg_dy_avx512, __attribute__((target("avx512f"))))
+UVAE__WG_W(uvae__wg_w_avx512, __attribute__((target("avx512f"))))
+UVAE__WG_DW(uvae__wg_dw_avx512, __attribute__((target("avx512f"))))
 UVAE__WG4_IN(uvae__wg4_in_avx2, __attribute__((target("avx2,fma"))))
 UVAE__WG4_OUT(uvae__wg4_out_avx2, __attribute__((target("avx2,fma"))))
 UVAE__WG4_DY(uvae__wg4_dy_avx2, __attribute__((target("avx2,fma"))))
@@ -2628,53 +2695,10 @@ typedef void (*uvae__wg_dy_fn)(int, const float *const *, int, int, float *, siz
 static const uvae__wg_in_fn uvae__wg_in_k[2][4] = {UVAE__WG_KINDS(in, ), UVAE__WG_KINDS(in, 4)};
 static const uvae__wg_out_fn uvae__wg_out_k[2][4] = {UVAE__WG_KINDS(out, ), UVAE__WG_KINDS(out, 4)};
 static const uvae__wg_dy_fn uvae__wg_dy_k[2][4] = {UVAE__WG_KINDS(dy, ), UVAE__WG_KINDS(dy, 4)};
-/* The weights' side of Winograd (scalar: once per weight, not per tile): o = G (w0, w1, w2)^T, m + 2
-   values, with G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1] for F(2x2) and
-   G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1] for F(4x4);
-   and o = G^T u, 3 values from m + 2 (the weight gradient's way back). */
-static inline void uvae__wg_g(int m, float w0, float w1, float w2, float *o) {
-    if (m == 2) {
-        o[0] = w0; o[1] = 0.5f * (w0 + w1 + w2); o[2] = 0.5f * (w0 - w1 + w2); o[3] = w2;
-    } else {
-        float s = w0 + w2, t = w0 * (1.0f / 24) + w2 * (1.0f / 6);
-        o[0] = 0.25f * w0; o[1] = -(s + w1) * (1.0f / 6); o[2] = -(s - w1) * (1.0f / 6);
-        o[3] = t + w1 * (1.0f / 12); o[4] = t - w1 * (1.0f / 12); o[5] = w2;
-    }
-}
-static inline void uvae__wg_gt(int m, const float *u, float *o) {
-    if (m == 2) {
-        o[0] = u[0] + 0.5f * (u[1] + u[2]); o[1] = 0.5f * (u[1] - u[2]); o[2] = 0.5f * (u[1] + u[2]) + u[3];
-    } else {
-        float p12 = (u[1] + u[2]) * (1.0f / 6), p34 = u[3] + u[4];
-        o[0] = 0.25f * u[0] - p12 + p34 * (1.0f / 24); o[1] = (u[2] - u[1]) * (1.0f / 6) + (u[3] - u[4]) * (1.0f / 12);
-        o[2] = p34 * (1.0f / 6) - p12 + u[5];
-    }
-}
-/* U = G w G^T of one 3x3 kernel (w[k][l] at src[step * (3k + l)]) into u[e * us], e = a (m+2) + c;
-   and dw += G^T dU G of one channel pair, dU[e] at du[e * ds]. Called with a constant m (inlined). */
-static inline void uvae__wg_weight(int m, const float *src, ptrdiff_t step, float *u, size_t us) {
-    float h[3][6], o[6];
-    for (int b = 0; b < 3; b++) {                                      /* h = G w, down each column b of w */
-        uvae__wg_g(m, src[step * b], src[step * (3 + b)], src[step * (6 + b)], o);
-        for (int a = 0; a < m + 2; a++) h[b][a] = o[a];
-    }
-    for (int a = 0; a < m + 2; a++) {                                  /* U = h G^T, along each row a */
-        uvae__wg_g(m, h[0][a], h[1][a], h[2][a], o);
-        for (int c = 0; c < m + 2; c++) u[(size_t)(a * (m + 2) + c) * us] = o[c];
-    }
-}
-static inline void uvae__wg_weight_grad(int m, const float *du, size_t ds, float *dw) {
-    float v[6], q[3][6], o[3];
-    for (int c = 0; c < m + 2; c++) {                                  /* q = G^T dU, down each column c */
-        for (int a = 0; a < m + 2; a++) v[a] = du[(size_t)(a * (m + 2) + c) * ds];
-        uvae__wg_gt(m, v, o);
-        for (int k = 0; k < 3; k++) q[k][c] = o[k];
-    }
-    for (int k = 0; k < 3; k++) {                                      /* dw = q G, along each row k */
-        uvae__wg_gt(m, q[k], o);
-        for (int l = 0; l < 3; l++) dw[3 * k + l] += o[l];
-    }
-}
+typedef void (*uvae__wg_w_fn)(int, int, const float (*)[UVAE__WG_WB], float *, size_t);
+static const uvae__wg_w_fn uvae__wg_w_k[4] = UVAE__WG_KINDS(w, );
+typedef void (*uvae__wg_dw_fn)(int, int, const float *, size_t, float *, size_t);
+static const uvae__wg_dw_fn uvae__wg_dw_k[4] = UVAE__WG_KINDS(dw, );
 /* Winograd's input transform of tile rows r0 .. r0+rc-1 (row = n*th + ti) into
    V[e*Vs + ci*Tcp + (row - r0)*tw + j] = (B^T d B)[e] of tile j */
 static void uvae__wg_input(const uvae__conv_shape *g, const float *x, int r0, int rc, float *V, size_t Vs, int Tcp) {
@@ -2725,6 +2749,7 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
     const int m = uvae__conv_winograd(g), a2 = m + 2, P = a2 * a2, Ho = g->Ho, Wo = g->Wo, Ci = g->Ci, Co = g->Co;
     const int th = (Ho + m - 1) / m, tw = (Wo + m - 1) / m, np = (Co + UVAE__MR - 1) / UVAE__MR, Mp = np * UVAE__MR;
     const int R = uvae__wg_rows(g), nrows = g->N * th, Tcp = uvae__wg_tcp(g), nq = Tcp / UVAE__NR;
+    const int cb = UVAE__WG_WB / UVAE__MR, ncb = (Ci + cb - 1) / cb;
     const size_t HWo = (size_t)Ho * Wo;
     /* U [P][np panels [Ci][MR]], V [P][Ci][Tcp] and M [P][Mp][Tcp], with 16 spare floats after
        each position e (so that a tile's P values are not all a multiple of 4 KB apart, which would
@@ -2734,26 +2759,31 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
     ptrdiff_t *boff = (ptrdiff_t *)(U + P * Us);
     float *V = (float *)(boff + Ci), *M = V + P * Vs;
     uvae__wg_out_fn wg_out;
+    uvae__wg_w_fn wg_w;
     int i;
     if (!uvae__ukr) uvae__cpu_kernel(0);
     wg_out = uvae__wg_out_k[m == 4][uvae__ukr_kind];
+    wg_w = uvae__wg_w_k[uvae__ukr_kind];
     for (int c = 0; c < Ci; c++) boff[c] = (ptrdiff_t)c * Tcp;
     memset(V, 0, P * Vs * sizeof(float));                              /* the last panel's spare tiles stay 0 */
     UVAE__OMP(omp parallel for schedule(static) if ((double)Mp * Ci > 4096))
-    for (i = 0; i < np * Ci; i++) {                                    /* U = G w G^T, packed: U[e][ip][ci][r] */
-        int ip = i / Ci, ci = i % Ci;
-        float *u = U + ((size_t)ip * Ci + ci) * UVAE__MR;
+    for (i = 0; i < np * ncb; i++) {       /* U = G w G^T, packed: U[e][ip][ci][r], cb input channels at a time */
+        int ip = i / ncb, c0 = i % ncb * cb, nc = Ci - c0 < cb ? Ci - c0 : cb;
+        float wb[9][UVAE__WG_WB];                                      /* wb[k][(ci - c0) MR + r] = w[co][ci][k] */
         for (int r = 0; r < UVAE__MR; r++) {
             int co = ip * UVAE__MR + r;
-            const float *src = flip ? w + ((size_t)ci * Co + co) * 9 + 8 : w + ((size_t)co * Ci + ci) * 9;   /* w[co][ci][0] */
-            ptrdiff_t step = flip ? -1 : 1;
-            if (co >= Co) {
-                for (int e = 0; e < P; e++) u[e * Us + r] = 0.0f;
+            if (co >= Co) {                                            /* the last panel's spare rows */
+                for (int k = 0; k < 9; k++)
+                    for (int c = 0; c < nc; c++) wb[k][c * UVAE__MR + r] = 0.0f;
                 continue;
             }
-            if (m == 2) uvae__wg_weight(2, src, step, u + r, Us);
-            else uvae__wg_weight(4, src, step, u + r, Us);
+            for (int c = 0; c < nc; c++) {
+                const float *src = flip ? w + ((size_t)(c0 + c) * Co + co) * 9 + 8 : w + ((size_t)co * Ci + c0 + c) * 9;
+                ptrdiff_t step = flip ? -1 : 1;
+                for (int k = 0; k < 9; k++) wb[k][c * UVAE__MR + r] = src[step * k];
+            }
         }
+        wg_w(m, nc * UVAE__MR, (const float (*)[UVAE__WG_WB])wb, U + ((size_t)ip * Ci + c0) * UVAE__MR, Us);
     }
     for (int r0 = 0; r0 < nrows; r0 += R) {
         int rc = nrows - r0 < R ? nrows - r0 : R;
@@ -2813,9 +2843,11 @@ static void uvae__cpu_conv_bwd_w_winograd(const uvae__conv_shape *g, const float
     ptrdiff_t *aoff = (ptrdiff_t *)(dU + P * Ds), *boff = aoff + Cp;
     float *V = (float *)(boff + Tcp), *Z = V + P * Vs, *Zp = Z + P * Zs;
     uvae__wg_dy_fn wg_dy;
+    uvae__wg_dw_fn wg_dw;
     int i;
     if (!uvae__ukr) uvae__cpu_kernel(0);
     wg_dy = uvae__wg_dy_k[m == 4][uvae__ukr_kind];
+    wg_dw = uvae__wg_dw_k[uvae__ukr_kind];
     for (int r = 0; r < Cp; r++) aoff[r] = r < Ci ? (ptrdiff_t)r * Tcp : 0;   /* rows past Ci read row 0; unused */
     for (int k = 0; k < Tcp; k++) boff[k] = (ptrdiff_t)k * UVAE__NR;
     memset(dU, 0, P * Ds * sizeof(float));
@@ -2846,14 +2878,9 @@ static void uvae__cpu_conv_bwd_w_winograd(const uvae__conv_shape *g, const float
     }
     UVAE__OMP(omp parallel for schedule(static) if ((double)Co * Ci > 4096))
     for (i = 0; i < npb * npa; i++) {                                 /* dw[co][ci] += G^T dU G, by NR x MR blocks */
-        int co0 = i / npa * UVAE__NR, ci0 = i % npa * UVAE__MR;
-        for (int co = co0; co < co0 + UVAE__NR && co < Co; co++)
-            for (int ci = ci0; ci < ci0 + UVAE__MR && ci < Ci; ci++) {
-                const float *du = dU + (size_t)ci * Np + co;
-                float *d = dw + ((size_t)co * Ci + ci) * 9;
-                if (m == 2) uvae__wg_weight_grad(2, du, Ds, d);
-                else uvae__wg_weight_grad(4, du, Ds, d);
-            }
+        int co0 = i / npa * UVAE__NR, ci0 = i % npa * UVAE__MR, nco = Co - co0 < UVAE__NR ? Co - co0 : UVAE__NR;
+        for (int ci = ci0; ci < ci0 + UVAE__MR && ci < Ci; ci++)
+            wg_dw(m, nco, dU + (size_t)ci * Np + co0, Ds, dw + ((size_t)co0 * Ci + ci) * 9, (size_t)Ci * 9);
     }
 }
 /* xp <- n planes of H x W, each zero-padded by p on every side */
