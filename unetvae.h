@@ -2156,8 +2156,11 @@ int uvae__cpu_conv_winograd(int on) {
     return was;
 }
 /* It pays from 32 channels on (below, the transforms cost about as much as the products save) and
-   when the weights' transform, P x Co x Ci floats, is shared by enough tiles (bench/NOTES.md). */
+   when the weights' transform, P x Co x Ci floats, is shared by enough tiles: UVAE__WG_MIN_TILES for
+   the forward and data gradient; the weight gradient, whose products run over the tiles, takes
+   F(2x2) from UVAE__WG_TILES only (bench/NOTES.md). */
 #define UVAE__WG_TILES 256
+#define UVAE__WG_MIN_TILES 64
 static double uvae__wg_tiles(const uvae__conv_shape *g, int m) {
     return (double)g->N * ((g->Ho + m - 1) / m) * ((g->Wo + m - 1) / m);
 }
@@ -2166,8 +2169,13 @@ static int uvae__conv_winograd(const uvae__conv_shape *g) {
     int on = uvae__winograd_on;
     if (!on || g->k != 3 || g->s != 1 || g->p != 1 || g->Ci < 32 || g->Co < 32 || (double)g->Ci * g->Co > 1e7)
         return 0;                       /* (the last: a transformed weight of at most 1.4 GB) */
-    if (on != 2 && uvae__wg_tiles(g, 4) >= UVAE__WG_TILES) return 4;
-    return on != 4 && uvae__wg_tiles(g, 2) >= UVAE__WG_TILES ? 2 : 0;
+    if (on != 2 && uvae__wg_tiles(g, 4) >= UVAE__WG_MIN_TILES) return 4;
+    return on != 4 && uvae__wg_tiles(g, 2) >= UVAE__WG_MIN_TILES ? 2 : 0;
+}
+/* conv_bwd_w's tile size: the forward's, but F(2x2) only from UVAE__WG_TILES tiles */
+static int uvae__conv_bwd_w_winograd(const uvae__conv_shape *g) {
+    int m = uvae__conv_winograd(g);
+    return m == 4 || (m == 2 && uvae__wg_tiles(g, 2) >= UVAE__WG_TILES) ? m : 0;
 }
 /* Winograd's tile rows per chunk: its transformed input and output, P x (Ci + Mp) x Tc floats,
    about UVAE__WG_BYTES, and at least UVAE__WG_TILES tiles (each chunk reads all of the transformed
@@ -2238,7 +2246,7 @@ static size_t uvae__conv_scratch(int dev, const uvae__conv_shape *g) {
     m = uvae__conv_bwd_x_winograd(g) ? uvae__winograd_scratch(&f) : uvae__conv_bwd_x_implicit(g) ? uvae__implicit_scratch(&f)
         : uvae__conv_bwd_x_direct(g) ? uvae__bwd_x_direct_scratch(g) : col;      /* conv_bwd_x */
     if (m > n) n = m;
-    m = uvae__conv_winograd(g) ? uvae__winograd_w_scratch(g) : uvae__conv_bwd_w_implicit(g) ? uvae__bwd_w_implicit_scratch(g)
+    m = uvae__conv_bwd_w_winograd(g) ? uvae__winograd_w_scratch(g) : uvae__conv_bwd_w_implicit(g) ? uvae__bwd_w_implicit_scratch(g)
         : uvae__conv_bwd_w_direct(g) ? uvae__bwd_w_direct_scratch(g) : col;       /* conv_bwd_w */
     return m > n ? m : n;
 }
@@ -3081,7 +3089,7 @@ static void uvae__cpu_conv_bwd_x(const uvae__conv_shape *g, const float *dy, con
 static void uvae__cpu_conv_bwd_w(const uvae__conv_shape *g, const float *x, const float *dy, float *dw, float *scratch) {
     int CK = g->Ci * g->k * g->k, nb = uvae__conv_chunk(g);
     size_t HWo = (size_t)g->Ho * g->Wo, xs = (size_t)g->Ci * g->H * g->W;
-    if (uvae__conv_winograd(g)) { uvae__cpu_conv_bwd_w_winograd(g, x, dy, dw, scratch); return; }
+    if (uvae__conv_bwd_w_winograd(g)) { uvae__cpu_conv_bwd_w_winograd(g, x, dy, dw, scratch); return; }
     if (uvae__conv_bwd_w_implicit(g)) { uvae__cpu_conv_bwd_w_implicit(g, x, dy, dw, scratch); return; }
     if (uvae__conv_bwd_w_direct(g)) { uvae__cpu_conv_bwd_w_direct(g, x, dy, dw, scratch); return; }
     for (int n = 0; n < g->N; n += nb) {

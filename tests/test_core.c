@@ -416,16 +416,16 @@ static void test_conv_direct(void) {
     uvae_ctx_free(ctx);
 }
 
-/* Winograd F(2x2, 3x3) and F(4x4, 3x3) (3x3, stride 1, padding 1, >= 32 channels, >= 256 tiles)
+/* Winograd F(2x2, 3x3) and F(4x4, 3x3) (3x3, stride 1, padding 1, >= 32 channels, >= 64 tiles)
    against the direct paths, for conv2d and conv_transpose2d (whose forward is a data gradient: the
    flipped weights), forward, data and weight gradients, with every micro-kernel: sizes that are and
    are not multiples of the tile, channels that fill the micro-kernel's tiles raggedly, chunks of
    several tile rows and rows wider than one transform run (600 and 1030 columns). F(4x4)'s larger
    constants round more: about 10x F(2x2)'s differences, and bounds to match. */
 static void test_conv_winograd(void) {
-    static const int shapes[][5] = {   /* N, Ci, H, W, Co; each with >= 256 tiles of 4x4 */
+    static const int shapes[][5] = {   /* N, Ci, H, W, Co; each with >= 256 tiles of 4x4 but the last (64) */
         {4, 32, 32, 32, 32}, {3, 40, 47, 33, 35}, {1, 64, 9, 600, 33}, {16, 37, 16, 16, 130}, {1, 32, 66, 67, 32},
-        {1, 32, 5, 1030, 32}};
+        {1, 32, 5, 1030, 32}, {4, 48, 16, 16, 40}};
     static const char *names[4] = {"", "generic", "avx2", "avx512"};
     int base = uvae__cpu_kernel(-1), was = uvae__cpu_conv_winograd(-1), runs = 0;
     double worst[2] = {0, 0};
@@ -470,8 +470,27 @@ static void test_conv_winograd(void) {
             conv_pair_free(&c);
         }
     }
-    uvae__cpu_conv_winograd(was);
     uvae__cpu_kernel(base);
+    /* the tile size the shape picks: at 16x16 and batch 4 (64 tiles of 4x4) F(4x4) throughout, the
+       same bits as F(4x4) asked for; at 8x8 (64 tiles of 2x2) F(2x2) for the forward and the data
+       gradient but the direct weight gradient (F(2x2) only from 256 tiles): its bits the direct
+       path's */
+    for (int si = 0; si < 2; si++) {
+        conv_pair c;
+        int S = si ? 8 : 16, ok = conv_pair_new(&c, &r, 4, 48, S, S, 40, 3, 1), same[6] = {0};
+        for (int run = 0; run < 2 && ok; run++) {
+            uvae__cpu_conv_winograd(run == 1 ? 1 : si ? 0 : 4);
+            ok = conv_pair_run(&c, ctx, run);
+        }
+        for (int q = 0; q < 6 && ok; q++) same[q] = !memcmp(c.v[0][q], c.v[1][q], c.n[q] * sizeof(float));
+        CHECK(ok && (si ? !same[0] && !same[1] && same[2] && !same[3] && !same[4] && same[5]
+                        : same[0] && same[1] && same[2] && same[3] && same[4] && same[5]),
+              "conv winograd by shape, x [4,48,%d,%d] w [40,48,3,3]: conv2d y dx dw, convT out dx dw bitwise equal to %s: "
+              "%d %d %d, %d %d %d (want %s)", S, S, si ? "the direct paths" : "F(4x4)", same[0], same[1], same[2], same[3],
+              same[4], same[5], si ? "0 0 1, 0 0 1" : "all 1");
+        conv_pair_free(&c);
+    }
+    uvae__cpu_conv_winograd(was);
     CHECK(runs >= 12, "conv winograd: %d comparisons ran", runs);
     printf("  conv as Winograd: %d shape x kernel x tile runs; outputs and gradients within %.2g (F(2x2,3x3)), %.2g (F(4x4,3x3)) "
            "of the direct paths\n", runs, worst[0], worst[1]);
