@@ -2748,10 +2748,32 @@ static void uvae__wg_input(const uvae__conv_shape *g, const float *x, int r0, in
    for m = 4 see UVAE__WG4_BT and uvae__wg_g (larger constants: a few times the rounding).
    U is packed once as the GEMM's A panels; the tiles go in chunks of whole tile rows (about
    UVAE__WG_BYTES of V and M), each chunk in three steps with the threads splitting each: transform
-   the input, P products on the micro-kernel, transform the output into y (acc: add). The sums run
+   the input, P products on the micro-kernel, transform the output into y (acc: add). With one
+   chunk (small images, where U is largest: 36 x 512^2 floats at 16x16), each panel's U is made
+   just before its products instead, in a thread's own room, and never goes out to memory. The sums run
    in a fixed order whatever the thread count. flip: w is [Ci, Co, 3, 3] flipped (as in
    conv_fwd_implicit: this is then a data gradient). Rounding differs from the direct paths by a
    few ulps of the largest terms (tests/test_core.c, test_conv_winograd). */
+/* U = G w G^T for output-channel panel ip (MR rows) and input channels c0 .. c0 + nc - 1 (nc <= UVAE__WG_WB /
+   MR): u[e * us + (ci - c0) * MR + r] (the GEMM's packed A panel, position e); flip as in conv_fwd_winograd */
+static void uvae__wg_u_block(int m, const float *w, int flip, int Ci, int Co, int ip, int c0, int nc, uvae__wg_w_fn wg_w,
+                             float *u, size_t us) {
+    float wb[9][UVAE__WG_WB];                                          /* wb[k][(ci - c0) MR + r] = w[co][ci][k] */
+    for (int r = 0; r < UVAE__MR; r++) {
+        int co = ip * UVAE__MR + r;
+        if (co >= Co) {                                                /* the last panel's spare rows */
+            for (int k = 0; k < 9; k++)
+                for (int c = 0; c < nc; c++) wb[k][c * UVAE__MR + r] = 0.0f;
+            continue;
+        }
+        for (int c = 0; c < nc; c++) {
+            const float *src = flip ? w + ((size_t)(c0 + c) * Co + co) * 9 + 8 : w + ((size_t)co * Ci + c0 + c) * 9;
+            ptrdiff_t step = flip ? -1 : 1;
+            for (int k = 0; k < 9; k++) wb[k][c * UVAE__MR + r] = src[step * k];
+        }
+    }
+    wg_w(m, nc * UVAE__MR, (const float (*)[UVAE__WG_WB])wb, u, us);
+}
 static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *x, const float *w, int flip, float *y, int acc,
                                         float *scratch) {
     const int m = uvae__conv_winograd(g), a2 = m + 2, P = a2 * a2, Ho = g->Ho, Wo = g->Wo, Ci = g->Ci, Co = g->Co;
@@ -2762,7 +2784,10 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
     /* U [P][np panels [Ci][MR]], V [P][Ci][Tcp] and M [P][Mp][Tcp], with 16 spare floats after
        each position e (so that a tile's P values are not all a multiple of 4 KB apart, which would
        make them share cache sets) */
-    const size_t Us = (size_t)Mp * Ci + 16, Vs = (size_t)Ci * Tcp + 16, Ms = (size_t)Mp * Tcp + 16;
+    const size_t Us = (size_t)Mp * Ci + 16, Vs = (size_t)Ci * Tcp + 16, Ms = (size_t)Mp * Tcp + 16, Ps = (size_t)Ci * UVAE__MR + 16;
+    /* one chunk and panels for every thread: each thread makes a panel's U (P x Ci x MR, in U's room
+       at Ps * P per thread) just before its products use it, so U never goes out to memory */
+    const int fuse = nrows <= R && np >= 2 * UVAE__THREADS();
     float *U = (float *)uvae__align(scratch);
     ptrdiff_t *boff = (ptrdiff_t *)(U + P * Us);
     float *V = (float *)(boff + Ci), *M = V + P * Vs;
@@ -2774,34 +2799,35 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
     wg_w = uvae__wg_w_k[uvae__ukr_kind];
     for (int c = 0; c < Ci; c++) boff[c] = (ptrdiff_t)c * Tcp;
     memset(V, 0, P * Vs * sizeof(float));                              /* the last panel's spare tiles stay 0 */
-    UVAE__OMP(omp parallel for schedule(static) if ((double)Mp * Ci > 4096))
-    for (i = 0; i < np * ncb; i++) {       /* U = G w G^T, packed: U[e][ip][ci][r], cb input channels at a time */
-        int ip = i / ncb, c0 = i % ncb * cb, nc = Ci - c0 < cb ? Ci - c0 : cb;
-        float wb[9][UVAE__WG_WB];                                      /* wb[k][(ci - c0) MR + r] = w[co][ci][k] */
-        for (int r = 0; r < UVAE__MR; r++) {
-            int co = ip * UVAE__MR + r;
-            if (co >= Co) {                                            /* the last panel's spare rows */
-                for (int k = 0; k < 9; k++)
-                    for (int c = 0; c < nc; c++) wb[k][c * UVAE__MR + r] = 0.0f;
-                continue;
-            }
-            for (int c = 0; c < nc; c++) {
-                const float *src = flip ? w + ((size_t)(c0 + c) * Co + co) * 9 + 8 : w + ((size_t)co * Ci + c0 + c) * 9;
-                ptrdiff_t step = flip ? -1 : 1;
-                for (int k = 0; k < 9; k++) wb[k][c * UVAE__MR + r] = src[step * k];
-            }
+    if (!fuse) {
+        UVAE__OMP(omp parallel for schedule(static) if ((double)Mp * Ci > 4096))
+        for (i = 0; i < np * ncb; i++) {   /* U = G w G^T, packed: U[e][ip][ci][r], cb input channels at a time */
+            int ip = i / ncb, c0 = i % ncb * cb;
+            uvae__wg_u_block(m, w, flip, Ci, Co, ip, c0, Ci - c0 < cb ? Ci - c0 : cb, wg_w, U + ((size_t)ip * Ci + c0) * UVAE__MR, Us);
         }
-        wg_w(m, nc * UVAE__MR, (const float (*)[UVAE__WG_WB])wb, U + ((size_t)ip * Ci + c0) * UVAE__MR, Us);
     }
     for (int r0 = 0; r0 < nrows; r0 += R) {
         int rc = nrows - r0 < R ? nrows - r0 : R;
         uvae__wg_input(g, x, r0, rc, V, Vs, Tcp);
         /* M[e] = U[e] @ V[e]: P products, tiles MR x NR */
-        UVAE__OMP(omp parallel for schedule(static) if ((double)P * Mp * Tcp * Ci > 1e6))
-        for (i = 0; i < P * nq * np; i++) {
-            int e = i / (nq * np), jq = i / np % nq, ip = i % np;
-            uvae__ukr(Ci, uvae__panel_rows(Co, ip), U + e * Us + (size_t)ip * Ci * UVAE__MR, NULL, NULL,
-                      V + e * Vs + (size_t)jq * UVAE__NR, boff, M + e * Ms + (size_t)ip * UVAE__MR * Tcp + (size_t)jq * UVAE__NR, Tcp, 0);
+        if (fuse) {
+            UVAE__OMP(omp parallel for schedule(static) if ((double)P * Mp * Tcp * Ci > 1e6))
+            for (i = 0; i < np; i++) {                                  /* panel by panel, its U made on the spot */
+                float *Ut = U + (size_t)UVAE__THREAD() * P * Ps;
+                for (int c0 = 0; c0 < Ci; c0 += cb)
+                    uvae__wg_u_block(m, w, flip, Ci, Co, i, c0, Ci - c0 < cb ? Ci - c0 : cb, wg_w, Ut + (size_t)c0 * UVAE__MR, Ps);
+                for (int e = 0; e < P; e++)
+                    for (int jq = 0; jq < nq; jq++)
+                        uvae__ukr(Ci, uvae__panel_rows(Co, i), Ut + e * Ps, NULL, NULL, V + e * Vs + (size_t)jq * UVAE__NR, boff,
+                                  M + e * Ms + (size_t)i * UVAE__MR * Tcp + (size_t)jq * UVAE__NR, Tcp, 0);
+            }
+        } else {
+            UVAE__OMP(omp parallel for schedule(static) if ((double)P * Mp * Tcp * Ci > 1e6))
+            for (i = 0; i < P * nq * np; i++) {
+                int e = i / (nq * np), jq = i / np % nq, ip = i % np;
+                uvae__ukr(Ci, uvae__panel_rows(Co, ip), U + e * Us + (size_t)ip * Ci * UVAE__MR, NULL, NULL,
+                          V + e * Vs + (size_t)jq * UVAE__NR, boff, M + e * Ms + (size_t)ip * UVAE__MR * Tcp + (size_t)jq * UVAE__NR, Tcp, 0);
+            }
         }
         /* y's m x m blocks of tile row `row` = A^T M A */
         UVAE__OMP(omp parallel for schedule(static) if ((double)Co * rc * tw > 4096))
@@ -2837,8 +2863,9 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
    P products with the tiles as the summed dimension. Per chunk of tile rows: V = B^T d B
    (uvae__wg_input), Z (wg_dy), Z packed as NR-column panels over Co, and dU^T[e][ci][co] +=
    V[e][ci][:] @ Zp[e] on the micro-kernel with V's rows read in place (k-stride 1). Tiles of dU^T
-   stay with their task across chunks, so the sums run in order whatever the thread count.
-   Scratch (uvae__winograd_w_scratch): dU^T [P][Cp][Np] | aoff [Cp] | boff [Tcp] | V [P][Ci][Tcp]
+   stay with their task across chunks, so the sums run in order whatever the thread count. With
+   one chunk, each MR x NR block of dU^T is summed (from 0, as dU^T is) in a thread's own room and
+   turned into dw at once, so dU never goes out to memory. Scratch (uvae__winograd_w_scratch): dU^T [P][Cp][Np] | aoff [Cp] | boff [Tcp] | V [P][Ci][Tcp]
    | Z [P][Co][Tcp] | Zp [P][Np/NR][Tcp][NR], each position followed by 16 spare floats. */
 static void uvae__cpu_conv_bwd_w_winograd(const uvae__conv_shape *g, const float *x, const float *dy, float *dw, float *scratch) {
     const int m = uvae__conv_winograd(g), a2 = m + 2, P = a2 * a2, Ho = g->Ho, Wo = g->Wo, Ci = g->Ci, Co = g->Co;
@@ -2846,7 +2873,10 @@ static void uvae__cpu_conv_bwd_w_winograd(const uvae__conv_shape *g, const float
     const int npa = (Ci + UVAE__MR - 1) / UVAE__MR, npb = (Co + UVAE__NR - 1) / UVAE__NR, Cp = npa * UVAE__MR, Np = npb * UVAE__NR;
     const int R = uvae__wg_rows(g), nrows = g->N * th, Tcp = uvae__wg_tcp(g);
     const size_t HWo = (size_t)Ho * Wo, Ds = (size_t)Cp * Np + 16, Vs = (size_t)Ci * Tcp + 16, Zs = (size_t)Co * Tcp + 16,
-                 Ps = (size_t)Np * Tcp + 16;
+                 Ps = (size_t)Np * Tcp + 16, Bs = (size_t)UVAE__MR * UVAE__NR + 16;
+    /* one chunk and blocks for every thread: each thread sums an MR x NR block of dU (P x MR x NR, in
+       dU's room at Bs * P per thread) and turns it into dw at once, so dU never goes out to memory */
+    const int fuse = nrows <= R && npa * npb >= 2 * UVAE__THREADS();
     float *dU = (float *)uvae__align(scratch);
     ptrdiff_t *aoff = (ptrdiff_t *)(dU + P * Ds), *boff = aoff + Cp;
     float *V = (float *)(boff + Tcp), *Z = V + P * Vs, *Zp = Z + P * Zs;
@@ -2858,7 +2888,7 @@ static void uvae__cpu_conv_bwd_w_winograd(const uvae__conv_shape *g, const float
     wg_dw = uvae__wg_dw_k[uvae__ukr_kind];
     for (int r = 0; r < Cp; r++) aoff[r] = r < Ci ? (ptrdiff_t)r * Tcp : 0;   /* rows past Ci read row 0; unused */
     for (int k = 0; k < Tcp; k++) boff[k] = (ptrdiff_t)k * UVAE__NR;
-    memset(dU, 0, P * Ds * sizeof(float));
+    if (!fuse) memset(dU, 0, P * Ds * sizeof(float));
     for (int r0 = 0; r0 < nrows; r0 += R) {
         int rc = nrows - r0 < R ? nrows - r0 : R, T = rc * tw, nt = P * npa * npb;
         uvae__wg_input(g, x, r0, rc, V, Vs, Tcp);
@@ -2876,14 +2906,30 @@ static void uvae__cpu_conv_bwd_w_winograd(const uvae__conv_shape *g, const float
         {
             int t;
             for (int e = 0; e < P; e++) uvae__pack_b(1, Z + e * Zs, Tcp, 0, 0, T, Co, Zp + e * Ps);   /* ends with a barrier */
-            UVAE__OMP(omp for schedule(static))
-            for (t = 0; t < nt; t++) {                                /* dU^T[e] tiles: ci panel, co panel */
-                int e = t / (npa * npb), ip = t / npb % npa, jp = t % npb;
-                uvae__ukr(T, uvae__panel_rows(Ci, ip), V + e * Vs, aoff + (size_t)ip * UVAE__MR, NULL,
-                          Zp + e * Ps + (size_t)jp * T * UVAE__NR, boff, dU + e * Ds + (size_t)ip * UVAE__MR * Np + (size_t)jp * UVAE__NR, Np, 1);
+            if (fuse) {
+                UVAE__OMP(omp for schedule(static))
+                for (t = 0; t < npa * npb; t++) {                     /* block by block, into dw at once */
+                    int ip = t / npb, jp = t % npb, co0 = jp * UVAE__NR, ci0 = ip * UVAE__MR;
+                    int nco = Co - co0 < UVAE__NR ? Co - co0 : UVAE__NR;
+                    float *Db = dU + (size_t)UVAE__THREAD() * P * Bs;
+                    memset(Db, 0, P * Bs * sizeof(float));            /* summed from 0 as dU is: the same bits */
+                    for (int e = 0; e < P; e++)
+                        uvae__ukr(T, uvae__panel_rows(Ci, ip), V + e * Vs, aoff + (size_t)ip * UVAE__MR, NULL,
+                                  Zp + e * Ps + (size_t)jp * T * UVAE__NR, boff, Db + e * Bs, UVAE__NR, 1);
+                    for (int ci = ci0; ci < ci0 + UVAE__MR && ci < Ci; ci++)
+                        wg_dw(m, nco, Db + (size_t)(ci - ci0) * UVAE__NR, Bs, dw + ((size_t)co0 * Ci + ci) * 9, (size_t)Ci * 9);
+                }
+            } else {
+                UVAE__OMP(omp for schedule(static))
+                for (t = 0; t < nt; t++) {                            /* dU^T[e] tiles: ci panel, co panel */
+                    int e = t / (npa * npb), ip = t / npb % npa, jp = t % npb;
+                    uvae__ukr(T, uvae__panel_rows(Ci, ip), V + e * Vs, aoff + (size_t)ip * UVAE__MR, NULL, Zp + e * Ps + (size_t)jp * T * UVAE__NR,
+                              boff, dU + e * Ds + (size_t)ip * UVAE__MR * Np + (size_t)jp * UVAE__NR, Np, 1);
+                }
             }
         }
     }
+    if (fuse) return;
     UVAE__OMP(omp parallel for schedule(static) if ((double)Co * Ci > 4096))
     for (i = 0; i < npb * npa; i++) {                                 /* dw[co][ci] += G^T dU G, by NR x MR blocks */
         int co0 = i / npa * UVAE__NR, ci0 = i % npa * UVAE__MR, nco = Co - co0 < UVAE__NR ? Co - co0 : UVAE__NR;
