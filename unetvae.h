@@ -2798,7 +2798,6 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
     wg_out = uvae__wg_out_k[m == 4][uvae__ukr_kind];
     wg_w = uvae__wg_w_k[uvae__ukr_kind];
     for (int c = 0; c < Ci; c++) boff[c] = (ptrdiff_t)c * Tcp;
-    memset(V, 0, P * Vs * sizeof(float));                              /* the last panel's spare tiles stay 0 */
     if (!fuse) {
         UVAE__OMP(omp parallel for schedule(static) if ((double)Mp * Ci > 4096))
         for (i = 0; i < np * ncb; i++) {   /* U = G w G^T, packed: U[e][ip][ci][r], cb input channels at a time */
@@ -2807,8 +2806,10 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
         }
     }
     for (int r0 = 0; r0 < nrows; r0 += R) {
-        int rc = nrows - r0 < R ? nrows - r0 : R;
+        int rc = nrows - r0 < R ? nrows - r0 : R, T = rc * tw;
         uvae__wg_input(g, x, r0, rc, V, Vs, Tcp);
+        for (i = 0; T < Tcp && i < P * Ci; i++)                         /* the last panel's spare tiles: 0 */
+            memset(V + (size_t)(i / Ci) * Vs + (size_t)(i % Ci) * Tcp + T, 0, (size_t)(Tcp - T) * sizeof(float));
         /* M[e] = U[e] @ V[e]: P products, tiles MR x NR */
         if (fuse) {
             UVAE__OMP(omp parallel for schedule(static) if ((double)P * Mp * Tcp * Ci > 1e6))
