@@ -2735,27 +2735,9 @@ static void uvae__wg_input(const uvae__conv_shape *g, const float *x, int r0, in
     }
 }
 
-/* conv_fwd for 3x3, stride 1, padding 1 as Winograd F(m x m, 3x3) (Lavin & Gray): each m x m block
-   of outputs ("tile" (n, i, j): output rows m*i .. m*i+m-1, columns m*j ..) comes from the
-   (m+2) x (m+2) patch d of x around it as
-     y_tile = A^T [ sum_ci (G w[co,ci] G^T) .* (B^T d[ci] B) ] A
-   i.e. for each of the P = (m+2)^2 positions e of the transformed tile, one product
-     M[e][Co, T] = U[e][Co, Ci] @ V[e][Ci, T],   U = G w G^T, V = B^T d B,
-   P * Ci * Co multiplies per tile against 9 m^2 * Ci * Co direct: 2.25x fewer for m = 2, 4x for
-   m = 4. For m = 2
-     B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
-     A^T = [1 1 1 0; 0 1 -1 -1];
-   for m = 4 see UVAE__WG4_BT and uvae__wg_g (larger constants: a few times the rounding).
-   U is packed once as the GEMM's A panels; the tiles go in chunks of whole tile rows (about
-   UVAE__WG_BYTES of V and M), each chunk in three steps with the threads splitting each: transform
-   the input, P products on the micro-kernel, transform the output into y (acc: add). With one
-   chunk (small images, where U is largest: 36 x 512^2 floats at 16x16), each panel's U is made
-   just before its products instead, in a thread's own room, and never goes out to memory. The sums run
-   in a fixed order whatever the thread count. flip: w is [Ci, Co, 3, 3] flipped (as in
-   conv_fwd_implicit: this is then a data gradient). Rounding differs from the direct paths by a
-   few ulps of the largest terms (tests/test_core.c, test_conv_winograd). */
-/* U = G w G^T for output-channel panel ip (MR rows) and input channels c0 .. c0 + nc - 1 (nc <= UVAE__WG_WB /
-   MR): u[e * us + (ci - c0) * MR + r] (the GEMM's packed A panel, position e); flip as in conv_fwd_winograd */
+/* U = G w G^T for output-channel panel ip (MR rows) and input channels c0 .. c0 + nc - 1 (nc <=
+   UVAE__WG_WB / MR) into u[e * us + (ci - c0) * MR + r]: position e's packed A panel for the GEMM;
+   flip as in conv_fwd_winograd */
 static void uvae__wg_u_block(int m, const float *w, int flip, int Ci, int Co, int ip, int c0, int nc, uvae__wg_w_fn wg_w,
                              float *u, size_t us) {
     float wb[9][UVAE__WG_WB];                                          /* wb[k][(ci - c0) MR + r] = w[co][ci][k] */
@@ -2774,6 +2756,25 @@ static void uvae__wg_u_block(int m, const float *w, int flip, int Ci, int Co, in
     }
     wg_w(m, nc * UVAE__MR, (const float (*)[UVAE__WG_WB])wb, u, us);
 }
+/* conv_fwd for 3x3, stride 1, padding 1 as Winograd F(m x m, 3x3) (Lavin & Gray): each m x m block
+   of outputs ("tile" (n, i, j): output rows m*i .. m*i+m-1, columns m*j ..) comes from the
+   (m+2) x (m+2) patch d of x around it as
+     y_tile = A^T [ sum_ci (G w[co,ci] G^T) .* (B^T d[ci] B) ] A
+   i.e. for each of the P = (m+2)^2 positions e of the transformed tile, one product
+     M[e][Co, T] = U[e][Co, Ci] @ V[e][Ci, T],   U = G w G^T, V = B^T d B,
+   P * Ci * Co multiplies per tile against 9 m^2 * Ci * Co direct: 2.25x fewer for m = 2, 4x for
+   m = 4. For m = 2
+     B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1], G = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1],
+     A^T = [1 1 1 0; 0 1 -1 -1];
+   for m = 4 see UVAE__WG4_BT and uvae__wg_g (larger constants: a few times the rounding).
+   U is packed once as the GEMM's A panels; the tiles go in chunks of whole tile rows (about
+   UVAE__WG_BYTES of V and M), each chunk in three steps with the threads splitting each: transform
+   the input, P products on the micro-kernel, transform the output into y (acc: add). With one
+   chunk (small images, where U is largest: 36 x 512^2 floats at 16x16), each panel's U is made
+   just before its products instead, in a thread's own room, and never goes out to memory. The
+   sums run in a fixed order whatever the thread count. flip: w is [Ci, Co, 3, 3] flipped (as in
+   conv_fwd_implicit: this is then a data gradient). Rounding differs from the direct paths by a
+   few ulps of the largest terms (tests/test_core.c, test_conv_winograd). */
 static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *x, const float *w, int flip, float *y, int acc,
                                         float *scratch) {
     const int m = uvae__conv_winograd(g), a2 = m + 2, P = a2 * a2, Ho = g->Ho, Wo = g->Wo, Ci = g->Ci, Co = g->Co;
@@ -2866,8 +2867,9 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
    V[e][ci][:] @ Zp[e] on the micro-kernel with V's rows read in place (k-stride 1). Tiles of dU^T
    stay with their task across chunks, so the sums run in order whatever the thread count. With
    one chunk, each MR x NR block of dU^T is summed (from 0, as dU^T is) in a thread's own room and
-   turned into dw at once, so dU never goes out to memory. Scratch (uvae__winograd_w_scratch): dU^T [P][Cp][Np] | aoff [Cp] | boff [Tcp] | V [P][Ci][Tcp]
-   | Z [P][Co][Tcp] | Zp [P][Np/NR][Tcp][NR], each position followed by 16 spare floats. */
+   turned into dw at once, so dU never goes out to memory. Scratch (uvae__winograd_w_scratch):
+   dU^T [P][Cp][Np] | aoff [Cp] | boff [Tcp] | V [P][Ci][Tcp] | Z [P][Co][Tcp] |
+   Zp [P][Np/NR][Tcp][NR], each position followed by 16 spare floats. */
 static void uvae__cpu_conv_bwd_w_winograd(const uvae__conv_shape *g, const float *x, const float *dy, float *dw, float *scratch) {
     const int m = uvae__conv_winograd(g), a2 = m + 2, P = a2 * a2, Ho = g->Ho, Wo = g->Wo, Ci = g->Ci, Co = g->Co;
     const int th = (Ho + m - 1) / m, tw = (Wo + m - 1) / m;
