@@ -2037,8 +2037,9 @@ static void uvae__cpu_bias_grad(const float *dout, float *db, int N, int C, size
      conv_bwd_w: dw    += sum_n dy[n] @ col(x[n])^T
    conv_transpose2d is conv2d's adjoint, so it runs on the same three with x and y swapped (see
    [ops/conv_transpose2d]). On the CPU each product takes the first of these paths that fits:
-     Winograd              3x3, stride 1, padding 1, >= 32 channels, >= 256 output tiles:
-                           F(4x4, 3x3) 4x, F(2x2, 3x3) 2.25x fewer multiplications
+     Winograd              3x3, stride 1, padding 1, >= 32 channels, >= 64 output tiles (the
+                           weight gradient's F(2x2): 256): F(4x4, 3x3) 4x, F(2x2, 3x3) 2.25x
+                           fewer multiplications
                            (conv_fwd_winograd, conv_bwd_w_winograd)
      implicit GEMM         stride 1, output rows >= NR wide: the micro-kernel reads im2col's rows
                            where they lie in the zero-padded input (conv_fwd_implicit,
