@@ -2736,11 +2736,11 @@ static void uvae__wg_input(const uvae__conv_shape *g, const float *x, int r0, in
     }
 }
 
-/* U = G w G^T for output-channel panel ip (MR rows) and input channels c0 .. c0 + nc - 1 (nc <=
-   UVAE__WG_WB / MR) into u[e * us + (ci - c0) * MR + r]: position e's packed A panel for the GEMM;
-   flip as in conv_fwd_winograd */
-static void uvae__wg_u_block(int m, const float *w, int flip, int Ci, int Co, int ip, int c0, int nc, uvae__wg_w_fn wg_w,
-                             float *u, size_t us) {
+/* U = G w G^T for output-channel panel ip (MR rows) and the block of UVAE__WG_WB / MR input channels
+   from c0 (fewer at the end) into u[e * us + (ci - c0) * MR + r]: position e's packed A panel for
+   the GEMM; flip as in conv_fwd_winograd */
+static void uvae__wg_u_block(int m, const float *w, int flip, int Ci, int Co, int ip, int c0, float *u, size_t us) {
+    const int nc = Ci - c0 < UVAE__WG_WB / UVAE__MR ? Ci - c0 : UVAE__WG_WB / UVAE__MR;
     float wb[9][UVAE__WG_WB];                                          /* wb[k][(ci - c0) MR + r] = w[co][ci][k] */
     for (int r = 0; r < UVAE__MR; r++) {
         int co = ip * UVAE__MR + r;
@@ -2755,7 +2755,7 @@ static void uvae__wg_u_block(int m, const float *w, int flip, int Ci, int Co, in
             for (int k = 0; k < 9; k++) wb[k][c * UVAE__MR + r] = src[step * k];
         }
     }
-    wg_w(m, nc * UVAE__MR, (const float (*)[UVAE__WG_WB])wb, u, us);
+    uvae__wg_w_k[uvae__ukr_kind](m, nc * UVAE__MR, (const float (*)[UVAE__WG_WB])wb, u, us);
 }
 /* conv_fwd for 3x3, stride 1, padding 1 as Winograd F(m x m, 3x3) (Lavin & Gray): each m x m block
    of outputs ("tile" (n, i, j): output rows m*i .. m*i+m-1, columns m*j ..) comes from the
@@ -2794,17 +2794,15 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
     ptrdiff_t *boff = (ptrdiff_t *)(U + P * Us);
     float *V = (float *)(boff + Ci), *M = V + P * Vs;
     uvae__wg_out_fn wg_out;
-    uvae__wg_w_fn wg_w;
     int i;
     if (!uvae__ukr) uvae__cpu_kernel(0);
     wg_out = uvae__wg_out_k[m == 4][uvae__ukr_kind];
-    wg_w = uvae__wg_w_k[uvae__ukr_kind];
     for (int c = 0; c < Ci; c++) boff[c] = (ptrdiff_t)c * Tcp;
     if (!fuse) {
         UVAE__OMP(omp parallel for schedule(static) if ((double)Mp * Ci > 4096))
         for (i = 0; i < np * ncb; i++) {   /* U = G w G^T, packed: U[e][ip][ci][r], cb input channels at a time */
             int ip = i / ncb, c0 = i % ncb * cb;
-            uvae__wg_u_block(m, w, flip, Ci, Co, ip, c0, Ci - c0 < cb ? Ci - c0 : cb, wg_w, U + ((size_t)ip * Ci + c0) * UVAE__MR, Us);
+            uvae__wg_u_block(m, w, flip, Ci, Co, ip, c0, U + ((size_t)ip * Ci + c0) * UVAE__MR, Us);
         }
     }
     for (int r0 = 0; r0 < nrows; r0 += R) {
@@ -2818,7 +2816,7 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
             for (i = 0; i < np; i++) {                                  /* panel by panel, its U made on the spot */
                 float *Ut = U + (size_t)UVAE__THREAD() * P * Ps;
                 for (int c0 = 0; c0 < Ci; c0 += cb)
-                    uvae__wg_u_block(m, w, flip, Ci, Co, i, c0, Ci - c0 < cb ? Ci - c0 : cb, wg_w, Ut + (size_t)c0 * UVAE__MR, Ps);
+                    uvae__wg_u_block(m, w, flip, Ci, Co, i, c0, Ut + (size_t)c0 * UVAE__MR, Ps);
                 for (int e = 0; e < P; e++)
                     for (int jq = 0; jq < nq; jq++)
                         uvae__ukr(Ci, uvae__panel_rows(Co, i), Ut + e * Ps, NULL, NULL, V + e * Vs + (size_t)jq * UVAE__NR, boff,
