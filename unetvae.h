@@ -1949,6 +1949,63 @@ static void uvae__col2im_taps(const float *col, size_t ld, size_t qs, int r0, in
         }
     }
 }
+/* uvae__col2im_taps of the direct data gradient's tiles (qs = NR, ld = 1) into img [Ci, H, W]. In
+   AVX-512 (for k <= 16, W <= UVAE__C2I_W): a run of taps (c, ki, kj0..), contiguous in a pixel's
+   row of the tile, lands on consecutive columns of one row of img. Each such row, 16 columns at a
+   time, is held in a register, the pixels' runs added into it by ow descending (a masked load, a
+   permute and a masked add each, from a plan made once per run shape) and stored once. Every
+   element of img still gets its taps in ascending r (for one (c, ki) and column x, kj = x + p - s ow
+   rises as ow falls), so the sums are uvae__col2im_taps's bits. */
+#define UVAE__C2I_W 256
+#ifdef UVAE__X86
+__attribute__((target("avx512f")))
+static void uvae__col2im_tile_avx512(const float *buf, int r0, int r1, const uvae__conv_shape *g, float *img) {
+    const int H = g->H, W = g->W, k = g->k, s = g->s, p = g->p, Wo = g->Wo;
+    struct { int off, sh; __mmask16 tm; } plan[UVAE__C2I_W / 16 * 32];   /* per segment, by ow descending: */
+    int seg_end[UVAE__C2I_W / 16], pk = -1, pn = -1;                      /* up to 32 pixels reach 16 columns */
+    const __m512i iota = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    for (int r = r0, re; r < r1; r = re) {
+        const int ki = r / k % k, kj0 = r % k;
+        float *dst = img + (size_t)(r / (k * k)) * H * W;
+        re = (r / k + 1) * k < r1 ? (r / k + 1) * k : r1;        /* the taps (c, ki, kj0..) in [r0, r1) */
+        if (kj0 != pk || re - r != pn) {                         /* the plan for runs of taps kj0 .. kj0+pn-1 */
+            int n = 0;
+            pk = kj0; pn = re - r;
+            for (int X0 = 0; X0 < W; X0 += 16) {               /* the pixels whose run reaches columns X0.. */
+                const int nx = W - X0 < 16 ? W - X0 : 16, e = X0 + p - kj0;   /* tap kj0 + t at x = s ow - e + t */
+                int ow = e + nx - 1 >= 0 ? (e + nx - 1) / s : -1, lo = e - pn + 1 > 0 ? (e - pn + s) / s : 0;
+                for (ow = ow < Wo - 1 ? ow : Wo - 1; ow >= lo; ow--, n++) {
+                    int x = s * ow - e, a = x < 0 ? -x : 0, b = x + pn > nx ? nx - x : pn;   /* its taps a .. b-1 */
+                    plan[n].off = ow * UVAE__NR + a; plan[n].sh = x + a; plan[n].tm = (__mmask16)((1u << (b - a)) - 1);
+                }
+                seg_end[X0 / 16] = n;
+            }
+        }
+        for (int oh = 0; oh < g->Ho; oh++) {
+            const int ih = oh * s - p + ki;
+            const float *row = buf + (size_t)oh * Wo * UVAE__NR + (r - r0);
+            if (ih < 0 || ih >= H) continue;
+            for (int X0 = 0, i = 0; X0 < W; X0 += 16) {
+                const __mmask16 wm = (__mmask16)((1u << (W - X0 < 16 ? W - X0 : 16)) - 1);
+                float *d = dst + (size_t)ih * W + X0;
+                __m512 R = _mm512_maskz_loadu_ps(wm, d);
+                for (; i < seg_end[X0 / 16]; i++) {
+                    __m512 v = _mm512_maskz_loadu_ps(plan[i].tm, row + plan[i].off);
+                    R = _mm512_mask_add_ps(R, (__mmask16)(plan[i].tm << plan[i].sh), R,
+                                           _mm512_permutexvar_ps(_mm512_sub_epi32(iota, _mm512_set1_epi32(plan[i].sh)), v));
+                }
+                _mm512_mask_storeu_ps(d, wm, R);
+            }
+        }
+    }
+}
+#endif
+static void uvae__col2im_tile(const float *buf, int r0, int r1, const uvae__conv_shape *g, float *img) {
+#ifdef UVAE__X86
+    if (uvae__ukr_kind == 3 && g->k <= 16 && g->W <= UVAE__C2I_W) { uvae__col2im_tile_avx512(buf, r0, r1, g, img); return; }
+#endif
+    uvae__col2im_taps(buf, 1, UVAE__NR, r0, r1, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, img);
+}
 static void uvae__cpu_col2im(const float *col, int b, int C, int H, int W, int k, int s, int p, int Ho, int Wo, float *img) {
     size_t HWo = (size_t)Ho * Wo, ld = (size_t)b * HWo;
     int t;
@@ -3094,7 +3151,7 @@ static void uvae__cpu_conv_bwd_x_direct(const uvae__conv_shape *g, const float *
                         uvae__ukr(Co - pc < UVAE__KC ? Co - pc : UVAE__KC, rows, dn, aoff, koff + pc,
                                   Bp + ((size_t)jp * Co + pc) * UVAE__NR, boff, buf + (size_t)q0 * UVAE__NR, UVAE__NR, pc > 0);
                 }
-                uvae__col2im_taps(buf, 1, UVAE__NR, r0, r0 + taps, g->H, g->W, k, g->s, g->p, g->Ho, g->Wo, dx + (size_t)(n0 + i) * xs);
+                uvae__col2im_tile(buf, r0, r0 + taps, g, dx + (size_t)(n0 + i) * xs);
             }
         }
     }

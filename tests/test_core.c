@@ -379,13 +379,15 @@ static void test_conv_implicit(void) {
    conv_pair bit for bit (conv2d's dx and convT's forward are the data gradient; convT's dx is a
    conv2d forward that adds into dx). Strides 1-3, ragged channel and pixel panels, more than KC
    taps or output channels (two slices), several chunks of images in each, a window with fewer
-   taps than NR (the weight gradient's im2col path) and one with more than 256 output pixels (the
-   data gradient's im2col path). */
+   taps than NR (the weight gradient's im2col path), one with more than 256 output pixels (the
+   data gradient's im2col path), and rows of 33-70 columns, 7-tap runs and 2x2 stride-2 windows
+   (the AVX-512 col2im's 16-column segments, runs split by panels, runs that do not overlap). */
 static void test_conv_direct(void) {
     static const int shapes[][8] = {   /* N, Ci, H, W, Co, k, s, p */
         {3, 5, 9, 9, 32, 4, 2, 1}, {2, 40, 16, 15, 61, 3, 2, 1}, {130, 4, 16, 16, 32, 4, 2, 1}, {3, 80, 70, 69, 24, 3, 2, 1},
         {4, 16, 10, 10, 32, 3, 1, 1}, {4, 32, 8, 8, 24, 1, 1, 0}, {2, 6, 13, 11, 48, 5, 3, 2}, {3, 2, 28, 28, 32, 4, 2, 1},
-        {130, 2, 32, 32, 32, 4, 2, 1}, {2, 8, 13, 13, 288, 3, 2, 1}};
+        {130, 2, 32, 32, 32, 4, 2, 1}, {2, 8, 13, 13, 288, 3, 2, 1}, {2, 5, 6, 70, 32, 4, 2, 1}, {2, 3, 9, 40, 32, 7, 3, 3},
+        {2, 6, 7, 33, 32, 2, 2, 0}};
     static const char *names[4] = {"", "generic", "avx2", "avx512"};
     int base = uvae__cpu_kernel(-1), was = uvae__cpu_conv_direct(-1), runs = 0;
     uvae_ctx *ctx = uvae_ctx_new(0);
