@@ -1652,48 +1652,49 @@ int uvae__cpu_kernel(int choice) {
     return choice;
 }
 
-/* Ap <- op(A)[i0.., k0..], mc x kc, as MR-row panels (rows past mc are zeros) */
-static void uvae__pack_a(int ta, const float *A, int lda, int i0, int k0, int mc, int kc, float *Ap, int par) {
-    int np = (mc + UVAE__MR - 1) / UVAE__MR, p;
-    UVAE__OMP(omp for schedule(static))
-    for (p = 0; p < np; p++) {
-        float *dst = Ap + (size_t)p * kc * UVAE__MR;
-        int r0 = p * UVAE__MR, rows = mc - r0 < UVAE__MR ? mc - r0 : UVAE__MR;
-        for (int k = 0; k < kc; k++, dst += UVAE__MR) {
-            int r = 0;
-            if (ta) { const float *src = A + (size_t)(k0 + k) * lda + i0 + r0; for (; r < rows; r++) dst[r] = src[r]; }
-            else for (; r < rows; r++) dst[r] = A[(size_t)(i0 + r0 + r) * lda + k0 + k];
-            for (; r < UVAE__MR; r++) dst[r] = 0;
-        }
+/* Ap <- op(A)[i0.., k0..], mc x kc, as MR-row panels (rows past mc are zeros): panel p, then all */
+static void uvae__pack_a_panel(int ta, const float *A, int lda, int i0, int k0, int mc, int kc, float *Ap, int p) {
+    float *dst = Ap + (size_t)p * kc * UVAE__MR;
+    int r0 = p * UVAE__MR, rows = mc - r0 < UVAE__MR ? mc - r0 : UVAE__MR;
+    for (int k = 0; k < kc; k++, dst += UVAE__MR) {
+        int r = 0;
+        if (ta) { const float *src = A + (size_t)(k0 + k) * lda + i0 + r0; for (; r < rows; r++) dst[r] = src[r]; }
+        else for (; r < rows; r++) dst[r] = A[(size_t)(i0 + r0 + r) * lda + k0 + k];
+        for (; r < UVAE__MR; r++) dst[r] = 0;
     }
-    (void)par;
 }
-/* Bp <- op(B)[k0.., j0..], kc x nc, as NR-column panels (columns past nc are zeros) */
-static void uvae__pack_b(int tb, const float *B, int ldb, int k0, int j0, int kc, int nc, float *Bp) {
-    int np = (nc + UVAE__NR - 1) / UVAE__NR, p;
+static void uvae__pack_a(int ta, const float *A, int lda, int i0, int k0, int mc, int kc, float *Ap) {
+    int p;
     UVAE__OMP(omp for schedule(static))
-    for (p = 0; p < np; p++) {
-        float *dst = Bp + (size_t)p * kc * UVAE__NR;
-        int c0 = p * UVAE__NR, cols = nc - c0 < UVAE__NR ? nc - c0 : UVAE__NR;
-        if (tb && cols == UVAE__NR) {
-            /* a transpose: in 8 x 8 blocks, so reads run along B's rows and writes stay in a few lines */
-            for (int kb = 0; kb < kc; kb += 8) {
-                int ke = kc - kb < 8 ? kc - kb : 8;
-                for (int jb = 0; jb < UVAE__NR; jb += 8)
-                    for (int j = jb; j < jb + 8; j++) {
-                        const float *src = B + (size_t)(j0 + c0 + j) * ldb + k0 + kb;
-                        for (int k = 0; k < ke; k++) dst[(size_t)(kb + k) * UVAE__NR + j] = src[k];
-                    }
-            }
-            continue;
+    for (p = 0; p < (mc + UVAE__MR - 1) / UVAE__MR; p++) uvae__pack_a_panel(ta, A, lda, i0, k0, mc, kc, Ap, p);
+}
+/* Bp <- op(B)[k0.., j0..], kc x nc, as NR-column panels (columns past nc are zeros): panel p, then all */
+static void uvae__pack_b_panel(int tb, const float *B, int ldb, int k0, int j0, int kc, int nc, float *Bp, int p) {
+    float *dst = Bp + (size_t)p * kc * UVAE__NR;
+    int c0 = p * UVAE__NR, cols = nc - c0 < UVAE__NR ? nc - c0 : UVAE__NR;
+    if (tb && cols == UVAE__NR) {
+        /* a transpose: in 8 x 8 blocks, so reads run along B's rows and writes stay in a few lines */
+        for (int kb = 0; kb < kc; kb += 8) {
+            int ke = kc - kb < 8 ? kc - kb : 8;
+            for (int jb = 0; jb < UVAE__NR; jb += 8)
+                for (int j = jb; j < jb + 8; j++) {
+                    const float *src = B + (size_t)(j0 + c0 + j) * ldb + k0 + kb;
+                    for (int k = 0; k < ke; k++) dst[(size_t)(kb + k) * UVAE__NR + j] = src[k];
+                }
         }
-        for (int k = 0; k < kc; k++, dst += UVAE__NR) {
-            int j = 0;
-            if (!tb) { const float *src = B + (size_t)(k0 + k) * ldb + j0 + c0; for (; j < cols; j++) dst[j] = src[j]; }
-            else for (; j < cols; j++) dst[j] = B[(size_t)(j0 + c0 + j) * ldb + k0 + k];
-            for (; j < UVAE__NR; j++) dst[j] = 0;
-        }
+        return;
     }
+    for (int k = 0; k < kc; k++, dst += UVAE__NR) {
+        int j = 0;
+        if (!tb) { const float *src = B + (size_t)(k0 + k) * ldb + j0 + c0; for (; j < cols; j++) dst[j] = src[j]; }
+        else for (; j < cols; j++) dst[j] = B[(size_t)(j0 + c0 + j) * ldb + k0 + k];
+        for (; j < UVAE__NR; j++) dst[j] = 0;
+    }
+}
+static void uvae__pack_b(int tb, const float *B, int ldb, int k0, int j0, int kc, int nc, float *Bp) {
+    int p;
+    UVAE__OMP(omp for schedule(static))
+    for (p = 0; p < (nc + UVAE__NR - 1) / UVAE__NR; p++) uvae__pack_b_panel(tb, B, ldb, k0, j0, kc, nc, Bp, p);
 }
 
 /* The plain loops, for products too small to pay for the packing. */
@@ -1711,6 +1712,53 @@ static void uvae__gemm_small(int ta, int tb, int M, int N, int K, const float *A
     }
 }
 
+/* A skinny product (one block of M and of N, several KC slices of K, few tiles in each: the fully
+   connected layers, weight gradients with few taps) runs in parallel over its slices rather than
+   over each slice's tiles (three barriers a slice): each thread packs its slices' A and B into its
+   own room (P: pa + pb floats a thread) and writes their tiles to the slice's partial product
+   (part: a [nap*MR, nbp*NR] block a slice), and the partials are then added into C slice after
+   slice, as the loop in uvae__cpu_gemm adds its tiles: the same bits, for any thread count. */
+static int uvae__gemm_split_k(int M, int N, int K) {
+    int tiles = (M + UVAE__MR - 1) / UVAE__MR * ((N + UVAE__NR - 1) / UVAE__NR);
+    return UVAE__THREADS() > 1 && M <= UVAE__MC && N <= UVAE__NC && K >= 2 * UVAE__KC && tiles < 16 * UVAE__THREADS();
+}
+static size_t uvae__gemm_split_room(int M, int N, int K, size_t *pa, size_t *pb, size_t *tile) {
+    *pa = uvae__round_up(M, UVAE__MR) * UVAE__KC;
+    *pb = uvae__round_up(N, UVAE__NR) * UVAE__KC;
+    *tile = uvae__round_up(M, UVAE__MR) * uvae__round_up(N, UVAE__NR);
+    return (size_t)UVAE__THREADS() * (*pa + *pb) + (size_t)((K + UVAE__KC - 1) / UVAE__KC) * *tile;
+}
+static void uvae__gemm_split(int ta, int tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float *C,
+                             int ldc, int accumulate, float *P) {
+    const int nsl = (K + UVAE__KC - 1) / UVAE__KC, nap = (M + UVAE__MR - 1) / UVAE__MR, nbp = (N + UVAE__NR - 1) / UVAE__NR;
+    const int ldt = nbp * UVAE__NR;
+    size_t pa, pb, tile;
+    float *part = P + (uvae__gemm_split_room(M, N, K, &pa, &pb, &tile) - (size_t)nsl * tile);
+    ptrdiff_t offp[UVAE__KC];
+    uvae__ukr_fn ukr = uvae__ukr;
+    int sl, i;
+    for (int k = 0; k < UVAE__KC; k++) offp[k] = (ptrdiff_t)k * UVAE__NR;
+    UVAE__OMP(omp parallel for schedule(static))
+    for (sl = 0; sl < nsl; sl++) {
+        const int pc = sl * UVAE__KC, kc = K - pc < UVAE__KC ? K - pc : UVAE__KC;
+        float *Ap = P + (size_t)UVAE__THREAD() * (pa + pb), *Bp = Ap + pa, *t = part + (size_t)sl * tile;
+        for (int p = 0; p < nap; p++) uvae__pack_a_panel(ta, A, lda, 0, pc, M, kc, Ap, p);
+        for (int p = 0; p < nbp; p++) uvae__pack_b_panel(tb, B, ldb, pc, 0, kc, N, Bp, p);
+        for (int jp = 0; jp < nbp; jp++)
+            for (int ip = 0; ip < nap; ip++)
+                ukr(kc, uvae__panel_rows(M, ip), Ap + (size_t)ip * kc * UVAE__MR, NULL, NULL, Bp + (size_t)jp * kc * UVAE__NR, offp,
+                    t + (size_t)ip * UVAE__MR * ldt + jp * UVAE__NR, ldt, 0);
+    }
+    UVAE__OMP(omp parallel for schedule(static) if ((double)M * N * nsl > 1e5))
+    for (i = 0; i < M; i++) {
+        float *c = C + (size_t)i * ldc;
+        for (int s = 0; s < nsl; s++) {
+            const float *t = part + (size_t)s * tile + (size_t)i * ldt;
+            if (s == 0 && !accumulate) memcpy(c, t, (size_t)N * sizeof(float));
+            else for (int j = 0; j < N; j++) c[j] += t[j];
+        }
+    }
+}
 static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, int lda,
                            const float *B, int ldb, float *C, int ldc, int accumulate) {
     static UVAE__TLS float *buf;      /* Ap then Bp: grown once, kept for the thread's lifetime */
@@ -1724,6 +1772,10 @@ static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, 
         uvae__gemm_small(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
         return;
     }
+    if (uvae__gemm_split_k(M, N, K)) {
+        size_t pa, pb, tile, room = uvae__gemm_split_room(M, N, K, &pa, &pb, &tile) + 16;
+        if (room > need) need = room;
+    }
     if (buf_cap < need) {
         float *p = (float *)UVAE_REALLOC(buf, need * sizeof(float));
         if (!p) { uvae__gemm_small(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate); return; }  /* slow but right */
@@ -1732,6 +1784,7 @@ static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, 
     }
     if (!uvae__ukr) uvae__cpu_kernel(0);
     Ap = (float *)uvae__align(buf);
+    if (uvae__gemm_split_k(M, N, K)) { uvae__gemm_split(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate, Ap); return; }
     Bp = Ap + (size_t)UVAE__MC * UVAE__KC;
     for (int k = 0; k < UVAE__KC; k++) { offp[k] = (ptrdiff_t)k * UVAE__NR; offd[k] = (ptrdiff_t)k * ldb; }
     UVAE__OMP(omp parallel if ((double)M * N * K > 1e6))
@@ -1748,7 +1801,7 @@ static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, 
                 else if (nfull < nbp) uvae__pack_b(tb, B, ldb, pc, jc + nfull * UVAE__NR, kc, nc - nfull * UVAE__NR, Bp);
                 for (int ic = 0; ic < M; ic += UVAE__MC) {
                     int mc = M - ic < UVAE__MC ? M - ic : UVAE__MC, nap = (mc + UVAE__MR - 1) / UVAE__MR, t;
-                    uvae__pack_a(ta, A, lda, ic, pc, mc, kc, Ap, 0);      /* ends with a barrier */
+                    uvae__pack_a(ta, A, lda, ic, pc, mc, kc, Ap);         /* ends with a barrier */
                     UVAE__OMP(omp for schedule(static))
                     for (t = 0; t < nbp * nap; t++) {                     /* tiles: B panel outer, A panel inner */
                         int jp = t / nap, ip = t % nap, i0 = ic + ip * UVAE__MR, j0 = jc + jp * UVAE__NR;

@@ -512,6 +512,83 @@ static int conv_same_bits_other_threads(uvae_ctx *ctx, uvae_tensor *x, uvae_tens
 }
 #endif
 
+/* Skinny products (uvae__gemm_split: one block of rows and columns, several KC slices of K, few
+   tiles) run in parallel over K's slices with more than one thread, over tiles with one: a fully
+   connected layer whose forward is split (45 x 1100 @ 1100 x 70), and one whose weight gradient
+   is (K = 600 rows, added into the gradient), with 1, 2 and 3 threads and each micro-kernel: the
+   output and both gradients bitwise the same for every thread count, and within 1e-6 of sums in
+   double. */
+static void test_gemm_split(void) {
+    static const int shapes[2][3] = {{45, 1100, 70}, {600, 40, 20}};   /* rows, in, out */
+    static const char *names[4] = {"", "generic", "avx2", "avx512"};
+    int base = uvae__cpu_kernel(-1), runs = 0;
+    uvae_ctx *ctx = uvae_ctx_new(0);
+    uvae_rng r;
+    uvae_rng_seed(&r, 5);
+    for (int si = 0; si < 2; si++) {
+        const int Nr = shapes[si][0], I = shapes[si][1], O = shapes[si][2];
+        uvae_tensor *x = uvae_tensor_new_grad(2, (int[]){Nr, I}, 1), *w = uvae_tensor_new_grad(2, (int[]){O, I}, 1);
+        size_t ny = (size_t)Nr * O;
+        double *ry = (double *)malloc(ny * sizeof(double)), *rdx = (double *)calloc(x->size, sizeof(double));
+        double *rdw = (double *)calloc(w->size, sizeof(double));
+        float *first = (float *)malloc((ny + x->size + w->size) * sizeof(float));
+        fill_uniform(x, &r, -1, 1); fill_uniform(w, &r, -0.1f, 0.1f);
+        for (int i = 0; i < Nr; i++)   /* with dy = 1: dx[i,k] = sum_o w[o,k], dw[o,k] = sum_i x[i,k] (plus 0.5 already there) */
+            for (int o = 0; o < O; o++) {
+                double acc = 0;
+                for (int k = 0; k < I; k++) {
+                    acc += (double)x->data[(size_t)i * I + k] * w->data[(size_t)o * I + k];
+                    rdx[(size_t)i * I + k] += w->data[(size_t)o * I + k];
+                    rdw[(size_t)o * I + k] += x->data[(size_t)i * I + k];
+                }
+                ry[(size_t)i * O + o] = acc;
+            }
+        for (size_t i = 0; i < w->size; i++) rdw[i] += 0.5;
+        for (int kind = 1; kind <= 3; kind++) {
+            if (uvae__cpu_kernel(kind) != kind) continue;
+            for (int threads = 1; threads <= 3; threads++) {
+                uvae_tensor *y;
+                int same = 1;
+#ifdef _OPENMP
+                int was = omp_get_max_threads();
+                omp_set_num_threads(threads);
+#else
+                if (threads > 1) break;
+#endif
+                uvae_ctx_reset(ctx, 1);
+                memset(x->grad, 0, x->size * sizeof(float));
+                for (size_t i = 0; i < w->size; i++) w->grad[i] = 0.5f;   /* the weight gradient adds to what is there */
+                y = uvae_linear(ctx, x, w, NULL);
+                CHECK(y && uvae_backward(ctx, uvae_sum(ctx, y)) == UVAE_OK, "gemm split %s, %d x %d @ %d, %d threads: ran: %s", names[kind],
+                      Nr, I, O, threads, uvae_last_error());
+#ifdef _OPENMP
+                omp_set_num_threads(was);
+#endif
+                if (!y) continue;
+                CHECK(max_rel_err(y->data, ry, ny) < 1e-6 && max_rel_err(x->grad, rdx, x->size) < 1e-6 && max_rel_err(w->grad, rdw, w->size) < 1e-6,
+                      "gemm split %s, %d x %d @ %d, %d threads: y, dx, dw within 1e-6 (%.2g %.2g %.2g)", names[kind], Nr, I, O, threads,
+                      max_rel_err(y->data, ry, ny), max_rel_err(x->grad, rdx, x->size), max_rel_err(w->grad, rdw, w->size));
+                if (threads == 1) {
+                    memcpy(first, y->data, ny * sizeof(float));
+                    memcpy(first + ny, x->grad, x->size * sizeof(float));
+                    memcpy(first + ny + x->size, w->grad, w->size * sizeof(float));
+                } else {
+                    same = !memcmp(first, y->data, ny * sizeof(float)) && !memcmp(first + ny, x->grad, x->size * sizeof(float)) &&
+                           !memcmp(first + ny + x->size, w->grad, w->size * sizeof(float));
+                    CHECK(same, "gemm split %s, %d x %d @ %d: y, dx and dw with %d threads bitwise those with 1", names[kind], Nr, I, O, threads);
+                }
+                runs++;
+            }
+        }
+        free(ry); free(rdx); free(rdw); free(first);
+        uvae_tensor_free(x); uvae_tensor_free(w);
+    }
+    uvae__cpu_kernel(base);
+    CHECK(runs >= 2, "gemm split: %d runs", runs);
+    printf("  gemm split over K's slices: %d runs (kernels x thread counts), bitwise equal to one thread\n", runs);
+    uvae_ctx_free(ctx);
+}
+
 static void test_gemm_kernels(void) {
     enum { N = 9, Ci = 19, H = 31, W = 33, Co = 37, K = 3, S = 1, P = 1 };   /* chunks of 4, 4 and 1 images */
     static const char *names[4] = {"", "generic", "avx2", "avx512"};
@@ -758,6 +835,7 @@ void suite_core(void) {
     test_errors();
     test_grad_recycling();
     test_gemm_kernels();
+    test_gemm_split();
     test_conv_packed_columns();
     test_bce_float_math();
     test_pool_select();
