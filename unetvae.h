@@ -1070,11 +1070,13 @@ static void uvae__dfree(int dev, void *p) {
     UVAE_FREE(p);
 }
 static void uvae__dzero(int dev, void *p, size_t bytes) {
+    ptrdiff_t i, n = (ptrdiff_t)(bytes >> 16);                   /* 64 KB pieces, in parallel when there are many */
 #ifdef UNETVAE_CUDA
     if (dev == UVAE_CUDA) { uvae__cu_memset0(p, bytes); return; }
 #endif
     (void)dev;
-    memset(p, 0, bytes);
+    UVAE__OMP(omp parallel for schedule(static) if (n >= 8))
+    for (i = 0; i <= n; i++) memset((char *)p + (i << 16), 0, i < n ? (size_t)1 << 16 : bytes & 0xffff);
 }
 /* dir 0: host -> dev, 1: dev -> host, 2: dev -> dev */
 static void uvae__dcopy(int dev, void *dst, const void *src, size_t bytes, int dir) {
@@ -3874,13 +3876,17 @@ uvae_tensor *uvae_embedding(uvae_ctx *ctx, uvae_tensor *idx, uvae_tensor *tab) {
    [ops/concat] along dim 1: a [N,Ca,...], b [N,Cb,...] -> [N,Ca+Cb,...]   == torch.cat([a,b], 1)
    Backward splits the gradient back. Views each sample as one row: [a row, b row]. */
 static void uvae__cpu_concat_fwd(const float *a, const float *b, float *y, int N, size_t ra, size_t rb) {
-    for (int n = 0; n < N; n++) {
+    int n;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)N * (ra + rb) > UVAE__PAR_MIN))
+    for (n = 0; n < N; n++) {
         memcpy(y + n * (ra + rb), a + n * ra, ra * sizeof(float));
         memcpy(y + n * (ra + rb) + ra, b + n * rb, rb * sizeof(float));
     }
 }
 static void uvae__cpu_concat_bwd(const float *dy, float *da, float *db, int N, size_t ra, size_t rb) {
-    for (int n = 0; n < N; n++) {
+    int n;
+    UVAE__OMP(omp parallel for schedule(static) if ((double)N * (ra + rb) > UVAE__PAR_MIN))
+    for (n = 0; n < N; n++) {
         if (da) for (size_t i = 0; i < ra; i++) da[n * ra + i] += dy[n * (ra + rb) + i];
         if (db) for (size_t i = 0; i < rb; i++) db[n * rb + i] += dy[n * (ra + rb) + ra + i];
     }
