@@ -842,6 +842,11 @@ int fsync(int);
 #endif
 /* parallelise a loop only when it has enough work to pay for the threads */
 #define UVAE__PAR_MIN 32768
+#if defined(__GNUC__) || defined(__clang__)
+#define UVAE__PREFETCH(p) __builtin_prefetch(p)   /* a hint: fetch the line at p into the cache */
+#else
+#define UVAE__PREFETCH(p) ((void)(p))
+#endif
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L && !defined(__STDC_NO_THREADS__)
 #define UVAE__TLS _Thread_local
@@ -2861,8 +2866,14 @@ static void uvae__wg_u_block(int m, const float *w, int flip, int Ci, int Co, in
                 for (int c = 0; c < nc; c++) wb[k][c * UVAE__MR + r] = 0.0f;
             continue;
         }
+        if (!flip && c0 + nc < Ci) {                                    /* the next block's kernels of this row, on their way */
+            const char *nx = (const char *)(w + ((size_t)co * Ci + c0 + nc) * 9);
+            int nn = (Ci - c0 - nc < nc ? Ci - c0 - nc : nc) * 9 * (int)sizeof(float);
+            for (int l = 0; l < nn; l += 64) UVAE__PREFETCH(nx + l);
+        }
         for (int c = 0; c < nc; c++) {
             const float *src = flip ? w + ((size_t)(c0 + c) * Co + co) * 9 + 8 : w + ((size_t)co * Ci + c0 + c) * 9;
+            if (flip && c0 + nc + c < Ci) UVAE__PREFETCH(w + ((size_t)(c0 + nc + c) * Co + co) * 9);
             ptrdiff_t step = flip ? -1 : 1;
             for (int k = 0; k < 9; k++) wb[k][c * UVAE__MR + r] = src[step * k];
         }
