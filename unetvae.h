@@ -1739,8 +1739,8 @@ static void uvae__gemm_split(int ta, int tb, int M, int N, int K, const float *A
                              int ldc, int accumulate, float *P) {
     const int nsl = (K + UVAE__KC - 1) / UVAE__KC, nap = (M + UVAE__MR - 1) / UVAE__MR, nbp = (N + UVAE__NR - 1) / UVAE__NR;
     const int ldt = nbp * UVAE__NR;
-    size_t pa, pb, tile;
-    float *part = P + (uvae__gemm_split_room(M, N, K, &pa, &pb, &tile) - (size_t)nsl * tile);
+    size_t pa, pb, tile, room = uvae__gemm_split_room(M, N, K, &pa, &pb, &tile);
+    float *part = P + (room - (size_t)nsl * tile);                     /* after every thread's pa + pb */
     ptrdiff_t offp[UVAE__KC];
     uvae__ukr_fn ukr = uvae__ukr;
     int sl, i;
@@ -1773,13 +1773,14 @@ static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, 
     size_t need = (size_t)UVAE__MC * UVAE__KC + (size_t)UVAE__KC * UVAE__NC + 16;
     ptrdiff_t offp[UVAE__KC], offd[UVAE__KC];   /* where row k of a B panel is: packed, in place */
     float *Ap, *Bp;
+    int split;
     if (M <= 0 || N <= 0) return;
     if (uvae__gemm_is_small(M, N, K)) {
         if (K <= 0) { if (!accumulate) for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof(float)); return; }
         uvae__gemm_small(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
         return;
     }
-    if (uvae__gemm_split_k(M, N, K)) {
+    if ((split = uvae__gemm_split_k(M, N, K))) {
         size_t pa, pb, tile, room = uvae__gemm_split_room(M, N, K, &pa, &pb, &tile) + 16;
         if (room > need) need = room;
     }
@@ -1791,7 +1792,7 @@ static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, 
     }
     if (!uvae__ukr) uvae__cpu_kernel(0);
     Ap = (float *)uvae__align(buf);
-    if (uvae__gemm_split_k(M, N, K)) { uvae__gemm_split(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate, Ap); return; }
+    if (split) { uvae__gemm_split(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate, Ap); return; }
     Bp = Ap + (size_t)UVAE__MC * UVAE__KC;
     for (int k = 0; k < UVAE__KC; k++) { offp[k] = (ptrdiff_t)k * UVAE__NR; offd[k] = (ptrdiff_t)k * ldb; }
     UVAE__OMP(omp parallel if ((double)M * N * K > 1e6))
