@@ -1675,10 +1675,47 @@ static void uvae__pack_a(int ta, const float *A, int lda, int i0, int k0, int mc
     UVAE__OMP(omp for schedule(static))
     for (p = 0; p < (mc + UVAE__MR - 1) / UVAE__MR; p++) uvae__pack_a_panel(ta, A, lda, i0, k0, mc, kc, Ap, p);
 }
+#ifdef UVAE__X86
+/* dst[k * ds + j] = src[j * ls + k] for j < 16, k < kn (<= 16): a 16 x 16 block transposed in
+   registers (pairs of rows interleaved, then pairs of pairs, then 128-bit lanes gathered twice) */
+__attribute__((target("avx512f")))
+static void uvae__transpose16_avx512(const float *src, size_t ls, int kn, float *dst, size_t ds) {
+    const __mmask16 km = (__mmask16)((1u << kn) - 1);
+    __m512 r[16], t[16];
+    for (int j = 0; j < 16; j++) r[j] = _mm512_maskz_loadu_ps(km, src + j * ls);
+    for (int j = 0; j < 16; j += 2) {          /* lane L of t[j]: r[j][4L], r[j+1][4L], r[j][4L+1], r[j+1][4L+1] */
+        t[j] = _mm512_unpacklo_ps(r[j], r[j + 1]);
+        t[j + 1] = _mm512_unpackhi_ps(r[j], r[j + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {          /* lane L of r[i + c]: column 4L + c of rows i .. i+3 */
+        __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]), c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int c = 0; c < 4; c++)                /* column 4L + c: lane L of r[c], r[4 + c], r[8 + c], r[12 + c] */
+        for (int h = 0; h < 2; h++) {          /* lanes 0, 1 (h = 0) and 2, 3 */
+            __m512 p = _mm512_shuffle_f32x4(r[c], r[4 + c], h ? 0xEE : 0x44), q = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], h ? 0xEE : 0x44);
+            int k = 8 * h + c;
+            if (k < kn) _mm512_storeu_ps(dst + (size_t)k * ds, _mm512_shuffle_f32x4(p, q, 0x88));
+            if (k + 4 < kn) _mm512_storeu_ps(dst + (size_t)(k + 4) * ds, _mm512_shuffle_f32x4(p, q, 0xDD));
+        }
+}
+#endif
 /* Bp <- op(B)[k0.., j0..], kc x nc, as NR-column panels (columns past nc are zeros): panel p, then all */
 static void uvae__pack_b_panel(int tb, const float *B, int ldb, int k0, int j0, int kc, int nc, float *Bp, int p) {
     float *dst = Bp + (size_t)p * kc * UVAE__NR;
     int c0 = p * UVAE__NR, cols = nc - c0 < UVAE__NR ? nc - c0 : UVAE__NR;
+#ifdef UVAE__X86
+    if (tb && cols == UVAE__NR && uvae__ukr_kind == 3) {             /* a transpose, 16 x 16 at a time */
+        for (int kb = 0; kb < kc; kb += 16)
+            for (int jb = 0; jb < UVAE__NR; jb += 16)
+                uvae__transpose16_avx512(B + (size_t)(j0 + c0 + jb) * ldb + k0 + kb, (size_t)ldb, kc - kb < 16 ? kc - kb : 16,
+                                         dst + (size_t)kb * UVAE__NR + jb, UVAE__NR);
+        return;
+    }
+#endif
     if (tb && cols == UVAE__NR) {
         /* a transpose: in 8 x 8 blocks, so reads run along B's rows and writes stay in a few lines */
         for (int kb = 0; kb < kc; kb += 8) {
@@ -2635,7 +2672,63 @@ static void uvae__cpu_conv_bwd_w_implicit(const uvae__conv_shape *g, const float
     UVAE__WG4_BT(t[4 * (k)], t[4 * (k) + 1], t[4 * (k) + 2], t[4 * (k) + 3], t[4 * (k) + 4], t[4 * (k) + 5],     \
                  v[(t0) + (k)], v[vs + (t0) + (k)], v[2 * (vs) + (t0) + (k)], v[3 * (vs) + (t0) + (k)],           \
                  v[4 * (vs) + (t0) + (k)], v[5 * (vs) + (t0) + (k)])
-#define UVAE__WG4_IN(NAME, TARGET)                                                                                \
+/* runs of K tiles of the row pass, (B^T d) B vectorised over the tiles; the AVX-512 forms below */
+#define UVAE__WG4_RUN(t, v, vs, t0, K)                                                                            \
+    do {                                                                                                          \
+        int k_;                                                                                                   \
+        UVAE__OMP(omp simd)                                                                                       \
+        for (k_ = 0; k_ < (K); k_++) UVAE__WG4_ROW(t, v, vs, t0, k_);                                             \
+    } while (0)
+#define UVAE__WG4_RUN16(t, v, vs, t0) UVAE__WG4_RUN(t, v, vs, t0, 16)
+#define UVAE__WG4_RUN8(t, v, vs, t0) UVAE__WG4_RUN(t, v, vs, t0, 8)
+#ifdef UVAE__X86
+/* UVAE__WG4_BT on 16 tiles in lanes (the same operations in the same order: the same bits), its
+   six results to v[e * vs + lane], e = 0..5, for the lanes in km */
+__attribute__((target("avx512f")))
+static inline void uvae__wg4_bt_avx512(__m512 x0, __m512 x1, __m512 x2, __m512 x3, __m512 x4, __m512 x5, float *v, size_t vs,
+                                       __mmask16 km) {
+    const __m512 c2 = _mm512_set1_ps(2.0f), c4 = _mm512_set1_ps(4.0f), c5 = _mm512_set1_ps(5.0f);
+    const __m512 d31 = _mm512_sub_ps(x3, x1), d42 = _mm512_sub_ps(x4, x2);
+    _mm512_mask_storeu_ps(v, km, _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(c4, x0), _mm512_mul_ps(c5, x2)), x4));
+    _mm512_mask_storeu_ps(v + vs, km, _mm512_sub_ps(_mm512_add_ps(x4, x3), _mm512_mul_ps(c4, _mm512_add_ps(x1, x2))));
+    _mm512_mask_storeu_ps(v + 2 * vs, km, _mm512_add_ps(_mm512_sub_ps(x4, x3), _mm512_mul_ps(c4, _mm512_sub_ps(x1, x2))));
+    _mm512_mask_storeu_ps(v + 3 * vs, km, _mm512_add_ps(d42, _mm512_mul_ps(c2, d31)));
+    _mm512_mask_storeu_ps(v + 4 * vs, km, _mm512_sub_ps(d42, _mm512_mul_ps(c2, d31)));
+    _mm512_mask_storeu_ps(v + 5 * vs, km, _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(c4, x1), _mm512_mul_ps(c5, x3)), x5));
+}
+/* 16 tiles: tile k's patch row is t[4k .. 4k+5], so x_c[k] = t[4k + c]: c = 0..3 by two-source
+   permutes (lanes 0..7 from t[0..31], 8..15 from t[32..63]), x4 and x5 are x0 and x1 moved down a
+   lane with t[64] and t[65] last. Reads t[0..65]. */
+__attribute__((target("avx512f")))
+static void uvae__wg4_run16_avx512(const float *t, float *v, size_t vs) {
+    const __m512i q = _mm512_set_epi32(28, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16, 12, 8, 4, 0);
+    const __m512 a0 = _mm512_loadu_ps(t), a1 = _mm512_loadu_ps(t + 16), a2 = _mm512_loadu_ps(t + 32), a3 = _mm512_loadu_ps(t + 48);
+    __m512 x[4];
+    for (int c = 0; c < 4; c++) {
+        __m512i qc = _mm512_add_epi32(q, _mm512_set1_epi32(c));
+        x[c] = _mm512_mask_blend_ps(0xFF00, _mm512_permutex2var_ps(a0, qc, a1), _mm512_permutex2var_ps(a2, qc, a3));
+    }
+    uvae__wg4_bt_avx512(x[0], x[1], x[2], x[3],
+                        _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(_mm512_maskz_loadu_ps(1, t + 64)),
+                                                                _mm512_castps_si512(x[0]), 1)),
+                        _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(_mm512_maskz_loadu_ps(1, t + 65)),
+                                                                _mm512_castps_si512(x[1]), 1)),
+                        v, vs, 0xFFFF);
+}
+/* 8 tiles, in lanes 0..7: x_c from t[0..31], x4 and x5 from t[4..35]. Reads t[0..35]. */
+__attribute__((target("avx512f")))
+static void uvae__wg4_run8_avx512(const float *t, float *v, size_t vs) {
+    const __m512i q = _mm512_set_epi32(28, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16, 12, 8, 4, 0), one = _mm512_set1_epi32(1);
+    const __m512 a0 = _mm512_loadu_ps(t), a1 = _mm512_loadu_ps(t + 16), b0 = _mm512_loadu_ps(t + 4), b1 = _mm512_loadu_ps(t + 20);
+    const __m512i q2 = _mm512_add_epi32(q, _mm512_add_epi32(one, one));
+    uvae__wg4_bt_avx512(_mm512_permutex2var_ps(a0, q, a1), _mm512_permutex2var_ps(a0, _mm512_add_epi32(q, one), a1),
+                        _mm512_permutex2var_ps(a0, q2, a1), _mm512_permutex2var_ps(a0, _mm512_add_epi32(q2, one), a1),
+                        _mm512_permutex2var_ps(b0, q, b1), _mm512_permutex2var_ps(b0, _mm512_add_epi32(q, one), b1), v, vs, 0x00FF);
+}
+#define UVAE__WG4_RUN16_AVX512(t, v, vs, t0) uvae__wg4_run16_avx512(t, (v) + (t0), vs)
+#define UVAE__WG4_RUN8_AVX512(t, v, vs, t0) uvae__wg4_run8_avx512(t, (v) + (t0), vs)
+#endif
+#define UVAE__WG4_IN(NAME, TARGET, RUN16, RUN8)                                                                   \
     TARGET static void NAME(int nr, int n, const float *const *xr, int c0, int W, float *v, size_t vs) {         \
         float b[6][4 * UVAE__WG_SEG + 16], zr[4 * UVAE__WG_SEG + 16]; /* B^T d of a tile row: columns c0 .. c0 + 4n + 1 */ \
         const int L = 4 * n + 2;                                                                                      \
@@ -2660,10 +2753,8 @@ static void uvae__cpu_conv_bwd_w_implicit(const uvae__conv_shape *g, const float
                 const float *t = b[a];                                                                            \
                 float *va = v + (size_t)(6 * a) * vs;                                                             \
                 int j = 0, t0 = r * n;                                                                            \
-                for (; j + 16 <= n; j += 16, t += 64) {                   /* runs of 16 and 4 tiles: short rows */ \
-                    UVAE__OMP(omp simd)                                                                           \
-                    for (k = 0; k < 16; k++) UVAE__WG4_ROW(t, va, vs, t0 + j, k);                                 \
-                }                                                                                                 \
+                for (; j + 16 <= n; j += 16, t += 64) RUN16(t, va, vs, t0 + j);  /* runs of 16, 8, 4: short rows */ \
+                for (; j + 8 <= n; j += 8, t += 32) RUN8(t, va, vs, t0 + j);                                      \
                 for (; j + 4 <= n; j += 4, t += 16) {                                                             \
                     UVAE__OMP(omp simd)                                                                           \
                     for (k = 0; k < 4; k++) UVAE__WG4_ROW(t, va, vs, t0 + j, k);                                  \
@@ -2790,7 +2881,7 @@ UVAE__WG_DW(uvae__wg_dw_generic, )
 UVAE__WG_W(uvae__wg_w_generic, )
 UVAE__WG_OUT(uvae__wg_out_generic, )
 UVAE__WG_DY(uvae__wg_dy_generic, )
-UVAE__WG4_IN(uvae__wg4_in_generic, )
+UVAE__WG4_IN(uvae__wg4_in_generic, , UVAE__WG4_RUN16, UVAE__WG4_RUN8)
 UVAE__WG4_OUT(uvae__wg4_out_generic, )
 UVAE__WG4_DY(uvae__wg4_dy_generic, )
 #ifdef UVAE__X86
@@ -2804,10 +2895,10 @@ UVAE__WG_OUT(uvae__wg_out_avx512, __attribute__((target("avx512f"))))
 UVAE__WG_DY(uvae__wg_dy_avx512, __attribute__((target("avx512f"))))
 UVAE__WG_W(uvae__wg_w_avx512, __attribute__((target("avx512f"))))
 UVAE__WG_DW(uvae__wg_dw_avx512, __attribute__((target("avx512f"))))
-UVAE__WG4_IN(uvae__wg4_in_avx2, __attribute__((target("avx2,fma"))))
+UVAE__WG4_IN(uvae__wg4_in_avx2, __attribute__((target("avx2,fma"))), UVAE__WG4_RUN16, UVAE__WG4_RUN8)
 UVAE__WG4_OUT(uvae__wg4_out_avx2, __attribute__((target("avx2,fma"))))
 UVAE__WG4_DY(uvae__wg4_dy_avx2, __attribute__((target("avx2,fma"))))
-UVAE__WG4_IN(uvae__wg4_in_avx512, __attribute__((target("avx512f"))))
+UVAE__WG4_IN(uvae__wg4_in_avx512, __attribute__((target("avx512f"))), UVAE__WG4_RUN16_AVX512, UVAE__WG4_RUN8_AVX512)
 UVAE__WG4_OUT(uvae__wg4_out_avx512, __attribute__((target("avx512f"))))
 UVAE__WG4_DY(uvae__wg4_dy_avx512, __attribute__((target("avx512f"))))
 #define UVAE__WG_KINDS(F, m) {uvae__wg##m##_##F##_generic, uvae__wg##m##_##F##_generic, uvae__wg##m##_##F##_avx2, uvae__wg##m##_##F##_avx512}
