@@ -2008,12 +2008,44 @@ static void uvae__im2row_panel(const float *img, int C, int H, int W, int k, int
    slice of KC pixels at a time: each thread gathers the slice (KC x NR floats, the GEMM's packed
    layout of im2col's transpose) into its own slot of Bp (KC * NR floats per thread) and runs the
    panel's tiles over it, dy's rows read in place: im2col's columns are never written whole, nor
-   packed (transposed) again. Sums as in uvae__cpu_gemm (pixels in KC slices, in order): the same bits. */
+   packed (transposed) again. Sums as in uvae__cpu_gemm (pixels in KC slices, in order): the same bits.
+   With fewer panels than threads (a first layer: 2 x 4 x 4 taps, one panel) the threads split
+   each panel's slices instead, each slice's product going to its own partial (part: Mp x NR
+   floats a slice, after the threads' slots), the partials then added into dw slice after slice:
+   the same bits again (uvae__gemm_split's way). Bp: uvae__bwd_w_rows_room floats. */
+static size_t uvae__bwd_w_rows_room(int M, int K, int L) {
+    size_t nbp = ((size_t)K + UVAE__NR - 1) / UVAE__NR, nsl = ((size_t)L + UVAE__KC - 1) / UVAE__KC;
+    return (size_t)UVAE__THREADS() * UVAE__KC * UVAE__NR + (nbp < (size_t)UVAE__THREADS() ? nbp * nsl * uvae__round_up(M, UVAE__MR) * UVAE__NR : 0);
+}
 static void uvae__cpu_conv_bwd_w_rows(const float *img, int b, int C, int H, int W, int k, int s, int p, int Ho, int Wo,
                                       int M, const float *dy, int ldd, float *dw, float *Bp) {
-    int K = C * k * k, L = b * Ho * Wo, nbp = (K + UVAE__NR - 1) / UVAE__NR, jp;
+    int K = C * k * k, L = b * Ho * Wo, nbp = (K + UVAE__NR - 1) / UVAE__NR, nsl = (L + UVAE__KC - 1) / UVAE__KC, jp;
     ptrdiff_t offp[UVAE__KC];
     uvae__ukr_fn ukr = uvae__ukr_packed(offp);
+    if (nbp < UVAE__THREADS()) {
+        const size_t ts = uvae__round_up(M, UVAE__MR) * UVAE__NR;     /* one slice's partial, rows NR apart */
+        float *part = Bp + (size_t)UVAE__THREADS() * UVAE__KC * UVAE__NR;
+        int i;
+        UVAE__OMP(omp parallel for schedule(static))
+        for (i = 0; i < nbp * nsl; i++) {                             /* panel jp's slice sl */
+            int j0 = i / nsl * UVAE__NR, pc = i % nsl * UVAE__KC, kc = L - pc < UVAE__KC ? L - pc : UVAE__KC;
+            float *bp = Bp + (size_t)UVAE__THREAD() * UVAE__KC * UVAE__NR, *t = part + (size_t)i * ts;
+            uvae__im2row_panel(img, C, H, W, k, s, p, Ho, Wo, j0, pc, kc, bp);
+            for (int i0 = 0; i0 < M; i0 += UVAE__MR)
+                uvae__tile_a_inplace(ukr, kc, dy, ldd, i0, M - i0 < UVAE__MR ? M - i0 : UVAE__MR, pc, bp, offp, t + (size_t)i0 * UVAE__NR,
+                                     UVAE__NR, UVAE__NR, 0);
+        }
+        UVAE__OMP(omp parallel for schedule(static) if ((double)M * K * nsl > 1e5))
+        for (i = 0; i < M * nbp; i++) {                               /* dw's row r, panel jp: slice after slice */
+            int r = i / nbp, j0 = i % nbp * UVAE__NR, cols = K - j0 < UVAE__NR ? K - j0 : UVAE__NR;
+            float *d = dw + (size_t)r * K + j0;
+            for (int sl = 0; sl < nsl; sl++) {
+                const float *t = part + ((size_t)(j0 / UVAE__NR) * nsl + sl) * ts + (size_t)r * UVAE__NR;
+                for (int j = 0; j < cols; j++) d[j] += t[j];
+            }
+        }
+        return;
+    }
     UVAE__OMP(omp parallel for schedule(static) if ((double)M * L * K > 1e6))
     for (jp = 0; jp < nbp; jp++) {
         int j0 = jp * UVAE__NR, cols = K - j0 < UVAE__NR ? K - j0 : UVAE__NR;
@@ -3359,11 +3391,10 @@ static void uvae__cpu_conv_bwd_w(const uvae__conv_shape *g, const float *x, cons
         int b = g->N - n < nb ? g->N - n : nb, L = b * (int)HWo;
         float *col = scratch, *G = scratch + (size_t)CK * L;
         const float *d = dy + n * g->Co * HWo;
-        int nbp = (CK + UVAE__NR - 1) / UVAE__NR;
         if (b > 1) { uvae__cpu_batch_rows((float *)d, b, g->Co, HWo, G, 1, 0); d = G; }
         /* the GEMM would pack im2col's transpose: gather its slices straight from x instead, where
-           there are panels for every thread and col's room holds a slice per panel */
-        if (!uvae__gemm_is_small(g->Co, CK, L) && nbp >= UVAE__THREADS() && (size_t)nbp * UVAE__KC * UVAE__NR <= (size_t)CK * L)
+           col's room holds a slice a thread (and, with fewer panels than threads, the partials) */
+        if (!uvae__gemm_is_small(g->Co, CK, L) && uvae__bwd_w_rows_room(g->Co, CK, L) <= (size_t)CK * L)
             uvae__cpu_conv_bwd_w_rows(x + n * xs, b, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, g->Co, d, L, dw, col);
         else {
             uvae__cpu_im2col(x + n * xs, b, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, col);

@@ -589,6 +589,73 @@ static void test_gemm_split(void) {
     uvae_ctx_free(ctx);
 }
 
+/* A weight gradient with one panel of taps (im2col's rows, C*k*k <= NR) and many slices of pixels,
+   as a first layer has (uvae__cpu_conv_bwd_w_rows): with more threads than panels the threads
+   split the slices, each slice's product going to a partial, the partials added in order. With
+   1, 2 and 3 threads and each micro-kernel: dw bitwise the same for every thread count, within
+   1e-6 of sums in double (dy = 1: dw[o, c, ki, kj] = the sum of x over tap (c, ki, kj)'s windows). */
+static void test_conv_bwd_w_split(void) {
+    static const int shapes[2][5] = {{6, 2, 28, 20, 4}, {5, 3, 31, 13, 3}};   /* N, Ci, H = W, Co, k; stride 2, padding 1 */
+    static const char *names[4] = {"", "generic", "avx2", "avx512"};
+    int base = uvae__cpu_kernel(-1), runs = 0;
+    uvae_ctx *ctx = uvae_ctx_new(0);
+    uvae_rng r;
+    uvae_rng_seed(&r, 9);
+    for (int si = 0; si < 2; si++) {
+        const int N = shapes[si][0], Ci = shapes[si][1], H = shapes[si][2], Co = shapes[si][3], K = shapes[si][4], S = 2, P = 1;
+        const int Ho = (H + 2 * P - K) / S + 1;
+        uvae_tensor *x = uvae_tensor_new_grad(4, (int[]){N, Ci, H, H}, 0), *w = uvae_tensor_new_grad(4, (int[]){Co, Ci, K, K}, 1);
+        double *rdw = (double *)calloc(w->size, sizeof(double));
+        float *first = (float *)malloc(w->size * sizeof(float));
+        fill_uniform(x, &r, -1, 1); fill_uniform(w, &r, -0.3f, 0.3f);
+        for (int n = 0; n < N; n++)
+            for (int c = 0; c < Ci; c++)
+                for (int ki = 0; ki < K; ki++)
+                    for (int kj = 0; kj < K; kj++) {
+                        double acc = 0;
+                        for (int oh = 0; oh < Ho; oh++)
+                            for (int ow = 0; ow < Ho; ow++) {
+                                int ih = oh * S - P + ki, iw = ow * S - P + kj;
+                                if (ih >= 0 && ih < H && iw >= 0 && iw < H) acc += x->data[(((size_t)n * Ci + c) * H + ih) * H + iw];
+                            }
+                        for (int o = 0; o < Co; o++) rdw[((size_t)(o * Ci + c) * K + ki) * K + kj] += acc;
+                    }
+        for (int kind = 1; kind <= 3; kind++) {
+            if (uvae__cpu_kernel(kind) != kind) continue;
+            for (int threads = 1; threads <= 3; threads++) {
+                uvae_tensor *y;
+#ifdef _OPENMP
+                int was = omp_get_max_threads();
+                omp_set_num_threads(threads);
+#else
+                if (threads > 1) break;
+#endif
+                uvae_ctx_reset(ctx, 1);
+                memset(w->grad, 0, w->size * sizeof(float));
+                y = uvae_conv2d(ctx, x, w, NULL, S, P);
+                CHECK(y && uvae_backward(ctx, uvae_sum(ctx, y)) == UVAE_OK, "conv dw split %s, shape %d, %d threads: ran: %s", names[kind], si,
+                      threads, uvae_last_error());
+#ifdef _OPENMP
+                omp_set_num_threads(was);
+#endif
+                if (!y) continue;
+                CHECK(max_rel_err(w->grad, rdw, w->size) < 1e-6, "conv dw split %s, x [%d,%d,%d,%d] w [%d,%d,%d,%d], %d threads: within 1e-6 "
+                      "(%.2g)", names[kind], N, Ci, H, H, Co, Ci, K, K, threads, max_rel_err(w->grad, rdw, w->size));
+                if (threads == 1) memcpy(first, w->grad, w->size * sizeof(float));
+                else CHECK(!memcmp(first, w->grad, w->size * sizeof(float)), "conv dw split %s, shape %d: dw with %d threads bitwise that "
+                           "with 1", names[kind], si, threads);
+                runs++;
+            }
+        }
+        free(rdw); free(first);
+        uvae_tensor_free(x); uvae_tensor_free(w);
+    }
+    uvae__cpu_kernel(base);
+    CHECK(runs >= 2, "conv dw split: %d runs", runs);
+    printf("  conv weight gradient, one panel of taps, split over pixels' slices: %d runs, bitwise equal to one thread\n", runs);
+    uvae_ctx_free(ctx);
+}
+
 static void test_gemm_kernels(void) {
     enum { N = 9, Ci = 19, H = 31, W = 33, Co = 37, K = 3, S = 1, P = 1 };   /* chunks of 4, 4 and 1 images */
     static const char *names[4] = {"", "generic", "avx2", "avx512"};
@@ -836,6 +903,7 @@ void suite_core(void) {
     test_grad_recycling();
     test_gemm_kernels();
     test_gemm_split();
+    test_conv_bwd_w_split();
     test_conv_packed_columns();
     test_bce_float_math();
     test_pool_select();
