@@ -2533,7 +2533,9 @@ static void uvae__dwT_tiles(int CK, int Np, int L, const float *xp, const ptrdif
     UVAE__OMP(omp parallel if ((double)CK * Np * L > 1e6))
     for (int pc = 0; pc < L; pc += UVAE__KC) {
         int kc = L - pc < UVAE__KC ? L - pc : UVAE__KC, t;
-        UVAE__OMP(omp for schedule(static))
+        /* the same tiles to the same thread in every slice (a static schedule of the same loop), so
+           no slice waits for another's tiles: no barrier until the end */
+        UVAE__OMP(omp for schedule(static) nowait)
         for (t = 0; t < nt; t++) {                                   /* tiles: CK panel outer, Np panel inner */
             int ip = t / npb, jp = t % npb;
             uvae__ukr(kc, uvae__panel_rows(CK, ip), pix ? xp : xp + pc, off + (size_t)ip * UVAE__MR, pix ? pix + pc : NULL,
@@ -3285,6 +3287,15 @@ static void uvae__cpu_conv_bwd_w_direct(const uvae__conv_shape *g, const float *
             int jp = i / b, n = i % b, cols = Co - jp * UVAE__NR < UVAE__NR ? Co - jp * UVAE__NR : UVAE__NR;
             float *d = Bp + ((size_t)jp * L + (size_t)n * HWo) * UVAE__NR;
             const float *src = dy + ((size_t)(n0 + n) * Co + jp * UVAE__NR) * HWo;
+#ifdef UVAE__X86
+            if (cols == UVAE__NR && uvae__ukr_kind == 3) {             /* 16 x 16 blocks in registers */
+                for (size_t o0 = 0; o0 < HWo; o0 += 16)
+                    for (int j0 = 0; j0 < UVAE__NR; j0 += 16)
+                        uvae__transpose16_avx512(src + (size_t)j0 * HWo + o0, HWo, HWo - o0 < 16 ? (int)(HWo - o0) : 16,
+                                                 d + o0 * UVAE__NR + j0, UVAE__NR);
+                continue;
+            }
+#endif
             for (size_t o0 = 0; o0 < HWo; o0 += 8) {                 /* a transpose in 8-pixel blocks */
                 size_t oe = HWo - o0 < 8 ? HWo : o0 + 8;
                 for (int j = 0; j < UVAE__NR; j++)
