@@ -473,23 +473,28 @@ static void test_conv_winograd(void) {
         }
     }
     uvae__cpu_kernel(base);
-    /* the tile size the shape picks: at 16x16 and batch 4 (64 tiles of 4x4) F(4x4) throughout, the
-       same bits as F(4x4) asked for; at 8x8 (64 tiles of 2x2) F(2x2) for the forward and the data
-       gradient but the direct weight gradient (F(2x2) only from 256 tiles): its bits the direct
-       path's */
-    for (int si = 0; si < 2; si++) {
+    /* the tile size the shape picks: at 64x64 (16 tiles of 4x4 a row) F(4x4) throughout, the same
+       bits as F(4x4) asked for; at 16x16 and batch 4 (64 tiles of 4x4, 4 a row) F(4x4) for the
+       forward and the data gradient, but the direct weight gradient (short rows, under 128
+       channels): its bits F(4x4)'s but for dw; at 8x8 (64 tiles of 2x2) F(2x2) for the forward and
+       the data gradient but the direct weight gradient (F(2x2) only from 256 tiles): its bits the
+       direct paths' for dw only */
+    for (int si = 0; si < 3; si++) {
+        static const int sizes[3] = {64, 16, 8}, batch[3] = {1, 4, 4};
+        static const int want[3][6] = {{1, 1, 1, 1, 1, 1}, {1, 1, 0, 1, 1, 0}, {0, 0, 1, 0, 0, 1}};
         conv_pair c;
-        int S = si ? 8 : 16, ok = conv_pair_new(&c, &r, 4, 48, S, S, 40, 3, 1), same[6] = {0};
+        int S = sizes[si], ok = conv_pair_new(&c, &r, batch[si], 48, S, S, 40, 3, 1), same[6] = {0}, match = 1;
         for (int run = 0; run < 2 && ok; run++) {
-            uvae__cpu_conv_winograd(run == 1 ? 1 : si ? 0 : 4);
+            uvae__cpu_conv_winograd(run == 1 ? 1 : si == 2 ? 0 : 4);
             ok = conv_pair_run(&c, ctx, run);
         }
-        for (int q = 0; q < 6 && ok; q++) same[q] = !memcmp(c.v[0][q], c.v[1][q], c.n[q] * sizeof(float));
-        CHECK(ok && (si ? !same[0] && !same[1] && same[2] && !same[3] && !same[4] && same[5]
-                        : same[0] && same[1] && same[2] && same[3] && same[4] && same[5]),
-              "conv winograd by shape, x [4,48,%d,%d] w [40,48,3,3]: conv2d y dx dw, convT out dx dw bitwise equal to %s: "
-              "%d %d %d, %d %d %d (want %s)", S, S, si ? "the direct paths" : "F(4x4)", same[0], same[1], same[2], same[3],
-              same[4], same[5], si ? "0 0 1, 0 0 1" : "all 1");
+        for (int q = 0; q < 6 && ok; q++) {
+            same[q] = !memcmp(c.v[0][q], c.v[1][q], c.n[q] * sizeof(float));
+            match = match && same[q] == want[si][q];
+        }
+        CHECK(ok && match, "conv winograd by shape, x [%d,48,%d,%d] w [40,48,3,3]: conv2d y dx dw, convT out dx dw bitwise equal to %s: "
+              "%d %d %d, %d %d %d (want %d %d %d, %d %d %d)", batch[si], S, S, si == 2 ? "the direct paths" : "F(4x4)", same[0], same[1],
+              same[2], same[3], same[4], same[5], want[si][0], want[si][1], want[si][2], want[si][3], want[si][4], want[si][5]);
         conv_pair_free(&c);
     }
     uvae__cpu_conv_winograd(was);
