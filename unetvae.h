@@ -2719,7 +2719,7 @@ static void uvae__cpu_conv_bwd_w_implicit(const uvae__conv_shape *g, const float
         for (k_ = 0; k_ < (K); k_++) UVAE__WG4_ROW(t, v, vs, t0, k_);                                             \
     } while (0)
 #define UVAE__WG4_RUN16(t, v, vs, t0) UVAE__WG4_RUN(t, v, vs, t0, 16)
-#define UVAE__WG4_RUN8(t, v, vs, t0) UVAE__WG4_RUN(t, v, vs, t0, 8)
+#define UVAE__WG4_RUN8(t, v, vs, t0, c) UVAE__WG4_RUN(t, v, vs, t0, c)
 #ifdef UVAE__X86
 /* UVAE__WG4_BT on 16 tiles in lanes (the same operations in the same order: the same bits), its
    six results to v[e * vs + lane], e = 0..5, for the lanes in km */
@@ -2754,18 +2754,24 @@ static void uvae__wg4_run16_avx512(const float *t, float *v, size_t vs) {
                                                                 _mm512_castps_si512(x[1]), 1)),
                         v, vs, 0xFFFF);
 }
-/* 8 tiles, in lanes 0..7: x_c from t[0..31], x4 and x5 from t[4..35]. Reads t[0..35]. */
+/* c <= 8 tiles, in lanes 0..c-1: x_c from t[0..31], x4 and x5 from t[4..35], read only up to
+   t[4c+1] (masked loads: the rest are zeros, in lanes never stored) */
 __attribute__((target("avx512f")))
-static void uvae__wg4_run8_avx512(const float *t, float *v, size_t vs) {
+static void uvae__wg4_run8_avx512(const float *t, float *v, size_t vs, int c) {
     const __m512i q = _mm512_set_epi32(28, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16, 12, 8, 4, 0), one = _mm512_set1_epi32(1);
-    const __m512 a0 = _mm512_loadu_ps(t), a1 = _mm512_loadu_ps(t + 16), b0 = _mm512_loadu_ps(t + 4), b1 = _mm512_loadu_ps(t + 20);
+    const int nv = 4 * c + 2;                                          /* t[0 .. nv-1] */
+#define UVAE__WG4_LM(o) ((__mmask16)(nv - (o) >= 16 ? 0xFFFFu : nv - (o) <= 0 ? 0u : (1u << (nv - (o))) - 1))
+    const __m512 a0 = _mm512_maskz_loadu_ps(UVAE__WG4_LM(0), t), a1 = _mm512_maskz_loadu_ps(UVAE__WG4_LM(16), t + 16);
+    const __m512 b0 = _mm512_maskz_loadu_ps(UVAE__WG4_LM(4), t + 4), b1 = _mm512_maskz_loadu_ps(UVAE__WG4_LM(20), t + 20);
+#undef UVAE__WG4_LM
     const __m512i q2 = _mm512_add_epi32(q, _mm512_add_epi32(one, one));
     uvae__wg4_bt_avx512(_mm512_permutex2var_ps(a0, q, a1), _mm512_permutex2var_ps(a0, _mm512_add_epi32(q, one), a1),
                         _mm512_permutex2var_ps(a0, q2, a1), _mm512_permutex2var_ps(a0, _mm512_add_epi32(q2, one), a1),
-                        _mm512_permutex2var_ps(b0, q, b1), _mm512_permutex2var_ps(b0, _mm512_add_epi32(q, one), b1), v, vs, 0x00FF);
+                        _mm512_permutex2var_ps(b0, q, b1), _mm512_permutex2var_ps(b0, _mm512_add_epi32(q, one), b1), v, vs,
+                        (__mmask16)((1u << c) - 1));
 }
 #define UVAE__WG4_RUN16_AVX512(t, v, vs, t0) uvae__wg4_run16_avx512(t, (v) + (t0), vs)
-#define UVAE__WG4_RUN8_AVX512(t, v, vs, t0) uvae__wg4_run8_avx512(t, (v) + (t0), vs)
+#define UVAE__WG4_RUN8_AVX512(t, v, vs, t0, c) uvae__wg4_run8_avx512(t, (v) + (t0), vs, c)
 #endif
 #define UVAE__WG4_IN(NAME, TARGET, RUN16, RUN8)                                                                   \
     TARGET static void NAME(int nr, int n, const float *const *xr, int c0, int W, float *v, size_t vs) {         \
@@ -2792,13 +2798,8 @@ static void uvae__wg4_run8_avx512(const float *t, float *v, size_t vs) {
                 const float *t = b[a];                                                                            \
                 float *va = v + (size_t)(6 * a) * vs;                                                             \
                 int j = 0, t0 = r * n;                                                                            \
-                for (; j + 16 <= n; j += 16, t += 64) RUN16(t, va, vs, t0 + j);  /* runs of 16, 8, 4: short rows */ \
-                for (; j + 8 <= n; j += 8, t += 32) RUN8(t, va, vs, t0 + j);                                      \
-                for (; j + 4 <= n; j += 4, t += 16) {                                                             \
-                    UVAE__OMP(omp simd)                                                                           \
-                    for (k = 0; k < 4; k++) UVAE__WG4_ROW(t, va, vs, t0 + j, k);                                  \
-                }                                                                                                 \
-                for (; j < n; j++, t += 4) UVAE__WG4_ROW(t, va, vs, t0 + j, 0);                                   \
+                for (; j + 16 <= n; j += 16, t += 64) RUN16(t, va, vs, t0 + j);  /* runs of 16, then up to 8 */  \
+                for (; j < n; j += 8, t += 32) RUN8(t, va, vs, t0 + j, n - j < 8 ? n - j : 8);                    \
             }                                                                                                     \
         }                                                                                                         \
     }
