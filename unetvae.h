@@ -2361,13 +2361,13 @@ static int uvae__conv_winograd(const uvae__conv_shape *g) {
     return on != 4 && uvae__wg_tiles(g, 2) >= UVAE__WG_MIN_TILES ? 2 : 0;
 }
 /* conv_bwd_w's tile size: the forward's, but F(2x2) only from UVAE__WG_TILES tiles; and, unless a
-   tile size is forced (tests), not for short tile rows (under 16 tiles) with under 128 channels on
-   either side, where the direct weight gradient is faster (the classifier's 28x28 and 14x14 layers,
-   32 and 64 channels, batch 128: 8.7 against 18.6 ms, 4.0 against 7.6, 6.5 against 9.7 at two
-   threads; bench/NOTES.md) */
+   tile size is forced (tests), not for short tile rows (under 16 tiles) with few channels (Ci Co
+   under 8192), where the direct weight gradient is faster: the classifier's layers at batch 128,
+   two threads, 28x28 32 -> 32 9.4 against 17.3 ms, 14x14 64 -> 64 6.8 against 9.8, 32x32 32 -> 32
+   13.4 against 20.3; but at 32x32 64 -> 128 (batch 16) Winograd's 8.9 against 12.4 (bench/NOTES.md) */
 static int uvae__conv_bwd_w_winograd(const uvae__conv_shape *g) {
     int m = uvae__conv_winograd(g);
-    if (m && uvae__winograd_on == 1 && (g->Wo + m - 1) / m < 16 && (g->Ci < 128 || g->Co < 128)) return 0;
+    if (m && uvae__winograd_on == 1 && (g->Wo + m - 1) / m < 16 && g->Ci * g->Co < 8192) return 0;
     return m == 4 || (m == 2 && uvae__wg_tiles(g, 2) >= UVAE__WG_TILES) ? m : 0;
 }
 /* Winograd's tile rows per chunk: its transformed input and output, P x (Ci + Mp) x Tc floats,
