@@ -1676,13 +1676,13 @@ static void uvae__pack_a(int ta, const float *A, int lda, int i0, int k0, int mc
     for (p = 0; p < (mc + UVAE__MR - 1) / UVAE__MR; p++) uvae__pack_a_panel(ta, A, lda, i0, k0, mc, kc, Ap, p);
 }
 #ifdef UVAE__X86
-/* dst[k * ds + j] = src[j * ls + k] for j < 16, k < kn (<= 16): a 16 x 16 block transposed in
+/* dst[k * ds + j] = src[j * ls + k] for j < jn, k < kn (both <= 16): a 16 x 16 block transposed in
    registers (pairs of rows interleaved, then pairs of pairs, then 128-bit lanes gathered twice) */
 __attribute__((target("avx512f")))
-static void uvae__transpose16_avx512(const float *src, size_t ls, int kn, float *dst, size_t ds) {
-    const __mmask16 km = (__mmask16)((1u << kn) - 1);
+static void uvae__transpose16_avx512(const float *src, size_t ls, int kn, int jn, float *dst, size_t ds) {
+    const __mmask16 km = (__mmask16)((1u << kn) - 1), jm = (__mmask16)((1u << jn) - 1);
     __m512 r[16], t[16];
-    for (int j = 0; j < 16; j++) r[j] = _mm512_maskz_loadu_ps(km, src + j * ls);
+    for (int j = 0; j < 16; j++) r[j] = j < jn ? _mm512_maskz_loadu_ps(km, src + j * ls) : _mm512_setzero_ps();
     for (int j = 0; j < 16; j += 2) {          /* lane L of t[j]: r[j][4L], r[j+1][4L], r[j][4L+1], r[j+1][4L+1] */
         t[j] = _mm512_unpacklo_ps(r[j], r[j + 1]);
         t[j + 1] = _mm512_unpackhi_ps(r[j], r[j + 1]);
@@ -1698,8 +1698,8 @@ static void uvae__transpose16_avx512(const float *src, size_t ls, int kn, float 
         for (int h = 0; h < 2; h++) {          /* lanes 0, 1 (h = 0) and 2, 3 */
             __m512 p = _mm512_shuffle_f32x4(r[c], r[4 + c], h ? 0xEE : 0x44), q = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], h ? 0xEE : 0x44);
             int k = 8 * h + c;
-            if (k < kn) _mm512_storeu_ps(dst + (size_t)k * ds, _mm512_shuffle_f32x4(p, q, 0x88));
-            if (k + 4 < kn) _mm512_storeu_ps(dst + (size_t)(k + 4) * ds, _mm512_shuffle_f32x4(p, q, 0xDD));
+            if (k < kn) _mm512_mask_storeu_ps(dst + (size_t)k * ds, jm, _mm512_shuffle_f32x4(p, q, 0x88));
+            if (k + 4 < kn) _mm512_mask_storeu_ps(dst + (size_t)(k + 4) * ds, jm, _mm512_shuffle_f32x4(p, q, 0xDD));
         }
 }
 #endif
@@ -1711,7 +1711,7 @@ static void uvae__pack_b_panel(int tb, const float *B, int ldb, int k0, int j0, 
     if (tb && cols == UVAE__NR && uvae__ukr_kind == 3) {             /* a transpose, 16 x 16 at a time */
         for (int kb = 0; kb < kc; kb += 16)
             for (int jb = 0; jb < UVAE__NR; jb += 16)
-                uvae__transpose16_avx512(B + (size_t)(j0 + c0 + jb) * ldb + k0 + kb, (size_t)ldb, kc - kb < 16 ? kc - kb : 16,
+                uvae__transpose16_avx512(B + (size_t)(j0 + c0 + jb) * ldb + k0 + kb, (size_t)ldb, kc - kb < 16 ? kc - kb : 16, 16,
                                          dst + (size_t)kb * UVAE__NR + jb, UVAE__NR);
         return;
     }
@@ -3258,6 +3258,13 @@ static void uvae__cpu_conv_fwd_direct(const uvae__conv_shape *g, const float *x,
             for (int pc = 0; pc < CK; pc += UVAE__KC)
                 uvae__ukr(CK - pc < UVAE__KC ? CK - pc : UVAE__KC, rows, xp, pix, tap + pc,
                           Bp + ((size_t)(j0 / UVAE__NR) * CK + pc) * UVAE__NR, boff, tile, UVAE__NR, acc || pc > 0);
+#ifdef UVAE__X86
+            if (uvae__ukr_kind == 3 && yq[rows - 1] == yq[0] + rows - 1) {   /* the pixels side by side in one image */
+                for (int j0t = 0; j0t < cols; j0t += 16)
+                    uvae__transpose16_avx512(tile + j0t, UVAE__NR, cols - j0t < 16 ? cols - j0t : 16, rows, yq[0] + (size_t)j0t * HWo, HWo);
+                continue;
+            }
+#endif
             for (int j = 0; j < cols; j++)
                 for (int r = 0; r < rows; r++) yq[r][(size_t)j * HWo] = tile[r * UVAE__NR + j];
         }
@@ -3297,7 +3304,7 @@ static void uvae__cpu_conv_bwd_w_direct(const uvae__conv_shape *g, const float *
             if (cols == UVAE__NR && uvae__ukr_kind == 3) {             /* 16 x 16 blocks in registers */
                 for (size_t o0 = 0; o0 < HWo; o0 += 16)
                     for (int j0 = 0; j0 < UVAE__NR; j0 += 16)
-                        uvae__transpose16_avx512(src + (size_t)j0 * HWo + o0, HWo, HWo - o0 < 16 ? (int)(HWo - o0) : 16,
+                        uvae__transpose16_avx512(src + (size_t)j0 * HWo + o0, HWo, HWo - o0 < 16 ? (int)(HWo - o0) : 16, 16,
                                                  d + o0 * UVAE__NR + j0, UVAE__NR);
                 continue;
             }
