@@ -517,6 +517,25 @@ static int conv_same_bits_other_threads(uvae_ctx *ctx, uvae_tensor *x, uvae_tens
 }
 #endif
 
+/* Run with n threads: threads_push returns the count to go back to (threads_pop), or 0 where n > 1
+   cannot be had (a build without OpenMP). */
+static int threads_push(int n) {
+#ifdef _OPENMP
+    int was = omp_get_max_threads();
+    omp_set_num_threads(n);
+    return was;
+#else
+    return n > 1 ? 0 : 1;
+#endif
+}
+static void threads_pop(int was) {
+#ifdef _OPENMP
+    omp_set_num_threads(was);
+#else
+    (void)was;
+#endif
+}
+
 /* Skinny products (uvae__gemm_split: one block of rows and columns, several KC slices of K, few
    tiles) run in parallel over K's slices with more than one thread, over tiles with one: a fully
    connected layer whose forward is split (45 x 1100 @ 1100 x 70), and one whose weight gradient
@@ -553,22 +572,15 @@ static void test_gemm_split(void) {
             if (uvae__cpu_kernel(kind) != kind) continue;
             for (int threads = 1; threads <= 3; threads++) {
                 uvae_tensor *y;
-                int same = 1;
-#ifdef _OPENMP
-                int was = omp_get_max_threads();
-                omp_set_num_threads(threads);
-#else
-                if (threads > 1) break;
-#endif
+                int same = 1, was = threads_push(threads);
+                if (!was) break;
                 uvae_ctx_reset(ctx, 1);
                 memset(x->grad, 0, x->size * sizeof(float));
                 for (size_t i = 0; i < w->size; i++) w->grad[i] = 0.5f;   /* the weight gradient adds to what is there */
                 y = uvae_linear(ctx, x, w, NULL);
                 CHECK(y && uvae_backward(ctx, uvae_sum(ctx, y)) == UVAE_OK, "gemm split %s, %d x %d @ %d, %d threads: ran: %s", names[kind],
                       Nr, I, O, threads, uvae_last_error());
-#ifdef _OPENMP
-                omp_set_num_threads(was);
-#endif
+                threads_pop(was);
                 if (!y) continue;
                 CHECK(max_rel_err(y->data, ry, ny) < 1e-6 && max_rel_err(x->grad, rdx, x->size) < 1e-6 && max_rel_err(w->grad, rdw, w->size) < 1e-6,
                       "gemm split %s, %d x %d @ %d, %d threads: y, dx, dw within 1e-6 (%.2g %.2g %.2g)", names[kind], Nr, I, O, threads,
@@ -629,20 +641,14 @@ static void test_conv_bwd_w_split(void) {
             if (uvae__cpu_kernel(kind) != kind) continue;
             for (int threads = 1; threads <= 3; threads++) {
                 uvae_tensor *y;
-#ifdef _OPENMP
-                int was = omp_get_max_threads();
-                omp_set_num_threads(threads);
-#else
-                if (threads > 1) break;
-#endif
+                int was = threads_push(threads);
+                if (!was) break;
                 uvae_ctx_reset(ctx, 1);
                 memset(w->grad, 0, w->size * sizeof(float));
                 y = uvae_conv2d(ctx, x, w, NULL, S, P);
                 CHECK(y && uvae_backward(ctx, uvae_sum(ctx, y)) == UVAE_OK, "conv dw split %s, shape %d, %d threads: ran: %s", names[kind], si,
                       threads, uvae_last_error());
-#ifdef _OPENMP
-                omp_set_num_threads(was);
-#endif
+                threads_pop(was);
                 if (!y) continue;
                 CHECK(max_rel_err(w->grad, rdw, w->size) < 1e-6, "conv dw split %s, x [%d,%d,%d,%d] w [%d,%d,%d,%d], %d threads: within 1e-6 "
                       "(%.2g)", names[kind], N, Ci, H, H, Co, Ci, K, K, threads, max_rel_err(w->grad, rdw, w->size));
