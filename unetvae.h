@@ -1694,13 +1694,18 @@ static void uvae__transpose16_avx512(const float *src, size_t ls, int kn, int jn
         r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
         r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
     }
-    for (int c = 0; c < 4; c++)                /* column 4L + c: lane L of r[c], r[4 + c], r[8 + c], r[12 + c] */
-        for (int h = 0; h < 2; h++) {          /* lanes 0, 1 (h = 0) and 2, 3 */
-            __m512 p = _mm512_shuffle_f32x4(r[c], r[4 + c], h ? 0xEE : 0x44), q = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], h ? 0xEE : 0x44);
+    for (int c = 0; c < 4; c++) {              /* column 4L + c: lane L of r[c], r[4 + c], r[8 + c], r[12 + c] */
+        __m512 p[2], q[2];                     /* lanes 0, 1 ([0]) and 2, 3 ([1]) of the four */
+        p[0] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44);
+        q[0] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44);
+        p[1] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xEE);
+        q[1] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xEE);
+        for (int h = 0; h < 2; h++) {
             int k = 8 * h + c;
-            if (k < kn) _mm512_mask_storeu_ps(dst + (size_t)k * ds, jm, _mm512_shuffle_f32x4(p, q, 0x88));
-            if (k + 4 < kn) _mm512_mask_storeu_ps(dst + (size_t)(k + 4) * ds, jm, _mm512_shuffle_f32x4(p, q, 0xDD));
+            if (k < kn) _mm512_mask_storeu_ps(dst + (size_t)k * ds, jm, _mm512_shuffle_f32x4(p[h], q[h], 0x88));
+            if (k + 4 < kn) _mm512_mask_storeu_ps(dst + (size_t)(k + 4) * ds, jm, _mm512_shuffle_f32x4(p[h], q[h], 0xDD));
         }
+    }
 }
 #endif
 /* Bp <- op(B)[k0.., j0..], kc x nc, as NR-column panels (columns past nc are zeros): panel p, then all */
