@@ -1707,17 +1707,22 @@ static void uvae__transpose16_avx512(const float *src, size_t ls, int kn, int jn
         }
     }
 }
+/* dst[k * ds + j] = src[j * ls + k] for j < m, k < n: any block, 16 x 16 at a time */
+__attribute__((target("avx512f")))
+static void uvae__transpose_avx512(const float *src, size_t ls, int m, int n, float *dst, size_t ds) {
+    for (int kb = 0; kb < n; kb += 16)
+        for (int jb = 0; jb < m; jb += 16)
+            uvae__transpose16_avx512(src + (size_t)jb * ls + kb, ls, n - kb < 16 ? n - kb : 16, m - jb < 16 ? m - jb : 16,
+                                     dst + (size_t)kb * ds + jb, ds);
+}
 #endif
 /* Bp <- op(B)[k0.., j0..], kc x nc, as NR-column panels (columns past nc are zeros): panel p, then all */
 static void uvae__pack_b_panel(int tb, const float *B, int ldb, int k0, int j0, int kc, int nc, float *Bp, int p) {
     float *dst = Bp + (size_t)p * kc * UVAE__NR;
     int c0 = p * UVAE__NR, cols = nc - c0 < UVAE__NR ? nc - c0 : UVAE__NR;
 #ifdef UVAE__X86
-    if (tb && cols == UVAE__NR && uvae__ukr_kind == 3) {             /* a transpose, 16 x 16 at a time */
-        for (int kb = 0; kb < kc; kb += 16)
-            for (int jb = 0; jb < UVAE__NR; jb += 16)
-                uvae__transpose16_avx512(B + (size_t)(j0 + c0 + jb) * ldb + k0 + kb, (size_t)ldb, kc - kb < 16 ? kc - kb : 16, 16,
-                                         dst + (size_t)kb * UVAE__NR + jb, UVAE__NR);
+    if (tb && cols == UVAE__NR && uvae__ukr_kind == 3) {             /* a transpose, in registers */
+        uvae__transpose_avx512(B + (size_t)(j0 + c0) * ldb + k0, (size_t)ldb, UVAE__NR, kc, dst, UVAE__NR);
         return;
     }
 #endif
@@ -2042,10 +2047,10 @@ static void uvae__cpu_conv_bwd_w_rows(const float *img, int b, int C, int H, int
         }
         UVAE__OMP(omp parallel for schedule(static) if ((double)M * K * nsl > 1e5))
         for (i = 0; i < M * nbp; i++) {                               /* dw's row r, panel jp: slice after slice */
-            int r = i / nbp, j0 = i % nbp * UVAE__NR, cols = K - j0 < UVAE__NR ? K - j0 : UVAE__NR;
+            int r = i / nbp, pj = i % nbp, j0 = pj * UVAE__NR, cols = K - j0 < UVAE__NR ? K - j0 : UVAE__NR;
             float *d = dw + (size_t)r * K + j0;
             for (int sl = 0; sl < nsl; sl++) {
-                const float *t = part + ((size_t)(j0 / UVAE__NR) * nsl + sl) * ts + (size_t)r * UVAE__NR;
+                const float *t = part + ((size_t)pj * nsl + sl) * ts + (size_t)r * UVAE__NR;
                 for (int j = 0; j < cols; j++) d[j] += t[j];
             }
         }
@@ -3265,8 +3270,7 @@ static void uvae__cpu_conv_fwd_direct(const uvae__conv_shape *g, const float *x,
                           Bp + ((size_t)(j0 / UVAE__NR) * CK + pc) * UVAE__NR, boff, tile, UVAE__NR, acc || pc > 0);
 #ifdef UVAE__X86
             if (uvae__ukr_kind == 3 && yq[rows - 1] == yq[0] + rows - 1) {   /* the pixels side by side in one image */
-                for (int j0t = 0; j0t < cols; j0t += 16)
-                    uvae__transpose16_avx512(tile + j0t, UVAE__NR, cols - j0t < 16 ? cols - j0t : 16, rows, yq[0] + (size_t)j0t * HWo, HWo);
+                uvae__transpose_avx512(tile, UVAE__NR, rows, cols, yq[0], HWo);
                 continue;
             }
 #endif
@@ -3306,11 +3310,8 @@ static void uvae__cpu_conv_bwd_w_direct(const uvae__conv_shape *g, const float *
             float *d = Bp + ((size_t)jp * L + (size_t)n * HWo) * UVAE__NR;
             const float *src = dy + ((size_t)(n0 + n) * Co + jp * UVAE__NR) * HWo;
 #ifdef UVAE__X86
-            if (cols == UVAE__NR && uvae__ukr_kind == 3) {             /* 16 x 16 blocks in registers */
-                for (size_t o0 = 0; o0 < HWo; o0 += 16)
-                    for (int j0 = 0; j0 < UVAE__NR; j0 += 16)
-                        uvae__transpose16_avx512(src + (size_t)j0 * HWo + o0, HWo, HWo - o0 < 16 ? (int)(HWo - o0) : 16, 16,
-                                                 d + o0 * UVAE__NR + j0, UVAE__NR);
+            if (cols == UVAE__NR && uvae__ukr_kind == 3) {             /* in registers */
+                uvae__transpose_avx512(src, HWo, UVAE__NR, (int)HWo, d, UVAE__NR);
                 continue;
             }
 #endif
