@@ -466,6 +466,10 @@ int uvae__cpu_conv_direct(int on);
    with NaN when they are handed out: 1 on, 0 off (the default), -1 query; returns the previous
    setting. For tests (make test runs the suites again with it on: ./build/test_unetvae --poison). */
 int uvae__cpu_poison(int on);
+/* Run a loop of n iterations through the CPU's shares (uvae__share_next) on the current threads:
+   hits[i] += 1 and who[i] = the thread, for each iteration i run; slow: thread 0 holds on to its
+   first chunk until the others have taken the rest of its share. For tests. */
+void uvae__cpu_share_run(int n, int slow, int *hits, int *who);
 #ifdef UNETVAE_CUDA
 /* runtime: the first failure is kept (sticky) until read by uvae__cu_take_error */
 int uvae__cu_init(void);                             /* 0 ok, else no usable device */
@@ -842,6 +846,64 @@ int fsync(int);
 #endif
 /* parallelise a loop only when it has enough work to pay for the threads */
 #define UVAE__PAR_MIN 32768
+/* Shares: a loop of independent iterations (each writes only its own outputs, so any thread may
+   run any of them and the bits do not change) split into one contiguous share a thread, like a
+   static schedule, each share with its own counter on its own cache line. A thread takes its own
+   share front to back, a sixteenth at a time, then what is left of the others' shares through
+   their counters: a core that runs slower than its peers (a VM's vCPU whose core is busy with
+   another guest, a hybrid CPU's small core) hands its tail to a faster one instead of making the
+   team wait for it at the loop's end.
+       uvae__shares_room room;  int nt;  uvae__share *sh = uvae__shares(&room, n, &nt);
+       UVAE__OMP(omp parallel num_threads(nt) if (...))
+       for (uvae__share_at at = {0, 0, 0}; uvae__share_next(sh, nt, &at);) body(at.i);
+   A smaller team than nt (if false; a thread limit) is fine: its threads take every share. */
+#define UVAE__SHARES 64
+typedef struct { int next, end, step; char pad[64 - 3 * sizeof(int)]; } uvae__share;   /* a cache line each */
+typedef struct { uvae__share s[UVAE__SHARES + 1]; } uvae__shares_room;                 /* room to align them */
+typedef struct { int i, end, v; } uvae__share_at;   /* a thread's place: iteration i of [i, end) taken; v shares emptied */
+static uvae__share *uvae__shares(uvae__shares_room *room, int n, int *nt) {
+    uvae__share *sh = (uvae__share *)(((uintptr_t)room + 63) & ~(uintptr_t)63);   /* no line shared with */
+    *nt = UVAE__THREADS() < UVAE__SHARES ? UVAE__THREADS() : UVAE__SHARES;        /* the caller's variables */
+    if (*nt > n) *nt = n > 0 ? n : 1;
+    for (int t = 0; t < *nt; t++) {
+        sh[t].next = (int)((long long)n * t / *nt);
+        sh[t].end = (int)((long long)n * (t + 1) / *nt);
+        sh[t].step = (sh[t].end - sh[t].next + 15) / 16 > 0 ? (sh[t].end - sh[t].next + 15) / 16 : 1;
+    }
+    return sh;
+}
+/* the calling thread's next iteration into at->i (0: none left), from its own share first */
+static int uvae__share_next(uvae__share *sh, int nt, uvae__share_at *at) {
+    if (++at->i < at->end) return 1;
+    for (; at->v < nt; at->v++) {
+        uvae__share *s = sh + (UVAE__THREAD() + at->v) % nt;
+        int e;
+        UVAE__OMP(omp atomic capture)
+        e = s->next += s->step;
+        if (e - s->step < s->end) {
+            at->i = e - s->step;
+            at->end = e < s->end ? e : s->end;
+            return 1;
+        }
+    }
+    return 0;
+}
+void uvae__cpu_share_run(int n, int slow, int *hits, int *who) {
+    uvae__shares_room room;
+    int nt;
+    uvae__share *sh = uvae__shares(&room, n, &nt);
+    UVAE__OMP(omp parallel num_threads(nt))
+    for (uvae__share_at at = {0, 0, 0}; uvae__share_next(sh, nt, &at);) {
+        if (slow && UVAE__THREAD() == 0 && at.i < sh[0].end)   /* until the others have taken the rest (or ~1 s) */
+            for (long k = 0, next = 0; next < sh[0].end && k < 100000000L; k++) {
+                UVAE__OMP(omp atomic read)
+                next = sh[0].next;
+            }
+        UVAE__OMP(omp atomic update)
+        hits[at.i]++;
+        who[at.i] = UVAE__THREAD();
+    }
+}
 #if defined(__GNUC__) || defined(__clang__)
 #define UVAE__PREFETCH(p) __builtin_prefetch(p)   /* a hint: fetch the line at p into the cache */
 #else
@@ -2260,6 +2322,17 @@ static int uvae__conv_chunk(const uvae__conv_shape *g) {
     size_t b = by_cols < by_mem ? by_cols : by_mem;
     return b < 1 ? 1 : b > (size_t)g->N ? g->N : (int)b;
 }
+/* ... and the weight gradient's chunk on its im2col path: the whole batch at once where it takes the
+   rows path (uvae__cpu_conv_bwd_w_rows: a slice at a time gathered from x, so im2col's column limit
+   buys no locality there) and fits the same memory; the CVAE's first layer (2 -> 32, 4x4 stride 2,
+   128 images) went as 7 chunks of 20 images, 3 parallel regions each */
+static int uvae__bwd_w_chunk(const uvae__conv_shape *g) {
+    size_t HWo = (size_t)g->Ho * g->Wo, CK = (size_t)g->Ci * g->k * g->k, L = (size_t)g->N * HWo;
+    if (L * (CK + (size_t)g->Co) <= ((size_t)1 << 22) && !uvae__gemm_is_small(g->Co, (int)CK, (int)L) &&
+        uvae__bwd_w_rows_room(g->Co, (int)CK, (int)L) <= CK * L)
+        return g->N;
+    return uvae__conv_chunk(g);
+}
 /* Stride-1 convolutions with rows of at least NR outputs skip im2col on the CPU (conv_fwd_implicit),
    unless uvae__cpu_conv_implicit(0) turned that off (for tests). */
 static int uvae__implicit_on = 1;
@@ -2449,6 +2522,8 @@ static size_t uvae__conv_scratch(int dev, const uvae__conv_shape *g) {
     m = uvae__conv_bwd_x_winograd(g) ? uvae__winograd_scratch(&f) : uvae__conv_bwd_x_implicit(g) ? uvae__implicit_scratch(&f)
         : uvae__conv_bwd_x_direct(g) ? uvae__bwd_x_direct_scratch(g) : col;      /* conv_bwd_x */
     if (m > n) n = m;
+    b = uvae__bwd_w_chunk(g);
+    col = CK * b * HWo + (b > 1 ? (size_t)g->Co * b * HWo : 0);
     m = uvae__conv_bwd_w_winograd(g) ? uvae__winograd_w_scratch(g) : uvae__conv_bwd_w_implicit(g) ? uvae__bwd_w_implicit_scratch(g)
         : uvae__conv_bwd_w_direct(g) ? uvae__bwd_w_direct_scratch(g) : col;       /* conv_bwd_w */
     return m > n ? m : n;
@@ -2974,12 +3049,15 @@ static void uvae__wg_input(const uvae__conv_shape *g, const float *x, int r0, in
     const int rpc = tw < UVAE__WG_SEG ? UVAE__WG_SEG / tw : 1, ng = (rc + rpc - 1) / rpc;   /* tile rows per wg_in call */
     const size_t HW = (size_t)H * W;
     uvae__wg_in_fn wg_in;
-    int i;
+    uvae__shares_room room;
+    uvae__share *sh;
+    int nt;
     if (!uvae__ukr) uvae__cpu_kernel(0);
     wg_in = uvae__wg_in_k[m == 4][uvae__ukr_kind];
-    UVAE__OMP(omp parallel for schedule(static) if ((double)Ci * rc * tw > 4096))
-    for (i = 0; i < Ci * ng; i++) {
-        int ci = i / ng, g0 = r0 + i % ng * rpc, nr = r0 + rc - g0 < rpc ? r0 + rc - g0 : rpc;
+    sh = uvae__shares(&room, Ci * ng, &nt);
+    UVAE__OMP(omp parallel num_threads(nt) if ((double)Ci * rc * tw > 4096))
+    for (uvae__share_at at = {0, 0, 0}; uvae__share_next(sh, nt, &at);) {
+        int i = at.i, ci = i / ng, g0 = r0 + i % ng * rpc, nr = r0 + rc - g0 < rpc ? r0 + rc - g0 : rpc;
         const float *xr[6 * UVAE__WG_SEG];
         for (int r = 0; r < nr; r++) {
             int n = (g0 + r) / th, ti = (g0 + r) % th;
@@ -3096,9 +3174,12 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
             }
         }
         /* y's m x m blocks of tile row `row` = A^T M A */
-        UVAE__OMP(omp parallel for schedule(static) if ((double)Co * rc * tw > 4096))
-        for (i = 0; i < Co * rc; i++) {
-            int co = i / rc, row = r0 + i % rc, n = row / th, ti = row % th;
+        uvae__shares_room room;
+        int nt;
+        uvae__share *sh = uvae__shares(&room, Co * rc, &nt);
+        UVAE__OMP(omp parallel num_threads(nt) if ((double)Co * rc * tw > 4096))
+        for (uvae__share_at at = {0, 0, 0}; uvae__share_next(sh, nt, &at);) {
+            int i = at.i, co = i / rc, row = r0 + i % rc, n = row / th, ti = row % th;
             float rb[4][4 * UVAE__WG_SEG];
             float *y0 = y + ((size_t)n * Co + co) * HWo + (size_t)(m * ti) * Wo;
             int rows = Ho - m * ti < m ? Ho - m * ti : m;
@@ -3249,10 +3330,13 @@ static void uvae__cpu_conv_fwd_direct(const uvae__conv_shape *g, const float *x,
     }
     for (int n0 = 0; n0 < g->N; n0 += nb) {
         int b = g->N - n0 < nb ? g->N - n0 : nb, L = b * (int)HWo, nq = (L + UVAE__MR - 1) / UVAE__MR;
+        uvae__shares_room room;
+        int nt;
+        uvae__share *sh = uvae__shares(&room, nq * npb, &nt);
         uvae__pad_planes(x + (size_t)n0 * Ci * H * W, b * Ci, H, W, p, xp);
-        UVAE__OMP(omp parallel for schedule(static) if ((double)L * Co * CK > 1e6))
-        for (i = 0; i < nq * npb; i++) {                             /* tiles: pixel panel outer, channel panel inner */
-            int q0 = i / npb * UVAE__MR, j0 = i % npb * UVAE__NR;
+        UVAE__OMP(omp parallel num_threads(nt) if ((double)L * Co * CK > 1e6))
+        for (uvae__share_at at = {0, 0, 0}; uvae__share_next(sh, nt, &at);) {   /* tiles: pixel panel outer, channel panel inner */
+            int i = at.i, q0 = i / npb * UVAE__MR, j0 = i % npb * UVAE__NR;
             int rows = L - q0 < UVAE__MR ? L - q0 : UVAE__MR, cols = Co - j0 < UVAE__NR ? Co - j0 : UVAE__NR;
             ptrdiff_t pix[UVAE__MR];
             float tile[UVAE__MR * UVAE__NR], *yq[UVAE__MR];          /* yq[r]: pixel r of channel j0 in y */
@@ -3357,8 +3441,12 @@ static void uvae__cpu_conv_bwd_x_direct(const uvae__conv_shape *g, const float *
     }
     for (int n0 = 0; n0 < g->N; n0 += nb) {
         int b = g->N - n0 < nb ? g->N - n0 : nb;
-        UVAE__OMP(omp parallel for schedule(static) if (b > 1 && (double)b * HWo * Co * CK > 1e6))
-        for (i = 0; i < b; i++) {
+        uvae__shares_room room;
+        int nt;
+        uvae__share *sh = uvae__shares(&room, b, &nt);
+        UVAE__OMP(omp parallel num_threads(nt) if (b > 1 && (double)b * HWo * Co * CK > 1e6))
+        for (uvae__share_at at = {0, 0, 0}; uvae__share_next(sh, nt, &at);) {
+            int i = at.i;
             const float *dn = dy + (size_t)(n0 + i) * Co * HWo;
             float *buf = bufs + (size_t)i * bs;
             for (int jp = 0; jp < npb; jp++) {
@@ -3412,7 +3500,7 @@ static void uvae__cpu_conv_bwd_x(const uvae__conv_shape *g, const float *dy, con
     }
 }
 static void uvae__cpu_conv_bwd_w(const uvae__conv_shape *g, const float *x, const float *dy, float *dw, float *scratch) {
-    int CK = g->Ci * g->k * g->k, nb = uvae__conv_chunk(g);
+    int CK = g->Ci * g->k * g->k, nb = uvae__bwd_w_chunk(g);
     size_t HWo = (size_t)g->Ho * g->Wo, xs = (size_t)g->Ci * g->H * g->W;
     if (uvae__conv_bwd_w_winograd(g)) { uvae__cpu_conv_bwd_w_winograd(g, x, dy, dw, scratch); return; }
     if (uvae__conv_bwd_w_implicit(g)) { uvae__cpu_conv_bwd_w_implicit(g, x, dy, dw, scratch); return; }
@@ -3764,9 +3852,12 @@ uvae_tensor *uvae_upsample(uvae_ctx *ctx, uvae_tensor *x, int s, int mode) {
    and the backward's two sums. */
 static void uvae__cpu_bn_fwd(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, float *y, float *stats,
                              int N, int C, size_t HW, int train, float momentum, float eps, int relu) {
-    int c;
-    UVAE__OMP(omp parallel for schedule(static) if ((double)N * C * HW > UVAE__PAR_MIN))
-    for (c = 0; c < C; c++) {
+    uvae__shares_room room;
+    int nt;
+    uvae__share *sh = uvae__shares(&room, C, &nt);
+    UVAE__OMP(omp parallel num_threads(nt) if ((double)N * C * HW > UVAE__PAR_MIN))
+    for (uvae__share_at at = {0, 0, 0}; uvae__share_next(sh, nt, &at);) {
+        int c = at.i;
         double mu, var, M = (double)N * (double)HW;
         float istd, gm = gamma ? gamma[c] : 1.0f, bt = beta ? beta[c] : 0.0f;
         if (train) {
@@ -3807,10 +3898,13 @@ static void uvae__cpu_bn_fwd(const float *x, const float *gamma, const float *be
    (dy = y > 0 ? dy : 0): it is the output's gradient, which nothing reads after this backward */
 static void uvae__cpu_bn_bwd(const float *x, const float *gamma, float *dy, const float *y, const float *stats, float *dx,
                              float *dgamma, float *dbeta, int N, int C, size_t HW, int train) {
-    int c;
     double M = (double)N * (double)HW;
-    UVAE__OMP(omp parallel for schedule(static) if ((double)N * C * HW > UVAE__PAR_MIN))
-    for (c = 0; c < C; c++) {
+    uvae__shares_room room;
+    int nt;
+    uvae__share *sh = uvae__shares(&room, C, &nt);
+    UVAE__OMP(omp parallel num_threads(nt) if ((double)N * C * HW > UVAE__PAR_MIN))
+    for (uvae__share_at at = {0, 0, 0}; uvae__share_next(sh, nt, &at);) {
+        int c = at.i;
         double sdy, sdyx, s[UVAE__SUML] = {0}, sx[UVAE__SUML] = {0};
         float mu = stats[c], istd = stats[C + c], gm = gamma ? gamma[c] : 1.0f;
         for (int n = 0; n < N; n++) {

@@ -536,6 +536,37 @@ static void threads_pop(int was) {
 #endif
 }
 
+/* The CPU's shares (uvae__share_next): each iteration runs exactly once, for any loop length
+   against 1-5 threads (more shares than iterations, a team smaller than the shares); with thread 0
+   made slow (it holds its first chunk until the rest of its share is gone), the others take the rest. */
+static void test_shares(void) {
+    static const int ns[] = {0, 1, 2, 3, 15, 16, 17, 64, 100, 1001};
+    int *hits = (int *)malloc(1001 * sizeof(int)), *who = (int *)malloc(1001 * sizeof(int));
+    for (int threads = 1; threads <= 5; threads++) {
+        int was = threads_push(threads);
+        if (!was) break;
+        for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+            int n = ns[k], once = 1;
+            memset(hits, 0, 1001 * sizeof(int));
+            uvae__cpu_share_run(n, 0, hits, who);
+            for (int i = 0; i < n; i++) once &= hits[i] == 1;
+            CHECK(once, "shares: %d iterations on %d threads, each run once", n, threads);
+        }
+        if (threads > 1) {                                   /* thread 0 slow: its tail goes to the others */
+            int once = 1, taken = 0, n = 1001, first = n / threads;
+            memset(hits, 0, (size_t)n * sizeof(int));
+            uvae__cpu_share_run(n, 1, hits, who);
+            for (int i = 0; i < n; i++) once &= hits[i] == 1;
+            for (int i = 0; i < first; i++) taken += who[i] != 0;
+            CHECK(once && taken > 0, "shares, thread 0 slow, %d threads: each run once (%d), %d of its %d taken by others",
+                  threads, once, taken, first);
+        }
+        threads_pop(was);
+    }
+    free(hits);
+    free(who);
+}
+
 /* Skinny products (uvae__gemm_split: one block of rows and columns, several KC slices of K, few
    tiles) run in parallel over K's slices with more than one thread, over tiles with one: a fully
    connected layer whose forward is split (45 x 1100 @ 1100 x 70), and one whose weight gradient
@@ -915,6 +946,7 @@ void suite_core(void) {
     test_gemm_kernels();
     test_gemm_split();
     test_conv_bwd_w_split();
+    test_shares();
     test_conv_packed_columns();
     test_bce_float_math();
     test_pool_select();
