@@ -1889,6 +1889,27 @@ static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, 
         uvae__gemm_small(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
         return;
     }
+    if (ta && !tb && N <= UVAE__DIRECT_M && M >= 8 * N && !uvae__gemm_split_k(N, M, K)) {
+        /* tall and narrow, A^T B (a dense layer's weight gradient dy^T x: M outputs, N inputs):
+           its transpose B^T A has few rows, so its B (A: dy, M wide) is read in place, not packed
+           and transposed panel by panel; then C (+)= T^T */
+        static UVAE__TLS float *tb_buf;
+        static UVAE__TLS size_t tb_cap;
+        size_t n = (size_t)M * N;
+        if (tb_cap < n) {
+            float *p = (float *)UVAE_REALLOC(tb_buf, n * sizeof(float));
+            if (p) { tb_buf = p; tb_cap = n; }
+        }
+        if (tb_cap >= n) {
+            float *T = tb_buf;
+            int i;
+            uvae__cpu_gemm(1, 0, N, M, K, B, ldb, A, lda, T, M, 0);
+            UVAE__OMP(omp parallel for schedule(static) if ((double)M * N > UVAE__PAR_MIN))
+            for (i = 0; i < M; i++)
+                for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = accumulate ? C[(size_t)i * ldc + j] + T[(size_t)j * M + i] : T[(size_t)j * M + i];
+            return;
+        }
+    }
     if ((split = uvae__gemm_split_k(M, N, K))) {
         size_t pa, pb, tile, room = uvae__gemm_split_room(M, N, K, &pa, &pb, &tile) + 16;
         if (room > need) need = room;

@@ -536,6 +536,51 @@ static void threads_pop(int was) {
 #endif
 }
 
+/* A dense layer's weight gradient with many outputs and few inputs (dW = dy^T x, 700 x 26: the
+   GEMM takes its transpose x^T dy, few rows with dy read in place, and adds it into dW): against
+   double, added to what dW held, with every micro-kernel, and the same bits on 1-3 threads. */
+static void test_linear_tall(void) {
+    enum { B = 40, I = 26, O = 700 };
+    static const char *names[4] = {"", "generic", "avx2", "avx512"};
+    uvae_tensor *x = uvae_tensor_new(2, (int[]){B, I}), *w = uvae_tensor_new_grad(2, (int[]){O, I}, 1), *ry = uvae_tensor_new(2, (int[]){B, O});
+    double *ref = (double *)malloc((size_t)O * I * sizeof(double));
+    float *first = (float *)malloc((size_t)O * I * sizeof(float));
+    uvae_ctx *ctx = uvae_ctx_new(0);
+    int base = uvae__cpu_kernel(-1);
+    uvae_rng r;
+    uvae_rng_seed(&r, 31);
+    fill_uniform(x, &r, -1, 1); fill_uniform(w, &r, -0.2f, 0.2f); fill_uniform(ry, &r, -1, 1);
+    for (int o = 0; o < O; o++)
+        for (int i = 0; i < I; i++) {
+            double acc = -0.5;                                    /* what dW held */
+            for (int b = 0; b < B; b++) acc += (double)ry->data[b * O + o] * x->data[b * I + i];
+            ref[o * I + i] = acc;
+        }
+    for (int kind = 1; kind <= 3; kind++) {
+        if (uvae__cpu_kernel(kind) != kind) continue;
+        for (int threads = 1; threads <= 3; threads++) {
+            uvae_tensor *y;
+            int was = threads_push(threads), ok;
+            if (!was) break;
+            uvae_ctx_reset(ctx, 1);
+            for (size_t i = 0; i < w->size; i++) w->grad[i] = -0.5f;
+            y = uvae_linear(ctx, x, w, NULL);
+            ok = y && uvae_backward(ctx, uvae_sum(ctx, uvae_mul(ctx, y, ry))) == UVAE_OK;
+            threads_pop(was);
+            CHECK(ok, "linear tall %s, %d threads: ran: %s", names[kind], threads, ok ? "" : uvae_last_error());
+            if (!ok) continue;
+            CHECK(max_rel_err(w->grad, ref, w->size) < 1e-6, "linear tall %s, %d threads: dW [%d,%d] within 1e-6 of double (%.2g)", names[kind],
+                  threads, O, I, max_rel_err(w->grad, ref, w->size));
+            if (threads == 1) memcpy(first, w->grad, w->size * sizeof(float));
+            else CHECK(!memcmp(first, w->grad, w->size * sizeof(float)), "linear tall %s: dW on %d threads bitwise that of 1", names[kind], threads);
+        }
+    }
+    uvae__cpu_kernel(base);
+    uvae_ctx_free(ctx);
+    uvae_tensor_free(x); uvae_tensor_free(w); uvae_tensor_free(ry);
+    free(ref); free(first);
+}
+
 /* The CPU's shares (uvae__share_next): each iteration runs exactly once, for any loop length
    against 1-5 threads (more shares than iterations, a team smaller than the shares); with thread 0
    made slow (it holds its first chunk until the rest of its share is gone), the others take the rest. */
@@ -947,6 +992,7 @@ void suite_core(void) {
     test_gemm_split();
     test_conv_bwd_w_split();
     test_shares();
+    test_linear_tall();
     test_conv_packed_columns();
     test_bce_float_math();
     test_pool_select();
