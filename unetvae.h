@@ -853,10 +853,8 @@ int fsync(int);
    their counters: a core that runs slower than its peers (a VM's vCPU whose core is busy with
    another guest, a hybrid CPU's small core) hands its tail to a faster one instead of making the
    team wait for it at the loop's end.
-       uvae__shares_room room;  int nt;  uvae__share *sh = uvae__shares(&room, n, &nt);
-       UVAE__OMP(omp parallel num_threads(nt) if (...))
-       for (uvae__share_at at = {0, 0, 0}; uvae__share_next(sh, nt, &at);) body(at.i);
-   A smaller team than nt (if false; a thread limit) is fine: its threads take every share. */
+       UVAE__SHARED_FOR(at, n, cond) { ... at.i ... }       (below, where a declaration may go)
+   A team smaller than the shares (cond false; a thread limit) is fine: its threads take them all. */
 #define UVAE__SHARES 64
 typedef struct { int next, end, step; char pad[64 - 3 * sizeof(int)]; } uvae__share;   /* a cache line each */
 typedef struct { uvae__share s[UVAE__SHARES + 1]; } uvae__shares_room;                 /* room to align them */
@@ -888,16 +886,21 @@ static int uvae__share_next(uvae__share *sh, int nt, uvae__share_at *at) {
     }
     return 0;
 }
+/* UVAE__SHARED_FOR(at, n, cond) { ... at.i ... }: a parallel region (OpenMP `if (cond)`) over
+   the iterations at.i in [0, n) through shares; declares at_room, at_nt and at_sh (the shares) in
+   the enclosing block, so it goes where a declaration may */
+#define UVAE__SHARED_FOR(at, n, cond)                                                              \
+    uvae__shares_room at##_room;                                                                   \
+    int at##_nt;                                                                                   \
+    uvae__share *at##_sh = uvae__shares(&at##_room, (n), &at##_nt);                                \
+    UVAE__OMP(omp parallel num_threads(at##_nt) if (cond))                                         \
+    for (uvae__share_at at = {0, 0, 0}; uvae__share_next(at##_sh, at##_nt, &at);)
 void uvae__cpu_share_run(int n, int slow, int *hits, int *who) {
-    uvae__shares_room room;
-    int nt;
-    uvae__share *sh = uvae__shares(&room, n, &nt);
-    UVAE__OMP(omp parallel num_threads(nt))
-    for (uvae__share_at at = {0, 0, 0}; uvae__share_next(sh, nt, &at);) {
-        if (slow && UVAE__THREAD() == 0 && at.i < sh[0].end)   /* until the others have taken the rest (or ~1 s) */
-            for (long k = 0, next = 0; next < sh[0].end && k < 100000000L; k++) {
+    UVAE__SHARED_FOR(at, n, 1) {
+        if (slow && UVAE__THREAD() == 0 && at.i < at_sh[0].end)   /* until the others have taken the rest (or ~1 s) */
+            for (long k = 0, next = 0; next < at_sh[0].end && k < 100000000L; k++) {
                 UVAE__OMP(omp atomic read)
-                next = sh[0].next;
+                next = at_sh[0].next;
             }
         UVAE__OMP(omp atomic update)
         hits[at.i]++;
@@ -3074,14 +3077,9 @@ static void uvae__wg_input(const uvae__conv_shape *g, const float *x, int r0, in
     const int rpc = tw < UVAE__WG_SEG ? UVAE__WG_SEG / tw : 1, ng = (rc + rpc - 1) / rpc;   /* tile rows per wg_in call */
     const size_t HW = (size_t)H * W;
     uvae__wg_in_fn wg_in;
-    uvae__shares_room room;
-    uvae__share *sh;
-    int nt;
     if (!uvae__ukr) uvae__cpu_kernel(0);
     wg_in = uvae__wg_in_k[m == 4][uvae__ukr_kind];
-    sh = uvae__shares(&room, Ci * ng, &nt);
-    UVAE__OMP(omp parallel num_threads(nt) if ((double)Ci * rc * tw > 4096))
-    for (uvae__share_at at = {0, 0, 0}; uvae__share_next(sh, nt, &at);) {
+    UVAE__SHARED_FOR(at, Ci * ng, (double)Ci * rc * tw > 4096) {
         int i = at.i, ci = i / ng, g0 = r0 + i % ng * rpc, nr = r0 + rc - g0 < rpc ? r0 + rc - g0 : rpc;
         const float *xr[6 * UVAE__WG_SEG];
         for (int r = 0; r < nr; r++) {
@@ -3199,11 +3197,7 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
             }
         }
         /* y's m x m blocks of tile row `row` = A^T M A */
-        uvae__shares_room room;
-        int nt;
-        uvae__share *sh = uvae__shares(&room, Co * rc, &nt);
-        UVAE__OMP(omp parallel num_threads(nt) if ((double)Co * rc * tw > 4096))
-        for (uvae__share_at at = {0, 0, 0}; uvae__share_next(sh, nt, &at);) {
+        UVAE__SHARED_FOR(at, Co * rc, (double)Co * rc * tw > 4096) {
             int i = at.i, co = i / rc, row = r0 + i % rc, n = row / th, ti = row % th;
             float rb[4][4 * UVAE__WG_SEG];
             float *y0 = y + ((size_t)n * Co + co) * HWo + (size_t)(m * ti) * Wo;
@@ -3367,12 +3361,8 @@ static void uvae__cpu_conv_fwd_direct(const uvae__conv_shape *g, const float *x,
     }
     for (int n0 = 0; n0 < g->N; n0 += nb) {
         int b = g->N - n0 < nb ? g->N - n0 : nb, L = b * (int)HWo, nq = (L + UVAE__MR - 1) / UVAE__MR;
-        uvae__shares_room room;
-        int nt;
-        uvae__share *sh = uvae__shares(&room, nq * npb, &nt);
         uvae__pad_planes(x + (size_t)n0 * Ci * H * W, b * Ci, H, W, p, xp);
-        UVAE__OMP(omp parallel num_threads(nt) if ((double)L * Co * CK > 1e6))
-        for (uvae__share_at at = {0, 0, 0}; uvae__share_next(sh, nt, &at);) {   /* tiles: pixel panel outer, channel panel inner */
+        UVAE__SHARED_FOR(at, nq * npb, (double)L * Co * CK > 1e6) {   /* tiles: pixel panel outer, channel panel inner */
             int i = at.i, q0 = i / npb * UVAE__MR, j0 = i % npb * UVAE__NR;
             int rows = L - q0 < UVAE__MR ? L - q0 : UVAE__MR, cols = Co - j0 < UVAE__NR ? Co - j0 : UVAE__NR;
             ptrdiff_t pix[UVAE__MR], yo[UVAE__MR];
@@ -3478,11 +3468,7 @@ static void uvae__cpu_conv_bwd_x_direct(const uvae__conv_shape *g, const float *
     }
     for (int n0 = 0; n0 < g->N; n0 += nb) {
         int b = g->N - n0 < nb ? g->N - n0 : nb;
-        uvae__shares_room room;
-        int nt;
-        uvae__share *sh = uvae__shares(&room, b, &nt);
-        UVAE__OMP(omp parallel num_threads(nt) if (b > 1 && (double)b * HWo * Co * CK > 1e6))
-        for (uvae__share_at at = {0, 0, 0}; uvae__share_next(sh, nt, &at);) {
+        UVAE__SHARED_FOR(at, b, b > 1 && (double)b * HWo * Co * CK > 1e6) {
             int i = at.i;
             const float *dn = dy + (size_t)(n0 + i) * Co * HWo;
             float *buf = bufs + (size_t)i * bs;
@@ -3889,11 +3875,7 @@ uvae_tensor *uvae_upsample(uvae_ctx *ctx, uvae_tensor *x, int s, int mode) {
    and the backward's two sums. */
 static void uvae__cpu_bn_fwd(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, float *y, float *stats,
                              int N, int C, size_t HW, int train, float momentum, float eps, int relu) {
-    uvae__shares_room room;
-    int nt;
-    uvae__share *sh = uvae__shares(&room, C, &nt);
-    UVAE__OMP(omp parallel num_threads(nt) if ((double)N * C * HW > UVAE__PAR_MIN))
-    for (uvae__share_at at = {0, 0, 0}; uvae__share_next(sh, nt, &at);) {
+    UVAE__SHARED_FOR(at, C, (double)N * C * HW > UVAE__PAR_MIN) {
         int c = at.i;
         double mu, var, M = (double)N * (double)HW;
         float istd, gm = gamma ? gamma[c] : 1.0f, bt = beta ? beta[c] : 0.0f;
@@ -3936,11 +3918,7 @@ static void uvae__cpu_bn_fwd(const float *x, const float *gamma, const float *be
 static void uvae__cpu_bn_bwd(const float *x, const float *gamma, float *dy, const float *y, const float *stats, float *dx,
                              float *dgamma, float *dbeta, int N, int C, size_t HW, int train) {
     double M = (double)N * (double)HW;
-    uvae__shares_room room;
-    int nt;
-    uvae__share *sh = uvae__shares(&room, C, &nt);
-    UVAE__OMP(omp parallel num_threads(nt) if ((double)N * C * HW > UVAE__PAR_MIN))
-    for (uvae__share_at at = {0, 0, 0}; uvae__share_next(sh, nt, &at);) {
+    UVAE__SHARED_FOR(at, C, (double)N * C * HW > UVAE__PAR_MIN) {
         int c = at.i;
         double sdy, sdyx, s[UVAE__SUML] = {0}, sx[UVAE__SUML] = {0};
         float mu = stats[c], istd = stats[C + c], gm = gamma ? gamma[c] : 1.0f;
