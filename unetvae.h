@@ -58,7 +58,8 @@
      have not been timed on a GPU.
 
    TABLE OF CONTENTS (search for the tag, e.g. "[ops/conv2d]")
-     [config]      allocator macros, status codes, uvae_last_error
+     [config]      allocator macros, status codes, uvae_last_error, OpenMP and shares (loops whose
+                   tails a thread that finishes early takes over: UVAE__SHARED_FOR)
      [tensor]      uvae_tensor, standalone tensors
      [rng]         seeded PCG32 generator
      [ctx]         context: arena, tape, mode
@@ -822,7 +823,8 @@ int fsync(int);
 #endif
 
 /* ---------------------------------------------------------------------------------------------
-   [config] allocator macros (all or none), assertions for programmer errors, OpenMP pragmas. */
+   [config] allocator macros (all or none), assertions for programmer errors, OpenMP pragmas,
+   shares. */
 #if defined(UVAE_MALLOC) && defined(UVAE_FREE) && defined(UVAE_REALLOC)
 #elif !defined(UVAE_MALLOC) && !defined(UVAE_FREE) && !defined(UVAE_REALLOC)
 #define UVAE_MALLOC(sz) malloc(sz)
@@ -2286,16 +2288,56 @@ static void uvae__cpu_bias_add(float *out, const float *b, int N, int C, size_t 
    whatever the compiler vectorises, so a result does not depend on the build's vector width. */
 #define UVAE__SUML 8
 static void uvae__sum8(const float *a, size_t n, double *p) {
+    /* the 8 partials as 8 variables, so that they stay in registers (as p[j], or as an array the
+       tail indexes, the compiler loaded and stored them back every 8 values: 4x slower) */
+    double q0 = p[0], q1 = p[1], q2 = p[2], q3 = p[3], q4 = p[4], q5 = p[5], q6 = p[6], q7 = p[7];
     size_t i = 0;
-    for (; i + UVAE__SUML <= n; i += UVAE__SUML)
-        for (int j = 0; j < UVAE__SUML; j++) p[j] += a[i + j];
+    for (; i + UVAE__SUML <= n; i += UVAE__SUML) {
+        q0 += a[i]; q1 += a[i + 1]; q2 += a[i + 2]; q3 += a[i + 3];
+        q4 += a[i + 4]; q5 += a[i + 5]; q6 += a[i + 6]; q7 += a[i + 7];
+    }
+    p[0] = q0; p[1] = q1; p[2] = q2; p[3] = q3; p[4] = q4; p[5] = q5; p[6] = q6; p[7] = q7;
     for (; i < n; i++) p[i % UVAE__SUML] += a[i];
+}
+/* p[j] += (a[i + j] - mu)^2 in double, as uvae__sum8 (batch norm's variance) */
+static void uvae__sumsq8(const float *a, size_t n, double mu, double *p) {
+    double q0 = p[0], q1 = p[1], q2 = p[2], q3 = p[3], q4 = p[4], q5 = p[5], q6 = p[6], q7 = p[7];
+    size_t i = 0;
+    for (; i + UVAE__SUML <= n; i += UVAE__SUML) {
+        double d0 = a[i] - mu, d1 = a[i + 1] - mu, d2 = a[i + 2] - mu, d3 = a[i + 3] - mu;
+        double d4 = a[i + 4] - mu, d5 = a[i + 5] - mu, d6 = a[i + 6] - mu, d7 = a[i + 7] - mu;
+        q0 += d0 * d0; q1 += d1 * d1; q2 += d2 * d2; q3 += d3 * d3;
+        q4 += d4 * d4; q5 += d5 * d5; q6 += d6 * d6; q7 += d7 * d7;
+    }
+    p[0] = q0; p[1] = q1; p[2] = q2; p[3] = q3; p[4] = q4; p[5] = q5; p[6] = q6; p[7] = q7;
+    for (; i < n; i++) p[i % UVAE__SUML] += (a[i] - mu) * (a[i] - mu);
+}
+/* batch norm's backward sums, as uvae__sum8: s[j] += d[i + j] and sx[j] += d[i + j] (x[i + j] -
+   mu) istd, that product in float */
+static void uvae__sum8_bn(const float *d, const float *x, size_t n, float mu, float istd, double *s, double *sx) {
+    double s0 = s[0], s1 = s[1], s2 = s[2], s3 = s[3], s4 = s[4], s5 = s[5], s6 = s[6], s7 = s[7];
+    double t0 = sx[0], t1 = sx[1], t2 = sx[2], t3 = sx[3], t4 = sx[4], t5 = sx[5], t6 = sx[6], t7 = sx[7];
+    size_t i = 0;
+    for (; i + UVAE__SUML <= n; i += UVAE__SUML) {
+        s0 += d[i]; s1 += d[i + 1]; s2 += d[i + 2]; s3 += d[i + 3];
+        s4 += d[i + 4]; s5 += d[i + 5]; s6 += d[i + 6]; s7 += d[i + 7];
+        t0 += d[i] * (x[i] - mu) * istd; t1 += d[i + 1] * (x[i + 1] - mu) * istd;
+        t2 += d[i + 2] * (x[i + 2] - mu) * istd; t3 += d[i + 3] * (x[i + 3] - mu) * istd;
+        t4 += d[i + 4] * (x[i + 4] - mu) * istd; t5 += d[i + 5] * (x[i + 5] - mu) * istd;
+        t6 += d[i + 6] * (x[i + 6] - mu) * istd; t7 += d[i + 7] * (x[i + 7] - mu) * istd;
+    }
+    s[0] = s0; s[1] = s1; s[2] = s2; s[3] = s3; s[4] = s4; s[5] = s5; s[6] = s6; s[7] = s7;
+    sx[0] = t0; sx[1] = t1; sx[2] = t2; sx[3] = t3; sx[4] = t4; sx[5] = t5; sx[6] = t6; sx[7] = t7;
+    for (; i < n; i++) {
+        s[i % UVAE__SUML] += d[i];
+        sx[i % UVAE__SUML] += d[i] * (x[i] - mu) * istd;
+    }
 }
 static double uvae__fold8(const double *p) {
     return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
 }
 static void uvae__cpu_bias_grad(const float *dout, float *db, int N, int C, size_t HW) {
-    int c;
+    int c, cb;
     if (HW == 1) {   /* a dense layer's [N, C]: 64 columns at a time along the rows, each summed over n
                         in order from 0 (what the loop below does with one value per plane) */
         UVAE__OMP(omp parallel for schedule(static) if ((double)N * C > UVAE__PAR_MIN))
@@ -2308,11 +2350,16 @@ static void uvae__cpu_bias_grad(const float *dout, float *db, int N, int C, size
         }
         return;
     }
+    cb = C / UVAE__THREADS() < 1 ? 1 : C / UVAE__THREADS() > 8 ? 8 : C / UVAE__THREADS();
     UVAE__OMP(omp parallel for schedule(static) if ((double)N * C * HW > UVAE__PAR_MIN))
-    for (c = 0; c < C; c++) {
-        double p[UVAE__SUML] = {0};
-        for (int n = 0; n < N; n++) uvae__sum8(dout + ((size_t)n * C + c) * HW, HW, p);
-        db[c] += (float)uvae__fold8(p);
+    for (c = 0; c < C; c += cb) {   /* cb <= 8 channels at a time, image after image: their planes lie
+                                       side by side, one stream (a channel at a time jumped C planes a
+                                       plane); each channel's sum in the same order as one at a time */
+        double p[8][UVAE__SUML] = {{0}};
+        int w = C - c < cb ? C - c : cb;
+        for (int n = 0; n < N; n++)
+            for (int j = 0; j < w; j++) uvae__sum8(dout + ((size_t)n * C + c + j) * HW, HW, p[j]);
+        for (int j = 0; j < w; j++) db[c + j] += (float)uvae__fold8(p[j]);
     }
 }
 
@@ -3883,13 +3930,7 @@ static void uvae__cpu_bn_fwd(const float *x, const float *gamma, const float *be
             double s[UVAE__SUML] = {0}, ss[UVAE__SUML] = {0};
             for (int n = 0; n < N; n++) uvae__sum8(x + ((size_t)n * C + c) * HW, HW, s);
             mu = uvae__fold8(s) / M;
-            for (int n = 0; n < N; n++) {
-                const float *xc = x + ((size_t)n * C + c) * HW;
-                size_t i = 0;
-                for (; i + UVAE__SUML <= HW; i += UVAE__SUML)
-                    for (int j = 0; j < UVAE__SUML; j++) ss[j] += (xc[i + j] - mu) * (xc[i + j] - mu);
-                for (; i < HW; i++) ss[i % UVAE__SUML] += (xc[i] - mu) * (xc[i] - mu);
-            }
+            for (int n = 0; n < N; n++) uvae__sumsq8(x + ((size_t)n * C + c) * HW, HW, mu, ss);
             var = uvae__fold8(ss) / M;
             rmean[c] = (float)((1 - momentum) * rmean[c] + momentum * mu);
             rvar[c] = (float)((1 - momentum) * rvar[c] + momentum * var * M / (M - 1));
@@ -3930,15 +3971,7 @@ static void uvae__cpu_bn_bwd(const float *x, const float *gamma, float *dy, cons
                 UVAE__OMP(omp simd)
                 for (i = 0; i < HW; i++) dc[i] = yc[i] > 0 ? dc[i] : 0.0f;   /* a select (as torch): dc * [y > 0] would not vectorise */
             }
-            for (i = 0; i + UVAE__SUML <= HW; i += UVAE__SUML)
-                for (int j = 0; j < UVAE__SUML; j++) {
-                    s[j] += dc[i + j];
-                    sx[j] += dc[i + j] * (xc[i + j] - mu) * istd;
-                }
-            for (; i < HW; i++) {
-                s[i % UVAE__SUML] += dc[i];
-                sx[i % UVAE__SUML] += dc[i] * (xc[i] - mu) * istd;
-            }
+            uvae__sum8_bn(dc, xc, HW, mu, istd, s, sx);
         }
         sdy = uvae__fold8(s);
         sdyx = uvae__fold8(sx);
