@@ -1901,7 +1901,8 @@ static void uvae__cpu_gemm(int ta, int tb, int M, int N, int K, const float *A, 
     if (ta && !tb && N <= UVAE__DIRECT_M && M >= 8 * N && !uvae__gemm_split_k(N, M, K)) {
         /* tall and narrow, A^T B (a dense layer's weight gradient dy^T x: M outputs, N inputs):
            its transpose B^T A has few rows, so its B (A: dy, M wide) is read in place, not packed
-           and transposed panel by panel; then C (+)= T^T */
+           and transposed panel by panel; then C (+)= T^T. Measured for the unsplit product only:
+           where the transpose would be split over K, the plain path stays */
         static UVAE__TLS float *tb_buf;
         static UVAE__TLS size_t tb_cap;
         size_t n = (size_t)M * N;
@@ -2118,6 +2119,11 @@ static void uvae__im2row_panel(const float *img, int C, int H, int W, int k, int
 static size_t uvae__bwd_w_rows_room(int M, int K, int L) {
     size_t nbp = ((size_t)K + UVAE__NR - 1) / UVAE__NR, nsl = ((size_t)L + UVAE__KC - 1) / UVAE__KC;
     return (size_t)UVAE__THREADS() * UVAE__KC * UVAE__NR + (nbp < (size_t)UVAE__THREADS() ? nbp * nsl * uvae__round_up(M, UVAE__MR) * UVAE__NR : 0);
+}
+/* whether conv_bwd_w's im2col path takes the rows path for M = Co rows, K = CK taps, L pixels: not
+   a small product, and its room within col's (CK x L) */
+static int uvae__bwd_w_rows_fit(int M, int K, int L) {
+    return !uvae__gemm_is_small(M, K, L) && uvae__bwd_w_rows_room(M, K, L) <= (size_t)K * L;
 }
 static void uvae__cpu_conv_bwd_w_rows(const float *img, int b, int C, int H, int W, int k, int s, int p, int Ho, int Wo,
                                       int M, const float *dy, int ldd, float *dw, float *Bp) {
@@ -2403,9 +2409,7 @@ static int uvae__conv_chunk(const uvae__conv_shape *g) {
    128 images) went as 7 chunks of 20 images, 3 parallel regions each */
 static int uvae__bwd_w_chunk(const uvae__conv_shape *g) {
     size_t HWo = (size_t)g->Ho * g->Wo, CK = (size_t)g->Ci * g->k * g->k, L = (size_t)g->N * HWo;
-    if (L * (CK + (size_t)g->Co) <= ((size_t)1 << 22) && !uvae__gemm_is_small(g->Co, (int)CK, (int)L) &&
-        uvae__bwd_w_rows_room(g->Co, (int)CK, (int)L) <= CK * L)
-        return g->N;
+    if (L * (CK + (size_t)g->Co) <= ((size_t)1 << 22) && uvae__bwd_w_rows_fit(g->Co, (int)CK, (int)L)) return g->N;
     return uvae__conv_chunk(g);
 }
 /* Stride-1 convolutions with rows of at least NR outputs skip im2col on the CPU (conv_fwd_implicit),
@@ -3582,7 +3586,7 @@ static void uvae__cpu_conv_bwd_w(const uvae__conv_shape *g, const float *x, cons
         if (b > 1) { uvae__cpu_batch_rows((float *)d, b, g->Co, HWo, G, 1, 0); d = G; }
         /* the GEMM would pack im2col's transpose: gather its slices straight from x instead, where
            col's room holds a slice a thread (and, with fewer panels than threads, the partials) */
-        if (!uvae__gemm_is_small(g->Co, CK, L) && uvae__bwd_w_rows_room(g->Co, CK, L) <= (size_t)CK * L)
+        if (uvae__bwd_w_rows_fit(g->Co, CK, L))
             uvae__cpu_conv_bwd_w_rows(x + n * xs, b, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, g->Co, d, L, dw, col);
         else {
             uvae__cpu_im2col(x + n * xs, b, g->Ci, g->H, g->W, g->k, g->s, g->p, g->Ho, g->Wo, col);
