@@ -247,10 +247,10 @@ experiments-cvae: $(BUILD)/cvae
 bench-torch:
 	/usr/bin/python3 bench/torch_bench.py --threads $${OMP_NUM_THREADS:-2}
 
-# both, back to back, and each of our rows followed by its ratio to PyTorch's (ours / PyTorch, img/s)
+# both, row by row (PyTorch's row, then ours with its ratio, ours / PyTorch img/s), in ROUNDS rounds
+# (default 1), then each row's best of each side: bench/vs_torch.sh (ONLY, THREADS, STEPS, OUT)
 bench-vs-torch: $(BUILD)/bench
-	/usr/bin/python3 bench/torch_bench.py --threads $${OMP_NUM_THREADS:-2} > $(BUILD)/torch_bench.txt
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} ./$(BUILD)/bench --torch $(BUILD)/torch_bench.txt
+	BENCH=$(BUILD)/bench bash bench/vs_torch.sh
 
 # the same on the GPU against PyTorch fp32 and TF32 (TORCH_PY: a python3 with a CUDA PyTorch; if
 # it fails, our rows still run, without the ratios)

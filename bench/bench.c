@@ -1,6 +1,6 @@
 /* bench/bench.c — training and inference speed of the library's models (images/s), CPU or GPU.
    Not a test: it reports numbers.  make bench  |  ./build/bench [--device cpu|cuda] [--steps N] [--only NAME]
-   [--torch FILE]... [--tf32] [--conv-im2col]
+   [--torch FILE]... [--tf32] [--conv-im2col] [--list]
    Each row: a model at a batch size (the UNets at batch 4 on the CPU, 16 and 64 on the GPU); the
    median time of --steps timed steps (default 6; 20 on the GPU) after 2 warm-up steps;
    GFLOP/s: the convolutions' and matrix products' FLOPs counted as the direct method
@@ -10,7 +10,8 @@
    rows; each row is followed by the ratio ours / PyTorch of its training and inference images/s
    against each file's row of the same name and batch. --tf32 (GPU): the GEMMs on the tensor cores
    in TF32 (uvae__cu_tf32). --conv-im2col (GPU): the convolutions with the first kernels, im2col +
-   GEMM one image at a time, instead of implicit GEMM over the batch (uvae__cu_conv_im2col). */
+   GEMM one image at a time, instead of implicit GEMM over the batch (uvae__cu_conv_im2col). --list:
+   the rows' names, one a line (those --only keeps), and nothing run (bench/vs_torch.sh asks). */
 #define _POSIX_C_SOURCE 200809L
 #define UNETVAE_IMPLEMENTATION
 #include "../unetvae.h"
@@ -171,7 +172,7 @@ static void run(const row *r, int dev, int steps) {
 }
 
 int main(int argc, char **argv) {
-    int dev = UVAE_CPU, steps = 0, tf32 = 0, im2col = 0;
+    int dev = UVAE_CPU, steps = 0, tf32 = 0, im2col = 0, list = 0;
     const char *only = NULL;
     /* the models; the UNets run at batch 4 on the CPU, at 16 and then 64 on the GPU */
     static const row models[] = {
@@ -195,8 +196,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--torch") && i + 1 < argc && n_torch_files < 4) torch_files[n_torch_files++] = argv[++i];
         else if (!strcmp(argv[i], "--tf32")) tf32 = 1;
         else if (!strcmp(argv[i], "--conv-im2col")) im2col = 1;
+        else if (!strcmp(argv[i], "--list")) list = 1;
         else {
-            fprintf(stderr, "usage: bench [--device cpu|cuda] [--steps N] [--only SUBSTRING] [--torch FILE]... [--tf32] [--conv-im2col]\n");
+            fprintf(stderr, "usage: bench [--device cpu|cuda] [--steps N] [--only SUBSTRING] [--torch FILE]... [--tf32] [--conv-im2col] [--list]\n");
             return 1;
         }
     }
@@ -219,6 +221,12 @@ int main(int argc, char **argv) {
         pid_t pid;
         int status;
         if (only && !strstr(rows[i].name, only)) continue;
+        if (list) {                   /* a name once, though the GPU runs the UNets at two batch sizes */
+            int seen = 0;
+            for (size_t k = 0; k < i; k++) seen |= !strcmp(rows[k].name, rows[i].name);
+            if (!seen) printf("%s\n", rows[i].name);
+            continue;
+        }
         fflush(stdout);
         if ((pid = fork()) < 0) { perror("bench: fork"); return 1; }
         if (pid == 0) {   /* the row alone in its process (which is also the first to touch CUDA: a fork must come before) */

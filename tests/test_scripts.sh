@@ -301,6 +301,24 @@ else
     "$B" --only "cvae mnist" --torch "$T/torch.txt" >"$T/log" 2>&1
     rc=$?
     expect "bench --torch: a file without rows" 1 "bench: --torch $T/torch.txt: no rows of bench/torch_bench.py in it"
+    # bench/vs_torch.sh: rounds of PyTorch's row then ours, and a summary of the bests; a stand-in
+    # for torch_bench.py prints a row at 1280 ms/step (100 img/s), and our best of two rounds over it
+    # must be the summary's ratio
+    printf '#!/bin/sh\necho "cvae mnist             batch 128  28x28  train     100.0 img/s ( 1280.0 ms/step,    5.6 GFLOP/s)  inference      50.0 img/s (   6.1 GFLOP/s)  peak    201 MB   [torch 9.9 cpu 1 threads]"\n' >"$T/fakepy"
+    chmod +x "$T/fakepy"
+    ROUNDS=2 ONLY="cvae mnist" THREADS=1 STEPS=1 BENCH="$B" PY="$T/fakepy" OUT="$T/vs" bash "$ROOT/bench/vs_torch.sh" >"$T/log" 2>&1
+    rc=$?
+    ratio=$(awk '/ batch .* train / && !/ vs / { ms = 0; for (i = 1; i < NF; i++) if ($i == "(" && !ms) ms = $(i + 1); v = 128000 / ms; if (v > b) b = v }
+                 /^cvae mnist  *PyTorch/ { s = $(NF - 3) + 0 }
+                 END { d = s - b / 100; print (b > 0 && d * d < 1e-4) ? "right" : "wrong" }' "$T/log")
+    expect -c '[ "$(grep -c "^== round" "$T/log")" = 2 ] && [ "$(grep -c " vs torch 9.9" "$T/log")" = 2 ] && [ "$ratio" = right ] && [ -f "$T/vs/torch_r2_0.txt" ]' \
+        "bench/vs_torch.sh: two rounds, a ratio per round, the bests' ratio" 0 "== best of 2 round(s)" "cvae mnist         PyTorch    100.00"
+    ROUNDS=1 ONLY="no such row" BENCH="$B" PY="$T/fakepy" OUT="$T/vs" bash "$ROOT/bench/vs_torch.sh" >"$T/log" 2>&1
+    rc=$?
+    expect "bench/vs_torch.sh: ONLY that names no row" 1 'vs_torch: no row'"'"'s name holds "no such row"'
+    ROUNDS=x BENCH="$B" PY="$T/fakepy" OUT="$T/vs" bash "$ROOT/bench/vs_torch.sh" >"$T/log" 2>&1
+    rc=$?
+    expect "bench/vs_torch.sh: a bad ROUNDS" 1 "vs_torch: ROUNDS=x: want a whole number >= 1"
 fi
 
 echo "test_scripts: $pass passed, $fail failed"
