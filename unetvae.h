@@ -471,6 +471,13 @@ int uvae__cpu_poison(int on);
    hits[i] += 1 and who[i] = the thread, for each iteration i run; slow: thread 0 holds on to its
    first chunk until the others have taken the rest of its share. For tests. */
 void uvae__cpu_share_run(int n, int slow, int *hits, int *who);
+/* Winograd F(4x4)'s output transform of n tiles (m: 36 rows of n, row stride ms; r: 4 rows of 4 n,
+   row stride rs) with micro-kernel kind `kind`'s code (1 generic, 2 AVX2, 3 AVX-512); 0 if this
+   CPU lacks it. For tests (the kinds must agree bit for bit). */
+int uvae__cpu_wg4_out(int kind, int n, const float *m, size_t ms, float *r, size_t rs);
+/* dst[k * ds + j] = src[j * ls + k], j < m, k < n, with the AVX-512 register transpose (the GEMM's
+   packing of a transposed B, the direct convolutions' tile stores); 0 if this CPU lacks AVX-512 */
+int uvae__cpu_transpose(const float *src, size_t ls, int m, int n, float *dst, size_t ds);
 #ifdef UNETVAE_CUDA
 /* runtime: the first failure is kept (sticky) until read by uvae__cu_take_error */
 int uvae__cu_init(void);                             /* 0 ok, else no usable device */
@@ -1743,36 +1750,60 @@ static void uvae__pack_a(int ta, const float *A, int lda, int i0, int k0, int mc
     for (p = 0; p < (mc + UVAE__MR - 1) / UVAE__MR; p++) uvae__pack_a_panel(ta, A, lda, i0, k0, mc, kc, Ap, p);
 }
 #ifdef UVAE__X86
-/* dst[k * ds + j] = src[j * ls + k] for j < jn, k < kn (both <= 16): a 16 x 16 block transposed in
-   registers (pairs of rows interleaved, then pairs of pairs, then 128-bit lanes gathered twice) */
+/* Transposes in registers, 4 vectors at a time in three steps (UVAE__X_PAIRS: pairs of rows
+   interleaved; UVAE__X_QUADS: pairs of pairs; UVAE__X_LANES: the 128-bit lanes gathered), spelled
+   out on named vectors: at -O2 GCC keeps __m512 arrays indexed in loops in memory. */
+#define UVAE__X_PAIRS(a, b, lo, hi) (lo = _mm512_unpacklo_ps(a, b), hi = _mm512_unpackhi_ps(a, b))
+#define UVAE__X_QUADS(a, b, c, d, o0, o1, o2, o3)                                                                     \
+    (o0 = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(a), _mm512_castps_pd(c))),                             \
+     o1 = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(a), _mm512_castps_pd(c))),                             \
+     o2 = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(b), _mm512_castps_pd(d))),                             \
+     o3 = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(b), _mm512_castps_pd(d))))
+/* o_i = 128-bit lane i of a, b, c, d (a 4 x 4 transpose of lanes) */
+#define UVAE__X_LANES(a, b, c, d, o0, o1, o2, o3)                                                                     \
+    do {                                                                                                              \
+        const __m512 p0_ = _mm512_shuffle_f32x4(a, b, 0x44), q0_ = _mm512_shuffle_f32x4(c, d, 0x44);                 \
+        const __m512 p1_ = _mm512_shuffle_f32x4(a, b, 0xEE), q1_ = _mm512_shuffle_f32x4(c, d, 0xEE);                 \
+        o0 = _mm512_shuffle_f32x4(p0_, q0_, 0x88); o1 = _mm512_shuffle_f32x4(p0_, q0_, 0xDD);                         \
+        o2 = _mm512_shuffle_f32x4(p1_, q1_, 0x88); o3 = _mm512_shuffle_f32x4(p1_, q1_, 0xDD);                         \
+    } while (0)
+/* columns k, k + 4, k + 8, k + 12 (those < kn) of a 16 x 16 block: lane L of a, b, c, d holds column
+   4L + k of rows 0..3, 4..7, 8..11, 12..15 */
+__attribute__((target("avx512f")))
+static inline void uvae__t16_cols(__m512 a, __m512 b, __m512 c, __m512 d, int k, int kn, __mmask16 jm, float *dst, size_t ds) {
+    __m512 o0, o1, o2, o3;
+    UVAE__X_LANES(a, b, c, d, o0, o1, o2, o3);
+    if (k < kn) _mm512_mask_storeu_ps(dst + (size_t)k * ds, jm, o0);
+    if (k + 4 < kn) _mm512_mask_storeu_ps(dst + (size_t)(k + 4) * ds, jm, o1);
+    if (k + 8 < kn) _mm512_mask_storeu_ps(dst + (size_t)(k + 8) * ds, jm, o2);
+    if (k + 12 < kn) _mm512_mask_storeu_ps(dst + (size_t)(k + 12) * ds, jm, o3);
+}
+/* dst[k * ds + j] = src[j * ls + k] for j < jn, k < kn (both <= 16): a 16 x 16 block */
 __attribute__((target("avx512f")))
 static void uvae__transpose16_avx512(const float *src, size_t ls, int kn, int jn, float *dst, size_t ds) {
     const __mmask16 km = (__mmask16)((1u << kn) - 1), jm = (__mmask16)((1u << jn) - 1);
-    __m512 r[16], t[16];
-    for (int j = 0; j < 16; j++) r[j] = j < jn ? _mm512_maskz_loadu_ps(km, src + j * ls) : _mm512_setzero_ps();
-    for (int j = 0; j < 16; j += 2) {          /* lane L of t[j]: r[j][4L], r[j+1][4L], r[j][4L+1], r[j+1][4L+1] */
-        t[j] = _mm512_unpacklo_ps(r[j], r[j + 1]);
-        t[j + 1] = _mm512_unpackhi_ps(r[j], r[j + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {          /* lane L of r[i + c]: column 4L + c of rows i .. i+3 */
-        __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]), c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
-        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
-        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
-        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
-        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
-    }
-    for (int c = 0; c < 4; c++) {              /* column 4L + c: lane L of r[c], r[4 + c], r[8 + c], r[12 + c] */
-        __m512 p[2], q[2];                     /* lanes 0, 1 ([0]) and 2, 3 ([1]) of the four */
-        p[0] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x44);
-        q[0] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x44);
-        p[1] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xEE);
-        q[1] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xEE);
-        for (int h = 0; h < 2; h++) {
-            int k = 8 * h + c;
-            if (k < kn) _mm512_mask_storeu_ps(dst + (size_t)k * ds, jm, _mm512_shuffle_f32x4(p[h], q[h], 0x88));
-            if (k + 4 < kn) _mm512_mask_storeu_ps(dst + (size_t)(k + 4) * ds, jm, _mm512_shuffle_f32x4(p[h], q[h], 0xDD));
-        }
-    }
+    __m512 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15;
+    __m512 t0, t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15;
+#define UVAE__T16_ROW(j) ((j) < jn ? _mm512_maskz_loadu_ps(km, src + (size_t)(j) * ls) : _mm512_setzero_ps())
+    /* lane L of t(j): r(j)[4L], r(j+1)[4L], r(j)[4L+1], r(j+1)[4L+1] (j even; t(j+1) the same from 4L+2) */
+    UVAE__X_PAIRS(UVAE__T16_ROW(0), UVAE__T16_ROW(1), t0, t1);
+    UVAE__X_PAIRS(UVAE__T16_ROW(2), UVAE__T16_ROW(3), t2, t3);
+    UVAE__X_PAIRS(UVAE__T16_ROW(4), UVAE__T16_ROW(5), t4, t5);
+    UVAE__X_PAIRS(UVAE__T16_ROW(6), UVAE__T16_ROW(7), t6, t7);
+    UVAE__X_PAIRS(UVAE__T16_ROW(8), UVAE__T16_ROW(9), t8, t9);
+    UVAE__X_PAIRS(UVAE__T16_ROW(10), UVAE__T16_ROW(11), t10, t11);
+    UVAE__X_PAIRS(UVAE__T16_ROW(12), UVAE__T16_ROW(13), t12, t13);
+    UVAE__X_PAIRS(UVAE__T16_ROW(14), UVAE__T16_ROW(15), t14, t15);
+#undef UVAE__T16_ROW
+    /* lane L of r(i + c): column 4L + c of rows i .. i+3 */
+    UVAE__X_QUADS(t0, t1, t2, t3, r0, r1, r2, r3);
+    UVAE__X_QUADS(t4, t5, t6, t7, r4, r5, r6, r7);
+    UVAE__X_QUADS(t8, t9, t10, t11, r8, r9, r10, r11);
+    UVAE__X_QUADS(t12, t13, t14, t15, r12, r13, r14, r15);
+    uvae__t16_cols(r0, r4, r8, r12, 0, kn, jm, dst, ds);
+    uvae__t16_cols(r1, r5, r9, r13, 1, kn, jm, dst, ds);
+    uvae__t16_cols(r2, r6, r10, r14, 2, kn, jm, dst, ds);
+    uvae__t16_cols(r3, r7, r11, r15, 3, kn, jm, dst, ds);
 }
 /* dst[k * ds + j] = src[j * ls + k] for j < m, k < n: any block, 16 x 16 at a time */
 __attribute__((target("avx512f")))
@@ -2905,17 +2936,17 @@ static inline void uvae__wg4_bt_avx512(__m512 x0, __m512 x1, __m512 x2, __m512 x
 __attribute__((target("avx512f")))
 static void uvae__wg4_run16_avx512(const float *t, float *v, size_t vs) {
     const __m512i q = _mm512_set_epi32(28, 24, 20, 16, 12, 8, 4, 0, 28, 24, 20, 16, 12, 8, 4, 0);
+    const __m512i one = _mm512_set1_epi32(1), q1 = _mm512_add_epi32(q, one), q2 = _mm512_add_epi32(q1, one), q3 = _mm512_add_epi32(q2, one);
     const __m512 a0 = _mm512_loadu_ps(t), a1 = _mm512_loadu_ps(t + 16), a2 = _mm512_loadu_ps(t + 32), a3 = _mm512_loadu_ps(t + 48);
-    __m512 x[4];
-    for (int c = 0; c < 4; c++) {
-        __m512i qc = _mm512_add_epi32(q, _mm512_set1_epi32(c));
-        x[c] = _mm512_mask_blend_ps(0xFF00, _mm512_permutex2var_ps(a0, qc, a1), _mm512_permutex2var_ps(a2, qc, a3));
-    }
-    uvae__wg4_bt_avx512(x[0], x[1], x[2], x[3],
+    /* named, not an array in a loop: at -O2 GCC kept such an array in memory */
+#define UVAE__WG4_X(qc) _mm512_mask_blend_ps(0xFF00, _mm512_permutex2var_ps(a0, qc, a1), _mm512_permutex2var_ps(a2, qc, a3))
+    const __m512 x0 = UVAE__WG4_X(q), x1 = UVAE__WG4_X(q1), x2 = UVAE__WG4_X(q2), x3 = UVAE__WG4_X(q3);
+#undef UVAE__WG4_X
+    uvae__wg4_bt_avx512(x0, x1, x2, x3,
                         _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(_mm512_maskz_loadu_ps(1, t + 64)),
-                                                                _mm512_castps_si512(x[0]), 1)),
+                                                                _mm512_castps_si512(x0), 1)),
                         _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(_mm512_maskz_loadu_ps(1, t + 65)),
-                                                                _mm512_castps_si512(x[1]), 1)),
+                                                                _mm512_castps_si512(x1), 1)),
                         v, vs, 0xFFFF);
 }
 /* c <= 8 tiles, in lanes 0..c-1: x_c from t[0..31], x4 and x5 from t[4..35], read only up to
@@ -3103,7 +3134,64 @@ UVAE__WG4_IN(uvae__wg4_in_avx2, __attribute__((target("avx2,fma"))), UVAE__WG4_R
 UVAE__WG4_OUT(uvae__wg4_out_avx2, __attribute__((target("avx2,fma"))))
 UVAE__WG4_DY(uvae__wg4_dy_avx2, __attribute__((target("avx2,fma"))))
 UVAE__WG4_IN(uvae__wg4_in_avx512, __attribute__((target("avx512f"))), UVAE__WG4_RUN16_AVX512, UVAE__WG4_RUN8_AVX512)
-UVAE__WG4_OUT(uvae__wg4_out_avx512, __attribute__((target("avx512f"))))
+/* UVAE__WG4_AT on 16 tiles in lanes: the same operations in the same order (the same bits) */
+#define UVAE__WG4_AT16(x0, x1, x2, x3, x4, x5, o0, o1, o2, o3)                                                   \
+    do {                                                                                                          \
+        const __m512 p12_ = _mm512_add_ps(x1, x2), m12_ = _mm512_sub_ps(x1, x2);                                  \
+        const __m512 p34_ = _mm512_add_ps(x3, x4), m34_ = _mm512_sub_ps(x3, x4);                                  \
+        o0 = _mm512_add_ps(_mm512_add_ps(x0, p12_), p34_);                                                        \
+        o1 = _mm512_add_ps(m12_, _mm512_mul_ps(_mm512_set1_ps(2.0f), m34_));                                      \
+        o2 = _mm512_add_ps(p12_, _mm512_mul_ps(_mm512_set1_ps(4.0f), p34_));                                      \
+        o3 = _mm512_add_ps(_mm512_add_ps(m12_, _mm512_mul_ps(_mm512_set1_ps(8.0f), m34_)), x5);                   \
+    } while (0)
+/* a row of 16 tiles' 4 x 4 output blocks, column k of tile j in lane j of ok, to r[4 j + k]: a
+   4 x 16 transpose (tile 4L + i whole in 128-bit lane L of u_i, then the lanes gathered); the
+   first c tiles stored */
+__attribute__((target("avx512f")))
+static inline void uvae__wg4_row16(__m512 o0, __m512 o1, __m512 o2, __m512 o3, float *r, int c) {
+    __m512 t0, t1, t2, t3, u0, u1, u2, u3, w0, w1, w2, w3;
+    UVAE__X_PAIRS(o0, o1, t0, t1);
+    UVAE__X_PAIRS(o2, o3, t2, t3);
+    UVAE__X_QUADS(t0, t1, t2, t3, u0, u1, u2, u3);
+    UVAE__X_LANES(u0, u1, u2, u3, w0, w1, w2, w3);
+#define UVAE__WG4_M(v) ((__mmask16)(c >= 4 * (v) + 4 ? 0xFFFFu : c <= 4 * (v) ? 0u : (1u << (4 * (c - 4 * (v)))) - 1))
+    _mm512_mask_storeu_ps(r, UVAE__WG4_M(0), w0);
+    _mm512_mask_storeu_ps(r + 16, UVAE__WG4_M(1), w1);
+    _mm512_mask_storeu_ps(r + 32, UVAE__WG4_M(2), w2);
+    _mm512_mask_storeu_ps(r + 48, UVAE__WG4_M(3), w3);
+#undef UVAE__WG4_M
+}
+/* UVAE__WG4_OUT with 16 tiles in the lanes (fewer in the last run: masked loads and stores): the
+   outputs' 4 columns of a tile side by side are a transpose away (the compiler's vectorisation of the
+   generic loop stored them one float at a time) */
+__attribute__((target("avx512f")))
+static void uvae__wg4_out_avx512(int n, const float *m, size_t ms, float *r, size_t rs) {
+    for (int j = 0; j < n; j += 16) {
+        const int c = n - j < 16 ? n - j : 16;
+        const __mmask16 jm = (__mmask16)(c == 16 ? 0xFFFFu : (1u << c) - 1);
+        const float *q = m + j;
+        __m512 s00, s01, s02, s03, s04, s05, s10, s11, s12, s13, s14, s15;
+        __m512 s20, s21, s22, s23, s24, s25, s30, s31, s32, s33, s34, s35, o0, o1, o2, o3;
+        float *r0 = r + 4 * j;
+#define UVAE__WG4_Q(e) _mm512_maskz_loadu_ps(jm, q + (e) * ms)
+        UVAE__WG4_AT16(UVAE__WG4_Q(0), UVAE__WG4_Q(6), UVAE__WG4_Q(12), UVAE__WG4_Q(18), UVAE__WG4_Q(24), UVAE__WG4_Q(30), s00, s10, s20, s30);
+        UVAE__WG4_AT16(UVAE__WG4_Q(1), UVAE__WG4_Q(7), UVAE__WG4_Q(13), UVAE__WG4_Q(19), UVAE__WG4_Q(25), UVAE__WG4_Q(31), s01, s11, s21, s31);
+        UVAE__WG4_AT16(UVAE__WG4_Q(2), UVAE__WG4_Q(8), UVAE__WG4_Q(14), UVAE__WG4_Q(20), UVAE__WG4_Q(26), UVAE__WG4_Q(32), s02, s12, s22, s32);
+        UVAE__WG4_AT16(UVAE__WG4_Q(3), UVAE__WG4_Q(9), UVAE__WG4_Q(15), UVAE__WG4_Q(21), UVAE__WG4_Q(27), UVAE__WG4_Q(33), s03, s13, s23, s33);
+        UVAE__WG4_AT16(UVAE__WG4_Q(4), UVAE__WG4_Q(10), UVAE__WG4_Q(16), UVAE__WG4_Q(22), UVAE__WG4_Q(28), UVAE__WG4_Q(34), s04, s14, s24, s34);
+        UVAE__WG4_AT16(UVAE__WG4_Q(5), UVAE__WG4_Q(11), UVAE__WG4_Q(17), UVAE__WG4_Q(23), UVAE__WG4_Q(29), UVAE__WG4_Q(35), s05, s15, s25, s35);
+#undef UVAE__WG4_Q
+        UVAE__WG4_AT16(s00, s01, s02, s03, s04, s05, o0, o1, o2, o3);
+        uvae__wg4_row16(o0, o1, o2, o3, r0, c);
+        UVAE__WG4_AT16(s10, s11, s12, s13, s14, s15, o0, o1, o2, o3);
+        uvae__wg4_row16(o0, o1, o2, o3, r0 + rs, c);
+        UVAE__WG4_AT16(s20, s21, s22, s23, s24, s25, o0, o1, o2, o3);
+        uvae__wg4_row16(o0, o1, o2, o3, r0 + 2 * rs, c);
+        UVAE__WG4_AT16(s30, s31, s32, s33, s34, s35, o0, o1, o2, o3);
+        uvae__wg4_row16(o0, o1, o2, o3, r0 + 3 * rs, c);
+    }
+}
+#undef UVAE__WG4_AT16
 UVAE__WG4_DY(uvae__wg4_dy_avx512, __attribute__((target("avx512f"))))
 #define UVAE__WG_KINDS(F, m) {uvae__wg##m##_##F##_generic, uvae__wg##m##_##F##_generic, uvae__wg##m##_##F##_avx2, uvae__wg##m##_##F##_avx512}
 #else
@@ -3117,6 +3205,20 @@ typedef void (*uvae__wg_dy_fn)(int, const float *const *, int, int, float *, siz
 static const uvae__wg_in_fn uvae__wg_in_k[2][4] = {UVAE__WG_KINDS(in, ), UVAE__WG_KINDS(in, 4)};
 static const uvae__wg_out_fn uvae__wg_out_k[2][4] = {UVAE__WG_KINDS(out, ), UVAE__WG_KINDS(out, 4)};
 static const uvae__wg_dy_fn uvae__wg_dy_k[2][4] = {UVAE__WG_KINDS(dy, ), UVAE__WG_KINDS(dy, 4)};
+int uvae__cpu_wg4_out(int kind, int n, const float *m, size_t ms, float *r, size_t rs) {
+    int was = uvae__cpu_kernel(-1), ok = kind >= 1 && uvae__cpu_kernel(kind) == kind;
+    if (ok) uvae__wg_out_k[1][kind](n, m, ms, r, rs);
+    uvae__cpu_kernel(was);
+    return ok;
+}
+int uvae__cpu_transpose(const float *src, size_t ls, int m, int n, float *dst, size_t ds) {
+    int was = uvae__cpu_kernel(-1), ok = uvae__cpu_kernel(3) == 3;
+#ifdef UVAE__X86
+    if (ok) uvae__transpose_avx512(src, ls, m, n, dst, ds);
+#endif
+    uvae__cpu_kernel(was);
+    return ok;
+}
 typedef void (*uvae__wg_w_fn)(int, int, const float (*)[UVAE__WG_WB], float *, size_t);
 static const uvae__wg_w_fn uvae__wg_w_k[4] = UVAE__WG_KINDS(w, );
 typedef void (*uvae__wg_dw_fn)(int, int, const float *, size_t, float *, size_t);

@@ -581,6 +581,60 @@ static void test_linear_tall(void) {
     free(ref); free(first);
 }
 
+/* Winograd F(4x4)'s output transform in each micro-kernel kind's code: the same bits as the generic
+   loop for 1..40 and 255, 256 tiles (runs of 16 in the AVX-512 code, a masked last run), and nothing
+   written past a row's 4 n floats; and the AVX-512 register transpose against the plain index
+   formula, for blocks of 1 to 40 rows and columns, nothing written outside. */
+static void test_wg_transforms(void) {
+    static const char *names[4] = {"", "generic", "avx2", "avx512"};
+    const float sentinel = 12345.0f;
+    uvae_rng r;
+    int kinds = 0, blocks = 0;
+    uvae_rng_seed(&r, 31);
+    for (int n = 1; n <= 256; n = n == 40 ? 255 : n + 1) {
+        size_t ms = (size_t)n + 3, rs = 4 * (size_t)n + 5;
+        float *m = (float *)malloc(36 * ms * sizeof(float)), *ref = (float *)malloc(4 * rs * sizeof(float));
+        float *out = (float *)malloc(4 * rs * sizeof(float));
+        for (size_t i = 0; i < 36 * ms; i++) m[i] = 2.0f * uvae_rng_uniform(&r) - 1.0f;
+        for (size_t i = 0; i < 4 * rs; i++) ref[i] = sentinel;
+        CHECK(uvae__cpu_wg4_out(1, n, m, ms, ref, rs), "wg4_out generic ran (n %d)", n);
+        for (int kind = 2; kind <= 3; kind++) {
+            int same = 1, kept = 1;
+            for (size_t i = 0; i < 4 * rs; i++) out[i] = sentinel;
+            if (!uvae__cpu_wg4_out(kind, n, m, ms, out, rs)) continue;
+            for (size_t a = 0; a < 4; a++)
+                for (size_t i = 0; i < rs; i++) {
+                    if (i < 4 * (size_t)n) same &= !memcmp(&out[a * rs + i], &ref[a * rs + i], sizeof(float)) && out[a * rs + i] != sentinel;
+                    else kept &= out[a * rs + i] == sentinel;
+                }
+            CHECK(same && kept, "wg4_out %s, %d tiles: the generic loop's bits (%s), nothing past 4 n floats a row (%s)", names[kind], n,
+                  same ? "yes" : "no", kept ? "yes" : "no");
+            kinds++;
+        }
+        free(m); free(ref); free(out);
+    }
+    static const int sides[] = {1, 2, 3, 4, 5, 8, 13, 15, 16, 17, 31, 33, 40};
+    for (size_t a = 0; a < sizeof sides / sizeof *sides; a++)
+        for (size_t b = 0; b < sizeof sides / sizeof *sides; b++) {
+            int bm = sides[a], bn = sides[b];
+            size_t ls = (size_t)bn + 2, ds = (size_t)bm + 3;
+            float *src = (float *)malloc((size_t)bm * ls * sizeof(float)), *dst = (float *)malloc((size_t)(bn + 1) * ds * sizeof(float));
+            int right = 1;
+            for (size_t i = 0; i < (size_t)bm * ls; i++) src[i] = uvae_rng_uniform(&r);
+            for (size_t i = 0; i < (size_t)(bn + 1) * ds; i++) dst[i] = sentinel;
+            if (uvae__cpu_transpose(src, ls, bm, bn, dst, ds)) {
+                for (size_t k = 0; k <= (size_t)bn; k++)
+                    for (size_t j = 0; j < ds; j++)
+                        right &= k < (size_t)bn && j < (size_t)bm ? dst[k * ds + j] == src[j * ls + k] : dst[k * ds + j] == sentinel;
+                CHECK(right, "transpose avx512 %d x %d: dst[k][j] = src[j][k], nothing else written", bm, bn);
+                blocks++;
+            }
+            free(src); free(dst);
+        }
+    if (!kinds) printf("  wg4_out kinds: SKIP (this CPU has only the generic code)\n");
+    if (!blocks) printf("  transpose avx512: SKIP (this CPU lacks AVX-512)\n");
+}
+
 /* The CPU's shares (uvae__share_next): each iteration runs exactly once, for any loop length
    against 1-5 threads (more shares than iterations, a team smaller than the shares); with thread 0
    made slow (it holds its first chunk until the rest of its share is gone), the others take the rest. */
@@ -992,6 +1046,7 @@ void suite_core(void) {
     test_gemm_split();
     test_conv_bwd_w_split();
     test_shares();
+    test_wg_transforms();
     test_linear_tall();
     test_conv_packed_columns();
     test_bce_float_math();
