@@ -3131,67 +3131,94 @@ UVAE__WG_DY(uvae__wg_dy_avx512, __attribute__((target("avx512f"))))
 UVAE__WG_W(uvae__wg_w_avx512, __attribute__((target("avx512f"))))
 UVAE__WG_DW(uvae__wg_dw_avx512, __attribute__((target("avx512f"))))
 UVAE__WG4_IN(uvae__wg4_in_avx2, __attribute__((target("avx2,fma"))), UVAE__WG4_RUN16, UVAE__WG4_RUN8)
-UVAE__WG4_OUT(uvae__wg4_out_avx2, __attribute__((target("avx2,fma"))))
 UVAE__WG4_DY(uvae__wg4_dy_avx2, __attribute__((target("avx2,fma"))))
 UVAE__WG4_IN(uvae__wg4_in_avx512, __attribute__((target("avx512f"))), UVAE__WG4_RUN16_AVX512, UVAE__WG4_RUN8_AVX512)
-/* UVAE__WG4_AT on 16 tiles in lanes: the same operations in the same order (the same bits) */
-#define UVAE__WG4_AT16(x0, x1, x2, x3, x4, x5, o0, o1, o2, o3)                                                   \
+/* UVAE__WG4_OUT on vectors: the tiles in the lanes of vectors of type V (P: the intrinsics' prefix),
+   L tiles at a time for the first N (a multiple of L), UVAE__WG4_AT's operations in the same order
+   (the same bits); a row's outputs, the 4 columns of each tile side by side, are a transpose away
+   (ROW). The compiler's vectorisation of the generic loop stored them one float at a time. Only
+   whole runs: AVX2's masked stores are microcoded on AMD's cores, and on AVX-512 a masked run of 16
+   was slower than the AVX2 run of 8 (Zen 4), so AVX-512 takes runs of 16, then one of 8 with AVX2,
+   then the generic loop. */
+#define UVAE__WG4_ATV(P, V, x0, x1, x2, x3, x4, x5, o0, o1, o2, o3)                                              \
     do {                                                                                                          \
-        const __m512 p12_ = _mm512_add_ps(x1, x2), m12_ = _mm512_sub_ps(x1, x2);                                  \
-        const __m512 p34_ = _mm512_add_ps(x3, x4), m34_ = _mm512_sub_ps(x3, x4);                                  \
-        o0 = _mm512_add_ps(_mm512_add_ps(x0, p12_), p34_);                                                        \
-        o1 = _mm512_add_ps(m12_, _mm512_mul_ps(_mm512_set1_ps(2.0f), m34_));                                      \
-        o2 = _mm512_add_ps(p12_, _mm512_mul_ps(_mm512_set1_ps(4.0f), p34_));                                      \
-        o3 = _mm512_add_ps(_mm512_add_ps(m12_, _mm512_mul_ps(_mm512_set1_ps(8.0f), m34_)), x5);                   \
+        const V p12_ = P##add_ps(x1, x2), m12_ = P##sub_ps(x1, x2), p34_ = P##add_ps(x3, x4), m34_ = P##sub_ps(x3, x4); \
+        o0 = P##add_ps(P##add_ps(x0, p12_), p34_);                                                                \
+        o1 = P##add_ps(m12_, P##mul_ps(P##set1_ps(2.0f), m34_));                                                  \
+        o2 = P##add_ps(p12_, P##mul_ps(P##set1_ps(4.0f), p34_));                                                  \
+        o3 = P##add_ps(P##add_ps(m12_, P##mul_ps(P##set1_ps(8.0f), m34_)), x5);                                   \
     } while (0)
-/* a row of 16 tiles' 4 x 4 output blocks, column k of tile j in lane j of ok, to r[4 j + k]: a
-   4 x 16 transpose (tile 4L + i whole in 128-bit lane L of u_i, then the lanes gathered); the
-   first c tiles stored */
+#define UVAE__WG4_OUTV(N, P, V, L, ROW)                                                                           \
+    for (int j = 0; j < (N); j += L) {                                                                            \
+        const float *q = m + j;                                                                                   \
+        float *r0 = r + 4 * j;                                                                                    \
+        V s00, s01, s02, s03, s04, s05, s10, s11, s12, s13, s14, s15;                                             \
+        V s20, s21, s22, s23, s24, s25, s30, s31, s32, s33, s34, s35, o0, o1, o2, o3;                             \
+        UVAE__WG4_ATV(P, V, P##loadu_ps(q), P##loadu_ps(q + 6 * ms), P##loadu_ps(q + 12 * ms), P##loadu_ps(q + 18 * ms), \
+                      P##loadu_ps(q + 24 * ms), P##loadu_ps(q + 30 * ms), s00, s10, s20, s30);                    \
+        UVAE__WG4_ATV(P, V, P##loadu_ps(q + ms), P##loadu_ps(q + 7 * ms), P##loadu_ps(q + 13 * ms), P##loadu_ps(q + 19 * ms), \
+                      P##loadu_ps(q + 25 * ms), P##loadu_ps(q + 31 * ms), s01, s11, s21, s31);                    \
+        UVAE__WG4_ATV(P, V, P##loadu_ps(q + 2 * ms), P##loadu_ps(q + 8 * ms), P##loadu_ps(q + 14 * ms), P##loadu_ps(q + 20 * ms), \
+                      P##loadu_ps(q + 26 * ms), P##loadu_ps(q + 32 * ms), s02, s12, s22, s32);                    \
+        UVAE__WG4_ATV(P, V, P##loadu_ps(q + 3 * ms), P##loadu_ps(q + 9 * ms), P##loadu_ps(q + 15 * ms), P##loadu_ps(q + 21 * ms), \
+                      P##loadu_ps(q + 27 * ms), P##loadu_ps(q + 33 * ms), s03, s13, s23, s33);                    \
+        UVAE__WG4_ATV(P, V, P##loadu_ps(q + 4 * ms), P##loadu_ps(q + 10 * ms), P##loadu_ps(q + 16 * ms), P##loadu_ps(q + 22 * ms), \
+                      P##loadu_ps(q + 28 * ms), P##loadu_ps(q + 34 * ms), s04, s14, s24, s34);                    \
+        UVAE__WG4_ATV(P, V, P##loadu_ps(q + 5 * ms), P##loadu_ps(q + 11 * ms), P##loadu_ps(q + 17 * ms), P##loadu_ps(q + 23 * ms), \
+                      P##loadu_ps(q + 29 * ms), P##loadu_ps(q + 35 * ms), s05, s15, s25, s35);                    \
+        UVAE__WG4_ATV(P, V, s00, s01, s02, s03, s04, s05, o0, o1, o2, o3);                                        \
+        ROW(o0, o1, o2, o3, r0);                                                                                  \
+        UVAE__WG4_ATV(P, V, s10, s11, s12, s13, s14, s15, o0, o1, o2, o3);                                        \
+        ROW(o0, o1, o2, o3, r0 + rs);                                                                             \
+        UVAE__WG4_ATV(P, V, s20, s21, s22, s23, s24, s25, o0, o1, o2, o3);                                        \
+        ROW(o0, o1, o2, o3, r0 + 2 * rs);                                                                         \
+        UVAE__WG4_ATV(P, V, s30, s31, s32, s33, s34, s35, o0, o1, o2, o3);                                        \
+        ROW(o0, o1, o2, o3, r0 + 3 * rs);                                                                         \
+    }
+/* a row of 8 tiles' 4 x 4 output blocks, column k of tile j in lane j of ok, to r[4 j + k]: tile
+   4L + i whole in 128-bit lane L of u_i, then the lanes paired */
+__attribute__((target("avx2,fma")))
+static inline void uvae__wg4_row8(__m256 o0, __m256 o1, __m256 o2, __m256 o3, float *r) {
+    const __m256 t0 = _mm256_unpacklo_ps(o0, o1), t1 = _mm256_unpackhi_ps(o0, o1);
+    const __m256 t2 = _mm256_unpacklo_ps(o2, o3), t3 = _mm256_unpackhi_ps(o2, o3);
+    const __m256 u0 = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(t0), _mm256_castps_pd(t2)));
+    const __m256 u1 = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(t0), _mm256_castps_pd(t2)));
+    const __m256 u2 = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(t1), _mm256_castps_pd(t3)));
+    const __m256 u3 = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(t1), _mm256_castps_pd(t3)));
+    _mm256_storeu_ps(r, _mm256_permute2f128_ps(u0, u1, 0x20));
+    _mm256_storeu_ps(r + 8, _mm256_permute2f128_ps(u2, u3, 0x20));
+    _mm256_storeu_ps(r + 16, _mm256_permute2f128_ps(u0, u1, 0x31));
+    _mm256_storeu_ps(r + 24, _mm256_permute2f128_ps(u2, u3, 0x31));
+}
+/* the same for 16 tiles: a 4 x 16 transpose (tile 4L + i whole in 128-bit lane L of u_i, then the
+   lanes gathered) */
 __attribute__((target("avx512f")))
-static inline void uvae__wg4_row16(__m512 o0, __m512 o1, __m512 o2, __m512 o3, float *r, int c) {
+static inline void uvae__wg4_row16(__m512 o0, __m512 o1, __m512 o2, __m512 o3, float *r) {
     __m512 t0, t1, t2, t3, u0, u1, u2, u3, w0, w1, w2, w3;
     UVAE__X_PAIRS(o0, o1, t0, t1);
     UVAE__X_PAIRS(o2, o3, t2, t3);
     UVAE__X_QUADS(t0, t1, t2, t3, u0, u1, u2, u3);
     UVAE__X_LANES(u0, u1, u2, u3, w0, w1, w2, w3);
-#define UVAE__WG4_M(v) ((__mmask16)(c >= 4 * (v) + 4 ? 0xFFFFu : c <= 4 * (v) ? 0u : (1u << (4 * (c - 4 * (v)))) - 1))
-    _mm512_mask_storeu_ps(r, UVAE__WG4_M(0), w0);
-    _mm512_mask_storeu_ps(r + 16, UVAE__WG4_M(1), w1);
-    _mm512_mask_storeu_ps(r + 32, UVAE__WG4_M(2), w2);
-    _mm512_mask_storeu_ps(r + 48, UVAE__WG4_M(3), w3);
-#undef UVAE__WG4_M
+    _mm512_storeu_ps(r, w0);
+    _mm512_storeu_ps(r + 16, w1);
+    _mm512_storeu_ps(r + 32, w2);
+    _mm512_storeu_ps(r + 48, w3);
 }
-/* UVAE__WG4_OUT with 16 tiles in the lanes (fewer in the last run: masked loads and stores): the
-   outputs' 4 columns of a tile side by side are a transpose away (the compiler's vectorisation of the
-   generic loop stored them one float at a time) */
+UVAE__WG4_OUT(uvae__wg4_out_tail_avx2, __attribute__((target("avx2,fma"))))
+__attribute__((target("avx2,fma")))
+static void uvae__wg4_out_avx2(int n, const float *m, size_t ms, float *r, size_t rs) {
+    const int n8 = n / 8 * 8;
+    UVAE__WG4_OUTV(n8, _mm256_, __m256, 8, uvae__wg4_row8)
+    if (n8 < n) uvae__wg4_out_tail_avx2(n - n8, m + n8, ms, r + 4 * n8, rs);
+}
 __attribute__((target("avx512f")))
 static void uvae__wg4_out_avx512(int n, const float *m, size_t ms, float *r, size_t rs) {
-    for (int j = 0; j < n; j += 16) {
-        const int c = n - j < 16 ? n - j : 16;
-        const __mmask16 jm = (__mmask16)(c == 16 ? 0xFFFFu : (1u << c) - 1);
-        const float *q = m + j;
-        __m512 s00, s01, s02, s03, s04, s05, s10, s11, s12, s13, s14, s15;
-        __m512 s20, s21, s22, s23, s24, s25, s30, s31, s32, s33, s34, s35, o0, o1, o2, o3;
-        float *r0 = r + 4 * j;
-#define UVAE__WG4_Q(e) _mm512_maskz_loadu_ps(jm, q + (e) * ms)
-        UVAE__WG4_AT16(UVAE__WG4_Q(0), UVAE__WG4_Q(6), UVAE__WG4_Q(12), UVAE__WG4_Q(18), UVAE__WG4_Q(24), UVAE__WG4_Q(30), s00, s10, s20, s30);
-        UVAE__WG4_AT16(UVAE__WG4_Q(1), UVAE__WG4_Q(7), UVAE__WG4_Q(13), UVAE__WG4_Q(19), UVAE__WG4_Q(25), UVAE__WG4_Q(31), s01, s11, s21, s31);
-        UVAE__WG4_AT16(UVAE__WG4_Q(2), UVAE__WG4_Q(8), UVAE__WG4_Q(14), UVAE__WG4_Q(20), UVAE__WG4_Q(26), UVAE__WG4_Q(32), s02, s12, s22, s32);
-        UVAE__WG4_AT16(UVAE__WG4_Q(3), UVAE__WG4_Q(9), UVAE__WG4_Q(15), UVAE__WG4_Q(21), UVAE__WG4_Q(27), UVAE__WG4_Q(33), s03, s13, s23, s33);
-        UVAE__WG4_AT16(UVAE__WG4_Q(4), UVAE__WG4_Q(10), UVAE__WG4_Q(16), UVAE__WG4_Q(22), UVAE__WG4_Q(28), UVAE__WG4_Q(34), s04, s14, s24, s34);
-        UVAE__WG4_AT16(UVAE__WG4_Q(5), UVAE__WG4_Q(11), UVAE__WG4_Q(17), UVAE__WG4_Q(23), UVAE__WG4_Q(29), UVAE__WG4_Q(35), s05, s15, s25, s35);
-#undef UVAE__WG4_Q
-        UVAE__WG4_AT16(s00, s01, s02, s03, s04, s05, o0, o1, o2, o3);
-        uvae__wg4_row16(o0, o1, o2, o3, r0, c);
-        UVAE__WG4_AT16(s10, s11, s12, s13, s14, s15, o0, o1, o2, o3);
-        uvae__wg4_row16(o0, o1, o2, o3, r0 + rs, c);
-        UVAE__WG4_AT16(s20, s21, s22, s23, s24, s25, o0, o1, o2, o3);
-        uvae__wg4_row16(o0, o1, o2, o3, r0 + 2 * rs, c);
-        UVAE__WG4_AT16(s30, s31, s32, s33, s34, s35, o0, o1, o2, o3);
-        uvae__wg4_row16(o0, o1, o2, o3, r0 + 3 * rs, c);
-    }
+    const int n16 = n / 16 * 16;
+    UVAE__WG4_OUTV(n16, _mm512_, __m512, 16, uvae__wg4_row16)
+    if (n16 < n) uvae__wg4_out_avx2(n - n16, m + n16, ms, r + 4 * n16, rs);
 }
-#undef UVAE__WG4_AT16
+#undef UVAE__WG4_OUTV
+#undef UVAE__WG4_ATV
 UVAE__WG4_DY(uvae__wg4_dy_avx512, __attribute__((target("avx512f"))))
 #define UVAE__WG_KINDS(F, m) {uvae__wg##m##_##F##_generic, uvae__wg##m##_##F##_generic, uvae__wg##m##_##F##_avx2, uvae__wg##m##_##F##_avx512}
 #else
