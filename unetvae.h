@@ -3133,10 +3133,10 @@ UVAE__WG_DW(uvae__wg_dw_avx512, __attribute__((target("avx512f"))))
 UVAE__WG4_IN(uvae__wg4_in_avx2, __attribute__((target("avx2,fma"))), UVAE__WG4_RUN16, UVAE__WG4_RUN8)
 UVAE__WG4_DY(uvae__wg4_dy_avx2, __attribute__((target("avx2,fma"))))
 UVAE__WG4_IN(uvae__wg4_in_avx512, __attribute__((target("avx512f"))), UVAE__WG4_RUN16_AVX512, UVAE__WG4_RUN8_AVX512)
-/* UVAE__WG4_OUT on vectors: the tiles in the lanes of vectors of type V (P: the intrinsics' prefix),
-   L tiles at a time for the first N (a multiple of L), UVAE__WG4_AT's operations in the same order
-   (the same bits); a row's outputs, the 4 columns of each tile side by side, are a transpose away
-   (ROW). The compiler's vectorisation of the generic loop stored them one float at a time. Only
+/* UVAE__WG4_OUT on vectors (in a function with its parameters m, ms, r, rs): the tiles in the lanes
+   of vectors of type V (P: the intrinsics' prefix), L tiles at a time for the first N (a multiple of
+   L), UVAE__WG4_AT's operations in the same order (the same bits); a row's outputs, the 4 columns of
+   each tile side by side, are a transpose away (ROW). The compiler's vectorisation of the generic loop stored them one float at a time. Only
    whole runs: AVX2's masked stores are microcoded on AMD's cores, and on AVX-512 a masked run of 16
    was slower than the AVX2 run of 8 (Zen 4), so AVX-512 takes runs of 16, then one of 8 with AVX2,
    then the generic loop. */

@@ -582,9 +582,9 @@ static void test_linear_tall(void) {
 }
 
 /* Winograd F(4x4)'s output transform in each micro-kernel kind's code: the same bits as the generic
-   loop for 1..40 and 255, 256 tiles (AVX-512: runs of 16, one of 8, the rest; AVX2: runs of 8, the rest), and nothing
-   written past a row's 4 n floats; and the AVX-512 register transpose against the plain index
-   formula, for blocks of 1 to 40 rows and columns, nothing written outside. */
+   loop for 1..40 and 255, 256 tiles (AVX-512: runs of 16, one of 8, the rest; AVX2: runs of 8, the
+   rest), and nothing written past a row's 4 n floats; and the AVX-512 register transpose against
+   the plain index formula, for blocks of 1 to 40 rows and columns, nothing written outside. */
 static void test_wg_transforms(void) {
     static const char *names[4] = {"", "generic", "avx2", "avx512"};
     const float sentinel = 12345.0f;
