@@ -18,12 +18,15 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ROUNDS=${ROUNDS:-1} ONLY=${ONLY:-} THREADS=${THREADS:-${OMP_NUM_THREADS:-2}} STEPS=${STEPS:-}
 BENCH=${BENCH:-$ROOT/build/bench} PY=${PY:-/usr/bin/python3} OUT=${OUT:-$ROOT/build/vs_torch}
 die() { echo "vs_torch: $*" >&2; exit 1; }
-case $ROUNDS in '' | *[!0-9]* | 0) die "ROUNDS=$ROUNDS: want a whole number >= 1" ;; esac
-case $THREADS in '' | *[!0-9]* | 0) die "THREADS=$THREADS: want a whole number >= 1" ;; esac
+whole() { case $2 in '' | *[!0-9]* | 0) die "$1=$2: want a whole number >= 1" ;; esac; }
+whole ROUNDS "$ROUNDS"
+whole THREADS "$THREADS"
+[ -z "$STEPS" ] || whole STEPS "$STEPS"
 [ -x "$BENCH" ] || die "$BENCH is not built (make build/bench)"
 mkdir -p "$OUT" || die "cannot make $OUT"
-mapfile -t rows < <("$BENCH" ${ONLY:+--only "$ONLY"} --list) || die "$BENCH --list failed"
-[ "${#rows[@]}" -gt 0 ] || die "no row's name holds \"$ONLY\" (bench --list names them)"
+list=$("$BENCH" ${ONLY:+--only "$ONLY"} --list) || die "$BENCH --list failed"
+[ -n "$list" ] || die "no row's name holds \"$ONLY\" (bench --list names them)"
+mapfile -t rows <<<"$list"
 steps=()
 [ -n "$STEPS" ] && steps=(--steps "$STEPS")
 for ((r = 1; r <= ROUNDS; r++)); do

@@ -319,6 +319,9 @@ else
     ROUNDS=x BENCH="$B" PY="$T/fakepy" OUT="$T/vs" bash "$ROOT/bench/vs_torch.sh" >"$T/log" 2>&1
     rc=$?
     expect "bench/vs_torch.sh: a bad ROUNDS" 1 "vs_torch: ROUNDS=x: want a whole number >= 1"
+    STEPS=2x BENCH="$B" PY="$T/fakepy" OUT="$T/vs" bash "$ROOT/bench/vs_torch.sh" >"$T/log" 2>&1
+    rc=$?
+    expect "bench/vs_torch.sh: a bad STEPS" 1 "vs_torch: STEPS=2x: want a whole number >= 1"
 fi
 
 echo "test_scripts: $pass passed, $fail failed"
