@@ -3136,10 +3136,10 @@ UVAE__WG4_IN(uvae__wg4_in_avx512, __attribute__((target("avx512f"))), UVAE__WG4_
 /* UVAE__WG4_OUT on vectors (in a function with its parameters m, ms, r, rs): the tiles in the lanes
    of vectors of type V (P: the intrinsics' prefix), L tiles at a time for the first N (a multiple of
    L), UVAE__WG4_AT's operations in the same order (the same bits); a row's outputs, the 4 columns of
-   each tile side by side, are a transpose away (ROW). The compiler's vectorisation of the generic loop stored them one float at a time. Only
-   whole runs: AVX2's masked stores are microcoded on AMD's cores, and on AVX-512 a masked run of 16
-   was slower than the AVX2 run of 8 (Zen 4), so AVX-512 takes runs of 16, then one of 8 with AVX2,
-   then the generic loop. */
+   each tile side by side, are a transpose away (ROW). The compiler's vectorisation of the generic
+   loop stored them one float at a time. Only whole runs: AVX2's masked stores are microcoded on
+   AMD's cores, and on AVX-512 a masked run of 8 tiles was slower than the AVX2 run of 8 (Zen 4), so
+   AVX-512 takes runs of 16, then one of 8 with AVX2, then the generic loop. */
 #define UVAE__WG4_ATV(P, V, x0, x1, x2, x3, x4, x5, o0, o1, o2, o3)                                              \
     do {                                                                                                          \
         const V p12_ = P##add_ps(x1, x2), m12_ = P##sub_ps(x1, x2), p34_ = P##add_ps(x3, x4), m34_ = P##sub_ps(x3, x4); \
