@@ -1770,17 +1770,18 @@ static void uvae__pack_a(int ta, const float *A, int lda, int i0, int k0, int mc
 /* columns k, k + 4, k + 8, k + 12 (those < kn) of a 16 x 16 block: lane L of a, b, c, d holds column
    4L + k of rows 0..3, 4..7, 8..11, 12..15 */
 __attribute__((target("avx512f")))
-static inline void uvae__t16_cols(__m512 a, __m512 b, __m512 c, __m512 d, int k, int kn, __mmask16 jm, float *dst, size_t ds) {
+static inline void uvae__t16_cols(__m512 a, __m512 b, __m512 c, __m512 d, int k, int kn, __mmask16 jm, float *dst, ptrdiff_t ds) {
     __m512 o0, o1, o2, o3;
     UVAE__X_LANES(a, b, c, d, o0, o1, o2, o3);
-    if (k < kn) _mm512_mask_storeu_ps(dst + (size_t)k * ds, jm, o0);
-    if (k + 4 < kn) _mm512_mask_storeu_ps(dst + (size_t)(k + 4) * ds, jm, o1);
-    if (k + 8 < kn) _mm512_mask_storeu_ps(dst + (size_t)(k + 8) * ds, jm, o2);
-    if (k + 12 < kn) _mm512_mask_storeu_ps(dst + (size_t)(k + 12) * ds, jm, o3);
+    if (k < kn) _mm512_mask_storeu_ps(dst + k * ds, jm, o0);
+    if (k + 4 < kn) _mm512_mask_storeu_ps(dst + (k + 4) * ds, jm, o1);
+    if (k + 8 < kn) _mm512_mask_storeu_ps(dst + (k + 8) * ds, jm, o2);
+    if (k + 12 < kn) _mm512_mask_storeu_ps(dst + (k + 12) * ds, jm, o3);
 }
-/* dst[k * ds + j] = src[j * ls + k] for j < jn, k < kn (both <= 16): a 16 x 16 block */
+/* dst[k * ds + j] = src[j * ls + k] for j < jn, k < kn (both <= 16): a 16 x 16 block (ds < 0: dst's
+   rows in reverse order) */
 __attribute__((target("avx512f")))
-static void uvae__transpose16_avx512(const float *src, size_t ls, int kn, int jn, float *dst, size_t ds) {
+static void uvae__transpose16_avx512(const float *src, size_t ls, int kn, int jn, float *dst, ptrdiff_t ds) {
     const __mmask16 km = (__mmask16)((1u << kn) - 1), jm = (__mmask16)((1u << jn) - 1);
     __m512 r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15;
     __m512 t0, t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11, t12, t13, t14, t15;
@@ -1807,11 +1808,11 @@ static void uvae__transpose16_avx512(const float *src, size_t ls, int kn, int jn
 }
 /* dst[k * ds + j] = src[j * ls + k] for j < m, k < n: any block, 16 x 16 at a time */
 __attribute__((target("avx512f")))
-static void uvae__transpose_avx512(const float *src, size_t ls, int m, int n, float *dst, size_t ds) {
+static void uvae__transpose_avx512(const float *src, size_t ls, int m, int n, float *dst, ptrdiff_t ds) {
     for (int kb = 0; kb < n; kb += 16)
         for (int jb = 0; jb < m; jb += 16)
             uvae__transpose16_avx512(src + (size_t)jb * ls + kb, ls, n - kb < 16 ? n - kb : 16, m - jb < 16 ? m - jb : 16,
-                                     dst + (size_t)kb * ds + jb, ds);
+                                     dst + kb * ds + jb, ds);
 }
 #endif
 /* Bp <- op(B)[k0.., j0..], kc x nc, as NR-column panels (columns past nc are zeros): panel p, then all */
@@ -3280,27 +3281,33 @@ static void uvae__wg_input(const uvae__conv_shape *g, const float *x, int r0, in
    from c0 (fewer at the end) into u[e * us + (ci - c0) * MR + r]: position e's packed A panel for
    the GEMM; flip as in conv_fwd_winograd */
 static void uvae__wg_u_block(int m, const float *w, int flip, int Ci, int Co, int ip, int c0, float *u, size_t us) {
-    const int nc = Ci - c0 < UVAE__WG_WB / UVAE__MR ? Ci - c0 : UVAE__WG_WB / UVAE__MR;
+    const int nc = Ci - c0 < UVAE__WG_WB / UVAE__MR ? Ci - c0 : UVAE__WG_WB / UVAE__MR, rows = uvae__panel_rows(Co, ip);
+    const int co0 = ip * UVAE__MR;
     float wb[9][UVAE__WG_WB];                                          /* wb[k][(ci - c0) MR + r] = w[co][ci][k] */
-    for (int r = 0; r < UVAE__MR; r++) {
-        int co = ip * UVAE__MR + r;
-        if (co >= Co) {                                                /* the last panel's spare rows */
-            for (int k = 0; k < 9; k++)
-                for (int c = 0; c < nc; c++) wb[k][c * UVAE__MR + r] = 0.0f;
-            continue;
-        }
-        if (!flip && c0 + nc < Ci) {                                    /* the next block's kernels of this row, on their way */
-            const char *nx = (const char *)(w + ((size_t)co * Ci + c0 + nc) * 9);
-            int nn = (Ci - c0 - nc < nc ? Ci - c0 - nc : nc) * 9 * (int)sizeof(float);
-            for (int l = 0; l < nn; l += 64) UVAE__PREFETCH(nx + l);
-        }
+    for (int r = 0; r < rows && !flip && c0 + nc < Ci; r++) {           /* the next block's kernels, on their way */
+        const char *nx = (const char *)(w + ((size_t)(co0 + r) * Ci + c0 + nc) * 9);
+        int nn = (Ci - c0 - nc < nc ? Ci - c0 - nc : nc) * 9 * (int)sizeof(float);
+        for (int l = 0; l < nn; l += 64) UVAE__PREFETCH(nx + l);
+    }
+    if (rows < UVAE__MR) memset(wb, 0, sizeof wb);                     /* the last panel's spare rows */
+#ifdef UVAE__X86
+    if (uvae__ukr_kind == 3) {   /* input channel c's MR kernels, MR x 9, transposed in registers: wb[k][c MR + r] */
         for (int c = 0; c < nc; c++) {
-            const float *src = flip ? w + ((size_t)(c0 + c) * Co + co) * 9 + 8 : w + ((size_t)co * Ci + c0 + c) * 9;
-            if (flip && c0 + nc + c < Ci) UVAE__PREFETCH(w + ((size_t)(c0 + nc + c) * Co + co) * 9);
+            if (flip && c0 + nc + c < Ci) UVAE__PREFETCH(w + ((size_t)(c0 + nc + c) * Co + co0) * 9);
+            if (flip)   /* w[ci][co0 + r][8 - k]: the rows 9 apart, written from wb[8] down */
+                uvae__transpose16_avx512(w + ((size_t)(c0 + c) * Co + co0) * 9, 9, 9, rows, &wb[8][c * UVAE__MR], -UVAE__WG_WB);
+            else
+                uvae__transpose16_avx512(w + ((size_t)co0 * Ci + c0 + c) * 9, (size_t)Ci * 9, 9, rows, &wb[0][c * UVAE__MR], UVAE__WG_WB);
+        }
+    } else
+#endif
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < nc; c++) {
+            const float *src = flip ? w + ((size_t)(c0 + c) * Co + co0 + r) * 9 + 8 : w + ((size_t)(co0 + r) * Ci + c0 + c) * 9;
+            if (flip && c0 + nc + c < Ci) UVAE__PREFETCH(w + ((size_t)(c0 + nc + c) * Co + co0 + r) * 9);
             ptrdiff_t step = flip ? -1 : 1;
             for (int k = 0; k < 9; k++) wb[k][c * UVAE__MR + r] = src[step * k];
         }
-    }
     uvae__wg_w_k[uvae__ukr_kind](m, nc * UVAE__MR, (const float (*)[UVAE__WG_WB])wb, u, us);
 }
 /* conv_fwd for 3x3, stride 1, padding 1 as Winograd F(m x m, 3x3) (Lavin & Gray): each m x m block
