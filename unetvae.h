@@ -3520,6 +3520,26 @@ static void uvae__pixel_corners(const uvae__conv_shape *g, int q0, int n, ptrdif
         }
     }
 }
+/* tile[r * NR + j] <-> yq[r][j * HWo] for r < rows, j < cols (to_tile: y into the tile; else the
+   tile into y): a transpose in registers for each run of pixels side by side in y (a tile's pixels
+   cross into the next image, or the next row of a chunk, at most a few times) */
+static void uvae__tile_move(float *tile, float *const *yq, int rows, int cols, size_t HWo, int to_tile) {
+#ifdef UVAE__X86
+    if (uvae__ukr_kind == 3) {
+        for (int r0 = 0, r1; r0 < rows; r0 = r1) {
+            for (r1 = r0 + 1; r1 < rows && yq[r1] == yq[r1 - 1] + 1; r1++) {}
+            if (to_tile) uvae__transpose_avx512(yq[r0], HWo, cols, r1 - r0, tile + r0 * UVAE__NR, UVAE__NR);
+            else uvae__transpose_avx512(tile + r0 * UVAE__NR, UVAE__NR, r1 - r0, cols, yq[r0], (ptrdiff_t)HWo);
+        }
+        return;
+    }
+#endif
+    for (int j = 0; j < cols; j++)
+        for (int r = 0; r < rows; r++) {
+            if (to_tile) tile[r * UVAE__NR + j] = yq[r][(size_t)j * HWo];
+            else yq[r][(size_t)j * HWo] = tile[r * UVAE__NR + j];
+        }
+}
 /* conv_fwd with the output pixels as the GEMM's rows ("direct"): y^T[L, Co] (+)= col(x)^T[L, CK] @
    w^T[CK, Co] over the L output pixels of a chunk of images, whose A operand the micro-kernel
    reads in place from the zero-padded x (its koff mode): A(q, r) = xp[pix[q] + tap[r]], pix[q] the
@@ -3560,20 +3580,11 @@ static void uvae__cpu_conv_fwd_direct(const uvae__conv_shape *g, const float *x,
                 yq[r] = y + ((size_t)n0 * Co + j0) * HWo + yo[r];
             }
             if (acc && rows < UVAE__MR) memset(tile, 0, sizeof tile);   /* rows past L: computed, never read */
-            if (acc)
-                for (int r = 0; r < rows; r++)
-                    for (int j = 0; j < cols; j++) tile[r * UVAE__NR + j] = yq[r][(size_t)j * HWo];
+            if (acc) uvae__tile_move(tile, yq, rows, cols, HWo, 1);
             for (int pc = 0; pc < CK; pc += UVAE__KC)
                 uvae__ukr(CK - pc < UVAE__KC ? CK - pc : UVAE__KC, rows, xp, pix, tap + pc,
                           Bp + ((size_t)(j0 / UVAE__NR) * CK + pc) * UVAE__NR, boff, tile, UVAE__NR, acc || pc > 0);
-#ifdef UVAE__X86
-            if (uvae__ukr_kind == 3 && yq[rows - 1] == yq[0] + rows - 1) {   /* the pixels side by side in one image */
-                uvae__transpose_avx512(tile, UVAE__NR, rows, cols, yq[0], HWo);
-                continue;
-            }
-#endif
-            for (int j = 0; j < cols; j++)
-                for (int r = 0; r < rows; r++) yq[r][(size_t)j * HWo] = tile[r * UVAE__NR + j];
+            uvae__tile_move(tile, yq, rows, cols, HWo, 0);
         }
     }
 }
