@@ -3341,8 +3341,10 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
        make them share cache sets) */
     const size_t Us = (size_t)Mp * Ci + 16, Vs = (size_t)Ci * Tcp + 16, Ms = (size_t)Mp * Tcp + 16, Ps = (size_t)Ci * UVAE__MR + 16;
     /* one chunk and panels for every thread: each thread makes a panel's U (P x Ci x MR, in U's room
-       at Ps * P per thread) just before its products use it, so U never goes out to memory */
-    const int fuse = nrows <= R && np >= 2 * UVAE__THREADS();
+       at Ps * P per thread) just before its products use it, so U never goes out to memory; but
+       then every panel reads all of V, and from 8 tile panels (nq) on that costs more than U made
+       once and read nq times (32x32 images at batch 4, 256 or 512 channels: 10-25 % slower) */
+    const int fuse = nrows <= R && np >= 2 * UVAE__THREADS() && nq <= 4;
     float *U = (float *)uvae__align(scratch);
     ptrdiff_t *boff = (ptrdiff_t *)(U + P * Us);
     float *V = (float *)(boff + Ci), *M = V + P * Vs;
