@@ -3284,11 +3284,12 @@ static void uvae__wg_u_block(int m, const float *w, int flip, int Ci, int Co, in
     const int nc = Ci - c0 < UVAE__WG_WB / UVAE__MR ? Ci - c0 : UVAE__WG_WB / UVAE__MR, rows = uvae__panel_rows(Co, ip);
     const int co0 = ip * UVAE__MR;
     float wb[9][UVAE__WG_WB];                                          /* wb[k][(ci - c0) MR + r] = w[co][ci][k] */
-    for (int r = 0; r < rows && !flip && c0 + nc < Ci; r++) {           /* the next block's kernels, on their way */
-        const char *nx = (const char *)(w + ((size_t)(co0 + r) * Ci + c0 + nc) * 9);
-        int nn = (Ci - c0 - nc < nc ? Ci - c0 - nc : nc) * 9 * (int)sizeof(float);
-        for (int l = 0; l < nn; l += 64) UVAE__PREFETCH(nx + l);
-    }
+    if (!flip && c0 + nc < Ci)                                          /* the next block's kernels, on their way */
+        for (int r = 0; r < rows; r++) {
+            const char *nx = (const char *)(w + ((size_t)(co0 + r) * Ci + c0 + nc) * 9);
+            int nn = (Ci - c0 - nc < nc ? Ci - c0 - nc : nc) * 9 * (int)sizeof(float);
+            for (int l = 0; l < nn; l += 64) UVAE__PREFETCH(nx + l);
+        }
     if (rows < UVAE__MR) memset(wb, 0, sizeof wb);                     /* the last panel's spare rows */
 #ifdef UVAE__X86
     if (uvae__ukr_kind == 3) {   /* input channel c's MR kernels, MR x 9, transposed in registers: wb[k][c MR + r] */
@@ -3342,8 +3343,8 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
     const size_t Us = (size_t)Mp * Ci + 16, Vs = (size_t)Ci * Tcp + 16, Ms = (size_t)Mp * Tcp + 16, Ps = (size_t)Ci * UVAE__MR + 16;
     /* one chunk and panels for every thread: each thread makes a panel's U (P x Ci x MR, in U's room
        at Ps * P per thread) just before its products use it, so U never goes out to memory; but
-       then every panel reads all of V, and from 8 tile panels (nq) on that costs more than U made
-       once and read nq times (32x32 images at batch 4, 256 or 512 channels: 10-25 % slower) */
+       then every panel reads all of V, and from 8 tile panels (nq) on that can cost more than U
+       made once and read nq times (32x32 images at batch 4, 512 -> 256 channels: 20 % slower) */
     const int fuse = nrows <= R && np >= 2 * UVAE__THREADS() && nq <= 4;
     float *U = (float *)uvae__align(scratch);
     ptrdiff_t *boff = (ptrdiff_t *)(U + P * Us);
@@ -3524,7 +3525,7 @@ static void uvae__pixel_corners(const uvae__conv_shape *g, int q0, int n, ptrdif
 }
 /* tile[r * NR + j] <-> yq[r][j * HWo] for r < rows, j < cols (to_tile: y into the tile; else the
    tile into y): a transpose in registers for each run of pixels side by side in y (a tile's pixels
-   cross into the next image, or the next row of a chunk, at most a few times) */
+   are one run unless they cross into the next image) */
 static void uvae__tile_move(float *tile, float *const *yq, int rows, int cols, size_t HWo, int to_tile) {
 #ifdef UVAE__X86
     if (uvae__ukr_kind == 3) {
