@@ -918,8 +918,10 @@ void uvae__cpu_share_run(int n, int slow, int *hits, int *who) {
 }
 #if defined(__GNUC__) || defined(__clang__)
 #define UVAE__PREFETCH(p) __builtin_prefetch(p)   /* a hint: fetch the line at p into the cache */
+#define UVAE__PREFETCHW(p) __builtin_prefetch(p, 1)   /* ... to be written */
 #else
 #define UVAE__PREFETCH(p) ((void)(p))
+#define UVAE__PREFETCHW(p) ((void)(p))
 #endif
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L && !defined(__STDC_NO_THREADS__)
@@ -1682,6 +1684,10 @@ static void uvae__ukr_generic(int K, int rows, const float *A, const ptrdiff_t *
 __attribute__((target("avx512f")))
 static void uvae__ukr_avx512(int K, int rows, const float *A, const ptrdiff_t *aoff, const ptrdiff_t *koff,
                              const float *B, const ptrdiff_t *boff, float *C, int ldc, int acc) {
+    for (int r = 0; r < rows; r++) {   /* the tile's lines on their way for writing while the products run */
+        UVAE__PREFETCHW(C + (size_t)r * ldc);
+        UVAE__PREFETCHW(C + (size_t)r * ldc + 16);
+    }
     if (rows > 8) UVAE__UKR512(UVAE__ROWS12)
     else if (rows > 4) UVAE__UKR512(UVAE__ROWS8)
     else UVAE__UKR512(UVAE__ROWS4)
