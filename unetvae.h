@@ -3290,17 +3290,18 @@ static void uvae__wg_u_block(int m, const float *w, int flip, int Ci, int Co, in
     const int nc = Ci - c0 < UVAE__WG_WB / UVAE__MR ? Ci - c0 : UVAE__WG_WB / UVAE__MR, rows = uvae__panel_rows(Co, ip);
     const int co0 = ip * UVAE__MR;
     float wb[9][UVAE__WG_WB];                                          /* wb[k][(ci - c0) MR + r] = w[co][ci][k] */
-    if (!flip && c0 + nc < Ci)                                          /* the next block's kernels, on their way */
-        for (int r = 0; r < rows; r++) {
-            const char *nx = (const char *)(w + ((size_t)(co0 + r) * Ci + c0 + nc) * 9);
-            int nn = (Ci - c0 - nc < nc ? Ci - c0 - nc : nc) * 9 * (int)sizeof(float);
-            for (int l = 0; l < nn; l += 64) UVAE__PREFETCH(nx + l);
+    if (c0 + nc < Ci) {   /* the next block's kernels, on their way: one run of floats per row of
+                             the panel (w [Co][Ci][3][3]) or, flipped (w [Ci][Co][3][3]), per input channel */
+        const int nn = Ci - c0 - nc < nc ? Ci - c0 - nc : nc, len = (flip ? rows : nn) * 9 * (int)sizeof(float);
+        for (int i = 0; i < (flip ? nn : rows); i++) {
+            const char *nx = (const char *)(flip ? w + ((size_t)(c0 + nc + i) * Co + co0) * 9 : w + ((size_t)(co0 + i) * Ci + c0 + nc) * 9);
+            for (int l = 0; l < len; l += 64) UVAE__PREFETCH(nx + l);
         }
+    }
     if (rows < UVAE__MR) memset(wb, 0, sizeof wb);                     /* the last panel's spare rows */
 #ifdef UVAE__X86
     if (uvae__ukr_kind == 3) {   /* input channel c's MR kernels, MR x 9, transposed in registers: wb[k][c MR + r] */
         for (int c = 0; c < nc; c++) {
-            if (flip && c0 + nc + c < Ci) UVAE__PREFETCH(w + ((size_t)(c0 + nc + c) * Co + co0) * 9);
             if (flip)   /* w[ci][co0 + r][8 - k]: the rows 9 apart, written from wb[8] down */
                 uvae__transpose16_avx512(w + ((size_t)(c0 + c) * Co + co0) * 9, 9, 9, rows, &wb[8][c * UVAE__MR], -UVAE__WG_WB);
             else
@@ -3311,7 +3312,6 @@ static void uvae__wg_u_block(int m, const float *w, int flip, int Ci, int Co, in
     for (int r = 0; r < rows; r++)
         for (int c = 0; c < nc; c++) {
             const float *src = flip ? w + ((size_t)(c0 + c) * Co + co0 + r) * 9 + 8 : w + ((size_t)(co0 + r) * Ci + c0 + c) * 9;
-            if (flip && c0 + nc + c < Ci) UVAE__PREFETCH(w + ((size_t)(c0 + nc + c) * Co + co0 + r) * 9);
             ptrdiff_t step = flip ? -1 : 1;
             for (int k = 0; k < 9; k++) wb[k][c * UVAE__MR + r] = src[step * k];
         }
