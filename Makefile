@@ -172,12 +172,14 @@ clean:
 # no real concurrency, no device rounding, no speed (see the header's comment).
 EMU_CXXFLAGS = -std=c++17 -O2 -g -ffp-contract=off -Wall -Wextra -Wno-unknown-pragmas -Wno-unused-parameter
 EMU_SED = -e 's/([A-Za-z_][A-Za-z0-9_]*(<[A-Za-z_, ]+>)?)<<<([^>]*)>>>\(/uvae_emu_launch((\1), uvae_emu_cfg(\3), /g' \
-          -e 's/extern __shared__ ([a-z_ ]*[a-z_]) ([a-z_]+)\[\];/\1 *\2 = (\1 *)uvae_emu_dyn_shared();/'
+          -e 's/extern __shared__ ([a-z_ ]*[a-z_]) ([a-z_]+)\[\];/\1 *\2 = (\1 *)uvae_emu_dyn_shared();/' \
+          -e 's/^([ \t]*__shared__ [^;]*[^A-Za-z0-9_])([A-Za-z_][A-Za-z0-9_]*)(\[[^;]*\]);/\1\2\3; uvae_emu_shared_fresh(\2, sizeof \2);/'
 
 $(BUILD)/unetvae_cuda_emu.cpp: unetvae_cuda.cu
 	@mkdir -p $(BUILD)
 	sed -E $(EMU_SED) $< > $@
-	@if grep -q '<<<\|extern __shared__' $@; then echo "$@: a launch or extern __shared__ the sed rules missed"; rm -f $@; exit 1; fi
+	@if grep -q '<<<\|extern __shared__' $@ || grep '__shared__' $@ | grep -vq uvae_emu_shared_fresh; then \
+	    echo "$@: a launch or __shared__ array the sed rules missed"; rm -f $@; exit 1; fi
 
 $(BUILD)/unetvae_cuda_emu.o: $(BUILD)/unetvae_cuda_emu.cpp unetvae.h tests/cuemu/cuda_runtime.h tests/cuemu/mma.h
 	$(CXX) $(EMU_CXXFLAGS) -I tests/cuemu -I . -DUNETVAE_CUDA -c $< -o $@
@@ -199,6 +201,9 @@ $(BUILD)/%_emu: examples/%.c unetvae.h examples/common.h $(BUILD)/unetvae_cuda_e
 
 test-cuda-emu: $(BUILD)/cuemu_selftest $(BUILD)/test_cuda_emu $(BUILD)/unet_pets_emu $(BUILD)/cvae_emu $(BUILD)/unet_pets $(BUILD)/cvae
 	OMP_NUM_THREADS=2 CUEMU_REPORT=1 ./$(BUILD)/test_cuda_emu
+	@out=$$(OMP_NUM_THREADS=2 CUEMU_ORDER=reverse ./$(BUILD)/test_cuda_emu 2>&1); rc=$$?; \
+	echo "the GPU suite with blocks, and threads between barriers, in reverse order (CUEMU_ORDER=reverse): $$(printf '%s\n' "$$out" | tail -n 1)"; \
+	if [ $$rc -ne 0 ]; then printf '%s\n' "$$out" | grep -i 'fail\|kernel' | head -n 20; exit 1; fi
 	@out=$$(CUEMU_DEVICES=0 ./$(BUILD)/test_cuda_emu 2>&1); rc=$$?; \
 	if [ $$rc -eq 1 ] && printf '%s\n' "$$out" | head -n 1 | grep -q "^no CUDA device"; then echo "no device: '$$out' (exit 1)"; \
 	else echo "FAIL: without a device test_cuda_emu should say \"no CUDA device\" and exit 1; exit $$rc: $$out"; exit 1; fi

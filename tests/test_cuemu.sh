@@ -40,16 +40,25 @@ eval_line() { cut -d, -f3-6 | awk -F, '{printf "pet IoU %.4f  mIoU %.4f  pixel a
 
 # ---- the emulator's own checks (tests/cuemu/selftest.cu) ----
 f0=$fail
-for c in "sum:sum ok" "race:race seen" "config:invalid configuration" "uninit:uninit seen" \
+for c in "sum:sum ok" "race:race seen" "config:invalid configuration" "uninit:uninit seen" "stale:stale seen" \
          "hostptr:is not device memory" "sync:wait at __syncthreads" "shfl:of warp 0's 32 lanes" \
          "memcpy:not inside one device allocation"; do
     case_=${c%%:*} want=${c#*:}
     { "$B/cuemu_selftest" "$case_" >"$T/self.out" 2>&1; } 2>/dev/null; rc=$?   # (no "Aborted" from bash)
-    case $case_ in sum|race|config|uninit) wrc=0 ;; *) wrc=134 ;; esac   # 134: stopped (abort)
+    case $case_ in sum|race|config|uninit|stale) wrc=0 ;; *) wrc=134 ;; esac   # 134: stopped (abort)
     if [ $rc -eq $wrc ] && grep -q "$want" "$T/self.out"; then ok
     else bad "emulator self-test '$case_': want exit $wrc and '$want', got exit $rc: $(head -c 300 "$T/self.out")"; fi
 done
-[ $fail -eq $f0 ] && echo "  emulator self-test: a reduction, a race without its barrier, a bad launch, uninitialised memory seen; a host pointer, divergent barrier and shuffle, wrong copy stopped"
+# a read of the previous thread's store without the barrier: hidden by the forward order, seen in
+# reverse (CUEMU_ORDER=reverse: blocks, and threads between barriers, last first; make
+# test-cuda-emu runs the GPU suite both ways)
+for o in "forward:1:race NOT seen" "reverse:0:race seen"; do
+    IFS=: read -r order wrc want <<< "$o"
+    CUEMU_ORDER=$order "$B/cuemu_selftest" race-prev >"$T/self.out" 2>&1; rc=$?
+    if [ $rc -eq "$wrc" ] && grep -q "$want" "$T/self.out"; then ok
+    else bad "emulator self-test 'race-prev' in $order order: want exit $wrc and '$want', got exit $rc: $(head -c 300 "$T/self.out")"; fi
+done
+[ $fail -eq $f0 ] && echo "  emulator self-test: a reduction, a race without its barrier (either order), a bad launch, uninitialised device and shared memory seen; a host pointer, divergent barrier and shuffle, wrong copy stopped"
 
 # ---- unet_pets: the four variants ----
 for v in "maxpool transpose ce" "maxpool transpose dice" "strided transpose ce" "strided upsample ce+dice"; do

@@ -10,10 +10,13 @@
        lanes of its warp have reached a shuffle. A thread that exits while others wait, or a warp
        whose lanes wait at different barriers, is divergence (undefined on a GPU): the emulator
        stops with a message. mma_sync (mma.h) is a warp-wide step as the shuffles are.
-     - __shared__ arrays are statics (one block runs at a time: a block sees what the previous one
-       left); extern __shared__ (dynamic) memory is a buffer of the launch's size. New device
-       memory and dynamic shared memory are filled with 0xff bytes (NaN floats, -1 ints), so a read
-       before a write shows up as NaN.
+     - __shared__ arrays are statics (one block runs at a time), filled with 0xff bytes as each
+       block's first thread reaches its declaration; extern __shared__ (dynamic) memory is a
+       buffer of the launch's size, filled so before each block. New device memory is filled
+       with 0xff bytes too (NaN floats, -1 ints), so a read before a write shows up as NaN.
+     - CUEMU_ORDER=reverse runs the blocks, and the threads between barriers, last first: a race
+       that the forward order hides (a thread reading what an earlier one stored, without the
+       barrier between) shows up the other way round.
      - cudaMalloc'd memory is host memory in a registry: every pointer argument of a kernel (not the
        pointers inside struct arguments) and both ends of every cudaMemcpy / cudaMemset must lie in
        a device allocation of the right kind: a host pointer handed to a kernel stops the run.
@@ -142,6 +145,8 @@ struct state_t {
     void *body_arg = nullptr;
     double shfl[1024];                           /* the value each thread offers a shuffle */
     std::vector<unsigned char> dyn_shared;
+    unsigned long long block = 0;                /* blocks run so far (the one running: its number) */
+    std::vector<std::pair<void *, unsigned long long>> fresh;   /* a __shared__ array: the block that last found it */
     unsigned long long launches = 0, threads = 0, threads_plain = 0;
     unsigned long long count[7] = {0};            /* cuemu_counts: see there */
     std::map<std::string, unsigned long long> per_kernel;   /* launches by kernel name */
@@ -252,14 +257,21 @@ inline void plain(unsigned i) {               /* thread i as a plain call: it mu
     s.body(s.body_arg);
 }
 
+inline bool reversed() {   /* CUEMU_ORDER=reverse: blocks, and threads between barriers, last first */
+    static int r = -1;
+    if (r < 0) r = getenv("CUEMU_ORDER") && !strcmp(getenv("CUEMU_ORDER"), "reverse");
+    return r > 0;
+}
 /* Threads [lo, hi) on fibers (started, some perhaps parked) until all are done: every runnable
    thread runs to its next barrier; then warps whose 32 lanes all wait at a shuffle go on, else, if
    the range is the whole block and all its threads wait at __syncthreads, they all go on. */
 inline void schedule(unsigned lo, unsigned hi, bool whole_block) {
     state_t &s = st();
     for (;;) {
-        for (unsigned i = lo; i < hi; i++)
+        for (unsigned k = lo; k < hi; k++) {
+            unsigned i = reversed() ? hi - 1 - (k - lo) : k;
             if (s.fibers[i].state == RUN) resume(i);
+        }
         int released = 0;
         unsigned done = 0, sync = 0;
         for (unsigned w = lo / 32; w * 32 < hi; w++) {
@@ -293,7 +305,8 @@ inline void schedule(unsigned lo, unsigned hi, bool whole_block) {
    (that would be divergence), and each warp is probed the same way: its first lane on a fiber,
    then the other 31 on fibers if that lane reached a shuffle, else as plain calls, without the
    two context switches per thread (the GPU suite: 3.1 -> 2.1 min with ucontext's switches,
-   13.0 -> 12.4 s with the x86-64 one). CUEMU_FIBERS=1: every thread on a fiber. */
+   13.0 -> 12.4 s with the x86-64 one). CUEMU_FIBERS=1, or CUEMU_ORDER=reverse: every thread on a
+   fiber. */
 inline void run_block(unsigned nt, bool all_fibers) {
     state_t &s = st();
     if (s.fibers.size() < nt) {
@@ -302,7 +315,7 @@ inline void run_block(unsigned nt, bool all_fibers) {
         for (size_t i = old; i < nt; i++)
             if (!(s.fibers[i].stack = (char *)malloc(STACK))) die("out of memory for fiber stacks");
     }
-    if (all_fibers) {
+    if (all_fibers || reversed()) {
         for (unsigned i = 0; i < nt; i++) start(i);
         schedule(0, nt, true);
         return;
@@ -351,7 +364,9 @@ inline void run_grid(const char *name, dim3 g, dim3 b, void (*body)(void *), voi
     for (unsigned z = 0; z < g.z; z++)
         for (unsigned y = 0; y < g.y; y++)
             for (unsigned x = 0; x < g.x; x++) {
-                bid() = uint3{x, y, z};
+                bid() = reversed() ? uint3{g.x - 1 - x, g.y - 1 - y, g.z - 1 - z} : uint3{x, y, z};
+                s.block++;
+                if (x + y + z > 0) std::fill(s.dyn_shared.begin(), s.dyn_shared.end(), 0xff);   /* each block's own */
                 s.threads += nt;
                 run_block(nt, all_fibers);
             }
@@ -405,6 +420,18 @@ inline unsigned __umulhi(unsigned a, unsigned b) { return (unsigned)(((unsigned 
 inline int __float_as_int(float f) { int i; memcpy(&i, &f, sizeof i); return i; }
 
 inline void *uvae_emu_dyn_shared() { return cuemu::st().dyn_shared.data(); }
+/* A __shared__ array as a block's first thread finds it: 0xff bytes (NaN floats), as the dynamic
+   shared memory, not what the previous block left (the sed rules put a call after each declaration) */
+inline void uvae_emu_shared_fresh(void *p, size_t n) {
+    cuemu::state_t &s = cuemu::st();
+    for (auto &f : s.fresh)
+        if (f.first == p) {
+            if (f.second != s.block) { memset(p, 0xff, n); f.second = s.block; }
+            return;
+        }
+    memset(p, 0xff, n);
+    s.fresh.push_back({p, s.block});
+}
 inline cuemu::cfg uvae_emu_cfg(dim3 g, dim3 b, size_t shared = 0) { return cuemu::cfg{g, b, shared}; }
 
 /* k<<<cfg>>>(args...) */

@@ -5,6 +5,10 @@
      race       a tile loaded into shared memory and read back by other threads with the barrier
                 between the load and the reads left out: the round-robin schedule must expose it
                 (prints "race seen", exit 0)
+     race-prev  the same with each thread reading the previous thread's value, which the forward
+                round-robin order hides ("race NOT seen", exit 1) and CUEMU_ORDER=reverse exposes
+     stale      shared memory set by the first block only and read by every block: the others
+                must find it filled with NaN, not the first block's values (prints "stale seen")
      hostptr    a host pointer passed to a kernel            -> stops: "is not device memory"
      sync       __syncthreads reached by one warp only       -> stops: "wait at __syncthreads"
      shfl       a shuffle reached by half a warp             -> stops: "of warp 0's 32 lanes"
@@ -33,12 +37,20 @@ static __global__ void k_sum(const float *x, int n, float *out) {
         atomicAdd(out, s);
     }
 }
-/* y[i] = tile[(i + 1) % 256] with the tile loaded by all threads; barrier optional */
-static __global__ void k_tile(const float *x, float *y, int barrier) {
+/* y[i] = tile[(i + 1) % 256] (prev: tile[i - 1], tile[0] for i = 0) with the tile loaded by all
+   threads; barrier optional */
+static __global__ void k_tile(const float *x, float *y, int barrier, int prev) {
     __shared__ float tile[256];
     tile[threadIdx.x] = x[blockIdx.x * 256 + threadIdx.x];
     if (barrier) __syncthreads();
-    y[blockIdx.x * 256 + threadIdx.x] = tile[(threadIdx.x + 1) % 256];
+    y[blockIdx.x * 256 + threadIdx.x] = tile[prev ? (threadIdx.x > 0 ? threadIdx.x - 1 : 0) : (threadIdx.x + 1) % 256];
+}
+/* y[32 b + i] = acc[i] + 1, with acc zeroed by block 0 alone */
+static __global__ void k_stale(float *y) {
+    __shared__ float acc[32];
+    if (blockIdx.x == 0) acc[threadIdx.x] = 0;
+    __syncthreads();
+    y[blockIdx.x * 32 + threadIdx.x] = acc[threadIdx.x] + 1;
 }
 static __global__ void k_scale(float *x, int n) {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -74,16 +86,27 @@ int main(int argc, char **argv) {
         printf("sum ok (%g)\n", s);
         return 0;
     }
-    if (!strcmp(c, "race")) {
+    if (!strcmp(c, "race") || !strcmp(c, "race-prev")) {
         float y[1024];
-        int wrong[2] = {0, 0};
+        int wrong[2] = {0, 0}, prev = !strcmp(c, "race-prev");
         for (int b = 0; b < 2; b++) {
-            k_tile<<<4, 256>>>(d, e, b);
+            k_tile<<<4, 256>>>(d, e, b, prev);
             cudaMemcpy(y, e, sizeof y, cudaMemcpyDeviceToHost);
-            for (int i = 0; i < 1024; i++) wrong[b] += y[i] != h[i / 256 * 256 + (i % 256 + 1) % 256];
+            for (int i = 0; i < 1024; i++)
+                wrong[b] += y[i] != h[i / 256 * 256 + (prev ? (i % 256 > 0 ? i % 256 - 1 : 0) : (i % 256 + 1) % 256)];
         }
         printf("%s: %d wrong without the barrier, %d with it\n", wrong[0] && !wrong[1] ? "race seen" : "race NOT seen", wrong[0], wrong[1]);
         return wrong[0] && !wrong[1] ? 0 : 1;
+    }
+    if (!strcmp(c, "stale")) {
+        float y[64];
+        int nan1 = 0;
+        k_stale<<<2, 32>>>(e);
+        cudaMemcpy(y, e, sizeof y, cudaMemcpyDeviceToHost);
+        for (int i = 32; i < 64; i++) nan1 += y[i] != y[i];
+        printf("%s: block 0 %s, %d of block 1's 32 values NaN\n", y[0] == 1 && nan1 == 32 ? "stale seen" : "stale NOT seen",
+               y[0] == 1 ? "right" : "wrong", nan1);
+        return y[0] == 1 && nan1 == 32 ? 0 : 1;
     }
     if (!strcmp(c, "hostptr")) k_scale<<<4, 256>>>(h, 1024);
     else if (!strcmp(c, "sync")) k_bad_sync<<<1, 64>>>(d);
