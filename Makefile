@@ -21,7 +21,7 @@ DEPS     = unetvae.h tests/test.h
 
 EXAMPLES = $(patsubst examples/%.c,$(BUILD)/%,$(wildcard examples/*.c))
 
-all: $(BUILD)/test_unetvae $(EXAMPLES) $(BUILD)/bench $(BUILD)/peak
+all: $(BUILD)/test_unetvae $(EXAMPLES) $(BUILD)/bench $(BUILD)/layers $(BUILD)/peak
 
 $(BUILD)/%: examples/%.c unetvae.h examples/common.h
 	@mkdir -p $(BUILD)
@@ -224,6 +224,10 @@ $(BUILD)/bench: bench/bench.c unetvae.h
 $(BUILD)/bench_cuda: bench/bench.c unetvae.h unetvae_cuda.cu
 	@mkdir -p $(BUILD)
 	$(NVCC) -O3 $(NVCCFLAGS) -DUNETVAE_CUDA -Xcompiler -fopenmp $< unetvae_cuda.cu $(LDLIBS) -o $@
+
+$(BUILD)/layers: bench/layers.c unetvae.h
+	@mkdir -p $(BUILD)
+	$(CC) $(WARN) $(CFLAGS) $(OMP) $< $(LDLIBS) -o $@
 
 $(BUILD)/peak: bench/peak.c
 	@mkdir -p $(BUILD)
