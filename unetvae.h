@@ -3361,9 +3361,8 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
     wg_out = uvae__wg_out_k[m == 4][uvae__ukr_kind];
     for (int c = 0; c < Ci; c++) boff[c] = (ptrdiff_t)c * Tcp;
     if (!fuse) {
-        UVAE__OMP(omp parallel for schedule(static) if ((double)Mp * Ci > 4096))
-        for (i = 0; i < np * ncb; i++) {   /* U = G w G^T, packed: U[e][ip][ci][r], cb input channels at a time */
-            int ip = i / ncb, c0 = i % ncb * cb;
+        UVAE__SHARED_FOR(at, np * ncb, (double)Mp * Ci > 4096) {   /* U = G w G^T, packed: U[e][ip][ci][r], cb input channels at a time */
+            int ip = at.i / ncb, c0 = at.i % ncb * cb;
             uvae__wg_u_block(m, w, flip, Ci, Co, ip, c0, U + ((size_t)ip * Ci + c0) * UVAE__MR, Us);
         }
     }
@@ -3374,8 +3373,8 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
             memset(V + (size_t)(i / Ci) * Vs + (size_t)(i % Ci) * Tcp + T, 0, (size_t)(Tcp - T) * sizeof(float));
         /* M[e] = U[e] @ V[e]: P products, tiles MR x NR */
         if (fuse) {
-            UVAE__OMP(omp parallel for schedule(static) if ((double)P * Mp * Tcp * Ci > 1e6))
-            for (i = 0; i < np; i++) {                                  /* panel by panel, its U made on the spot */
+            UVAE__SHARED_FOR(at, np, (double)P * Mp * Tcp * Ci > 1e6) {  /* panel by panel, its U made on the spot */
+                int i = at.i;
                 float *Ut = U + (size_t)UVAE__THREAD() * P * Ps;
                 for (int c0 = 0; c0 < Ci; c0 += cb)
                     uvae__wg_u_block(m, w, flip, Ci, Co, i, c0, Ut + (size_t)c0 * UVAE__MR, Ps);
@@ -3385,9 +3384,8 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
                                   M + e * Ms + (size_t)i * UVAE__MR * Tcp + (size_t)jq * UVAE__NR, Tcp, 0);
             }
         } else {
-            UVAE__OMP(omp parallel for schedule(static) if ((double)P * Mp * Tcp * Ci > 1e6))
-            for (i = 0; i < P * nq * np; i++) {
-                int e = i / (nq * np), jq = i / np % nq, ip = i % np;
+            UVAE__SHARED_FOR(at, P * nq * np, (double)P * Mp * Tcp * Ci > 1e6) {
+                int i = at.i, e = i / (nq * np), jq = i / np % nq, ip = i % np;
                 uvae__ukr(Ci, uvae__panel_rows(Co, ip), U + e * Us + (size_t)ip * Ci * UVAE__MR, NULL, NULL,
                           V + e * Vs + (size_t)jq * UVAE__NR, boff, M + e * Ms + (size_t)ip * UVAE__MR * Tcp + (size_t)jq * UVAE__NR, Tcp, 0);
             }
@@ -3424,8 +3422,11 @@ static void uvae__cpu_conv_fwd_winograd(const uvae__conv_shape *g, const float *
      dU[e][co][ci] = sum over tiles  Z[e][co][t] * V[e][ci][t],     dw += G^T dU G,
    P products with the tiles as the summed dimension. Per chunk of tile rows: V = B^T d B
    (uvae__wg_input), Z (wg_dy), Z packed as NR-column panels over Co, and dU^T[e][ci][co] +=
-   V[e][ci][:] @ Zp[e] on the micro-kernel with V's rows read in place (k-stride 1). Tiles of dU^T
-   stay with their task across chunks, so the sums run in order whatever the thread count. With
+   V[e][ci][:] @ Zp[e] on the micro-kernel with V's rows read in place (k-stride 1). A tile of
+   dU^T adds its chunks in chunk order (each chunk's products end before the next one's begin),
+   whichever thread takes it: the same bits for any thread count. The products, like the
+   forward's, run in shares (UVAE__SHARED_FOR): with the other vCPU's core busy, 512 -> 256
+   channels at 32x32 took 78-82 ms forward + backward against 104-127 statically split. With
    one chunk, each MR x NR block of dU^T is summed (from 0, as dU^T is) in a thread's own room and
    turned into dw at once, so dU never goes out to memory. Scratch (uvae__winograd_w_scratch):
    dU^T [P][Cp][Np] | aoff [Cp] | boff [Tcp] | V [P][Ci][Tcp] | Z [P][Co][Tcp] |
@@ -3453,11 +3454,12 @@ static void uvae__cpu_conv_bwd_w_winograd(const uvae__conv_shape *g, const float
     for (int k = 0; k < Tcp; k++) boff[k] = (ptrdiff_t)k * UVAE__NR;
     if (!fuse) memset(dU, 0, P * Ds * sizeof(float));
     for (int r0 = 0; r0 < nrows; r0 += R) {
-        int rc = nrows - r0 < R ? nrows - r0 : R, T = rc * tw, nt = P * npa * npb;
+        int rc = nrows - r0 < R ? nrows - r0 : R, T = rc * tw, nt = P * npa * npb, snt;
+        uvae__shares_room room;
+        uvae__share *sh;
         uvae__wg_input(g, x, r0, rc, V, Vs, Tcp);
-        UVAE__OMP(omp parallel for schedule(static) if ((double)Co * T > 4096))
-        for (i = 0; i < Co * rc; i++) {                               /* Z[e][co][t] = (A dy A^T)[e] */
-            int co = i / rc, row = r0 + i % rc, n = row / th, ti = row % th;
+        UVAE__SHARED_FOR(at, Co * rc, (double)Co * T > 4096) {        /* Z[e][co][t] = (A dy A^T)[e] */
+            int co = at.i / rc, row = r0 + at.i % rc, n = row / th, ti = row % th;
             const float *yr[4];
             for (int a = 0; a < m; a++) yr[a] = m * ti + a < Ho ? dy + ((size_t)n * Co + co) * HWo + (size_t)(m * ti + a) * Wo : NULL;
             for (int j0 = 0; j0 < tw; j0 += UVAE__WG_SEG) {
@@ -3465,14 +3467,13 @@ static void uvae__cpu_conv_bwd_w_winograd(const uvae__conv_shape *g, const float
                 wg_dy(nj, yr, m * j0, Wo, Z + (size_t)co * Tcp + (size_t)(row - r0) * tw + j0, Zs);
             }
         }
+        sh = uvae__shares(&room, fuse ? npa * npb : nt, &snt);      /* the products' iterations in shares */
         UVAE__OMP(omp parallel if ((double)P * Cp * Np * T > 1e6))
         {
-            int t;
             for (int e = 0; e < P; e++) uvae__pack_b(1, Z + e * Zs, Tcp, 0, 0, T, Co, Zp + e * Ps);   /* ends with a barrier */
             if (fuse) {
-                UVAE__OMP(omp for schedule(static))
-                for (t = 0; t < npa * npb; t++) {                     /* block by block, into dw at once */
-                    int ip = t / npb, jp = t % npb, co0 = jp * UVAE__NR, ci0 = ip * UVAE__MR;
+                for (uvae__share_at at = {0, 0, 0}; uvae__share_next(sh, snt, &at);) {   /* block by block, into dw at once */
+                    int t = at.i, ip = t / npb, jp = t % npb, co0 = jp * UVAE__NR, ci0 = ip * UVAE__MR;
                     int nco = Co - co0 < UVAE__NR ? Co - co0 : UVAE__NR;
                     float *Db = dU + (size_t)UVAE__THREAD() * P * Bs;
                     memset(Db, 0, P * Bs * sizeof(float));            /* summed from 0 as dU is: the same bits */
@@ -3483,9 +3484,8 @@ static void uvae__cpu_conv_bwd_w_winograd(const uvae__conv_shape *g, const float
                         wg_dw(m, nco, Db + (size_t)(ci - ci0) * UVAE__NR, Bs, dw + ((size_t)co0 * Ci + ci) * 9, (size_t)Ci * 9);
                 }
             } else {
-                UVAE__OMP(omp for schedule(static))
-                for (t = 0; t < nt; t++) {                            /* dU^T[e] tiles: ci panel, co panel */
-                    int e = t / (npa * npb), ip = t / npb % npa, jp = t % npb;
+                for (uvae__share_at at = {0, 0, 0}; uvae__share_next(sh, snt, &at);) {   /* dU^T[e] tiles: ci panel, co panel */
+                    int t = at.i, e = t / (npa * npb), ip = t / npb % npa, jp = t % npb;
                     uvae__ukr(T, uvae__panel_rows(Ci, ip), V + e * Vs, aoff + (size_t)ip * UVAE__MR, NULL, Zp + e * Ps + (size_t)jp * T * UVAE__NR,
                               boff, dU + e * Ds + (size_t)ip * UVAE__MR * Np + (size_t)jp * UVAE__NR, Np, 1);
                 }
