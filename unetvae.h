@@ -2098,13 +2098,12 @@ static void uvae__tile_a_inplace(uvae__ukr_fn ukr, int kc, const float *A, int l
    and nothing is packed twice. Sums as in uvae__cpu_gemm (k in KC slices, in order): the same bits. */
 static void uvae__cpu_conv_gemm_cols(const float *img, int b, int C, int H, int W, int k, int s, int p, int Ho, int Wo,
                                      int M, const float *w, float *out, int acc, float *Bp) {
-    int K = C * k * k, L = b * Ho * Wo, nbp = (L + UVAE__NR - 1) / UVAE__NR, jp;
+    int K = C * k * k, L = b * Ho * Wo, nbp = (L + UVAE__NR - 1) / UVAE__NR;
     ptrdiff_t offp[UVAE__KC];
     uvae__ukr_fn ukr = uvae__ukr_packed(offp);
-    UVAE__OMP(omp parallel for schedule(static) if ((double)M * L * K > 1e6))
-    for (jp = 0; jp < nbp; jp++) {
-        int j0 = jp * UVAE__NR, cols = L - j0 < UVAE__NR ? L - j0 : UVAE__NR;
-        float *bp = Bp + (size_t)UVAE__THREAD() * K * UVAE__NR;   /* static schedule: thread t < nbp */
+    UVAE__SHARED_FOR(at, nbp, (double)M * L * K > 1e6) {
+        int jp = at.i, j0 = jp * UVAE__NR, cols = L - j0 < UVAE__NR ? L - j0 : UVAE__NR;
+        float *bp = Bp + (size_t)UVAE__THREAD() * K * UVAE__NR;   /* a team of at most nbp threads */
         uvae__im2col_panel(img, b, C, H, W, k, s, p, Ho, Wo, jp, bp);
         for (int i0 = 0; i0 < M; i0 += UVAE__MR) {
             int rows = M - i0 < UVAE__MR ? M - i0 : UVAE__MR;
@@ -2165,16 +2164,15 @@ static int uvae__bwd_w_rows_fit(int M, int K, int L) {
 }
 static void uvae__cpu_conv_bwd_w_rows(const float *img, int b, int C, int H, int W, int k, int s, int p, int Ho, int Wo,
                                       int M, const float *dy, int ldd, float *dw, float *Bp) {
-    int K = C * k * k, L = b * Ho * Wo, nbp = (K + UVAE__NR - 1) / UVAE__NR, nsl = (L + UVAE__KC - 1) / UVAE__KC, jp;
+    int K = C * k * k, L = b * Ho * Wo, nbp = (K + UVAE__NR - 1) / UVAE__NR, nsl = (L + UVAE__KC - 1) / UVAE__KC;
     ptrdiff_t offp[UVAE__KC];
     uvae__ukr_fn ukr = uvae__ukr_packed(offp);
     if (nbp < UVAE__THREADS()) {
         const size_t ts = uvae__round_up(M, UVAE__MR) * UVAE__NR;     /* one slice's partial, rows NR apart */
         float *part = Bp + (size_t)UVAE__THREADS() * UVAE__KC * UVAE__NR;
         int i;
-        UVAE__OMP(omp parallel for schedule(static))
-        for (i = 0; i < nbp * nsl; i++) {                             /* panel jp's slice sl */
-            int j0 = i / nsl * UVAE__NR, pc = i % nsl * UVAE__KC, kc = L - pc < UVAE__KC ? L - pc : UVAE__KC;
+        UVAE__SHARED_FOR(at, nbp * nsl, 1) {                          /* panel jp's slice sl */
+            int i = at.i, j0 = i / nsl * UVAE__NR, pc = i % nsl * UVAE__KC, kc = L - pc < UVAE__KC ? L - pc : UVAE__KC;
             float *bp = Bp + (size_t)UVAE__THREAD() * UVAE__KC * UVAE__NR, *t = part + (size_t)i * ts;
             uvae__im2row_panel(img, C, H, W, k, s, p, Ho, Wo, j0, pc, kc, bp);
             for (int i0 = 0; i0 < M; i0 += UVAE__MR)
@@ -2192,10 +2190,9 @@ static void uvae__cpu_conv_bwd_w_rows(const float *img, int b, int C, int H, int
         }
         return;
     }
-    UVAE__OMP(omp parallel for schedule(static) if ((double)M * L * K > 1e6))
-    for (jp = 0; jp < nbp; jp++) {
-        int j0 = jp * UVAE__NR, cols = K - j0 < UVAE__NR ? K - j0 : UVAE__NR;
-        float *bp = Bp + (size_t)UVAE__THREAD() * UVAE__KC * UVAE__NR;   /* static schedule: thread t < nbp */
+    UVAE__SHARED_FOR(at, nbp, (double)M * L * K > 1e6) {
+        int jp = at.i, j0 = jp * UVAE__NR, cols = K - j0 < UVAE__NR ? K - j0 : UVAE__NR;
+        float *bp = Bp + (size_t)UVAE__THREAD() * UVAE__KC * UVAE__NR;   /* a slot a thread */
         for (int pc = 0; pc < L; pc += UVAE__KC) {
             int kc = L - pc < UVAE__KC ? L - pc : UVAE__KC;
             uvae__im2row_panel(img, C, H, W, k, s, p, Ho, Wo, j0, pc, kc, bp);
@@ -2704,9 +2701,8 @@ static void uvae__cpu_conv_fwd_implicit(const uvae__conv_shape *g, const float *
             for (i = 0; i < Co * g->Ho; i++)
                 memcpy(t + (size_t)(i / g->Ho) * L + (size_t)(i % g->Ho) * Wp, yn + (size_t)i * g->Wo, (size_t)g->Wo * sizeof(float));
         }
-        UVAE__OMP(omp parallel for schedule(static) if ((double)Co * L * CK > 1e6))
-        for (i = 0; i < nq * np; i++) {                              /* tiles: column panel outer */
-            int jq = i / np, ip = i % np, q0 = jq * UVAE__NR, r0 = ip * UVAE__MR;
+        UVAE__SHARED_FOR(at, nq * np, (double)Co * L * CK > 1e6) {    /* tiles: column panel outer */
+            int jq = at.i / np, ip = at.i % np, q0 = jq * UVAE__NR, r0 = ip * UVAE__MR;
             int rows = Co - r0 < UVAE__MR ? Co - r0 : UVAE__MR, cols = L - q0 < UVAE__NR ? L - q0 : UVAE__NR;
             float tile[UVAE__MR * UVAE__NR], *c = t + (size_t)r0 * L + q0;
             int whole = rows == UVAE__MR && cols == UVAE__NR;
