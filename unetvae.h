@@ -279,7 +279,7 @@ float uvae_grad_norm(const uvae_params *P);
 float uvae_clip_grad_norm(uvae_params *P, float max_norm); /* == torch clip_grad_norm_; returns norm */
 /* Schedules: the learning rate for update number `step` (0-based) of `total`. */
 float uvae_lr_cosine(int64_t step, int64_t total, float lr_max, float lr_min);   /* CosineAnnealingLR */
-float uvae_lr_onecycle(int64_t step, int64_t total, float lr_max);               /* OneCycleLR defaults */
+float uvae_lr_onecycle(int64_t step, int64_t total, float lr_max);               /* OneCycleLR's lr */
 
 /* ---------------------------------------------------------------------------------------------
    [layers] Layers own named parameters in a registry. */
@@ -4949,8 +4949,9 @@ float uvae_lr_cosine(int64_t step, int64_t total, float lr_max, float lr_min) {
     if (total <= 0 || step >= total) return lr_min;
     return uvae__cos_anneal(lr_max, lr_min, (double)step / (double)total);
 }
-/* == torch.optim.lr_scheduler.OneCycleLR(max_lr, total_steps=total) with its defaults:
-   warm up from max/25 to max over the first 30 % (cosine), then anneal to max/25/1e4. */
+/* == torch.optim.lr_scheduler.OneCycleLR(max_lr, total_steps=total, cycle_momentum=False), its
+   other defaults: warm up from max/25 to max over the first 30 % (cosine), then anneal to
+   max/25/1e4. (PyTorch's default also cycles Adam's beta1; the optimizer's beta1 stays fixed.) */
 float uvae_lr_onecycle(int64_t step, int64_t total, float lr_max) {
     double lo = lr_max / 25.0, end = lo / 1e4, e1 = 0.3 * (double)total - 1, e2 = (double)total - 1;
     if (step < 0) step = 0;
