@@ -18,6 +18,8 @@
       classifier (the judge), built twice from one seed, one
       copy moved to the GPU: the loss, every parameter gradient, then (both optimizers stepping
       from the CPU's gradients) every parameter and buffer after one Adam step; one CHECK each.
+      Built for the CUDA emulator, each model's line also gives the kernel launches and memsets
+      of its GPU forward, loss and backward.
    3. 20 Adam steps of a tiny UNet on the GPU on a learnable task: the loss falls below half.
       Built for the CUDA emulator (-DUVT_CUEMU, make test-cuda-emu), also: steps 3..20 make no
       cudaMalloc or cudaFree, copy nothing in and only the loss's 4 bytes back, per step.
@@ -52,6 +54,18 @@ int uvt_pass, uvt_fail;
 /* A failure that is not a comparison (a failed call): counted only when it happens, so that the
    passes counted are the comparisons. */
 #define FAIL(...) CHECK(0, __VA_ARGS__)
+
+#ifdef UVT_CUEMU
+/* Built against the CUDA emulator (make test-cuda-emu), which counts the runtime calls
+   (tests/cuemu/cuda_runtime.h): mallocs, frees, host-to-device copies and bytes, back and bytes,
+   kernel launches, memsets. */
+void cuemu_counts(unsigned long long c[8]);
+static unsigned long long emu_launches(void) {
+    unsigned long long c[8];
+    cuemu_counts(c);
+    return c[6];
+}
+#endif
 
 /* ---------------------------------------------------------------------------------------------
    comparisons */
@@ -278,6 +292,9 @@ static void model_compare(const char *name, uvae_params *hP, uvae_params *dP, mo
     uvae_tensor *hloss, *dloss;
     group gl = {0, 0, ""}, gg = {0, 0, ""}, gp = {0, 0, ""};
     int opts = 0;
+#ifdef UVT_CUEMU
+    unsigned long long ops[2][8] = {{0}};   /* the emulator's counts around the GPU's forward + backward */
+#endif
     memset(&hopt, 0, sizeof hopt);
     memset(&dopt, 0, sizeof dopt);
     if (!hctx || !dctx) { FAIL("%s: cannot make the contexts: %s", name, uvae_last_error()); goto done; }
@@ -293,8 +310,14 @@ static void model_compare(const char *name, uvae_params *hP, uvae_params *dP, mo
     uvae_params_zero_grad(dP);
     hloss = f(hctx, hm, hin);
     if (!hloss || uvae_backward(hctx, hloss) != UVAE_OK) { FAIL("%s: CPU step failed: %s", name, uvae_last_error()); goto done; }
+#ifdef UVT_CUEMU
+    cuemu_counts(ops[0]);
+#endif
     dloss = f(dctx, dm, din);
     if (!dloss || uvae_backward(dctx, dloss) != UVAE_OK) { FAIL("%s: GPU step failed: %s", name, uvae_last_error()); goto done; }
+#ifdef UVT_CUEMU
+    cuemu_counts(ops[1]);
+#endif
     compare(&gl, name, "loss", dloss, hloss, 0);
     for (int i = 0; i < hP->n && i < dP->n; i++)
         if (hP->p[i]->trainable) compare(&gg, name, hP->p[i]->name, &dP->p[i]->t, &hP->p[i]->t, 1);
@@ -312,6 +335,12 @@ static void model_compare(const char *name, uvae_params *hP, uvae_params *dP, mo
     printf("  model %-24s loss CPU %.6f GPU %.6f (nmse %.3g); %d gradients, max nmse %.3g (%s); "
            "%d tensors after Adam, max nmse %.3g (%s)\n",
            name, scalar(hloss), scalar(dloss), gl.worst, gg.n, gg.worst, gg.n ? gg.where : "-", gp.n, gp.worst, gp.n ? gp.where : "-");
+#ifdef UVT_CUEMU
+    /* what a GPU runs per step besides Adam's one launch: each launch and memset costs a few
+       microseconds of the host's time whatever its size, which bounds a small model's step */
+    printf("  model %-24s forward + loss + backward on the GPU (emulator's counts): %llu kernel launches, %llu memsets\n", name,
+           ops[1][6] - ops[0][6], ops[1][7] - ops[0][7]);
+#endif
 done:
     if (opts > 0) uvae_optim_free(&hopt);
     if (opts > 1) uvae_optim_free(&dopt);
@@ -427,17 +456,6 @@ done:
 /* ---------------------------------------------------------------------------------------------
    3 and 4. training on the GPU: the loss falls; the arena stops growing after the first step */
 #define TRAIN_STEPS 20
-#ifdef UVT_CUEMU
-/* Built against the CUDA emulator (make test-cuda-emu), which counts the runtime calls
-   (tests/cuemu/cuda_runtime.h): mallocs, frees, host-to-device copies and bytes, back and bytes,
-   kernel launches. */
-void cuemu_counts(unsigned long long c[7]);
-static unsigned long long emu_launches(void) {
-    unsigned long long c[7];
-    cuemu_counts(c);
-    return c[6];
-}
-#endif
 
 static void test_gpu_training(void) {
     uvae_unet net;
@@ -449,7 +467,7 @@ static void test_gpu_training(void) {
     float loss[TRAIN_STEPS];
     size_t cap[TRAIN_STEPS];
 #ifdef UVT_CUEMU
-    unsigned long long calls[2][7] = {{0}};              /* the emulator's counts after step 2 and the last */
+    unsigned long long calls[2][8] = {{0}};              /* the emulator's counts after step 2 and the last */
     unsigned long long optim_launches[2] = {0, 0};       /* around the last step's uvae_optim_step */
 #endif
     int s, ok = 0, inited = 0;
@@ -494,9 +512,9 @@ static void test_gpu_training(void) {
                loss[0], loss[TRAIN_STEPS - 1], TRAIN_STEPS, cap[1], cap[TRAIN_STEPS - 1], TRAIN_STEPS);
 #ifdef UVT_CUEMU
         {   /* steps 3..20 (the batch stays on the device): no allocation, nothing copied in, the loss's 4 bytes back */
-            unsigned long long d[7];
+            unsigned long long d[8];
             int n = TRAIN_STEPS - 2;
-            for (int i = 0; i < 7; i++) d[i] = calls[1][i] - calls[0][i];
+            for (int i = 0; i < 8; i++) d[i] = calls[1][i] - calls[0][i];
             CHECK(d[0] == 0 && d[1] == 0 && d[2] == 0 && d[4] == (unsigned long long)n && d[5] == 4ull * n,
                   "GPU training: over steps 3..%d want no cudaMalloc/cudaFree, no copy in, %d copies of 4 bytes back; got %llu mallocs, "
                   "%llu frees, %llu copies in (%llu bytes), %llu back (%llu bytes)", TRAIN_STEPS, n, d[0], d[1], d[2], d[3], d[4], d[5]);
@@ -505,8 +523,8 @@ static void test_gpu_training(void) {
             /* the optimizer is one pass over the slab, not one launch per parameter tensor */
             CHECK(optim_launches[1] - optim_launches[0] == 1, "GPU training: an Adam step over %d parameter tensors should be one launch, got %llu",
                   net.params.n, optim_launches[1] - optim_launches[0]);
-            printf("  training (emulator's counts): %.1f kernel launches per step (forward, loss, backward, Adam); Adam: %llu launch\n",
-                   (double)d[6] / n, optim_launches[1] - optim_launches[0]);
+            printf("  training (emulator's counts): %.1f kernel launches and %.1f memsets per step (forward, loss, backward, Adam); "
+                   "Adam: %llu launch\n", (double)d[6] / n, (double)d[7] / n, optim_launches[1] - optim_launches[0]);
         }
 #endif
     }

@@ -148,7 +148,7 @@ struct state_t {
     unsigned long long block = 0;                /* blocks run so far (the one running: its number) */
     std::vector<std::pair<void *, unsigned long long>> fresh;   /* a __shared__ array: the block that last found it */
     unsigned long long launches = 0, threads = 0, threads_plain = 0;
-    unsigned long long count[7] = {0};            /* cuemu_counts: see there */
+    unsigned long long count[8] = {0};            /* cuemu_counts: see there */
     std::map<std::string, unsigned long long> per_kernel;   /* launches by kernel name */
     ~state_t() {                                 /* at exit: CUEMU_REPORT=1 says how much ran */
         int r = getenv("CUEMU_REPORT") ? atoi(getenv("CUEMU_REPORT")) : 0;
@@ -517,6 +517,7 @@ inline cudaError_t cudaFree(void *p) {
 }
 inline cudaError_t cudaMemset(void *p, int v, size_t bytes) {
     if (!cuemu::in_device(p, bytes)) cuemu::die("cudaMemset(%p, %zu bytes): not inside one device allocation", p, bytes);
+    cuemu::st().count[7]++;
     memset(p, v, bytes);
     return cudaSuccess;
 }
@@ -536,10 +537,11 @@ inline cudaError_t cudaMemcpy(void *dst, const void *src, size_t bytes, cudaMemc
 
 /* What the program has asked of the runtime so far, for tests that a training step moves nothing
    it should not: c[0] cudaMalloc calls, c[1] cudaFree calls, c[2] host-to-device copies, c[3]
-   their bytes, c[4] device-to-host copies, c[5] their bytes, c[6] kernel launches. (C linkage:
-   tests/test_cuda.c declares it when built for the emulator, -DUVT_CUEMU.) */
-extern "C" void cuemu_counts(unsigned long long c[7]) {
-    for (int i = 0; i < 7; i++) c[i] = cuemu::st().count[i];
+   their bytes, c[4] device-to-host copies, c[5] their bytes, c[6] kernel launches, c[7] cudaMemset
+   calls (each is a launch on a GPU too). (C linkage: tests/test_cuda.c declares it when built for
+   the emulator, -DUVT_CUEMU.) */
+extern "C" void cuemu_counts(unsigned long long c[8]) {
+    for (int i = 0; i < 8; i++) c[i] = cuemu::st().count[i];
 }
 
 #endif
