@@ -10,8 +10,9 @@
        backward (the contract gives it no window to gather over); its result is order-free unless
        pooling windows overlap (stride < kernel).
      - reductions: each block sums its share in double through a fixed tree (warp shuffles, then
-       shared memory) into a partial; one block sums the partials in a fixed order. The partials
-       live in a small device buffer allocated on first use (uvae__h_scratch).
+       shared memory) into a partial; a later kernel sums the partials in a fixed order (per
+       channel, [channel sums]: each of its blocks does). The partials live in a small device
+       buffer allocated on first use (uvae__h_scratch).
      - the first CUDA failure is kept as text until uvae__cu_take_error(); nothing exits.
    Shapes in the comments: [N,C,H,W] row-major, NC = N*C planes, HW = H*W. */
 #include <stdio.h>
@@ -621,6 +622,86 @@ void uvae__cu_conv_bwd_w(const uvae__conv_shape *g, const float *x, const float 
     if (S > 1) UVAE__LAUNCH((size_t)g->Co * CK, uvae__k_split_sum, scratch, S, (size_t)g->Co * CK, dw);
 }
 
+/* ---------------------------------------------------------------------------------------------
+   [channel sums] per-channel sums over x [N,C,HW], for bias gradients and batch norm. Channel c
+   has M = N*HW values, j = n*HW + i, split into P chunks of L (the last may be shorter); block
+   b = c*P + p owns chunk p of channel c, so a layer with few channels and large images still
+   fills the device. A block sums its chunk in double (a fixed tree) into part[b]; a later kernel
+   adds a channel's partials in chunk order (uvae__d_parts_sum: every block that does so gets the
+   same value; deterministic). A chunk may start mid-image: one 64-bit division per block, then
+   one multiply-shift (uvae__fdiv) per value. */
+struct uvae__ch_geo {
+    int C, P;                 /* channels, chunks per channel */
+    size_t M, L;              /* values per channel, per chunk */
+    uvae__fdiv HW;            /* H*W */
+};
+struct uvae__ch_chunk {       /* block b's chunk: c, p and where its values lie */
+    int c, p, len, u0;        /* len values; the first is i = u0 of image n0 */
+    size_t n0;
+    /* the offset in x of the chunk's t-th value (0 <= t < len): no 64-bit division per value */
+    __device__ size_t at(const uvae__ch_geo &g, int t) const {
+        int u = u0 + t, dn = g.HW.q(u);
+        return ((n0 + (size_t)dn) * g.C + c) * g.HW.d + g.HW.r(u, dn);
+    }
+};
+static __device__ uvae__ch_chunk uvae__d_ch_chunk(const uvae__ch_geo &g) {
+    uvae__ch_chunk k;
+    size_t j0;
+    k.c = (int)(blockIdx.x / (unsigned)g.P);
+    k.p = (int)(blockIdx.x % (unsigned)g.P);
+    j0 = (size_t)k.p * g.L;
+    k.len = (int)(g.M - j0 < g.L ? g.M - j0 : g.L);
+    k.n0 = j0 / g.HW.d;
+    k.u0 = (int)(j0 - k.n0 * g.HW.d);
+    return k;
+}
+/* sum of part[0..P) over the block, in a fixed tree: the same value in every block */
+static __device__ double uvae__d_parts_sum(const double *part, int P) {
+    double s = 0;
+    for (int q = threadIdx.x; q < P; q += blockDim.x) s += part[q];
+    return uvae__d_block_sum(s);
+}
+/* second == 0: part[b] = sum of the chunk's x;  1: part2[b] = sum of (x - mu)^2, mu from part.
+   out (only when a channel is one chunk, P == 1): out[c] += the sum instead, no partials */
+static __global__ void uvae__k_ch_sums(uvae__ch_geo g, const float *x, double *part, double *part2, int second, float *out) {
+    uvae__ch_chunk k = uvae__d_ch_chunk(g);
+    double s = 0, mu = second ? uvae__d_parts_sum(part + (size_t)k.c * g.P, g.P) / (double)g.M : 0;
+    for (int t = threadIdx.x; t < k.len; t += blockDim.x) {
+        float xv = x[k.at(g, t)];
+        s += second ? (xv - mu) * (xv - mu) : xv;
+    }
+    s = uvae__d_block_sum(s);
+    if (threadIdx.x == 0) {
+        if (out) out[k.c] += (float)s;
+        else (second ? part2 : part)[blockIdx.x] = s;
+    }
+}
+/* the chunking of a call: chunks of at most 4096 values (16 per thread), two partials per chunk
+   within the reduction buffer. 0 when there is nothing to sum, or (with an error kept) when the
+   shape does not fit. */
+static int uvae__h_ch_geo(const char *who, int N, int C, size_t HW, uvae__ch_geo *g) {
+    size_t P, cap;
+    if (N <= 0 || C <= 0 || HW == 0) return 0;
+    cap = UVAE__PARTS / 2 / (size_t)C;
+    g->C = C;
+    g->M = (size_t)N * HW;
+    P = (g->M + 4095) / 4096;
+    if (P > cap) P = cap;
+    if (P < 1) P = 1;
+    g->L = (g->M + P - 1) / P;
+    g->P = (int)((g->M + g->L - 1) / g->L);
+    if (cap < 1 || HW > (size_t)1 << 30 || g->L > (size_t)1 << 30)
+        return uvae__h_ok(cudaErrorInvalidValue, "%s: per-channel sums over [%d,%d,%zu] are larger than the kernels handle "
+                          "(at most %d channels and 2^30 values an image)", who, N, C, HW, UVAE__PARTS / 2);
+    g->HW = uvae__fdiv_of((int)HW);
+    return 1;
+}
+/* out[c] += sum of part[c*P..(c+1)*P), one block per channel */
+static __global__ void uvae__k_ch_finish(const double *part, int P, float *out) {
+    double s = uvae__d_parts_sum(part + (size_t)blockIdx.x * P, P);
+    if (threadIdx.x == 0) out[blockIdx.x] += (float)s;
+}
+
 /* [bias] out[n,c,:] += b[c] over out [N,C,HW] */
 static __global__ void uvae__k_bias_add(float *out, const float *b, int C, size_t HW, size_t total) {
     UVAE__FOR(i, total) out[i] += b[(i / HW) % C];
@@ -628,19 +709,15 @@ static __global__ void uvae__k_bias_add(float *out, const float *b, int C, size_
 void uvae__cu_bias_add(float *out, const float *b, int N, int C, size_t HW) {
     UVAE__LAUNCH((size_t)N * C * HW, uvae__k_bias_add, out, b, C, HW, (size_t)N * C * HW);
 }
-/* db[c] += sum_{n,hw} dout[n,c,hw]: one block per channel, summed in double (fixed tree) */
-static __global__ void uvae__k_bias_grad(const float *dout, float *db, int N, int C, size_t HW) {
-    size_t M = (size_t)N * HW;
-    for (int c = blockIdx.x; c < C; c += gridDim.x) {
-        double s = 0;
-        for (size_t j = threadIdx.x; j < M; j += blockDim.x) s += dout[((j / HW) * C + c) * HW + j % HW];
-        s = uvae__d_block_sum(s);
-        if (threadIdx.x == 0) db[c] += (float)s;
-    }
-}
+/* db[c] += sum_{n,hw} dout[n,c,hw]: the chunks' sums, then each channel's in chunk order (one
+   launch when every channel is one chunk) */
 void uvae__cu_bias_grad(const float *dout, float *db, int N, int C, size_t HW) {
-    if (C <= 0) return;
-    uvae__k_bias_grad<<<(unsigned)C, UVAE__TPB>>>(dout, db, N, C, HW);
+    uvae__ch_geo g;
+    double *part;
+    if (!uvae__h_ch_geo(__func__, N, C, HW, &g) || !(part = uvae__h_scratch(__func__))) return;
+    uvae__k_ch_sums<<<(unsigned)C * (unsigned)g.P, UVAE__TPB>>>(g, dout, part, (double *)NULL, 0, g.P == 1 ? db : (float *)NULL);
+    if (!uvae__h_launched(__func__) || g.P == 1) return;
+    uvae__k_ch_finish<<<(unsigned)C, UVAE__TPB>>>(part, g.P, db);
     uvae__h_launched(__func__);
 }
 
@@ -783,85 +860,109 @@ void uvae__cu_upsample_bwd(const float *dy, float *dx, int NC, int H, int W, int
 }
 
 /* ---------------------------------------------------------------------------------------------
-   [batch_norm] x [N,C,HW], one block per channel c over its M = N*HW values (fixed-tree sums):
-   train: mu = mean x, var = mean (x-mu)^2 (double); running <- (1-m) running + m (mu, var M/(M-1))
+   [batch_norm] x [N,C,HW], a block per chunk of a channel ([channel sums] above):
+   train: mu = mean x, var = mean (x-mu)^2; running <- (1-m) running + m (mu, var M/(M-1))
    eval:  mu, var = running.  istd = 1/sqrt(var+eps);  y = gamma ((x - mu) istd) + beta (relu: max(y, 0));
-   stats[c] = mu, stats[C+c] = istd */
-static __global__ void uvae__k_bn_fwd(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar,
-                                      float *y, float *stats, int N, int C, size_t HW, int train, float momentum, float eps, int relu) {
-    size_t Mn = (size_t)N * HW;
-    double M = (double)N * (double)HW;
-    for (int c = blockIdx.x; c < C; c += gridDim.x) {
-        double mu, var;
-        float istd, gm = gamma ? gamma[c] : 1.0f, bt = beta ? beta[c] : 0.0f;
-        if (train) {
-            double s = 0, ss = 0;
-            for (size_t j = threadIdx.x; j < Mn; j += blockDim.x) s += x[((j / HW) * C + c) * HW + j % HW];
-            mu = uvae__d_block_sum(s) / M;
-            for (size_t j = threadIdx.x; j < Mn; j += blockDim.x) {
-                float xv = x[((j / HW) * C + c) * HW + j % HW];
-                ss += (xv - mu) * (xv - mu);
-            }
-            var = uvae__d_block_sum(ss) / M;
-            if (threadIdx.x == 0) {
-                rmean[c] = (float)((1 - momentum) * rmean[c] + momentum * mu);
-                rvar[c] = (float)((1 - momentum) * rvar[c] + momentum * var * M / (M - 1));
-            }
-        } else {
-            mu = rmean[c];
-            var = rvar[c];
+   stats[c] = mu, stats[C+c] = istd.  Forward: three launches in training (the chunks' sums of x,
+   of (x-mu)^2, then apply), one in evaluation; backward: two (the chunks' sums, then apply).
+   Every block of a channel adds the channel's partials itself; the chunk-0 block writes the
+   channel's statistics. */
+static __global__ void uvae__k_bn_apply(uvae__ch_geo g, const float *x, const float *gamma, const float *beta, float *rmean,
+                                        float *rvar, float *y, float *stats, const double *part, const double *part2, int train,
+                                        float momentum, float eps, int relu) {
+    uvae__ch_chunk k = uvae__d_ch_chunk(g);
+    int c = k.c, first = k.p == 0 && threadIdx.x == 0;   /* the one thread that writes the channel's statistics */
+    double M = (double)g.M, mu, var;
+    float istd, gm = gamma ? gamma[c] : 1.0f, bt = beta ? beta[c] : 0.0f;
+    if (train) {
+        mu = uvae__d_parts_sum(part + (size_t)c * g.P, g.P) / M;
+        var = uvae__d_parts_sum(part2 + (size_t)c * g.P, g.P) / M;
+        if (first) {
+            rmean[c] = (float)((1 - momentum) * rmean[c] + momentum * mu);
+            rvar[c] = (float)((1 - momentum) * rvar[c] + momentum * var * M / (M - 1));
         }
-        istd = (float)(1.0 / sqrt(var + eps));
-        if (threadIdx.x == 0) { stats[c] = (float)mu; stats[C + c] = istd; }
-        for (size_t j = threadIdx.x; j < Mn; j += blockDim.x) {
-            size_t i = ((j / HW) * C + c) * HW + j % HW;
-            float v = gm * ((x[i] - (float)mu) * istd) + bt;
-            y[i] = !relu || v > 0 ? v : 0.0f;
-        }
+    } else {
+        mu = rmean[c];
+        var = rvar[c];
+    }
+    istd = (float)(1.0 / sqrt(var + eps));
+    if (first) { stats[c] = (float)mu; stats[g.C + c] = istd; }
+    for (int t = threadIdx.x; t < k.len; t += blockDim.x) {
+        size_t i = k.at(g, t);
+        float v = gm * ((x[i] - (float)mu) * istd) + bt;
+        y[i] = !relu || v > 0 ? v : 0.0f;
     }
 }
 void uvae__cu_bn_fwd(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, float *y, float *stats,
                      int N, int C, size_t HW, int train, float momentum, float eps, int relu) {
-    if (C <= 0) return;
-    uvae__k_bn_fwd<<<(unsigned)C, UVAE__TPB>>>(x, gamma, beta, rmean, rvar, y, stats, N, C, HW, train, momentum, eps, relu);
+    uvae__ch_geo g;
+    double *part = NULL;
+    unsigned B;
+    if (!uvae__h_ch_geo(__func__, N, C, HW, &g)) return;
+    B = (unsigned)C * (unsigned)g.P;
+    if (train) {
+        if (!(part = uvae__h_scratch(__func__))) return;
+        uvae__k_ch_sums<<<B, UVAE__TPB>>>(g, x, part, part + (size_t)C * g.P, 0, (float *)NULL);
+        if (!uvae__h_launched(__func__)) return;
+        uvae__k_ch_sums<<<B, UVAE__TPB>>>(g, x, part, part + (size_t)C * g.P, 1, (float *)NULL);
+        if (!uvae__h_launched(__func__)) return;
+    }
+    uvae__k_bn_apply<<<B, UVAE__TPB>>>(g, x, gamma, beta, rmean, rvar, y, stats, part, part ? part + (size_t)C * g.P : (double *)NULL, train,
+                                       momentum, eps, relu);
     uvae__h_launched(__func__);
 }
-/* one block per channel: sdy = sum dy, sdyx = sum dy (x-mu) istd (double);  dgamma += sdyx,
-   dbeta += sdy;  train: dx += gamma istd/M (M dy - sdy - (x-mu) istd sdyx);  eval: dx += gamma istd dy.
+/* Backward, the same chunks: part[b] = sdy, part2[b] = sdyx over the chunk, then per channel
+   sdy = sum dy, sdyx = sum dy (x-mu) istd;  dgamma += sdyx, dbeta += sdy;
+   train: dx += gamma istd/M (M dy - sdy - (x-mu) istd sdyx);  eval: dx += gamma istd dy.
    y (the fused relu's output) or NULL: dy counts only where y > 0 */
-static __global__ void uvae__k_bn_bwd(const float *x, const float *gamma, const float *dy0, const float *y, const float *stats, float *dx,
-                                      float *dgamma, float *dbeta, int N, int C, size_t HW, int train) {
-    size_t Mn = (size_t)N * HW;
-    double M = (double)N * (double)HW;
-    for (int c = blockIdx.x; c < C; c += gridDim.x) {
-        float mu = stats[c], istd = stats[C + c], gm = gamma ? gamma[c] : 1.0f;
-        double sdy = 0, sdyx = 0;
-        for (size_t j = threadIdx.x; j < Mn; j += blockDim.x) {
-            size_t i = ((j / HW) * C + c) * HW + j % HW;
-            float dy = y && !(y[i] > 0) ? 0.0f : dy0[i];
-            sdy += dy;
-            sdyx += dy * (x[i] - mu) * istd;
-        }
-        sdy = uvae__d_block_sum(sdy);
-        sdyx = uvae__d_block_sum(sdyx);
-        if (threadIdx.x == 0) {
-            if (dgamma) dgamma[c] += (float)sdyx;
-            if (dbeta) dbeta[c] += (float)sdy;
-        }
-        if (!dx) continue;
-        float a = (float)(gm * istd / M), b1 = (float)sdy, b2 = (float)sdyx;
-        for (size_t j = threadIdx.x; j < Mn; j += blockDim.x) {
-            size_t i = ((j / HW) * C + c) * HW + j % HW;
-            float dy = y && !(y[i] > 0) ? 0.0f : dy0[i];
-            if (train) dx[i] += a * ((float)M * dy - b1 - (x[i] - mu) * istd * b2);
-            else dx[i] += gm * istd * dy;
-        }
+static __global__ void uvae__k_bn_bwd_sums(uvae__ch_geo g, const float *x, const float *dy0, const float *y, const float *stats,
+                                           double *part, double *part2) {
+    uvae__ch_chunk k = uvae__d_ch_chunk(g);
+    float mu = stats[k.c], istd = stats[g.C + k.c];
+    double sdy = 0, sdyx = 0;
+    for (int t = threadIdx.x; t < k.len; t += blockDim.x) {
+        size_t i = k.at(g, t);
+        float dy = y && !(y[i] > 0) ? 0.0f : dy0[i];
+        sdy += dy;
+        sdyx += dy * (x[i] - mu) * istd;
+    }
+    sdy = uvae__d_block_sum(sdy);
+    sdyx = uvae__d_block_sum(sdyx);
+    if (threadIdx.x == 0) { part[blockIdx.x] = sdy; part2[blockIdx.x] = sdyx; }
+}
+static __global__ void uvae__k_bn_bwd_apply(uvae__ch_geo g, const float *x, const float *gamma, const float *dy0, const float *y,
+                                            const float *stats, float *dx, float *dgamma, float *dbeta, const double *part,
+                                            const double *part2, int train) {
+    uvae__ch_chunk k = uvae__d_ch_chunk(g);
+    int c = k.c;
+    float mu = stats[c], istd = stats[g.C + c], gm = gamma ? gamma[c] : 1.0f, M = (float)g.M, a, b1, b2;
+    double sdy, sdyx;
+    if (!dx && k.p) return;
+    sdy = uvae__d_parts_sum(part + (size_t)c * g.P, g.P);
+    sdyx = uvae__d_parts_sum(part2 + (size_t)c * g.P, g.P);
+    if (k.p == 0 && threadIdx.x == 0) {
+        if (dgamma) dgamma[c] += (float)sdyx;
+        if (dbeta) dbeta[c] += (float)sdy;
+    }
+    if (!dx) return;
+    a = (float)(gm * istd / (double)g.M), b1 = (float)sdy, b2 = (float)sdyx;
+    for (int t = threadIdx.x; t < k.len; t += blockDim.x) {
+        size_t i = k.at(g, t);
+        float dy = y && !(y[i] > 0) ? 0.0f : dy0[i];
+        if (train) dx[i] += a * (M * dy - b1 - (x[i] - mu) * istd * b2);
+        else dx[i] += gm * istd * dy;
     }
 }
 void uvae__cu_bn_bwd(const float *x, const float *gamma, const float *dy, const float *y, const float *stats, float *dx, float *dgamma,
                      float *dbeta, int N, int C, size_t HW, int train) {
-    if (C <= 0) return;
-    uvae__k_bn_bwd<<<(unsigned)C, UVAE__TPB>>>(x, gamma, dy, y, stats, dx, dgamma, dbeta, N, C, HW, train);
+    uvae__ch_geo g;
+    double *part;
+    unsigned B;
+    if (!uvae__h_ch_geo(__func__, N, C, HW, &g) || !(part = uvae__h_scratch(__func__))) return;
+    B = (unsigned)C * (unsigned)g.P;
+    uvae__k_bn_bwd_sums<<<B, UVAE__TPB>>>(g, x, dy, y, stats, part, part + (size_t)C * g.P);
+    if (!uvae__h_launched(__func__)) return;
+    uvae__k_bn_bwd_apply<<<B, UVAE__TPB>>>(g, x, gamma, dy, y, stats, dx, dgamma, dbeta, part, part + (size_t)C * g.P, train);
     uvae__h_launched(__func__);
 }
 

@@ -206,6 +206,9 @@ done:
 
 static const ocase cases[] = {
     {"conv2d k3 s1 p1", b_conv_s1, 3, {X4(4, 16, 32, 32), X4(16, 16, 3, 3), X1(16)}, 1, 0},
+    /* the bias gradient over 5 outputs of 36x35 (6300 values a channel): two chunks, the second
+       starting mid-image (batch norm's cases below cut theirs the same way) */
+    {"conv2d k3 s1 p1, chunks", b_conv_s1, 3, {X4(5, 2, 36, 35), X4(3, 2, 3, 3), X1(3)}, 1, 0},
     {"conv2d k3 s2 p1", b_conv_s2, 3, {X4(4, 16, 32, 32), X4(24, 16, 3, 3), X1(24)}, 1, 0},
     {"conv2d k4 s2 p1 no bias", b_conv_nb, 2, {X4(4, 8, 32, 32), X4(16, 8, 4, 4)}, 1, 0},
     {"conv_transpose2d k2 s2", b_convT_2, 3, {X4(4, 16, 16, 16), X4(16, 8, 2, 2), X1(8)}, 1, 0},
@@ -220,6 +223,10 @@ static const ocase cases[] = {
     {"batch_norm2d eval", b_bn, 5, {{T4(4, 16, 16, 16), 1, V_NORMAL, 0}, X1(16), X1(16), {T1(16), 0, V_UNIFORM, 0}, {T1(16), 0, V_POS, 0}}, 0, F_AFTER},
     {"batch_norm2d_relu train", b_bn_relu, 5, {{T4(4, 16, 16, 16), 1, V_NORMAL, 0}, X1(16), X1(16), {T1(16), 0, V_UNIFORM, 0}, {T1(16), 0, V_POS, 0}}, 1, F_AFTER},
     {"batch_norm2d_relu eval", b_bn_relu, 5, {{T4(4, 16, 16, 16), 1, V_NORMAL, 0}, X1(16), X1(16), {T1(16), 0, V_UNIFORM, 0}, {T1(16), 0, V_POS, 0}}, 0, F_AFTER},
+    /* 5 images of 36x35 (6300 values a channel): two chunks a channel, the second starting mid-image */
+    {"batch_norm2d train, chunks", b_bn, 5, {{T4(5, 3, 36, 35), 1, V_NORMAL, 0}, X1(3), X1(3), {T1(3), 0, V_UNIFORM, 0}, {T1(3), 0, V_POS, 0}}, 1, F_AFTER},
+    {"batch_norm2d_relu train, chunks", b_bn_relu, 5, {{T4(5, 3, 36, 35), 1, V_NORMAL, 0}, X1(3), X1(3), {T1(3), 0, V_UNIFORM, 0}, {T1(3), 0, V_POS, 0}}, 1, F_AFTER},
+    {"batch_norm2d eval, chunks", b_bn, 5, {{T4(5, 3, 36, 35), 1, V_NORMAL, 0}, X1(3), X1(3), {T1(3), 0, V_UNIFORM, 0}, {T1(3), 0, V_POS, 0}}, 0, F_AFTER},
     {"relu", b_relu, 1, {{T4(4, 16, 32, 32), 1, V_AWAY0, 0}}, 1, 0},
     {"leaky_relu", b_leaky, 1, {{T4(4, 16, 32, 32), 1, V_AWAY0, 0}}, 1, 0},
     {"sigmoid", b_sigmoid, 1, {X4(4, 16, 32, 32)}, 1, 0},
