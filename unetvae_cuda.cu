@@ -676,13 +676,15 @@ static __global__ void uvae__k_ch_sums(uvae__ch_geo g, const float *x, double *p
         else (second ? part2 : part)[blockIdx.x] = s;
     }
 }
-/* the chunking of a call: chunks of at most 4096 values (16 per thread), two partials per chunk
-   within the reduction buffer. 0 when there is nothing to sum, or (with an error kept) when the
-   shape does not fit. */
+/* the chunking of a call: chunks of at most 4096 values (16 per thread), at most 1024 a channel
+   (each block may add all its channel's partials) and two partials per chunk within the
+   reduction buffer. 0 when there is nothing to sum, or (with an error kept) when the shape does
+   not fit. */
 static int uvae__h_ch_geo(const char *who, int N, int C, size_t HW, uvae__ch_geo *g) {
     size_t P, cap;
     if (N <= 0 || C <= 0 || HW == 0) return 0;
     cap = UVAE__PARTS / 2 / (size_t)C;
+    if (cap > 1024) cap = 1024;
     g->C = C;
     g->M = (size_t)N * HW;
     P = (g->M + 4095) / 4096;
