@@ -603,6 +603,12 @@ static inline UVAE__HD double uvae__dlogistic(float t, float m, float ls, float 
     }
     return nll;
 }
+/* [ops/batch_norm2d] a channel's running statistics after a training batch of M values with mean
+   mu and biased variance var (PyTorch's update: the running variance takes the unbiased one) */
+static inline UVAE__HD void uvae__bn_running(float *rmean, float *rvar, double mu, double var, double M, float momentum) {
+    *rmean = (float)((1 - momentum) * *rmean + momentum * mu);
+    *rvar = (float)((1 - momentum) * *rvar + momentum * var * M / (M - 1));
+}
 
 /* ---------------------------------------------------------------------------------------------
    [data] dataset readers: IDX (MNIST, Fashion-MNIST) and CIFAR-10 binary, plain or gzip.
@@ -4088,8 +4094,7 @@ static void uvae__cpu_bn_fwd(const float *x, const float *gamma, const float *be
             mu = uvae__fold8(s) / M;
             for (int n = 0; n < N; n++) uvae__sumsq8(x + ((size_t)n * C + c) * HW, HW, mu, ss);
             var = uvae__fold8(ss) / M;
-            rmean[c] = (float)((1 - momentum) * rmean[c] + momentum * mu);
-            rvar[c] = (float)((1 - momentum) * rvar[c] + momentum * var * M / (M - 1));
+            uvae__bn_running(rmean + c, rvar + c, mu, var, M, momentum);
         } else {
             mu = rmean[c];
             var = rvar[c];

@@ -879,10 +879,7 @@ static __global__ void uvae__k_bn_apply(uvae__ch_geo g, const float *x, const fl
     if (train) {
         mu = uvae__d_parts_sum(part + (size_t)c * g.P, g.P) / M;
         var = uvae__d_parts_sum(part2 + (size_t)c * g.P, g.P) / M;
-        if (first) {
-            rmean[c] = (float)((1 - momentum) * rmean[c] + momentum * mu);
-            rvar[c] = (float)((1 - momentum) * rvar[c] + momentum * var * M / (M - 1));
-        }
+        if (first) uvae__bn_running(rmean + c, rvar + c, mu, var, M, momentum);
     } else {
         mu = rmean[c];
         var = rvar[c];
