@@ -895,19 +895,19 @@ static __global__ void uvae__k_bn_apply(uvae__ch_geo g, const float *x, const fl
 void uvae__cu_bn_fwd(const float *x, const float *gamma, const float *beta, float *rmean, float *rvar, float *y, float *stats,
                      int N, int C, size_t HW, int train, float momentum, float eps, int relu) {
     uvae__ch_geo g;
-    double *part = NULL;
+    double *part = NULL, *part2 = NULL;   /* the chunks' sums of x and of (x-mu)^2 (training only) */
     unsigned B;
     if (!uvae__h_ch_geo(__func__, N, C, HW, &g)) return;
     B = (unsigned)C * (unsigned)g.P;
     if (train) {
         if (!(part = uvae__h_scratch(__func__))) return;
-        uvae__k_ch_sums<<<B, UVAE__TPB>>>(g, x, part, part + (size_t)C * g.P, 0, (float *)NULL);
+        part2 = part + B;
+        uvae__k_ch_sums<<<B, UVAE__TPB>>>(g, x, part, part2, 0, (float *)NULL);
         if (!uvae__h_launched(__func__)) return;
-        uvae__k_ch_sums<<<B, UVAE__TPB>>>(g, x, part, part + (size_t)C * g.P, 1, (float *)NULL);
+        uvae__k_ch_sums<<<B, UVAE__TPB>>>(g, x, part, part2, 1, (float *)NULL);
         if (!uvae__h_launched(__func__)) return;
     }
-    uvae__k_bn_apply<<<B, UVAE__TPB>>>(g, x, gamma, beta, rmean, rvar, y, stats, part, part ? part + (size_t)C * g.P : (double *)NULL, train,
-                                       momentum, eps, relu);
+    uvae__k_bn_apply<<<B, UVAE__TPB>>>(g, x, gamma, beta, rmean, rvar, y, stats, part, part2, train, momentum, eps, relu);
     uvae__h_launched(__func__);
 }
 /* Backward, the same chunks: part[b] = sdy, part2[b] = sdyx over the chunk, then per channel
@@ -955,13 +955,13 @@ static __global__ void uvae__k_bn_bwd_apply(uvae__ch_geo g, const float *x, cons
 void uvae__cu_bn_bwd(const float *x, const float *gamma, const float *dy, const float *y, const float *stats, float *dx, float *dgamma,
                      float *dbeta, int N, int C, size_t HW, int train) {
     uvae__ch_geo g;
-    double *part;
+    double *part;                         /* the chunks' sums of dy, then of dy (x-mu) istd at part + B */
     unsigned B;
     if (!uvae__h_ch_geo(__func__, N, C, HW, &g) || !(part = uvae__h_scratch(__func__))) return;
     B = (unsigned)C * (unsigned)g.P;
-    uvae__k_bn_bwd_sums<<<B, UVAE__TPB>>>(g, x, dy, y, stats, part, part + (size_t)C * g.P);
+    uvae__k_bn_bwd_sums<<<B, UVAE__TPB>>>(g, x, dy, y, stats, part, part + B);
     if (!uvae__h_launched(__func__)) return;
-    uvae__k_bn_bwd_apply<<<B, UVAE__TPB>>>(g, x, gamma, dy, y, stats, dx, dgamma, dbeta, part, part + (size_t)C * g.P, train);
+    uvae__k_bn_bwd_apply<<<B, UVAE__TPB>>>(g, x, gamma, dy, y, stats, dx, dgamma, dbeta, part, part + B, train);
     uvae__h_launched(__func__);
 }
 
