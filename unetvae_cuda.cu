@@ -955,13 +955,14 @@ static __global__ void uvae__k_bn_bwd_apply(uvae__ch_geo g, const float *x, cons
 void uvae__cu_bn_bwd(const float *x, const float *gamma, const float *dy, const float *y, const float *stats, float *dx, float *dgamma,
                      float *dbeta, int N, int C, size_t HW, int train) {
     uvae__ch_geo g;
-    double *part;                         /* the chunks' sums of dy, then of dy (x-mu) istd at part + B */
+    double *part, *part2;                 /* the chunks' sums of dy and of dy (x-mu) istd */
     unsigned B;
     if (!uvae__h_ch_geo(__func__, N, C, HW, &g) || !(part = uvae__h_scratch(__func__))) return;
     B = (unsigned)C * (unsigned)g.P;
-    uvae__k_bn_bwd_sums<<<B, UVAE__TPB>>>(g, x, dy, y, stats, part, part + B);
+    part2 = part + B;
+    uvae__k_bn_bwd_sums<<<B, UVAE__TPB>>>(g, x, dy, y, stats, part, part2);
     if (!uvae__h_launched(__func__)) return;
-    uvae__k_bn_bwd_apply<<<B, UVAE__TPB>>>(g, x, gamma, dy, y, stats, dx, dgamma, dbeta, part, part + B, train);
+    uvae__k_bn_bwd_apply<<<B, UVAE__TPB>>>(g, x, gamma, dy, y, stats, dx, dgamma, dbeta, part, part2, train);
     uvae__h_launched(__func__);
 }
 
