@@ -242,8 +242,9 @@ bench-cuda: $(BUILD)/bench_cuda
 	./$(BUILD)/bench_cuda --device cuda
 
 # the four UNet variants with one recipe, and results.md (see bench/experiments_unet.sh for the settings:
-# BIN, DATA, OUT, RECIPE, DICE_LOSS, EVAL, TWIN, DEVICE; the defaults are the README's one recipe and
-# protocol). Meant for the GPU: make experiments-unet BIN=build/unet_pets_cuda DEVICE=cuda
+# BIN, DATA, OUT, RECIPE, STUP_ARGS, DICE_LOSS, EVAL, TWIN, DEVICE; the defaults are the README's
+# recipe, strided + upsample at 150 epochs, and protocol). Meant for the GPU: make experiments-unet
+# BIN=build/unet_pets_cuda DEVICE=cuda
 experiments-unet: $(BUILD)/unet_pets
 	bash bench/experiments_unet.sh
 

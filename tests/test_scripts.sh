@@ -243,7 +243,7 @@ else cp "$T/exp2/results.md" "$T/log" 2>/dev/null; bad "experiments_unet.sh REPO
 # ... and a real run (stand-ins for unet_pets and python): the twin gets --ckpt OUT/NAME.torch.pt,
 # and run again where that file exists it goes on, its log appended to
 mkdir -p "$T/exp3" "$T/pets/images"
-printf '#!/bin/sh\nprintf "%s" a/b x 1 1 1 "" 0.8 0.7 0.9\n' "$sum" > "$T/fakebin"
+printf '#!/bin/sh\necho "$@" >> "%s/bin_args"\nprintf "%s" a/b x 1 1 1 "" 0.8 0.7 0.9\n' "$T" "$sum" > "$T/fakebin"
 printf '#!/bin/sh\necho "$@" >> "%s/twin_args"\necho "epoch 1/1"\necho "summary: torch unet a/b loss x | 1 params | 1 epochs | train 1.0 s | 1.0 img/s | val pet IoU 0.8 mIoU 0.7 pixel acc 0.9"\n' "$T" > "$T/fakepy"
 chmod +x "$T/fakebin" "$T/fakepy"
 run3() { TWIN=1 EVAL= BIN="$T/fakebin" PY="$T/fakepy" DATA="$T/pets" OUT="$T/exp3" bash "$ROOT/bench/experiments_unet.sh" >"$T/log" 2>&1; }
@@ -252,6 +252,15 @@ if run3 && grep -qF -- "--ckpt $T/exp3/strided-transpose-ce.torch.pt" "$T/twin_a
    grep -qxF '| strided-transpose-ce | 1 | 100 | 1 s | 1 | 0.8 | 0.7 | 0.9 | 0.8 / 0.7 | 1.0 |' "$T/exp3/results.md"; then
     ok "experiments_unet.sh TWIN=1: the twin keeps a checkpoint per variant and goes on from it, appending to its log"
 else cat "$T/twin_args" >> "$T/log" 2>/dev/null; bad "experiments_unet.sh TWIN=1 --ckpt" "$T/log"; fi
+# ... where strided + upsample, and only it, trains (and its twin too) with STUP_ARGS after the recipe
+stup() { grep -F -- "$1" "$2" | grep -cF -- "$3"; }
+if [ "$(grep -c '' "$T/bin_args")" = 8 ] && [ "$(grep -cF -- '--epochs 150' "$T/bin_args")" = 2 ] &&
+   [ "$(stup '--up upsample' "$T/bin_args" '--jitter 0.2 --tta 1 --epochs 150 --device cpu')" = 2 ] &&
+   [ "$(grep -c '' "$T/twin_args")" = 8 ] && [ "$(grep -cF -- '--epochs 150' "$T/twin_args")" = 2 ] &&
+   [ "$(stup '--up upsample' "$T/twin_args" '--epochs 150')" = 2 ] &&
+   grep -qF 'Recipe: `--size 128 --width 32 --depth 4 --epochs 100 --batch 16 --lr 2e-3 --min-scale 0.4 --jitter 0.2 --tta 1` (strided-upsample: + `--epochs 150`)' "$T/exp3/results.md"; then
+    ok "experiments_unet.sh: strided + upsample alone gets STUP_ARGS (--epochs 150) after the recipe, its twin too"
+else cat "$T/bin_args" "$T/twin_args" >> "$T/log" 2>/dev/null; bad "experiments_unet.sh STUP_ARGS" "$T/log"; fi
 DICE_LOSS=bce REPORT=1 OUT="$T/exp2" bash "$ROOT/bench/experiments_unet.sh" >"$T/log" 2>&1; rc=$?
 expect -c '[ "$(wc -l < "$T/log")" = 1 ]' "experiments_unet.sh DICE_LOSS=bce: one line, exit 1" 1 "DICE_LOSS must be dice or ce+dice, not 'bce'"
 
