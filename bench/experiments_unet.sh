@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# bench/experiments_unet.sh — the four seed variants of the UNet experiment with one recipe, and
-# (TWIN=1) the PyTorch twin of each on the same split; writes OUT/results.md. `make experiments-unet`
-# runs it. Settings come from the environment:
+# bench/experiments_unet.sh — the four seed variants of the UNet experiment with one recipe (strided +
+# upsample with STUP_ARGS added), and (TWIN=1) the PyTorch twin of each on the same split; writes
+# OUT/results.md. `make experiments-unet` runs it. Settings come from the environment:
 #   BIN       the unet_pets binary        (build/unet_pets; build/unet_pets_cuda for the GPU)
 #   DATA      the Oxford-IIIT Pet folder  (data/oxford-pets)
 #   OUT       the output folder           (runs/experiments-unet)
